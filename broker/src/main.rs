@@ -1,0 +1,2 @@
+//! floe binary.
+fn main() {}

@@ -1,0 +1,147 @@
+//! Compaction: the oldest stream-set objects are merged and split into one stream object per
+//! stream; objects no longer referenced are deleted after a grace period.
+//!
+//! Memory and bandwidth are bounded: one pass reads at most [`COMPACTION_BYTES_MAX`] of objects.
+//! The objects are read and written without holding the manifest lock; the commit then replaces,
+//! stream by stream, the run of ranges that pointed at the compacted objects, keeping whatever a
+//! trim or delete changed meanwhile.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::time::Duration;
+
+use object_store::{ObjectStoreExt, PutMode, PutOptions, PutPayload};
+
+use crate::engine::{now_ms, Inner};
+use crate::manifest::{object_path, ObjectMeta, RangeRef};
+use crate::object::{self, ObjectBuilder};
+use crate::{Batch, Result, StreamId};
+
+/// Most bytes of objects read by one compaction pass.
+pub const COMPACTION_BYTES_MAX: u64 = 256 << 20;
+
+pub(crate) async fn run(inner: Arc<Inner>) {
+    let interval = Duration::from_millis(inner.config.compaction_interval_ms.max(100));
+    loop {
+        tokio::time::sleep(interval).await;
+        if let Err(e) = compact_once(&inner).await {
+            tracing::warn!(error = %e, "compaction failed; it will be retried");
+        }
+        if let Err(e) = delete_garbage(&inner).await {
+            tracing::warn!(error = %e, "deleting unreferenced objects failed; it will be retried");
+        }
+    }
+}
+
+/// One compaction pass; true when something was compacted.
+pub(crate) async fn compact_once(inner: &Arc<Inner>) -> Result<bool> {
+    let manifest = inner.state.lock().committed.clone();
+    let mut chosen = Vec::new();
+    let mut bytes = 0u64;
+    for (&id, o) in manifest.objects.iter().filter(|(_, o)| !o.stream_object) {
+        if !chosen.is_empty() && bytes + o.size > COMPACTION_BYTES_MAX {
+            break;
+        }
+        bytes += o.size;
+        chosen.push(id);
+    }
+    if chosen.len() < inner.config.compaction_object_count.max(2) {
+        return Ok(false);
+    }
+    // Read every chosen object whole, and group its batches by stream, in object (= offset) order.
+    let mut per_stream: BTreeMap<StreamId, Vec<Batch>> = BTreeMap::new();
+    for &id in &chosen {
+        let path = object_path(id);
+        let name = path.to_string();
+        let data = inner.store.get(&path).await?.bytes().await?;
+        if data.len() < object::FOOTER_BYTES {
+            return Err(crate::Error::corrupt(name, "object shorter than its footer"));
+        }
+        let footer = object::decode_footer(&name, &data[data.len() - object::FOOTER_BYTES..])?;
+        let ix = &data[footer.index_pos as usize..(footer.index_pos + u64::from(footer.index_len)) as usize];
+        for e in object::decode_index(&name, &footer, ix)? {
+            let block = data.slice(e.pos as usize..(e.pos + u64::from(e.len)) as usize);
+            per_stream.entry(e.stream).or_default().extend(object::decode_block(&name, &e, block)?);
+        }
+    }
+    // Write one stream object per stream still alive.
+    let mut written: Vec<(StreamId, u64, RangeRef, u64)> = Vec::new();
+    let first_id = {
+        let mut meta = inner.meta.lock().await;
+        let mut next = meta.current().clone();
+        let first = next.next_object_id;
+        next.next_object_id += per_stream.len() as u64;
+        meta.commit(next).await?;
+        first
+    };
+    for (i, (stream, batches)) in per_stream.iter().enumerate() {
+        if !manifest.streams.contains_key(stream) || batches.is_empty() {
+            continue;
+        }
+        let id = first_id + i as u64;
+        let mut b = ObjectBuilder::new(inner.config.object_block_bytes as usize);
+        for batch in batches {
+            b.push(*stream, batch);
+        }
+        let (data, _) = b.finish();
+        let size = data.len() as u64;
+        let opts = PutOptions { mode: PutMode::Create, ..Default::default() };
+        inner.store.put_opts(&object_path(id), PutPayload::from(data), opts).await?;
+        let range = RangeRef { object: id, start: batches[0].base_offset, end: batches[batches.len() - 1].end_offset() };
+        written.push((*stream, id, range, size));
+    }
+    // Commit: swap the ranges of the chosen objects for the new stream objects.
+    let chosen_set: BTreeSet<u64> = chosen.iter().copied().collect();
+    let mut meta = inner.meta.lock().await;
+    let mut next = meta.current().clone();
+    for (stream, id, range, size) in written {
+        next.objects.insert(id, ObjectMeta { size, stream_object: true, created_ms: now_ms() });
+        let Some(s) = next.streams.get_mut(&stream) else { continue };
+        let Some(at) = s.ranges.iter().position(|r| chosen_set.contains(&r.object)) else { continue };
+        s.ranges.retain(|r| !chosen_set.contains(&r.object));
+        let start = range.start.max(s.start);
+        if range.end > start {
+            s.ranges.insert(at.min(s.ranges.len()), RangeRef { start, ..range });
+        }
+    }
+    for id in &chosen {
+        for s in next.streams.values_mut() {
+            s.ranges.retain(|r| r.object != *id);
+        }
+    }
+    next.collect_garbage(now_ms());
+    meta.commit(next).await?;
+    inner.state.lock().committed = Arc::new(meta.current().clone());
+    inner.stats.compactions.fetch_add(1, Relaxed);
+    tracing::info!(objects = chosen.len(), bytes, "compacted stream-set objects into stream objects");
+    Ok(true)
+}
+
+/// Deletes garbage objects older than the grace period; returns how many.
+pub(crate) async fn delete_garbage(inner: &Arc<Inner>) -> Result<usize> {
+    let now = now_ms();
+    let due: Vec<u64> = {
+        let m = inner.state.lock().committed.clone();
+        m.garbage.iter().filter(|(_, &t)| now.saturating_sub(t) >= inner.config.object_grace_ms).map(|(&id, _)| id).collect()
+    };
+    if due.is_empty() {
+        return Ok(0);
+    }
+    for &id in &due {
+        match inner.store.delete(&object_path(id)).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+            Err(e) => return Err(e.into()),
+        }
+        inner.block_cache.lock().forget_object(id);
+    }
+    let mut meta = inner.meta.lock().await;
+    let mut next = meta.current().clone();
+    for id in &due {
+        next.garbage.remove(id);
+    }
+    meta.commit(next).await?;
+    inner.state.lock().committed = Arc::new(meta.current().clone());
+    inner.stats.objects_deleted.fetch_add(due.len() as u64, Relaxed);
+    Ok(due.len())
+}

@@ -1,0 +1,735 @@
+//! The engine: streams of batches, durable in the WAL on append, uploaded to objects in the background.
+//!
+//! Appends to a stream are ordered by a per-stream lock held while an offset is assigned and the
+//! batch is queued for the single WAL writer task; the writer makes a whole group durable at once
+//! (group commit), then puts it in the log cache and acknowledges it. The upload task turns
+//! everything not yet uploaded into one stream-set object, commits the manifest, and only then
+//! trims the WAL.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
+use parking_lot::Mutex;
+use tokio::sync::{mpsc, oneshot, Notify};
+
+use crate::cache::{BlockCache, LogCache};
+use crate::manifest::{object_path, Manifest, ManifestStore, ObjectMeta, RangeRef};
+use crate::object::{self, IndexEntry, ObjectBuilder};
+use crate::wal::{file::FileWal, object::ObjectWal, Wal, WalRecord};
+use crate::{Batch, EngineConfig, Error, Result, StreamId, WalKind};
+
+/// Index entries of this many objects are kept in memory.
+const INDEX_CACHE_OBJECTS_MAX: usize = 4096;
+/// A tail read of this size usually holds an object's whole index and footer.
+const TAIL_READ_BYTES: u64 = 64 << 10;
+
+/// What a caller can see of a stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StreamInfo {
+    pub id: StreamId,
+    /// First readable offset.
+    pub start: u64,
+    /// Offset just past the last durable batch.
+    pub end: u64,
+}
+
+/// Counters for the metrics endpoint.
+#[derive(Debug, Default)]
+pub struct EngineStats {
+    pub appends: AtomicU64,
+    pub append_bytes: AtomicU64,
+    pub wal_writes: AtomicU64,
+    pub wal_write_us_sum: AtomicU64,
+    pub uploads: AtomicU64,
+    pub upload_bytes: AtomicU64,
+    pub object_reads: AtomicU64,
+    pub cache_reads: AtomicU64,
+    pub compactions: AtomicU64,
+    pub objects_deleted: AtomicU64,
+}
+
+struct StreamState {
+    epoch: u64,
+    start: u64,
+    /// Next offset to assign.
+    next: u64,
+    /// Offset just past the last durable batch.
+    confirmed: u64,
+    open: bool,
+    append_lock: Arc<tokio::sync::Mutex<()>>,
+}
+
+pub(crate) struct State {
+    streams: HashMap<StreamId, StreamState>,
+    pub(crate) log_cache: LogCache,
+    /// The last committed manifest, for reads.
+    pub(crate) committed: Arc<Manifest>,
+    /// WAL position just past the last durable group.
+    wal_end: u64,
+    failed: Option<String>,
+}
+
+struct AppendReq {
+    stream: StreamId,
+    batch: Batch,
+    done: oneshot::Sender<Result<()>>,
+}
+
+pub(crate) struct Inner {
+    pub(crate) config: EngineConfig,
+    pub(crate) store: Arc<dyn ObjectStore>,
+    pub(crate) state: Mutex<State>,
+    pub(crate) meta: tokio::sync::Mutex<ManifestStore>,
+    wal: tokio::sync::Mutex<Wal>,
+    wal_linger: Duration,
+    append_tx: Mutex<Option<mpsc::Sender<AppendReq>>>,
+    upload_wake: Notify,
+    space_freed: Notify,
+    shutting_down: AtomicBool,
+    pub(crate) block_cache: Mutex<BlockCache>,
+    index_cache: Mutex<HashMap<u64, Arc<Vec<IndexEntry>>>>,
+    pub(crate) stats: EngineStats,
+    epoch: u64,
+    tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+    writer_done: tokio::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
+}
+
+/// The storage engine. Cheap to clone.
+#[derive(Clone)]
+pub struct Engine {
+    inner: Arc<Inner>,
+}
+
+pub(crate) fn now_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+}
+
+impl Engine {
+    /// Opens the engine on `store`: claims the bucket (fencing the previous owner), replays the
+    /// WAL, and starts the writer, upload and compaction tasks.
+    pub async fn open(config: EngineConfig, store: Arc<dyn ObjectStore>) -> Result<Self> {
+        let mut meta = ManifestStore::open(store.clone()).await?;
+        let epoch = meta.current().epoch;
+        if meta.current().next_object_id < epoch << 40 {
+            let mut next = meta.current().clone();
+            next.next_object_id = epoch << 40;
+            meta.commit(next).await?;
+        }
+        let mut wal = match config.wal {
+            WalKind::File => Wal::File(FileWal::open(&config.wal_dir, config.wal_capacity_bytes)?),
+            WalKind::Object => Wal::Object(ObjectWal::new(store.clone(), Duration::from_millis(config.wal_batch_interval_ms))),
+        };
+        let recovered = wal.recover().await?;
+        let manifest = meta.current().clone();
+        let mut streams = HashMap::new();
+        let mut log_cache = LogCache::new(config.log_cache_bytes);
+        for (&id, s) in &manifest.streams {
+            streams.insert(id, StreamState {
+                epoch: s.epoch,
+                start: s.start,
+                next: s.end,
+                confirmed: s.end,
+                open: false,
+                append_lock: Arc::default(),
+            });
+            log_cache.set_uploaded(id, s.end);
+        }
+        let (mut replayed, mut skipped) = (0u64, 0u64);
+        for r in recovered.records {
+            let Some(st) = streams.get_mut(&r.stream) else {
+                skipped += 1; // the stream was deleted after this append
+                continue;
+            };
+            let end = r.batch.end_offset();
+            if end <= st.confirmed || end <= st.start {
+                skipped += 1; // already uploaded, or trimmed
+                continue;
+            }
+            if r.batch.base_offset != st.confirmed {
+                tracing::error!(stream = r.stream, expected = st.confirmed, found = r.batch.base_offset,
+                    "WAL replay found a gap in a stream; keeping the data after it");
+            }
+            st.confirmed = end;
+            st.next = end;
+            log_cache.insert(r.stream, r.batch);
+            replayed += 1;
+        }
+        tracing::info!(replayed, skipped, epoch, "storage engine recovered");
+        let wal_linger = wal.linger();
+        let (tx, rx) = mpsc::channel(config.append_queue_max.max(1));
+        let inner = Arc::new(Inner {
+            block_cache: Mutex::new(BlockCache::new(config.block_cache_bytes)),
+            state: Mutex::new(State { streams, log_cache, committed: Arc::new(manifest), wal_end: recovered.end, failed: None }),
+            meta: tokio::sync::Mutex::new(meta),
+            wal: tokio::sync::Mutex::new(wal),
+            wal_linger,
+            append_tx: Mutex::new(Some(tx)),
+            upload_wake: Notify::new(),
+            space_freed: Notify::new(),
+            shutting_down: AtomicBool::new(false),
+            index_cache: Mutex::new(HashMap::new()),
+            stats: EngineStats::default(),
+            epoch,
+            tasks: Mutex::new(Vec::new()),
+            writer_done: tokio::sync::Mutex::new(None),
+            config,
+            store,
+        });
+        let writer = tokio::spawn(writer_loop(inner.clone(), rx));
+        *inner.writer_done.lock().await = Some(writer);
+        let uploader = tokio::spawn(upload_loop(inner.clone()));
+        let compactor = tokio::spawn(crate::compaction::run(inner.clone()));
+        inner.tasks.lock().extend([uploader, compactor]);
+        Ok(Self { inner })
+    }
+
+    /// The epoch this engine claimed on the bucket.
+    pub fn epoch(&self) -> u64 {
+        self.inner.epoch
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> &EngineStats {
+        &self.inner.stats
+    }
+
+    /// (log cache bytes, pending upload bytes, block cache hits, block cache misses).
+    pub fn cache_stats(&self) -> (u64, u64, u64, u64) {
+        let (lc, pending) = {
+            let s = self.inner.state.lock();
+            (s.log_cache.bytes(), s.log_cache.pending_bytes())
+        };
+        let (h, m) = self.inner.block_cache.lock().hit_counts();
+        (lc, pending, h, m)
+    }
+
+    /// Creates a stream; returns its id.
+    pub async fn create_stream(&self) -> Result<StreamId> {
+        let mut meta = self.inner.meta.lock().await;
+        let mut next = meta.current().clone();
+        let id = next.next_stream_id;
+        next.next_stream_id += 1;
+        next.streams.insert(id, Default::default());
+        meta.commit(next).await?;
+        let committed = Arc::new(meta.current().clone());
+        let mut s = self.inner.state.lock();
+        s.committed = committed;
+        s.streams.insert(id, StreamState { epoch: 0, start: 0, next: 0, confirmed: 0, open: false, append_lock: Arc::default() });
+        s.log_cache.set_uploaded(id, 0);
+        Ok(id)
+    }
+
+    /// Opens a stream for appends with `epoch`; a later epoch fences an earlier owner.
+    pub async fn open_stream(&self, id: StreamId, epoch: u64) -> Result<StreamInfo> {
+        let mut meta = self.inner.meta.lock().await;
+        let current = meta.current().streams.get(&id).ok_or(Error::StreamNotFound(id))?.epoch;
+        if current > epoch {
+            return Err(Error::Fenced { ours: epoch, current });
+        }
+        if current < epoch {
+            let mut next = meta.current().clone();
+            if let Some(s) = next.streams.get_mut(&id) {
+                s.epoch = epoch;
+            }
+            meta.commit(next).await?;
+        }
+        let committed = Arc::new(meta.current().clone());
+        let mut s = self.inner.state.lock();
+        s.committed = committed;
+        let st = s.streams.get_mut(&id).ok_or(Error::StreamNotFound(id))?;
+        st.epoch = epoch;
+        st.open = true;
+        Ok(StreamInfo { id, start: st.start, end: st.confirmed })
+    }
+
+    /// Closes a stream: further appends fail until it is opened again.
+    pub fn close_stream(&self, id: StreamId) -> Result<()> {
+        let mut s = self.inner.state.lock();
+        s.streams.get_mut(&id).ok_or(Error::StreamNotFound(id))?.open = false;
+        Ok(())
+    }
+
+    /// Ids of every stream.
+    pub fn stream_ids(&self) -> Vec<StreamId> {
+        let mut v: Vec<_> = self.inner.state.lock().streams.keys().copied().collect();
+        v.sort_unstable();
+        v
+    }
+
+    /// Offsets of a stream.
+    pub fn stream_info(&self, id: StreamId) -> Result<StreamInfo> {
+        let s = self.inner.state.lock();
+        let st = s.streams.get(&id).ok_or(Error::StreamNotFound(id))?;
+        Ok(StreamInfo { id, start: st.start, end: st.confirmed })
+    }
+
+    /// Appends a batch of `count` offsets; returns its base offset once it is durable.
+    pub async fn append(&self, id: StreamId, epoch: u64, count: u32, payload: Bytes) -> Result<u64> {
+        let inner = &self.inner;
+        if count == 0 {
+            return Err(Error::InvalidArgument("a batch must hold at least one offset".into()));
+        }
+        if payload.len() as u64 > inner.config.wal_write_bytes_max.min(inner.config.upload_pending_bytes_max) {
+            return Err(Error::InvalidArgument(format!("batch of {} bytes is over the engine's limit", payload.len())));
+        }
+        let lock = {
+            let s = inner.state.lock();
+            s.streams.get(&id).ok_or(Error::StreamNotFound(id))?.append_lock.clone()
+        };
+        let guard = lock.lock().await;
+        self.wait_for_upload_room(payload.len() as u64).await?;
+        let len = payload.len() as u64;
+        let (tx, rx) = oneshot::channel();
+        let batch = {
+            let mut s = inner.state.lock();
+            if let Some(reason) = &s.failed {
+                return Err(Error::Io(std::io::Error::other(reason.clone())));
+            }
+            let st = s.streams.get_mut(&id).ok_or(Error::StreamNotFound(id))?;
+            if !st.open {
+                return Err(Error::StreamNotOpen(id));
+            }
+            if st.epoch > epoch {
+                return Err(Error::Fenced { ours: epoch, current: st.epoch });
+            }
+            let b = Batch { base_offset: st.next, count, payload };
+            st.next += u64::from(count);
+            b
+        };
+        let base = batch.base_offset;
+        let sender = inner.append_tx.lock().clone().ok_or(Error::ShuttingDown)?;
+        if sender.send(AppendReq { stream: id, batch, done: tx }).await.is_err() {
+            return Err(Error::ShuttingDown);
+        }
+        drop(guard);
+        rx.await.map_err(|_| Error::ShuttingDown)??;
+        inner.stats.appends.fetch_add(1, Relaxed);
+        inner.stats.append_bytes.fetch_add(len, Relaxed);
+        Ok(base)
+    }
+
+    async fn wait_for_upload_room(&self, len: u64) -> Result<()> {
+        let inner = &self.inner;
+        loop {
+            let pending = inner.state.lock().log_cache.pending_bytes();
+            if pending == 0 || pending + len <= inner.config.upload_pending_bytes_max {
+                return Ok(());
+            }
+            if inner.shutting_down.load(Relaxed) {
+                return Err(Error::ShuttingDown);
+            }
+            inner.upload_wake.notify_one();
+            let _ = tokio::time::timeout(Duration::from_millis(100), inner.space_freed.notified()).await;
+        }
+    }
+
+    /// Reads batches overlapping `[from, to)`, about `bytes_max` at most (always at least one batch
+    /// when any is there). Reading at the end returns nothing; outside the stream is an error.
+    pub async fn read(&self, id: StreamId, from: u64, to: u64, bytes_max: u64) -> Result<Vec<Batch>> {
+        let inner = &self.inner;
+        let (cached, committed) = {
+            let s = inner.state.lock();
+            let st = s.streams.get(&id).ok_or(Error::StreamNotFound(id))?;
+            if from < st.start || from > st.confirmed {
+                return Err(Error::OffsetOutOfRange { stream: id, offset: from, start: st.start, end: st.confirmed });
+            }
+            let to = to.min(st.confirmed);
+            if from >= to {
+                return Ok(vec![]);
+            }
+            let first = s.log_cache.first_offset(id);
+            let cached = s.log_cache.read(id, from, to, bytes_max);
+            let need_objects = first.is_none_or(|f| from < f);
+            (cached, need_objects.then(|| (s.committed.clone(), to, first.unwrap_or(to))))
+        };
+        let Some((manifest, to, cache_first)) = committed else {
+            inner.stats.cache_reads.fetch_add(1, Relaxed);
+            return Ok(cached);
+        };
+        inner.stats.object_reads.fetch_add(1, Relaxed);
+        let mut out = Vec::new();
+        let mut bytes = 0u64;
+        let mut pos = from;
+        let ranges = manifest.streams.get(&id).map(|s| s.ranges.clone()).unwrap_or_default();
+        let from_ranges = from;
+        for r in ranges.iter().filter(|r| r.end > from_ranges && r.start < to.min(cache_first)) {
+            if pos >= cache_first || bytes >= bytes_max {
+                break;
+            }
+            if r.end <= pos {
+                continue;
+            }
+            let size = manifest.objects.get(&r.object).map(|o| o.size).ok_or_else(|| {
+                Error::corrupt(format!("stream {id}"), format!("range refers to unknown object {}", r.object))
+            })?;
+            for b in self.read_object(r.object, size, id, pos, to, bytes_max.saturating_sub(bytes), !out.is_empty()).await? {
+                pos = b.end_offset();
+                bytes += b.payload.len() as u64;
+                out.push(b);
+            }
+            if pos < r.end.min(to) {
+                break; // the byte budget ran out inside this object
+            }
+        }
+        // The cached part continues the result only if the objects brought us up to it.
+        if bytes < bytes_max && pos < to && pos >= cache_first {
+            out.extend(cached.into_iter().filter(|b| b.base_offset >= pos));
+        }
+        Ok(out)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn read_object(&self, object: u64, size: u64, id: StreamId, from: u64, to: u64, bytes_max: u64, have_some: bool) -> Result<Vec<Batch>> {
+        let index = self.index(object, size).await?;
+        let name = object_path(object).to_string();
+        let mut out = Vec::new();
+        let mut bytes = 0u64;
+        let wanted: Vec<IndexEntry> = index.iter().filter(|e| e.stream == id && e.end > from && e.start < to).copied().collect();
+        // Read ahead: fetch up to the byte budget (at least one block) in one go.
+        let mut fetch = Vec::new();
+        let mut budget = 0u64;
+        for e in &wanted {
+            if !fetch.is_empty() && budget >= bytes_max {
+                break;
+            }
+            budget += u64::from(e.len);
+            fetch.push(*e);
+        }
+        let mut blocks = Vec::with_capacity(fetch.len());
+        let missing: Vec<IndexEntry> = {
+            let mut cache = self.inner.block_cache.lock();
+            fetch.iter().filter(|e| cache.get(object, e.pos).is_none()).copied().collect()
+        };
+        if !missing.is_empty() {
+            let ranges: Vec<_> = missing.iter().map(|e| e.pos..e.pos + u64::from(e.len)).collect();
+            let got = self.inner.store.get_ranges(&object_path(object), &ranges).await?;
+            let mut cache = self.inner.block_cache.lock();
+            for (e, b) in missing.iter().zip(got) {
+                cache.insert(object, e.pos, b);
+            }
+        }
+        {
+            let mut cache = self.inner.block_cache.lock();
+            for e in &fetch {
+                blocks.push((*e, cache.get(object, e.pos)));
+            }
+        }
+        for (e, block) in blocks {
+            let block = match block {
+                Some(b) => b,
+                None => self.inner.store.get_range(&object_path(object), e.pos..e.pos + u64::from(e.len)).await?,
+            };
+            for b in object::decode_block(&name, &e, block)? {
+                if b.end_offset() <= from || b.base_offset >= to {
+                    continue;
+                }
+                if (have_some || !out.is_empty()) && bytes + b.payload.len() as u64 > bytes_max {
+                    return Ok(out);
+                }
+                bytes += b.payload.len() as u64;
+                out.push(b);
+            }
+        }
+        Ok(out)
+    }
+
+    async fn index(&self, object: u64, size: u64) -> Result<Arc<Vec<IndexEntry>>> {
+        if let Some(ix) = self.inner.index_cache.lock().get(&object) {
+            return Ok(ix.clone());
+        }
+        let path = object_path(object);
+        let name = path.to_string();
+        let tail_start = size.saturating_sub(TAIL_READ_BYTES);
+        let tail = self.inner.store.get_range(&path, tail_start..size).await?;
+        if tail.len() < object::FOOTER_BYTES {
+            return Err(Error::corrupt(name, "object shorter than its footer"));
+        }
+        let footer = object::decode_footer(&name, &tail[tail.len() - object::FOOTER_BYTES..])?;
+        let index_end = footer.index_pos + u64::from(footer.index_len);
+        let index_bytes = if footer.index_pos >= tail_start {
+            tail.slice((footer.index_pos - tail_start) as usize..(index_end - tail_start) as usize)
+        } else {
+            self.inner.store.get_range(&path, footer.index_pos..index_end).await?
+        };
+        let index = Arc::new(object::decode_index(&name, &footer, &index_bytes)?);
+        let mut cache = self.inner.index_cache.lock();
+        if cache.len() >= INDEX_CACHE_OBJECTS_MAX {
+            cache.clear();
+        }
+        cache.insert(object, index.clone());
+        Ok(index)
+    }
+
+    /// Makes offsets below `start` unreadable and frees the objects that held only them.
+    pub async fn trim(&self, id: StreamId, start: u64) -> Result<()> {
+        let mut meta = self.inner.meta.lock().await;
+        let confirmed = self.stream_info(id)?.end;
+        let start = start.min(confirmed);
+        let mut next = meta.current().clone();
+        let s = next.streams.get_mut(&id).ok_or(Error::StreamNotFound(id))?;
+        if start <= s.start {
+            return Ok(());
+        }
+        s.start = start;
+        s.ranges.retain(|r| r.end > start);
+        next.collect_garbage(now_ms());
+        meta.commit(next).await?;
+        let committed = Arc::new(meta.current().clone());
+        let mut st = self.inner.state.lock();
+        st.committed = committed;
+        if let Some(ss) = st.streams.get_mut(&id) {
+            ss.start = start;
+        }
+        st.log_cache.trim(id, start);
+        Ok(())
+    }
+
+    /// Deletes a stream and, after the grace period, its data.
+    pub async fn delete_stream(&self, id: StreamId) -> Result<()> {
+        let mut meta = self.inner.meta.lock().await;
+        let mut next = meta.current().clone();
+        if next.streams.remove(&id).is_none() {
+            return Err(Error::StreamNotFound(id));
+        }
+        next.collect_garbage(now_ms());
+        meta.commit(next).await?;
+        let committed = Arc::new(meta.current().clone());
+        let mut s = self.inner.state.lock();
+        s.committed = committed;
+        s.streams.remove(&id);
+        s.log_cache.remove(id);
+        Ok(())
+    }
+
+    /// Reads a small metadata value.
+    pub fn kv_get(&self, key: &str) -> Option<String> {
+        self.inner.state.lock().committed.kv.get(key).cloned()
+    }
+
+    /// Keys starting with `prefix`, with their values.
+    pub fn kv_scan(&self, prefix: &str) -> Vec<(String, String)> {
+        let m = self.inner.state.lock().committed.clone();
+        m.kv.range(prefix.to_string()..).take_while(|(k, _)| k.starts_with(prefix)).map(|(k, v)| (k.clone(), v.clone())).collect()
+    }
+
+    /// Writes (or with `None` removes) small metadata values, atomically, durably.
+    pub async fn kv_put(&self, entries: Vec<(String, Option<String>)>) -> Result<()> {
+        let mut meta = self.inner.meta.lock().await;
+        let mut next = meta.current().clone();
+        for (k, v) in entries {
+            match v {
+                Some(v) => next.kv.insert(k, v),
+                None => next.kv.remove(&k),
+            };
+        }
+        meta.commit(next).await?;
+        self.inner.state.lock().committed = Arc::new(meta.current().clone());
+        Ok(())
+    }
+
+    /// Uploads everything waiting now (tests, shutdown).
+    pub async fn flush(&self) -> Result<()> {
+        upload_once(&self.inner).await.map(|_| ())
+    }
+
+    /// Runs one compaction pass now (tests).
+    pub async fn compact(&self) -> Result<bool> {
+        crate::compaction::compact_once(&self.inner).await
+    }
+
+    /// Deletes garbage objects whose grace period has passed (tests use a zero grace).
+    pub async fn collect_garbage(&self) -> Result<usize> {
+        crate::compaction::delete_garbage(&self.inner).await
+    }
+
+    /// Simulates the death of the process: stops every task at once, flushing nothing.
+    #[doc(hidden)]
+    pub fn crash(&self) {
+        self.inner.shutting_down.store(true, Relaxed);
+        drop(self.inner.append_tx.lock().take());
+        if let Ok(mut w) = self.inner.writer_done.try_lock() {
+            if let Some(w) = w.take() {
+                w.abort();
+            }
+        }
+        for t in self.inner.tasks.lock().drain(..) {
+            t.abort();
+        }
+    }
+
+    /// Stops taking appends, finishes queued ones, uploads what is pending, stops the tasks.
+    pub async fn close(&self) -> Result<()> {
+        self.inner.shutting_down.store(true, Relaxed);
+        drop(self.inner.append_tx.lock().take());
+        if let Some(w) = self.inner.writer_done.lock().await.take() {
+            let _ = w.await;
+        }
+        let r = upload_once(&self.inner).await;
+        for t in self.inner.tasks.lock().drain(..) {
+            t.abort();
+        }
+        r.map(|_| ())
+    }
+}
+
+async fn writer_loop(inner: Arc<Inner>, mut rx: mpsc::Receiver<AppendReq>) {
+    let bytes_max = inner.config.wal_write_bytes_max.max(1);
+    let linger_bytes = if inner.wal_linger.is_zero() { 0 } else { inner.config.wal_batch_bytes };
+    while let Some(first) = rx.recv().await {
+        let mut bytes = first.batch.payload.len() as u64;
+        let mut group = vec![first];
+        let deadline = tokio::time::Instant::now() + inner.wal_linger;
+        while bytes < bytes_max {
+            match rx.try_recv() {
+                Ok(r) => {
+                    bytes += r.batch.payload.len() as u64;
+                    group.push(r);
+                    continue;
+                }
+                Err(mpsc::error::TryRecvError::Disconnected) => break,
+                Err(mpsc::error::TryRecvError::Empty) => {}
+            }
+            if inner.wal_linger.is_zero() || bytes >= linger_bytes {
+                break;
+            }
+            tokio::select! {
+                r = rx.recv() => match r {
+                    Some(r) => { bytes += r.batch.payload.len() as u64; group.push(r); }
+                    None => break,
+                },
+                _ = tokio::time::sleep_until(deadline) => break,
+            }
+        }
+        let records: Vec<WalRecord> = group.iter().map(|r| WalRecord { stream: r.stream, batch: r.batch.clone() }).collect();
+        let result = write_group(&inner, &records).await;
+        match result {
+            Ok(pos) => {
+                {
+                    let mut s = inner.state.lock();
+                    for r in records {
+                        if let Some(st) = s.streams.get_mut(&r.stream) {
+                            st.confirmed = r.batch.end_offset();
+                            s.log_cache.insert(r.stream, r.batch);
+                        }
+                    }
+                    s.wal_end = pos;
+                    if s.log_cache.pending_bytes() >= inner.config.upload_bytes {
+                        inner.upload_wake.notify_one();
+                    }
+                }
+                for r in group {
+                    let _ = r.done.send(Ok(()));
+                }
+            }
+            Err(e) => {
+                let reason = format!("WAL write failed: {e}");
+                tracing::error!(%reason, "the engine stops taking appends");
+                inner.state.lock().failed = Some(reason.clone());
+                for r in group {
+                    let _ = r.done.send(Err(Error::Io(std::io::Error::other(reason.clone()))));
+                }
+            }
+        }
+    }
+}
+
+async fn write_group(inner: &Arc<Inner>, records: &[WalRecord]) -> Result<u64> {
+    let need: u64 = records.iter().map(|r| r.encoded_len() as u64).sum();
+    let started = Instant::now();
+    let mut wal = loop {
+        let wal = inner.wal.lock().await;
+        if wal.free_bytes() >= need {
+            break wal;
+        }
+        drop(wal);
+        inner.upload_wake.notify_one();
+        let _ = tokio::time::timeout(Duration::from_millis(100), inner.space_freed.notified()).await;
+    };
+    let mut attempt = 0u32;
+    let pos = loop {
+        match wal.write(records).await {
+            Ok(pos) => break pos,
+            // The object WAL may meet a passing store failure: retry a bounded number of times.
+            Err(e) if matches!(&*wal, Wal::Object(_)) && attempt < 20 && !matches!(e, Error::ObjectStore(object_store::Error::AlreadyExists { .. })) => {
+                attempt += 1;
+                tracing::warn!(error = %e, attempt, "object WAL write failed, retrying");
+                tokio::time::sleep(Duration::from_millis(50 * u64::from(attempt))).await;
+            }
+            Err(e) => return Err(e),
+        }
+    };
+    inner.stats.wal_writes.fetch_add(1, Relaxed);
+    inner.stats.wal_write_us_sum.fetch_add(started.elapsed().as_micros() as u64, Relaxed);
+    Ok(pos)
+}
+
+async fn upload_loop(inner: Arc<Inner>) {
+    let interval = Duration::from_millis(inner.config.upload_interval_ms.max(10));
+    loop {
+        tokio::select! {
+            _ = inner.upload_wake.notified() => {}
+            _ = tokio::time::sleep(interval) => {}
+        }
+        if let Err(e) = upload_once(&inner).await {
+            tracing::warn!(error = %e, "upload failed; the data stays in the WAL and is retried");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+}
+
+/// Uploads everything not yet uploaded as one stream-set object, commits it, trims the WAL.
+pub(crate) async fn upload_once(inner: &Arc<Inner>) -> Result<bool> {
+    let mut meta = inner.meta.lock().await;
+    let (pending, wal_pos) = {
+        let s = inner.state.lock();
+        (s.log_cache.pending(), s.wal_end)
+    };
+    if pending.is_empty() {
+        return Ok(false);
+    }
+    let mut builder = ObjectBuilder::new(inner.config.object_block_bytes as usize);
+    for (stream, batches) in &pending {
+        for b in batches {
+            builder.push(*stream, b);
+        }
+    }
+    let (bytes, _) = builder.finish();
+    let mut next = meta.current().clone();
+    let id = next.next_object_id;
+    next.next_object_id += 1;
+    let size = bytes.len() as u64;
+    let opts = PutOptions { mode: PutMode::Create, ..Default::default() };
+    inner.store.put_opts(&object_path(id), PutPayload::from(bytes), opts).await?;
+    next.objects.insert(id, ObjectMeta { size, stream_object: false, created_ms: now_ms() });
+    let mut uploaded = Vec::new();
+    for (stream, batches) in &pending {
+        let (Some(first), Some(last)) = (batches.first(), batches.last()) else { continue };
+        let Some(s) = next.streams.get_mut(stream) else { continue };
+        s.ranges.push(RangeRef { object: id, start: first.base_offset, end: last.end_offset() });
+        s.end = last.end_offset();
+        uploaded.push((*stream, last.end_offset()));
+    }
+    next.collect_garbage(now_ms());
+    meta.commit(next).await?;
+    {
+        let committed = Arc::new(meta.current().clone());
+        let mut s = inner.state.lock();
+        s.committed = committed;
+        for (stream, end) in uploaded {
+            s.log_cache.mark_uploaded(stream, end);
+        }
+    }
+    inner.wal.lock().await.trim(wal_pos).await?;
+    inner.stats.uploads.fetch_add(1, Relaxed);
+    inner.stats.upload_bytes.fetch_add(size, Relaxed);
+    inner.space_freed.notify_waiters();
+    tracing::debug!(object = id, bytes = size, streams = pending.len(), "uploaded");
+    Ok(true)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,162 @@
+//! Stream and object metadata, kept in object storage as a chain of versioned manifests.
+//!
+//! Version `v` lives at `meta/manifest-{v:020}.json` and is written with `PutMode::Create`: of two
+//! writers that both try version `v`, exactly one succeeds (local filesystem and S3 alike). The
+//! loser re-reads; if the winner's epoch is newer, the loser is [`Error::Fenced`]. A node that
+//! starts reads the newest version and claims the next epoch by writing `v + 1`.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use futures::TryStreamExt;
+use object_store::{path::Path, ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
+use serde::{Deserialize, Serialize};
+
+use crate::{Error, Result, StreamId};
+
+const PREFIX: &str = "meta";
+/// Older manifest versions kept for inspection after a commit.
+const VERSIONS_KEPT: u64 = 4;
+
+/// A contiguous offset range of one stream stored in one object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RangeRef {
+    pub object: u64,
+    pub start: u64,
+    pub end: u64,
+}
+
+/// What the manifest knows of a stream.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StreamMeta {
+    /// Epoch of the last owner that opened the stream.
+    pub epoch: u64,
+    /// First offset still readable (retention moves it).
+    pub start: u64,
+    /// Offset just past the last uploaded batch.
+    pub end: u64,
+    /// Uploaded ranges, in offset order.
+    pub ranges: Vec<RangeRef>,
+}
+
+/// What the manifest knows of an object.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObjectMeta {
+    pub size: u64,
+    /// One stream only (a stream object) or many (a stream-set object).
+    pub stream_object: bool,
+    pub created_ms: u64,
+}
+
+/// One version of the engine's metadata.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Manifest {
+    pub version: u64,
+    /// Epoch of the node that owns the bucket.
+    pub epoch: u64,
+    pub next_stream_id: StreamId,
+    pub next_object_id: u64,
+    pub streams: BTreeMap<StreamId, StreamMeta>,
+    pub objects: BTreeMap<u64, ObjectMeta>,
+    /// Objects no longer referenced, with the time they became so; deleted after a grace period.
+    pub garbage: BTreeMap<u64, u64>,
+    /// Small key-value metadata for the engine's users.
+    pub kv: BTreeMap<String, String>,
+}
+
+impl Manifest {
+    /// Object ids that no stream range references.
+    pub fn unreferenced_objects(&self) -> Vec<u64> {
+        let mut live: std::collections::BTreeSet<u64> = self.objects.keys().copied().collect();
+        for s in self.streams.values() {
+            for r in &s.ranges {
+                live.remove(&r.object);
+            }
+        }
+        live.into_iter().collect()
+    }
+
+    /// Moves unreferenced objects from `objects` to `garbage`, stamped `now_ms`.
+    pub fn collect_garbage(&mut self, now_ms: u64) {
+        for id in self.unreferenced_objects() {
+            self.objects.remove(&id);
+            self.garbage.insert(id, now_ms);
+        }
+    }
+}
+
+/// Path of a data object.
+pub fn object_path(id: u64) -> Path {
+    Path::from(format!("data/{id:020}.obj"))
+}
+
+fn manifest_path(version: u64) -> Path {
+    Path::from(format!("{PREFIX}/manifest-{version:020}.json"))
+}
+
+/// Reads and commits manifests.
+pub struct ManifestStore {
+    store: Arc<dyn ObjectStore>,
+    current: Manifest,
+}
+
+impl ManifestStore {
+    /// Loads the newest manifest and claims a new epoch for this node.
+    pub async fn open(store: Arc<dyn ObjectStore>) -> Result<Self> {
+        let prefix = Path::from(PREFIX);
+        let metas: Vec<_> = store.list(Some(&prefix)).try_collect().await?;
+        let newest = metas
+            .iter()
+            .filter_map(|m| m.location.filename()?.strip_prefix("manifest-")?.strip_suffix(".json")?.parse::<u64>().ok())
+            .max();
+        let current = match newest {
+            Some(v) => read(&store, v).await?,
+            None => Manifest::default(),
+        };
+        let mut this = Self { store, current };
+        let mut next = this.current.clone();
+        next.epoch += 1;
+        this.commit_as_owner(next, false).await?;
+        tracing::info!(epoch = this.current.epoch, version = this.current.version, "claimed the bucket");
+        Ok(this)
+    }
+
+    /// The last committed manifest.
+    pub fn current(&self) -> &Manifest {
+        &self.current
+    }
+
+    /// Commits `next` as version `current.version + 1`, if nobody else committed meanwhile.
+    pub async fn commit(&mut self, next: Manifest) -> Result<()> {
+        self.commit_as_owner(next, true).await
+    }
+
+    async fn commit_as_owner(&mut self, mut next: Manifest, same_epoch: bool) -> Result<()> {
+        let ours = if same_epoch { self.current.epoch } else { next.epoch };
+        next.version = self.current.version + 1;
+        let body = serde_json::to_vec(&next)?;
+        let opts = PutOptions { mode: PutMode::Create, ..Default::default() };
+        match self.store.put_opts(&manifest_path(next.version), PutPayload::from(body), opts).await {
+            Ok(_) => {}
+            Err(object_store::Error::AlreadyExists { .. }) => {
+                // Someone wrote this version: the same bytes (our own retried put) or a rival.
+                let theirs = read(&self.store, next.version).await?;
+                if theirs != next {
+                    return Err(Error::Fenced { ours, current: theirs.epoch.max(ours + 1) });
+                }
+            }
+            Err(e) => return Err(e.into()),
+        }
+        let old = next.version.saturating_sub(VERSIONS_KEPT);
+        self.current = next;
+        if old > 0 {
+            let _ = self.store.delete(&manifest_path(old)).await;
+        }
+        Ok(())
+    }
+}
+
+async fn read(store: &Arc<dyn ObjectStore>, version: u64) -> Result<Manifest> {
+    let bytes = store.get(&manifest_path(version)).await?.bytes().await?;
+    serde_json::from_slice(&bytes).map_err(|e| Error::corrupt(manifest_path(version).to_string(), e.to_string()))
+}

@@ -1,0 +1,1 @@
+//! Table Topics: Kafka records into Iceberg snapshots, exactly once (not built yet: see issue 6).
