@@ -1,1 +1,28 @@
-//! Floe broker.
+//! Floe's Kafka-compatible broker: the wire protocol, topics, groups, producers, on the storage engine.
+//!
+//! Modules:
+//! - [`broker`]: the `Broker` component, its builder and background tasks.
+//! - [`server`], [`connection`]: the listener and the per-connection request loop.
+//! - [`handlers`]: one function per Kafka API, and the version table.
+//! - [`topics`], [`topic_config`], [`partition`]: topics, their configs, partitions.
+//! - [`records`]: record batch validation (stored as received).
+//! - [`groups`]: the consumer group coordinator; [`state`]: durable offsets and producer state.
+//! - [`settings`], [`units`]: settings from file, `FLOE_*` and flags; [`error`]: the one error type.
+
+pub mod broker;
+pub mod connection;
+pub mod error;
+pub mod groups;
+pub mod handlers;
+pub mod partition;
+pub mod records;
+pub mod server;
+pub mod settings;
+pub mod state;
+pub mod topic_config;
+pub mod topics;
+pub mod units;
+
+pub use broker::{Broker, BrokerBuilder, Clock, SystemClock};
+pub use error::BrokerError;
+pub use settings::Settings;

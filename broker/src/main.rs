@@ -1,2 +1,134 @@
-//! floe binary.
-fn main() {}
+//! The `floe` binary: `floe serve` starts a node with embedded defaults.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+use floe_broker::{server, Broker, Settings};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+#[derive(Parser)]
+#[command(name = "floe", version, about = "A Kafka-compatible broker on object storage that turns topics into Iceberg tables")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Start a node: Kafka on 127.0.0.1:9092, data under --data-dir.
+    Serve(ServeArgs),
+}
+
+#[derive(clap::Args)]
+struct ServeArgs {
+    /// A TOML settings file (keys as in the README's configuration reference).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Where the WAL and the local object store live.
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Kafka listener, host:port (port 0 picks a free one).
+    #[arg(long)]
+    kafka_listen: Option<String>,
+    /// host:port handed to clients.
+    #[arg(long)]
+    advertised_listener: Option<String>,
+    /// file:///dir, s3://bucket?endpoint=…&region=…, or memory://
+    #[arg(long)]
+    object_store: Option<String>,
+    /// file (local ring, fsync) or object (diskless).
+    #[arg(long)]
+    wal: Option<String>,
+    #[arg(long)]
+    schema_registry_listen: Option<String>,
+    #[arg(long)]
+    catalog_listen: Option<String>,
+    #[arg(long)]
+    admin_listen: Option<String>,
+    /// text or json.
+    #[arg(long)]
+    log_format: Option<String>,
+}
+
+fn overrides(a: &ServeArgs) -> Vec<(String, toml::Value)> {
+    let mut v = Vec::new();
+    let mut put = |k: &str, x: &Option<String>| {
+        if let Some(x) = x {
+            v.push((k.to_string(), toml::Value::String(x.clone())));
+        }
+    };
+    put("data_dir", &a.data_dir.as_ref().map(|p| p.display().to_string()));
+    put("kafka_listen", &a.kafka_listen);
+    put("advertised_listener", &a.advertised_listener);
+    put("object_store", &a.object_store);
+    put("storage.wal", &a.wal);
+    put("schema_registry_listen", &a.schema_registry_listen);
+    put("catalog_listen", &a.catalog_listen);
+    put("admin_listen", &a.admin_listen);
+    put("log_format", &a.log_format);
+    v
+}
+
+fn init_logs(format: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("FLOE_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if format == "json" {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let settings = Settings::load(args.config.as_deref(), std::env::vars(), overrides(&args)).map_err(anyhow::Error::msg)?;
+    init_logs(&settings.log_format);
+    let listener = TcpListener::bind(&settings.kafka_listen).await.map_err(|e| anyhow::anyhow!("binding {}: {e}", settings.kafka_listen))?;
+    let bound = listener.local_addr()?;
+    let broker = Broker::builder(settings.clone()).build().await?;
+    let advertised = settings.advertised_listener.clone().unwrap_or_else(|| bound.to_string());
+    *broker.advertised.write() = floe_broker::broker::split_host_port(&advertised);
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let kafka = tokio::spawn(server::run(broker.clone(), listener, stop_rx));
+    tracing::info!(
+        kafka = %bound,
+        advertised = %advertised,
+        wal = ?settings.storage.wal,
+        data_dir = %settings.data_dir.display(),
+        object_store = %settings.object_store_url().unwrap_or_default(),
+        "floe listening kafka={bound}"
+    );
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
+        _ = tokio::signal::ctrl_c() => tracing::info!("interrupt: shutting down"),
+    }
+    let _ = stop_tx.send(true);
+    let _ = kafka.await;
+    broker.shutdown().await?;
+    tracing::info!("floe stopped");
+    Ok(())
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("floe: cannot start the runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let r = rt.block_on(async {
+        match cli.command {
+            Command::Serve(a) => serve(a).await,
+        }
+    });
+    match r {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("floe: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

@@ -98,6 +98,16 @@ pub(crate) struct Inner {
     writer_done: tokio::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
+/// Resolves once an appended batch is durable.
+pub struct Durable(oneshot::Receiver<Result<()>>);
+
+impl Durable {
+    /// Waits until the batch is durable (or failed).
+    pub async fn wait(self) -> Result<()> {
+        self.0.await.map_err(|_| Error::ShuttingDown)?
+    }
+}
+
 /// The storage engine. Cheap to clone.
 #[derive(Clone)]
 pub struct Engine {
@@ -269,47 +279,62 @@ impl Engine {
 
     /// Appends a batch of `count` offsets; returns its base offset once it is durable.
     pub async fn append(&self, id: StreamId, epoch: u64, count: u32, payload: Bytes) -> Result<u64> {
+        let (base, durable) = self.append_start(id, epoch, count, payload.len(), move |_| payload).await?;
+        durable.wait().await?;
+        Ok(base)
+    }
+
+    /// Assigns the next `count` offsets and queues the batch `make(base_offset)` for the WAL,
+    /// in call order per stream; returns the base offset and a handle that resolves once the
+    /// batch is durable. `len` is the payload's size, known before it is made.
+    pub async fn append_start(
+        &self,
+        id: StreamId,
+        epoch: u64,
+        count: u32,
+        len: usize,
+        make: impl FnOnce(u64) -> Bytes,
+    ) -> Result<(u64, Durable)> {
         let inner = &self.inner;
         if count == 0 {
             return Err(Error::InvalidArgument("a batch must hold at least one offset".into()));
         }
-        if payload.len() as u64 > inner.config.wal_write_bytes_max.min(inner.config.upload_pending_bytes_max) {
-            return Err(Error::InvalidArgument(format!("batch of {} bytes is over the engine's limit", payload.len())));
+        if len as u64 > inner.config.wal_write_bytes_max.min(inner.config.upload_pending_bytes_max) {
+            return Err(Error::InvalidArgument(format!("batch of {len} bytes is over the engine's limit")));
         }
         let lock = {
             let s = inner.state.lock();
             s.streams.get(&id).ok_or(Error::StreamNotFound(id))?.append_lock.clone()
         };
-        let guard = lock.lock().await;
-        self.wait_for_upload_room(payload.len() as u64).await?;
-        let len = payload.len() as u64;
+        let _guard = lock.lock().await;
+        self.wait_for_upload_room(len as u64).await?;
         let (tx, rx) = oneshot::channel();
-        let batch = {
-            let mut s = inner.state.lock();
+        let base = {
+            let s = inner.state.lock();
             if let Some(reason) = &s.failed {
                 return Err(Error::Io(std::io::Error::other(reason.clone())));
             }
-            let st = s.streams.get_mut(&id).ok_or(Error::StreamNotFound(id))?;
+            let st = s.streams.get(&id).ok_or(Error::StreamNotFound(id))?;
             if !st.open {
                 return Err(Error::StreamNotOpen(id));
             }
             if st.epoch > epoch {
                 return Err(Error::Fenced { ours: epoch, current: st.epoch });
             }
-            let b = Batch { base_offset: st.next, count, payload };
-            st.next += u64::from(count);
-            b
+            st.next
         };
-        let base = batch.base_offset;
+        // Only this task can move `next` while the stream's append lock is held.
+        let batch = Batch { base_offset: base, count, payload: make(base) };
         let sender = inner.append_tx.lock().clone().ok_or(Error::ShuttingDown)?;
         if sender.send(AppendReq { stream: id, batch, done: tx }).await.is_err() {
             return Err(Error::ShuttingDown);
         }
-        drop(guard);
-        rx.await.map_err(|_| Error::ShuttingDown)??;
+        if let Some(st) = inner.state.lock().streams.get_mut(&id) {
+            st.next = base + u64::from(count);
+        }
         inner.stats.appends.fetch_add(1, Relaxed);
-        inner.stats.append_bytes.fetch_add(len, Relaxed);
-        Ok(base)
+        inner.stats.append_bytes.fetch_add(len as u64, Relaxed);
+        Ok((base, Durable(rx)))
     }
 
     async fn wait_for_upload_room(&self, len: u64) -> Result<()> {

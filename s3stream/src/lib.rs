@@ -20,7 +20,7 @@ pub mod store;
 pub mod wal;
 
 pub use config::{EngineConfig, WalKind};
-pub use engine::{Engine, EngineStats, StreamInfo};
+pub use engine::{Durable, Engine, EngineStats, StreamInfo};
 pub use error::{Error, ErrorKind, Result};
 
 /// Identifies a stream inside one engine (and one bucket).

@@ -55,6 +55,9 @@ pub fn decode(buf: &Bytes, pos: u64, len_max: usize) -> Result<WalRecord, Stop> 
     if buf.len() < HEADER_BYTES {
         return Err(Stop::Truncated);
     }
+    if buf[..HEADER_BYTES].iter().all(|&b| b == 0) {
+        return Err(Stop::StalePosition); // never written: a fresh ring reads as zeros
+    }
     let mut h = &buf[..HEADER_BYTES];
     let crc = h.get_u32();
     let len = h.get_u32() as usize;

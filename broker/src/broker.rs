@@ -1,0 +1,194 @@
+//! The `Broker`: settings plus injected components (object store, clock), the storage engine,
+//! topics, durable state and the group coordinator; and its background tasks.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use floe_s3stream::store::StoreMetrics;
+use floe_s3stream::Engine;
+use object_store::ObjectStore;
+use tokio::sync::Notify;
+
+use crate::error::{BrokerError, Result};
+use crate::groups::{Coordinator, GroupSettings};
+use crate::settings::Settings;
+use crate::state::StateStore;
+use crate::topic_config;
+use crate::topics::Topics;
+
+/// Where time comes from (injected, so tests can control it).
+pub trait Clock: Send + Sync + 'static {
+    /// Milliseconds since the Unix epoch.
+    fn now_ms(&self) -> i64;
+}
+
+/// The wall clock.
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now_ms(&self) -> i64 {
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+    }
+}
+
+/// A running node.
+pub struct Broker {
+    pub settings: Settings,
+    pub engine: Engine,
+    pub topics: Topics,
+    pub state: Arc<StateStore>,
+    pub groups: Coordinator,
+    pub clock: Arc<dyn Clock>,
+    pub store_metrics: Arc<StoreMetrics>,
+    /// Woken after every durable produce, for long-polling fetches.
+    pub data_appended: Notify,
+    /// (host, port) given to clients; set once the Kafka listener is bound.
+    pub advertised: parking_lot::RwLock<(String, i32)>,
+}
+
+/// Builds a [`Broker`] from settings and components.
+pub struct BrokerBuilder {
+    settings: Settings,
+    store: Option<Arc<dyn ObjectStore>>,
+    clock: Arc<dyn Clock>,
+    store_metrics: Arc<StoreMetrics>,
+}
+
+impl Broker {
+    /// Starts building a broker with `settings`.
+    pub fn builder(settings: Settings) -> BrokerBuilder {
+        BrokerBuilder { settings, store: None, clock: Arc::new(SystemClock), store_metrics: Arc::default() }
+    }
+}
+
+impl BrokerBuilder {
+    /// The object store (already wrapped as wanted); default: opened from the settings' URL.
+    pub fn object_store(mut self, store: Arc<dyn ObjectStore>) -> Self {
+        self.store = Some(store);
+        self
+    }
+
+    /// The clock.
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Opens the engine, loads topics and state, and starts the background tasks.
+    pub async fn build(self) -> Result<Arc<Broker>> {
+        let s = self.settings;
+        let store = match self.store {
+            Some(st) => st,
+            None => {
+                let url = s.object_store_url().map_err(BrokerError::Internal)?;
+                floe_s3stream::store::open(&url, self.store_metrics.clone())?
+            }
+        };
+        let engine = Engine::open(s.engine_config(), store).await?;
+        let topics = Topics::load(engine.clone()).await?;
+        let state = StateStore::open(engine.clone(), &topics).await?;
+        let groups = Coordinator::new(GroupSettings {
+            initial_rebalance_delay: Duration::from_millis(s.group_initial_rebalance_delay_ms.0),
+            min_session_timeout_ms: s.group_min_session_timeout_ms.0 as i32,
+            max_session_timeout_ms: s.group_max_session_timeout_ms.0 as i32,
+        });
+        let advertised = parking_lot::RwLock::new(split_host_port(&s.kafka_listen));
+        let broker = Arc::new(Broker {
+            settings: s,
+            engine,
+            topics,
+            state,
+            groups,
+            clock: self.clock,
+            store_metrics: self.store_metrics,
+            data_appended: Notify::new(),
+            advertised,
+        });
+        spawn_background(&broker);
+        Ok(broker)
+    }
+}
+
+/// Splits "host:port".
+pub fn split_host_port(addr: &str) -> (String, i32) {
+    match addr.rsplit_once(':') {
+        Some((h, p)) => (h.trim_matches(|c| c == '[' || c == ']').to_string(), p.parse().unwrap_or(9092)),
+        None => (addr.to_string(), 9092),
+    }
+}
+
+fn spawn_background(b: &Arc<Broker>) {
+    let weak = Arc::downgrade(b);
+    tokio::spawn(async move {
+        while let Some(b) = weak.upgrade() {
+            b.groups.tick();
+            drop(b);
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    });
+    let weak = Arc::downgrade(b);
+    let every = Duration::from_millis(b.settings.retention_check_interval_ms.0.max(100));
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(every).await;
+            let Some(b) = weak.upgrade() else { break };
+            b.enforce_retention().await;
+        }
+    });
+    let weak = Arc::downgrade(b);
+    let every = Duration::from_millis(b.settings.state_snapshot_interval_ms.0.max(100));
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(every).await;
+            let Some(b) = weak.upgrade() else { break };
+            if let Err(e) = b.state.snapshot(&b.topics).await {
+                tracing::warn!(error = %e, "state snapshot failed; it will be retried");
+            }
+        }
+    });
+}
+
+impl Broker {
+    /// The advertised (host, port).
+    pub fn advertised(&self) -> (String, i32) {
+        self.advertised.read().clone()
+    }
+
+    /// Trims every partition past its retention.ms / retention.bytes (whole index spans only).
+    pub async fn enforce_retention(&self) {
+        let now = self.clock.now_ms();
+        for topic in self.topics.all() {
+            let policy = topic.meta.configs.get("cleanup.policy").map_or("delete", String::as_str);
+            if !policy.contains("delete") {
+                continue;
+            }
+            let ms = topic_config::long(&topic.meta.configs, "retention.ms").unwrap_or(-1);
+            let bytes = topic_config::long(&topic.meta.configs, "retention.bytes").unwrap_or(-1);
+            if ms < 0 && bytes < 0 {
+                continue;
+            }
+            for p in &topic.partitions {
+                let Ok(info) = self.engine.stream_info(p.stream) else { continue };
+                let cut = p.time_index.lock().retention_cut(info.start as i64, info.end as i64, now, ms, bytes);
+                if let Some(cut) = cut {
+                    match self.engine.trim(p.stream, cut as u64).await {
+                        Ok(()) => {
+                            p.time_index.lock().trim(cut);
+                            tracing::info!(topic = %p.topic, partition = p.index, log_start = cut, "retention trimmed the partition");
+                        }
+                        Err(e) => tracing::warn!(topic = %p.topic, partition = p.index, error = %e, "retention trim failed"),
+                    }
+                }
+            }
+        }
+    }
+
+    /// Snapshots state and closes the engine (everything acknowledged is already durable).
+    pub async fn shutdown(&self) -> Result<()> {
+        if let Err(e) = self.state.snapshot(&self.topics).await {
+            tracing::warn!(error = %e, "final state snapshot failed; state is rebuilt from the log on start");
+        }
+        self.engine.close().await?;
+        Ok(())
+    }
+}

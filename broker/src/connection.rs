@@ -1,0 +1,163 @@
+//! One client connection: frames read with a size cap, decoded, dispatched in arrival order;
+//! responses written in the same order while later requests are already being read.
+//!
+//! Bounded: request size (`socket_request_max_bytes`), requests and request bytes in flight
+//! (`connection_inflight_*`), idle time. A malformed or oversized request closes this connection
+//! with a logged reason; other connections carry on.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseHeader, ResponseKind};
+use kafka_protocol::protocol::{Decodable, Encodable};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, oneshot, watch, Semaphore};
+
+use crate::broker::Broker;
+use crate::handlers;
+
+/// Longest wait for the rest of a request once its size was read.
+const BODY_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Why a connection was closed.
+#[derive(Debug)]
+enum Close {
+    Quiet,
+    Reason(String),
+}
+
+/// Serves one connection until the client leaves, misbehaves, or the node shuts down.
+pub async fn serve(b: Arc<Broker>, stream: TcpStream, peer: SocketAddr, mut shutdown: watch::Receiver<bool>) {
+    let _ = stream.set_nodelay(true);
+    let (mut rd, mut wr) = stream.into_split();
+    let s = &b.settings;
+    let (tx, mut rx) = mpsc::channel::<oneshot::Receiver<Option<Bytes>>>(s.connection_inflight_requests_max.max(1));
+    let writer = tokio::spawn(async move {
+        while let Some(next) = rx.recv().await {
+            match next.await {
+                Ok(Some(buf)) => {
+                    if wr.write_all(&buf).await.is_err() {
+                        break;
+                    }
+                }
+                Ok(None) => {}
+                Err(_) => break,
+            }
+        }
+        let _ = wr.shutdown().await;
+    });
+    let inflight_cap = s.connection_inflight_bytes_max.0.clamp(1, u64::from(u32::MAX >> 3)) as u32;
+    let inflight = Arc::new(Semaphore::new(inflight_cap as usize));
+    let why = loop {
+        match read_one(&b, &mut rd, &mut shutdown, &inflight, inflight_cap, &tx, peer).await {
+            Ok(()) => {}
+            Err(c) => break c,
+        }
+    };
+    match why {
+        Close::Quiet => tracing::debug!(%peer, "connection closed"),
+        Close::Reason(r) => tracing::warn!(%peer, reason = %r, "closing connection"),
+    }
+    drop(tx);
+    let _ = writer.await;
+}
+
+async fn read_one(
+    b: &Arc<Broker>,
+    rd: &mut tokio::net::tcp::OwnedReadHalf,
+    shutdown: &mut watch::Receiver<bool>,
+    inflight: &Arc<Semaphore>,
+    inflight_cap: u32,
+    tx: &mpsc::Sender<oneshot::Receiver<Option<Bytes>>>,
+    peer: SocketAddr,
+) -> Result<(), Close> {
+    let s = &b.settings;
+    let mut len = [0u8; 4];
+    let idle = Duration::from_millis(s.connections_idle_ms.0.max(1));
+    tokio::select! {
+        r = tokio::time::timeout(idle, rd.read_exact(&mut len)) => match r {
+            Err(_) => return Err(Close::Reason("idle timeout".into())),
+            Ok(Err(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Err(Close::Quiet),
+            Ok(Err(e)) => return Err(Close::Reason(format!("read failed: {e}"))),
+            Ok(Ok(_)) => {}
+        },
+        _ = shutdown.changed() => return Err(Close::Quiet),
+    }
+    let size = i32::from_be_bytes(len);
+    if size < 8 || size as u64 > s.socket_request_max_bytes.0 {
+        return Err(Close::Reason(format!("request size {size} is outside 8..={}", s.socket_request_max_bytes.0)));
+    }
+    let permit = inflight
+        .clone()
+        .acquire_many_owned((size as u32).min(inflight_cap))
+        .await
+        .map_err(|_| Close::Reason("in-flight limiter closed".into()))?;
+    let mut body = BytesMut::zeroed(size as usize);
+    match tokio::time::timeout(BODY_TIMEOUT, rd.read_exact(&mut body)).await {
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => return Err(Close::Reason(format!("request body cut short: {e}"))),
+        Err(_) => return Err(Close::Reason("request body timed out".into())),
+    }
+    let mut body = body.freeze();
+    let (key, version, correlation) = {
+        let mut h = &body[..8];
+        (h.get_i16(), h.get_i16(), h.get_i32())
+    };
+    let api = ApiKey::try_from(key).map_err(|_| Close::Reason(format!("unknown API key {key}")))?;
+    let Some((min, max)) = handlers::supported(api) else {
+        return Err(Close::Reason(format!("API {api:?} is not supported")));
+    };
+    if version < min || version > max {
+        if api == ApiKey::ApiVersions {
+            // KIP-511: answer in v0 with UNSUPPORTED_VERSION and the ranges, so the client can retry.
+            let resp = ResponseKind::ApiVersions(handlers::meta_api_versions_unsupported());
+            let out = encode(ApiKey::ApiVersions, 0, correlation, resp).map_err(Close::Reason)?;
+            send(tx, Some(out)).await?;
+            return Ok(());
+        }
+        return Err(Close::Reason(format!("{api:?} v{version} is outside the supported {min}..={max}")));
+    }
+    let header = RequestHeader::decode(&mut body, api.request_header_version(version))
+        .map_err(|e| Close::Reason(format!("malformed {api:?} header: {e}")))?;
+    let req = RequestKind::decode(api, &mut body, version).map_err(|e| Close::Reason(format!("malformed {api:?} v{version} request: {e}")))?;
+    let reply = handlers::dispatch(b, &header, req, peer).await;
+    let (otx, orx) = oneshot::channel();
+    tx.send(orx).await.map_err(|_| Close::Quiet)?;
+    tokio::spawn(async move {
+        let out = match reply.await {
+            Some(resp) => match encode(api, version, correlation, resp) {
+                Ok(buf) => Some(buf),
+                Err(e) => {
+                    tracing::error!(%peer, api = ?api, version, error = %e, "response could not be encoded");
+                    None
+                }
+            },
+            None => None,
+        };
+        let _ = otx.send(out);
+        drop(permit);
+    });
+    Ok(())
+}
+
+async fn send(tx: &mpsc::Sender<oneshot::Receiver<Option<Bytes>>>, out: Option<Bytes>) -> Result<(), Close> {
+    let (otx, orx) = oneshot::channel();
+    let _ = otx.send(out);
+    tx.send(orx).await.map_err(|_| Close::Quiet)
+}
+
+/// Encodes a response with its size prefix and header.
+pub fn encode(api: ApiKey, version: i16, correlation: i32, resp: ResponseKind) -> Result<Bytes, String> {
+    let mut buf = BytesMut::with_capacity(256);
+    buf.put_i32(0);
+    let mut header = ResponseHeader::default();
+    header.correlation_id = correlation;
+    header.encode(&mut buf, api.response_header_version(version)).map_err(|e| e.to_string())?;
+    resp.encode(&mut buf, version).map_err(|e| e.to_string())?;
+    let size = (buf.len() - 4) as i32;
+    buf[..4].copy_from_slice(&size.to_be_bytes());
+    Ok(buf.freeze())
+}

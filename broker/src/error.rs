@@ -1,0 +1,130 @@
+//! The broker's one error type, and the one place where errors become Kafka error codes.
+
+use kafka_protocol::error::ResponseError;
+
+/// Everything a request can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum BrokerError {
+    #[error("unknown topic or partition: {0}")]
+    UnknownTopicOrPartition(String),
+    #[error("unknown topic id {0}")]
+    UnknownTopicId(uuid::Uuid),
+    #[error("topic {0} already exists")]
+    TopicAlreadyExists(String),
+    #[error("invalid topic name {0:?}: {1}")]
+    InvalidTopic(String, String),
+    #[error("invalid partitions: {0}")]
+    InvalidPartitions(String),
+    #[error("invalid replication factor {0}: a Floe node keeps one copy (object storage is the replica)")]
+    InvalidReplicationFactor(i16),
+    #[error("invalid config {key}: {reason}")]
+    InvalidConfig { key: String, reason: String },
+    #[error("corrupt record batch: {0}")]
+    CorruptMessage(String),
+    #[error("record batch magic {0} is not supported: only magic v2 batches are accepted")]
+    UnsupportedMessageFormat(i8),
+    #[error("invalid record: {0}")]
+    InvalidRecord(String),
+    #[error("message of {size} bytes is over max.message.bytes {max}")]
+    MessageTooLarge { size: usize, max: usize },
+    #[error("out of order sequence {got} for producer {producer_id}: expected {expected}")]
+    OutOfOrderSequence { producer_id: i64, expected: i32, got: i32 },
+    #[error("producer {producer_id} epoch {epoch} is older than {current}")]
+    InvalidProducerEpoch { producer_id: i64, epoch: i16, current: i16 },
+    #[error("transactions are not supported yet")]
+    TransactionsUnsupported,
+    #[error("offset {0} is out of range")]
+    OffsetOutOfRange(i64),
+    #[error("invalid required acks {0}")]
+    InvalidRequiredAcks(i16),
+    #[error("invalid request: {0}")]
+    InvalidRequest(String),
+    #[error("unknown member id {0:?}")]
+    UnknownMemberId(String),
+    #[error("illegal generation {0}")]
+    IllegalGeneration(i32),
+    #[error("a rebalance is in progress")]
+    RebalanceInProgress,
+    #[error("a member id is required: rejoin with {0}")]
+    MemberIdRequired(String),
+    #[error("inconsistent group protocol")]
+    InconsistentGroupProtocol,
+    #[error("invalid session timeout {0} ms")]
+    InvalidSessionTimeout(i32),
+    #[error("group {0} does not exist")]
+    GroupIdNotFound(String),
+    #[error("group {0} is not empty")]
+    NonEmptyGroup(String),
+    #[error("invalid group id")]
+    InvalidGroupId,
+    #[error("static member {0} was fenced by a newer member with the same instance id")]
+    FencedInstanceId(String),
+    #[error("the group is subscribed to the topic")]
+    GroupSubscribedToTopic,
+    #[error("request timed out")]
+    RequestTimedOut,
+    #[error("storage: {0}")]
+    Storage(#[from] floe_s3stream::Error),
+    #[error("internal: {0}")]
+    Internal(String),
+}
+
+impl BrokerError {
+    /// The Kafka error this maps to.
+    pub fn response_error(&self) -> ResponseError {
+        use floe_s3stream::ErrorKind;
+        match self {
+            BrokerError::UnknownTopicOrPartition(_) => ResponseError::UnknownTopicOrPartition,
+            BrokerError::UnknownTopicId(_) => ResponseError::UnknownTopicId,
+            BrokerError::TopicAlreadyExists(_) => ResponseError::TopicAlreadyExists,
+            BrokerError::InvalidTopic(..) => ResponseError::InvalidTopicException,
+            BrokerError::InvalidPartitions(_) => ResponseError::InvalidPartitions,
+            BrokerError::InvalidReplicationFactor(_) => ResponseError::InvalidReplicationFactor,
+            BrokerError::InvalidConfig { .. } => ResponseError::InvalidConfig,
+            BrokerError::CorruptMessage(_) => ResponseError::CorruptMessage,
+            BrokerError::UnsupportedMessageFormat(_) => ResponseError::UnsupportedVersion,
+            BrokerError::InvalidRecord(_) => ResponseError::InvalidRecord,
+            BrokerError::MessageTooLarge { .. } => ResponseError::MessageTooLarge,
+            BrokerError::OutOfOrderSequence { .. } => ResponseError::OutOfOrderSequenceNumber,
+            BrokerError::InvalidProducerEpoch { .. } => ResponseError::InvalidProducerEpoch,
+            BrokerError::TransactionsUnsupported => ResponseError::TransactionalIdAuthorizationFailed,
+            BrokerError::OffsetOutOfRange(_) => ResponseError::OffsetOutOfRange,
+            BrokerError::InvalidRequiredAcks(_) => ResponseError::InvalidRequiredAcks,
+            BrokerError::InvalidRequest(_) => ResponseError::InvalidRequest,
+            BrokerError::UnknownMemberId(_) => ResponseError::UnknownMemberId,
+            BrokerError::IllegalGeneration(_) => ResponseError::IllegalGeneration,
+            BrokerError::RebalanceInProgress => ResponseError::RebalanceInProgress,
+            BrokerError::MemberIdRequired(_) => ResponseError::MemberIdRequired,
+            BrokerError::InconsistentGroupProtocol => ResponseError::InconsistentGroupProtocol,
+            BrokerError::InvalidSessionTimeout(_) => ResponseError::InvalidSessionTimeout,
+            BrokerError::GroupIdNotFound(_) => ResponseError::GroupIdNotFound,
+            BrokerError::NonEmptyGroup(_) => ResponseError::NonEmptyGroup,
+            BrokerError::InvalidGroupId => ResponseError::InvalidGroupId,
+            BrokerError::FencedInstanceId(_) => ResponseError::FencedInstanceId,
+            BrokerError::GroupSubscribedToTopic => ResponseError::GroupSubscribedToTopic,
+            BrokerError::RequestTimedOut => ResponseError::RequestTimedOut,
+            BrokerError::Storage(e) => match (e, e.kind()) {
+                (floe_s3stream::Error::OffsetOutOfRange { .. }, _) => ResponseError::OffsetOutOfRange,
+                (floe_s3stream::Error::StreamNotFound(_), _) => ResponseError::UnknownTopicOrPartition,
+                (_, ErrorKind::Fenced) => ResponseError::NotLeaderOrFollower,
+                (_, ErrorKind::InvalidInput) => ResponseError::InvalidRequest,
+                (_, ErrorKind::Unavailable) => ResponseError::KafkaStorageError,
+                (_, ErrorKind::Corruption | ErrorKind::Internal) => ResponseError::UnknownServerError,
+            },
+            BrokerError::Internal(_) => ResponseError::UnknownServerError,
+        }
+    }
+
+    /// The Kafka error code.
+    pub fn code(&self) -> i16 {
+        self.response_error().code()
+    }
+}
+
+/// Result with the broker's error.
+pub type Result<T, E = BrokerError> = std::result::Result<T, E>;
+
+/// The error code of a result: 0 for success.
+pub fn code_of<T>(r: &Result<T>) -> i16 {
+    r.as_ref().err().map_or(0, BrokerError::code)
+}

@@ -1,0 +1,272 @@
+//! Fetch (long-poll with min_bytes/max_wait_ms and byte limits), ListOffsets, OffsetForLeaderEpoch, DeleteRecords.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use kafka_protocol::messages::delete_records_request::DeleteRecordsRequest;
+use kafka_protocol::messages::delete_records_response::{DeleteRecordsPartitionResult, DeleteRecordsResponse, DeleteRecordsTopicResult};
+use kafka_protocol::messages::fetch_request::FetchRequest;
+use kafka_protocol::messages::fetch_response::{FetchResponse, FetchableTopicResponse, PartitionData};
+use kafka_protocol::messages::list_offsets_request::ListOffsetsRequest;
+use kafka_protocol::messages::list_offsets_response::{ListOffsetsPartitionResponse, ListOffsetsResponse, ListOffsetsTopicResponse};
+use kafka_protocol::messages::offset_for_leader_epoch_request::OffsetForLeaderEpochRequest;
+use kafka_protocol::messages::offset_for_leader_epoch_response::{EpochEndOffset, OffsetForLeaderEpochResponse, OffsetForLeaderTopicResult};
+use kafka_protocol::messages::TopicName;
+
+use super::{sb, RequestContext};
+use crate::broker::Broker;
+use crate::error::{BrokerError, Result};
+use crate::records;
+
+/// Bytes read per step when looking for a timestamp.
+const TIMESTAMP_SCAN_BYTES: u64 = 1 << 20;
+
+struct Slot {
+    topic: TopicName,
+    topic_id: uuid::Uuid,
+    partition: i32,
+    offset: i64,
+    max_bytes: u64,
+}
+
+/// A Fetch: waits up to max_wait_ms for min_bytes, within the response and partition limits.
+pub async fn fetch(b: &Arc<Broker>, req: FetchRequest, ctx: &RequestContext) -> FetchResponse {
+    let mut resp = FetchResponse::default();
+    if req.session_id != 0 {
+        resp.error_code = kafka_protocol::error::ResponseError::FetchSessionIdNotFound.code();
+        return resp;
+    }
+    let mut slots = Vec::new();
+    for t in &req.topics {
+        let (name, id) = if ctx.version >= 13 {
+            match b.topics.by_id(t.topic_id) {
+                Some(topic) => (TopicName(sb(&topic.meta.name)), t.topic_id),
+                None => (TopicName(sb("")), t.topic_id),
+            }
+        } else {
+            let id = b.topics.get(&t.topic).map(|x| x.meta.id).unwrap_or_default();
+            (t.topic.clone(), id)
+        };
+        for p in &t.partitions {
+            slots.push(Slot { topic: name.clone(), topic_id: id, partition: p.partition, offset: p.fetch_offset, max_bytes: p.partition_max_bytes.max(0) as u64 });
+        }
+    }
+    let wait_ms = (req.max_wait_ms.max(0) as u64).min(b.settings.fetch_max_wait_ms.0);
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(wait_ms);
+    let response_max = if req.max_bytes > 0 { req.max_bytes as u64 } else { u64::MAX };
+    let min_bytes = req.min_bytes.max(0) as u64;
+    let read_committed = req.isolation_level == 1;
+    let results = loop {
+        let notified = b.data_appended.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        let mut total = 0u64;
+        let mut any_error = false;
+        let mut results = Vec::with_capacity(slots.len());
+        for s in &slots {
+            let budget = s.max_bytes.min(response_max.saturating_sub(total));
+            let r = read_partition(b, s, budget, total == 0).await;
+            if let Ok((_, _, records)) = &r {
+                total += records.len() as u64;
+            } else {
+                any_error = true;
+            }
+            results.push(r);
+        }
+        if total >= min_bytes || any_error || tokio::time::Instant::now() >= deadline {
+            break results;
+        }
+        tokio::select! {
+            _ = &mut notified => {}
+            _ = tokio::time::sleep_until(deadline) => {}
+        }
+    };
+    for (s, r) in slots.into_iter().zip(results) {
+        let i = resp.responses.iter().position(|t| t.topic == s.topic && (ctx.version < 13 || t.topic_id == s.topic_id)).unwrap_or_else(|| {
+            let mut t = FetchableTopicResponse::default();
+            t.topic = s.topic.clone();
+            if ctx.version >= 13 {
+                t.topic_id = s.topic_id;
+            }
+            resp.responses.push(t);
+            resp.responses.len() - 1
+        });
+        let mut pd = PartitionData::default();
+        pd.partition_index = s.partition;
+        match r {
+            Ok((start, hw, records)) => {
+                pd.high_watermark = hw;
+                pd.last_stable_offset = hw;
+                if ctx.version >= 5 {
+                    pd.log_start_offset = start;
+                }
+                pd.records = Some(records);
+                pd.aborted_transactions = read_committed.then(Vec::new);
+            }
+            Err((e, start, hw)) => {
+                pd.error_code = e.code();
+                pd.high_watermark = hw;
+                pd.last_stable_offset = hw;
+                if ctx.version >= 5 {
+                    pd.log_start_offset = start;
+                }
+                pd.records = Some(Bytes::new());
+            }
+        }
+        resp.responses[i].partitions.push(pd);
+    }
+    resp
+}
+
+type Read = std::result::Result<(i64, i64, Bytes), (BrokerError, i64, i64)>;
+
+async fn read_partition(b: &Arc<Broker>, s: &Slot, budget: u64, first: bool) -> Read {
+    let name = s.topic.0.as_str();
+    let p = b.topics.partition(name, s.partition).map_err(|e| (e, -1, -1))?;
+    let info = b.engine.stream_info(p.stream).map_err(|e| (e.into(), -1, -1))?;
+    let (start, hw) = (info.start as i64, info.end as i64);
+    if s.offset < start || s.offset > hw {
+        return Err((BrokerError::OffsetOutOfRange(s.offset), start, hw));
+    }
+    if s.offset == hw || (budget == 0 && !first) {
+        return Ok((start, hw, Bytes::new()));
+    }
+    let batches = b.engine.read(p.stream, s.offset as u64, info.end, budget.max(1)).await.map_err(|e| (e.into(), start, hw))?;
+    let records = match batches.len() {
+        0 => Bytes::new(),
+        1 => batches.into_iter().next().map(|b| b.payload).unwrap_or_default(),
+        _ => {
+            let mut buf = BytesMut::with_capacity(batches.iter().map(|b| b.payload.len()).sum());
+            for x in &batches {
+                buf.extend_from_slice(&x.payload);
+            }
+            buf.freeze()
+        }
+    };
+    Ok((start, hw, records))
+}
+
+/// ListOffsets: earliest (-2), latest (-1), max timestamp (-3), or the first offset at a timestamp.
+pub async fn list_offsets(b: &Arc<Broker>, req: ListOffsetsRequest, version: i16) -> ListOffsetsResponse {
+    let mut resp = ListOffsetsResponse::default();
+    for t in req.topics {
+        let mut tr = ListOffsetsTopicResponse::default();
+        tr.name = t.name.clone();
+        for p in t.partitions {
+            let mut pr = ListOffsetsPartitionResponse::default();
+            pr.partition_index = p.partition_index;
+            match lookup(b, t.name.0.as_str(), p.partition_index, p.timestamp).await {
+                Ok((offset, ts)) => {
+                    pr.offset = offset;
+                    pr.timestamp = ts;
+                    if version >= 4 {
+                        pr.leader_epoch = 0;
+                    }
+                }
+                Err(e) => {
+                    pr.error_code = e.code();
+                    pr.offset = -1;
+                    pr.timestamp = -1;
+                }
+            }
+            tr.partitions.push(pr);
+        }
+        resp.topics.push(tr);
+    }
+    resp
+}
+
+async fn lookup(b: &Arc<Broker>, topic: &str, partition: i32, ts: i64) -> Result<(i64, i64)> {
+    let p = b.topics.partition(topic, partition)?;
+    let info = b.engine.stream_info(p.stream)?;
+    let (start, end) = (info.start as i64, info.end as i64);
+    match ts {
+        -2 | -4 => return Ok((start, -1)),
+        -1 | -5 => return Ok((end, -1)),
+        -3 => {
+            let ix = p.time_index.lock();
+            return Ok(ix.entries.iter().filter(|e| e.offset >= start).max_by_key(|e| e.max_ts).map_or((end, -1), |e| (e.offset, e.max_ts)));
+        }
+        t if t < 0 => return Err(BrokerError::InvalidRequest(format!("unknown special timestamp {t}"))),
+        _ => {}
+    }
+    let from = p.time_index.lock().scan_start_for(ts);
+    let Some(from) = from else { return Ok((-1, -1)) };
+    let mut pos = (from.max(start)) as u64;
+    while pos < info.end {
+        let batches = b.engine.read(p.stream, pos, info.end, TIMESTAMP_SCAN_BYTES).await?;
+        let Some(last) = batches.last() else { break };
+        pos = last.end_offset();
+        for x in &batches {
+            for (base, h) in records::headers(&x.payload) {
+                if h.max_timestamp >= ts {
+                    return Ok((base.max(start), h.base_timestamp.max(ts).min(h.max_timestamp)));
+                }
+            }
+        }
+    }
+    Ok((-1, -1))
+}
+
+/// OffsetForLeaderEpoch: Floe's leader epoch is always 0, and logs are never truncated.
+pub fn offset_for_leader_epoch(b: &Arc<Broker>, req: OffsetForLeaderEpochRequest) -> OffsetForLeaderEpochResponse {
+    let mut resp = OffsetForLeaderEpochResponse::default();
+    for t in req.topics {
+        let mut tr = OffsetForLeaderTopicResult::default();
+        tr.topic = t.topic.clone();
+        for p in t.partitions {
+            let mut e = EpochEndOffset::default();
+            e.partition = p.partition;
+            match b.topics.partition(t.topic.0.as_str(), p.partition).and_then(|x| Ok(b.engine.stream_info(x.stream)?)) {
+                Ok(info) if p.leader_epoch <= 0 => {
+                    e.leader_epoch = 0;
+                    e.end_offset = info.end as i64;
+                }
+                Ok(_) => {
+                    e.leader_epoch = -1;
+                    e.end_offset = -1;
+                }
+                Err(err) => e.error_code = err.code(),
+            }
+            tr.partitions.push(e);
+        }
+        resp.topics.push(tr);
+    }
+    resp
+}
+
+/// DeleteRecords: moves the log start up (-1: to the high watermark).
+pub async fn delete_records(b: &Arc<Broker>, req: DeleteRecordsRequest) -> DeleteRecordsResponse {
+    let mut resp = DeleteRecordsResponse::default();
+    for t in req.topics {
+        let mut tr = DeleteRecordsTopicResult::default();
+        tr.name = t.name.clone();
+        for p in t.partitions {
+            let mut pr = DeleteRecordsPartitionResult::default();
+            pr.partition_index = p.partition_index;
+            let r: Result<i64> = async {
+                let part = b.topics.partition(t.name.0.as_str(), p.partition_index)?;
+                let info = b.engine.stream_info(part.stream)?;
+                let to = if p.offset == -1 { info.end as i64 } else { p.offset };
+                if to < 0 || to > info.end as i64 {
+                    return Err(BrokerError::OffsetOutOfRange(p.offset));
+                }
+                b.engine.trim(part.stream, to as u64).await?;
+                part.time_index.lock().trim(to);
+                Ok(b.engine.stream_info(part.stream)?.start as i64)
+            }
+            .await;
+            match r {
+                Ok(low) => pr.low_watermark = low,
+                Err(e) => {
+                    pr.error_code = e.code();
+                    pr.low_watermark = -1;
+                }
+            }
+            tr.partitions.push(pr);
+        }
+        resp.topics.push(tr);
+    }
+    resp
+}

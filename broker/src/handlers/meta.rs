@@ -1,0 +1,152 @@
+//! ApiVersions, Metadata, DescribeCluster and FindCoordinator.
+
+use std::sync::Arc;
+
+use kafka_protocol::messages::api_versions_response::{ApiVersion, ApiVersionsResponse};
+use kafka_protocol::messages::describe_cluster_response::{DescribeClusterBroker, DescribeClusterResponse};
+use kafka_protocol::messages::find_coordinator_request::FindCoordinatorRequest;
+use kafka_protocol::messages::find_coordinator_response::{Coordinator, FindCoordinatorResponse};
+use kafka_protocol::messages::metadata_request::MetadataRequest;
+use kafka_protocol::messages::metadata_response::{MetadataResponse, MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic};
+use kafka_protocol::messages::{BrokerId, TopicName};
+
+use super::{sb, RequestContext, VERSIONS};
+use crate::broker::Broker;
+use crate::error::BrokerError;
+use crate::topics::Topic;
+
+/// The ApiVersions response: every API Floe implements and its version range.
+pub fn api_versions(error_code: i16) -> ApiVersionsResponse {
+    let mut r = ApiVersionsResponse::default();
+    r.error_code = error_code;
+    r.api_keys = VERSIONS
+        .iter()
+        .filter_map(|&(k, _, _)| {
+            let (min, max) = super::supported(k)?;
+            let mut v = ApiVersion::default();
+            v.api_key = k as i16;
+            v.min_version = min;
+            v.max_version = max;
+            Some(v)
+        })
+        .collect();
+    r
+}
+
+fn topic_entry(b: &Broker, t: &Topic, version: i16) -> MetadataResponseTopic {
+    let node = BrokerId(b.settings.node_id);
+    let mut mt = MetadataResponseTopic::default();
+    mt.name = Some(TopicName(sb(&t.meta.name)));
+    if version >= 10 {
+        mt.topic_id = t.meta.id;
+    }
+    mt.partitions = t
+        .partitions
+        .iter()
+        .map(|p| {
+            let mut mp = MetadataResponsePartition::default();
+            mp.partition_index = p.index;
+            mp.leader_id = node;
+            if version >= 7 {
+                mp.leader_epoch = 0;
+            }
+            mp.replica_nodes = vec![node];
+            mp.isr_nodes = vec![node];
+            mp
+        })
+        .collect();
+    mt
+}
+
+/// Metadata: this node as the only broker and the leader of every partition.
+pub async fn metadata(b: &Arc<Broker>, req: MetadataRequest, ctx: &RequestContext) -> MetadataResponse {
+    let mut r = MetadataResponse::default();
+    let (host, port) = b.advertised();
+    let mut broker = MetadataResponseBroker::default();
+    broker.node_id = BrokerId(b.settings.node_id);
+    broker.host = sb(&host);
+    broker.port = port;
+    r.brokers = vec![broker];
+    if ctx.version >= 2 {
+        r.cluster_id = Some(sb(&b.settings.cluster_id));
+    }
+    if ctx.version >= 1 {
+        r.controller_id = BrokerId(b.settings.node_id);
+    }
+    let auto_create = b.settings.auto_create_topics_enable && (ctx.version < 4 || req.allow_auto_topic_creation);
+    match req.topics {
+        None => r.topics = b.topics.all().iter().map(|t| topic_entry(b, t, ctx.version)).collect(),
+        Some(asked) => {
+            for t in asked {
+                let found = match (&t.name, t.topic_id.is_nil()) {
+                    (Some(name), _) => match b.topics.get(name) {
+                        Some(topic) => Ok(topic),
+                        None if auto_create => b.topics.create(name, b.settings.num_partitions, Default::default(), false).await.or_else(|e| match e {
+                            BrokerError::TopicAlreadyExists(_) => b.topics.get(name).ok_or(e),
+                            e => Err(e),
+                        }),
+                        None => Err(BrokerError::UnknownTopicOrPartition(name.to_string())),
+                    },
+                    (None, false) => b.topics.by_id(t.topic_id).ok_or(BrokerError::UnknownTopicId(t.topic_id)),
+                    (None, true) => Err(BrokerError::InvalidRequest("a topic needs a name or an id".into())),
+                };
+                match found {
+                    Ok(topic) => r.topics.push(topic_entry(b, &topic, ctx.version)),
+                    Err(e) => {
+                        let mut mt = MetadataResponseTopic::default();
+                        mt.name = t.name.clone();
+                        if ctx.version >= 10 {
+                            mt.topic_id = t.topic_id;
+                        }
+                        mt.error_code = e.code();
+                        r.topics.push(mt);
+                    }
+                }
+            }
+        }
+    }
+    r
+}
+
+/// DescribeCluster: this node.
+pub fn describe_cluster(b: &Arc<Broker>, version: i16) -> DescribeClusterResponse {
+    let (host, port) = b.advertised();
+    let mut r = DescribeClusterResponse::default();
+    r.cluster_id = sb(&b.settings.cluster_id);
+    r.controller_id = BrokerId(b.settings.node_id);
+    if version >= 1 {
+        r.endpoint_type = 1;
+    }
+    let mut broker = DescribeClusterBroker::default();
+    broker.broker_id = BrokerId(b.settings.node_id);
+    broker.host = sb(&host);
+    broker.port = port;
+    r.brokers = vec![broker];
+    r
+}
+
+/// FindCoordinator: this node coordinates every group.
+pub fn find_coordinator(b: &Arc<Broker>, req: FindCoordinatorRequest, ctx: &RequestContext) -> FindCoordinatorResponse {
+    let (host, port) = b.advertised();
+    let node = BrokerId(b.settings.node_id);
+    let mut r = FindCoordinatorResponse::default();
+    if ctx.version >= 4 {
+        r.coordinators = req
+            .coordinator_keys
+            .into_iter()
+            .map(|key| {
+                let mut c = Coordinator::default();
+                c.key = key;
+                c.node_id = node;
+                c.host = sb(&host);
+                c.port = port;
+                c
+            })
+            .collect();
+    } else {
+        r.node_id = node;
+        r.host = sb(&host);
+        r.port = port;
+    }
+    r
+}

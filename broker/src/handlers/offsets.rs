@@ -1,0 +1,197 @@
+//! OffsetCommit, OffsetFetch (single group, and batched from v8) and OffsetDelete.
+
+use std::sync::Arc;
+
+use kafka_protocol::messages::offset_commit_request::OffsetCommitRequest;
+use kafka_protocol::messages::offset_commit_response::{OffsetCommitResponse, OffsetCommitResponsePartition, OffsetCommitResponseTopic};
+use kafka_protocol::messages::offset_delete_request::OffsetDeleteRequest;
+use kafka_protocol::messages::offset_delete_response::{OffsetDeleteResponse, OffsetDeleteResponsePartition, OffsetDeleteResponseTopic};
+use kafka_protocol::messages::offset_fetch_request::OffsetFetchRequest;
+use kafka_protocol::messages::offset_fetch_response::{
+    OffsetFetchResponse, OffsetFetchResponseGroup, OffsetFetchResponsePartition, OffsetFetchResponsePartitions, OffsetFetchResponseTopic,
+    OffsetFetchResponseTopics,
+};
+use kafka_protocol::messages::TopicName;
+
+use super::{sb, RequestContext};
+use crate::broker::Broker;
+use crate::error::{BrokerError, Result};
+use crate::state::Committed;
+
+/// Longest metadata string kept with an offset.
+const METADATA_BYTES_MAX: usize = 4096;
+
+/// OffsetCommit: checked against the group's generation, then stored durably.
+pub async fn offset_commit(b: &Arc<Broker>, req: OffsetCommitRequest, _ctx: &RequestContext) -> OffsetCommitResponse {
+    let group = req.group_id.0.to_string();
+    let instance = req.group_instance_id.as_ref().map(|s| s.to_string());
+    let check = b.groups.check_commit(&group, req.member_id.as_str(), instance.as_deref(), req.generation_id_or_member_epoch);
+    let now = b.clock.now_ms();
+    let mut results: Vec<(TopicName, Vec<(i32, Result<()>)>)> = Vec::new();
+    let mut entries = Vec::new();
+    for t in &req.topics {
+        let mut parts = Vec::new();
+        for p in &t.partitions {
+            let r = match &check {
+                Err(e) => Err(clone_code(e)),
+                Ok(()) => {
+                    if p.committed_metadata.as_ref().is_some_and(|m| m.len() > METADATA_BYTES_MAX) {
+                        Err(BrokerError::InvalidRequest("offset metadata is too large".into()))
+                    } else {
+                        b.topics.partition(t.name.0.as_str(), p.partition_index).map(|_| ())
+                    }
+                }
+            };
+            if r.is_ok() {
+                let c = Committed {
+                    offset: p.committed_offset,
+                    leader_epoch: p.committed_leader_epoch,
+                    metadata: p.committed_metadata.as_ref().map(|m| m.to_string()),
+                    commit_ms: now,
+                };
+                entries.push((t.name.0.to_string(), p.partition_index, Some(c)));
+            }
+            parts.push((p.partition_index, r));
+        }
+        results.push((t.name.clone(), parts));
+    }
+    let stored = if entries.is_empty() { Ok(()) } else { b.state.commit(&group, entries).await };
+    let mut resp = OffsetCommitResponse::default();
+    for (name, parts) in results {
+        let mut tr = OffsetCommitResponseTopic::default();
+        tr.name = name;
+        for (index, r) in parts {
+            let mut pr = OffsetCommitResponsePartition::default();
+            pr.partition_index = index;
+            pr.error_code = match (&r, &stored) {
+                (Err(e), _) => e.code(),
+                (Ok(()), Err(e)) => e.code(),
+                (Ok(()), Ok(())) => 0,
+            };
+            tr.partitions.push(pr);
+        }
+        resp.topics.push(tr);
+    }
+    resp
+}
+
+fn clone_code(e: &BrokerError) -> BrokerError {
+    match e {
+        BrokerError::IllegalGeneration(g) => BrokerError::IllegalGeneration(*g),
+        BrokerError::UnknownMemberId(m) => BrokerError::UnknownMemberId(m.clone()),
+        BrokerError::RebalanceInProgress => BrokerError::RebalanceInProgress,
+        BrokerError::FencedInstanceId(i) => BrokerError::FencedInstanceId(i.clone()),
+        other => BrokerError::Internal(other.to_string()),
+    }
+}
+
+/// (topic, partition, committed) for a group, for the asked topics or all.
+fn lookup(b: &Broker, group: &str, topics: Option<Vec<(String, Vec<i32>)>>) -> Vec<(String, Vec<(i32, Option<Committed>)>)> {
+    match topics {
+        Some(ts) => ts
+            .into_iter()
+            .map(|(t, ps)| {
+                let v = ps.into_iter().map(|p| (p, b.state.committed(group, &t, p))).collect();
+                (t, v)
+            })
+            .collect(),
+        None => {
+            let mut out: Vec<(String, Vec<(i32, Option<Committed>)>)> = Vec::new();
+            for (t, p, c) in b.state.group_offsets(group) {
+                match out.last_mut() {
+                    Some((last, v)) if *last == t => v.push((p, Some(c))),
+                    _ => out.push((t, vec![(p, Some(c))])),
+                }
+            }
+            out
+        }
+    }
+}
+
+/// OffsetFetch.
+pub fn offset_fetch(b: &Arc<Broker>, req: OffsetFetchRequest, ctx: &RequestContext) -> OffsetFetchResponse {
+    let mut resp = OffsetFetchResponse::default();
+    if ctx.version >= 8 {
+        for g in req.groups {
+            let topics = g.topics.map(|ts| ts.into_iter().map(|t| (t.name.0.to_string(), t.partition_indexes)).collect());
+            let mut og = OffsetFetchResponseGroup::default();
+            og.group_id = g.group_id.clone();
+            for (t, parts) in lookup(b, g.group_id.0.as_str(), topics) {
+                let mut ot = OffsetFetchResponseTopics::default();
+                ot.name = TopicName(sb(&t));
+                for (p, c) in parts {
+                    let mut op = OffsetFetchResponsePartitions::default();
+                    op.partition_index = p;
+                    fill(&mut op.committed_offset, &mut op.committed_leader_epoch, &mut op.metadata, c, true);
+                    ot.partitions.push(op);
+                }
+                og.topics.push(ot);
+            }
+            resp.groups.push(og);
+        }
+    } else {
+        let topics = req.topics.map(|ts| ts.into_iter().map(|t| (t.name.0.to_string(), t.partition_indexes)).collect());
+        for (t, parts) in lookup(b, req.group_id.0.as_str(), topics) {
+            let mut ot = OffsetFetchResponseTopic::default();
+            ot.name = TopicName(sb(&t));
+            for (p, c) in parts {
+                let mut op = OffsetFetchResponsePartition::default();
+                op.partition_index = p;
+                fill(&mut op.committed_offset, &mut op.committed_leader_epoch, &mut op.metadata, c, ctx.version >= 5);
+                ot.partitions.push(op);
+            }
+            resp.topics.push(ot);
+        }
+    }
+    resp
+}
+
+fn fill(offset: &mut i64, epoch: &mut i32, metadata: &mut Option<kafka_protocol::protocol::StrBytes>, c: Option<Committed>, with_epoch: bool) {
+    match c {
+        Some(c) => {
+            *offset = c.offset;
+            if with_epoch {
+                *epoch = c.leader_epoch;
+            }
+            *metadata = Some(sb(c.metadata.as_deref().unwrap_or("")));
+        }
+        None => {
+            *offset = -1;
+            *epoch = -1;
+            *metadata = Some(sb(""));
+        }
+    }
+}
+
+/// OffsetDelete: only for a group without active members (Floe does not read subscriptions).
+pub async fn offset_delete(b: &Arc<Broker>, req: OffsetDeleteRequest) -> OffsetDeleteResponse {
+    let group = req.group_id.0.to_string();
+    let mut resp = OffsetDeleteResponse::default();
+    if b.state.group_offsets(&group).is_empty() && b.groups.describe(&group).is_none() {
+        resp.error_code = BrokerError::GroupIdNotFound(group).code();
+        return resp;
+    }
+    let active = b.groups.has_members(&group);
+    let mut entries = Vec::new();
+    for t in req.topics {
+        let mut tr = OffsetDeleteResponseTopic::default();
+        tr.name = t.name.clone();
+        for p in t.partitions {
+            let mut pr = OffsetDeleteResponsePartition::default();
+            pr.partition_index = p.partition_index;
+            if active {
+                pr.error_code = BrokerError::GroupSubscribedToTopic.code();
+            } else {
+                entries.push((t.name.0.to_string(), p.partition_index, None));
+            }
+            tr.partitions.push(pr);
+        }
+        resp.topics.push(tr);
+    }
+    if !entries.is_empty() {
+        if let Err(e) = b.state.commit(&group, entries).await {
+            resp.error_code = e.code();
+        }
+    }
+    resp
+}

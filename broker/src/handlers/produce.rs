@@ -1,0 +1,142 @@
+//! Produce: validate each partition's batches, check producer sequences and assign offsets in
+//! arrival order, then (in the reply future) wait until they are durable.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use kafka_protocol::messages::produce_request::ProduceRequest;
+use kafka_protocol::messages::produce_response::{PartitionProduceResponse, ProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::{ResponseKind, TopicName};
+
+use super::{sb, Reply, RequestContext};
+use crate::broker::Broker;
+use crate::error::{BrokerError, Result};
+use crate::partition::SeqCheck;
+use crate::records;
+use crate::topic_config;
+
+enum Pending {
+    Done(Result<(i64, i64)>),
+    Durable { base: i64, log_start: i64, durable: floe_s3stream::Durable },
+}
+
+/// Starts a produce; the reply resolves once every partition's batches are durable.
+pub async fn start(b: Arc<Broker>, req: ProduceRequest, ctx: RequestContext) -> Reply {
+    let acks = req.acks;
+    let mut pending: Vec<(TopicName, Vec<(i32, Pending)>)> = Vec::with_capacity(req.topic_data.len());
+    for t in req.topic_data {
+        let mut parts = Vec::with_capacity(t.partition_data.len());
+        for pd in t.partition_data {
+            let p = if !matches!(acks, 0 | 1 | -1) {
+                Pending::Done(Err(BrokerError::InvalidRequiredAcks(acks)))
+            } else if req.transactional_id.is_some() {
+                Pending::Done(Err(BrokerError::TransactionsUnsupported))
+            } else {
+                match start_partition(&b, &t.name, pd.index, pd.records.unwrap_or_default()).await {
+                    Ok(p) => p,
+                    Err(e) => Pending::Done(Err(e)),
+                }
+            };
+            parts.push((pd.index, p));
+        }
+        pending.push((t.name, parts));
+    }
+    let version = ctx.version;
+    Box::pin(async move {
+        let mut resp = ProduceResponse::default();
+        let mut any_appended = false;
+        for (name, parts) in pending {
+            let mut tr = TopicProduceResponse::default();
+            tr.name = name;
+            for (index, p) in parts {
+                let result = match p {
+                    Pending::Done(r) => r,
+                    Pending::Durable { base, log_start, durable } => {
+                        any_appended = true;
+                        durable.wait().await.map(|()| (base, log_start)).map_err(BrokerError::from)
+                    }
+                };
+                let mut pr = PartitionProduceResponse::default();
+                pr.index = index;
+                pr.log_append_time_ms = -1;
+                match &result {
+                    Ok((base, start)) => {
+                        pr.base_offset = *base;
+                        if version >= 5 {
+                            pr.log_start_offset = *start;
+                        }
+                    }
+                    Err(e) => {
+                        tracing::debug!(error = %e, partition = index, "produce refused");
+                        pr.error_code = e.code();
+                        pr.base_offset = -1;
+                        if version >= 8 {
+                            pr.error_message = Some(sb(&e.to_string()));
+                        }
+                    }
+                }
+                tr.partition_responses.push(pr);
+            }
+            resp.responses.push(tr);
+        }
+        if any_appended {
+            b.data_appended.notify_waiters();
+        }
+        (acks != 0).then_some(ResponseKind::Produce(resp))
+    })
+}
+
+async fn start_partition(b: &Arc<Broker>, topic: &str, index: i32, data: Bytes) -> Result<Pending> {
+    let t = b.topics.get(topic).ok_or_else(|| BrokerError::UnknownTopicOrPartition(topic.to_string()))?;
+    let p = b.topics.partition(topic, index)?;
+    let infos = records::validate(&data)?;
+    let max = topic_config::long(&t.meta.configs, "max.message.bytes").map_or(b.settings.message_max_bytes.0 as usize, |v| v as usize);
+    for i in &infos {
+        if i.size > max {
+            return Err(BrokerError::MessageTooLarge { size: i.size, max });
+        }
+        if i.transactional {
+            return Err(BrokerError::TransactionsUnsupported);
+        }
+        if i.control {
+            return Err(BrokerError::InvalidRecord("control batches cannot be produced".into()));
+        }
+    }
+    let _order = p.sequencing.lock().await;
+    {
+        let producers = p.producers.lock();
+        let mut verdicts = infos.iter().map(|i| producers.check(i));
+        if infos.len() == 1 {
+            if let Some(SeqCheck::Duplicate(base)) = verdicts.next().transpose()? {
+                let start = b.engine.stream_info(p.stream)?.start as i64;
+                return Ok(Pending::Done(Ok((base, start))));
+            }
+        } else {
+            for v in verdicts {
+                if let SeqCheck::Duplicate(_) = v? {
+                    return Err(BrokerError::InvalidRecord("a retried batch came with new ones in one request".into()));
+                }
+            }
+        }
+    }
+    let count: u32 = infos.iter().map(|i| i.records).sum();
+    let len = data.len();
+    let epoch = b.engine.epoch();
+    let (base, durable) = b
+        .engine
+        .append_start(p.stream, epoch, count, len, |base| records::assign_offsets(&data, &infos, base as i64))
+        .await?;
+    let base = base as i64;
+    {
+        let mut producers = p.producers.lock();
+        let mut offset = base;
+        for i in &infos {
+            producers.record(i, offset);
+            offset += i64::from(i.records);
+        }
+    }
+    let max_ts = infos.iter().map(|i| i.max_timestamp).max().unwrap_or(-1);
+    p.time_index.lock().push(base, max_ts, len as u64);
+    let log_start = b.engine.stream_info(p.stream)?.start as i64;
+    Ok(Pending::Durable { base, log_start, durable })
+}

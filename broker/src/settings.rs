@@ -1,0 +1,247 @@
+//! Broker settings: a serde struct with defaults, read from a TOML file, then `FLOE_*` variables,
+//! then command-line flags (each later source wins). Components are not settings: see `Broker::builder`.
+
+use std::path::PathBuf;
+
+use floe_s3stream::{EngineConfig, WalKind};
+use serde::{Deserialize, Serialize};
+
+use crate::units::{ByteSize, Millis};
+
+/// Everything `floe serve` can be told.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    /// Where the WAL and (by default) the local object store live.
+    pub data_dir: PathBuf,
+    /// Kafka listener; port 0 picks a free port.
+    pub kafka_listen: String,
+    /// host:port given to clients; defaults to the bound Kafka address.
+    pub advertised_listener: Option<String>,
+    /// `file:///dir`, `s3://bucket?endpoint=…&region=…` or `memory://`; default `<data_dir>/objects`.
+    pub object_store: Option<String>,
+    /// Schema Registry listener (issue 4 serves it).
+    pub schema_registry_listen: String,
+    /// Iceberg REST catalog listener (issue 5 serves it).
+    pub catalog_listen: String,
+    /// Metrics and health listener (issue 7 serves it).
+    pub admin_listen: String,
+    pub node_id: i32,
+    pub cluster_id: String,
+    /// Create a topic when a client asks for one that does not exist (as Kafka does).
+    pub auto_create_topics_enable: bool,
+    /// Partitions of an auto-created topic, or of a created one that does not say.
+    pub num_partitions: i32,
+    /// Largest request accepted (`socket.request.max.bytes`).
+    pub socket_request_max_bytes: ByteSize,
+    /// Most client connections at once.
+    pub connections_max: usize,
+    /// Most requests read ahead of their responses on one connection.
+    pub connection_inflight_requests_max: usize,
+    /// Most request bytes read ahead of their responses on one connection.
+    pub connection_inflight_bytes_max: ByteSize,
+    /// Connections idle this long are closed.
+    pub connections_idle_ms: Millis,
+    /// Default `max.message.bytes` of topics.
+    pub message_max_bytes: ByteSize,
+    /// Longest a Fetch may wait, whatever the client asks.
+    pub fetch_max_wait_ms: Millis,
+    /// Delay before the first rebalance of an empty group completes (`group.initial.rebalance.delay.ms`).
+    pub group_initial_rebalance_delay_ms: Millis,
+    pub group_min_session_timeout_ms: Millis,
+    pub group_max_session_timeout_ms: Millis,
+    /// How often retention is enforced.
+    pub retention_check_interval_ms: Millis,
+    /// How often producer state and offsets are snapshotted.
+    pub state_snapshot_interval_ms: Millis,
+    /// `text` or `json` logs.
+    pub log_format: String,
+    pub storage: StorageSettings,
+}
+
+/// Storage engine settings, in human units.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StorageSettings {
+    /// `file` (a local ring, group-committed fsync) or `object` (diskless).
+    pub wal: WalKind,
+    pub wal_capacity_bytes: ByteSize,
+    pub wal_batch_interval_ms: Millis,
+    pub wal_batch_bytes: ByteSize,
+    pub upload_bytes: ByteSize,
+    pub upload_interval_ms: Millis,
+    pub upload_pending_bytes_max: ByteSize,
+    pub log_cache_bytes: ByteSize,
+    pub block_cache_bytes: ByteSize,
+    pub compaction_interval_ms: Millis,
+    pub object_grace_ms: Millis,
+}
+
+impl Default for StorageSettings {
+    fn default() -> Self {
+        let e = EngineConfig::default();
+        Self {
+            wal: e.wal,
+            wal_capacity_bytes: ByteSize(e.wal_capacity_bytes),
+            wal_batch_interval_ms: Millis(e.wal_batch_interval_ms),
+            wal_batch_bytes: ByteSize(e.wal_batch_bytes),
+            upload_bytes: ByteSize(e.upload_bytes),
+            upload_interval_ms: Millis(e.upload_interval_ms),
+            upload_pending_bytes_max: ByteSize(e.upload_pending_bytes_max),
+            log_cache_bytes: ByteSize(e.log_cache_bytes),
+            block_cache_bytes: ByteSize(e.block_cache_bytes),
+            compaction_interval_ms: Millis(e.compaction_interval_ms),
+            object_grace_ms: Millis(e.object_grace_ms),
+        }
+    }
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from("floe-data"),
+            kafka_listen: "127.0.0.1:9092".into(),
+            advertised_listener: None,
+            object_store: None,
+            schema_registry_listen: "127.0.0.1:8081".into(),
+            catalog_listen: "127.0.0.1:8181".into(),
+            admin_listen: "127.0.0.1:9644".into(),
+            node_id: 0,
+            cluster_id: "floe-cluster".into(),
+            auto_create_topics_enable: true,
+            num_partitions: 1,
+            socket_request_max_bytes: ByteSize(100 << 20),
+            connections_max: 1024,
+            connection_inflight_requests_max: 64,
+            connection_inflight_bytes_max: ByteSize(64 << 20),
+            connections_idle_ms: Millis(600_000),
+            message_max_bytes: ByteSize(1_048_588),
+            fetch_max_wait_ms: Millis(30_000),
+            group_initial_rebalance_delay_ms: Millis(300),
+            group_min_session_timeout_ms: Millis(1_000),
+            group_max_session_timeout_ms: Millis(300_000),
+            retention_check_interval_ms: Millis(30_000),
+            state_snapshot_interval_ms: Millis(10_000),
+            log_format: "text".into(),
+            storage: StorageSettings::default(),
+        }
+    }
+}
+
+impl Settings {
+    /// Reads settings: defaults, then the TOML file, then `FLOE_*` variables from `env`
+    /// (`FLOE_KAFKA_LISTEN`, `FLOE_STORAGE__WAL` for nested keys), then `overrides`.
+    pub fn load(
+        file: Option<&std::path::Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+        overrides: Vec<(String, toml::Value)>,
+    ) -> Result<Self, String> {
+        let mut table = match file {
+            Some(p) => {
+                let text = std::fs::read_to_string(p).map_err(|e| format!("reading {}: {e}", p.display()))?;
+                text.parse::<toml::Table>().map_err(|e| format!("parsing {}: {e}", p.display()))?
+            }
+            None => toml::Table::new(),
+        };
+        for (k, v) in env {
+            let Some(key) = k.strip_prefix("FLOE_") else { continue };
+            let path: Vec<String> = key.split("__").map(|p| p.to_ascii_lowercase()).collect();
+            set(&mut table, &path, env_value(&v));
+        }
+        for (k, v) in overrides {
+            let path: Vec<String> = k.split('.').map(str::to_string).collect();
+            set(&mut table, &path, v);
+        }
+        Settings::deserialize(toml::Value::Table(table)).map_err(|e| format!("settings: {e}"))
+    }
+
+    /// The object store URL, defaulting into the data directory.
+    pub fn object_store_url(&self) -> Result<String, String> {
+        match &self.object_store {
+            Some(u) => Ok(u.clone()),
+            None => {
+                let dir = std::path::absolute(self.data_dir.join("objects")).map_err(|e| e.to_string())?;
+                Ok(format!("file://{}", dir.display()))
+            }
+        }
+    }
+
+    /// The storage engine's configuration.
+    pub fn engine_config(&self) -> EngineConfig {
+        let s = &self.storage;
+        EngineConfig {
+            wal: s.wal,
+            wal_dir: self.data_dir.join("wal"),
+            wal_capacity_bytes: s.wal_capacity_bytes.0,
+            wal_batch_interval_ms: s.wal_batch_interval_ms.0,
+            wal_batch_bytes: s.wal_batch_bytes.0,
+            upload_bytes: s.upload_bytes.0,
+            upload_interval_ms: s.upload_interval_ms.0,
+            upload_pending_bytes_max: s.upload_pending_bytes_max.0,
+            log_cache_bytes: s.log_cache_bytes.0,
+            block_cache_bytes: s.block_cache_bytes.0,
+            compaction_interval_ms: s.compaction_interval_ms.0,
+            object_grace_ms: s.object_grace_ms.0,
+            ..EngineConfig::default()
+        }
+    }
+}
+
+fn env_value(v: &str) -> toml::Value {
+    match v {
+        "true" => toml::Value::Boolean(true),
+        "false" => toml::Value::Boolean(false),
+        _ => v.parse::<i64>().map(toml::Value::Integer).unwrap_or_else(|_| toml::Value::String(v.to_string())),
+    }
+}
+
+fn set(table: &mut toml::Table, path: &[String], v: toml::Value) {
+    match path {
+        [] => {}
+        [last] => {
+            table.insert(last.clone(), v);
+        }
+        [first, rest @ ..] => {
+            let entry = table.entry(first.clone()).or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            if !entry.is_table() {
+                *entry = toml::Value::Table(toml::Table::new());
+            }
+            if let toml::Value::Table(t) = entry {
+                set(t, rest, v);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_then_env_then_flags() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let f = dir.path().join("floe.toml");
+        std::fs::write(&f, "kafka_listen = \"127.0.0.1:1\"\nnum_partitions = 3\n[storage]\nwal = \"object\"\nwal_batch_interval_ms = \"50ms\"\n")
+            .expect("write");
+        let env = vec![
+            ("FLOE_NUM_PARTITIONS".to_string(), "5".to_string()),
+            ("FLOE_STORAGE__LOG_CACHE_BYTES".to_string(), "32MiB".to_string()),
+            ("PATH".to_string(), "/bin".to_string()),
+        ];
+        let s = Settings::load(Some(&f), env, vec![("kafka_listen".into(), toml::Value::String("127.0.0.1:0".into()))])
+            .expect("load");
+        assert_eq!(s.kafka_listen, "127.0.0.1:0");
+        assert_eq!(s.num_partitions, 5);
+        assert_eq!(s.storage.wal, WalKind::Object);
+        assert_eq!(s.storage.wal_batch_interval_ms, Millis(50));
+        assert_eq!(s.storage.log_cache_bytes, ByteSize(32 << 20));
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_errors() {
+        let e = Settings::load(None, vec![("FLOE_KAFKA_LISTN".into(), "x".into())], vec![]).expect_err("unknown key");
+        assert!(e.contains("kafka_listn"), "{e}");
+        let e = Settings::load(None, vec![("FLOE_STORAGE__WAL".into(), "tape".into())], vec![]).expect_err("bad value");
+        assert!(e.contains("tape"), "{e}");
+    }
+}

@@ -1,0 +1,217 @@
+//! Durable broker state in one stream of the engine, as Kafka keeps `__consumer_offsets`:
+//! committed offsets as records, plus periodic snapshots of offsets, idempotent-producer tables
+//! and time indexes. After a snapshot is durable the stream is trimmed up to it, so the stream
+//! stays small. On start the records are replayed, then each partition's log is scanned from the
+//! snapshot's end to rebuild what came after.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use floe_s3stream::{Engine, StreamId};
+use parking_lot::RwLock;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{BrokerError, Result};
+use crate::partition::{ProducerTable, TimeIndex};
+use crate::records;
+use crate::topics::Topics;
+
+const STREAM_KEY: &str = "internal/state_stream";
+const PRODUCER_ID_KEY: &str = "internal/next_producer_id";
+const PRODUCER_ID_BLOCK: i64 = 1000;
+/// Bytes read per step when scanning a partition's log on start.
+const SCAN_READ_BYTES: u64 = 4 << 20;
+
+/// A committed offset of a group.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Committed {
+    pub offset: i64,
+    pub leader_epoch: i32,
+    pub metadata: Option<String>,
+    pub commit_ms: i64,
+}
+
+/// (group, topic, partition)
+pub type OffsetKey = (String, String, i32);
+
+#[derive(Debug, Serialize, Deserialize)]
+struct PartitionSnapshot {
+    topic: String,
+    partition: i32,
+    stream: StreamId,
+    scanned_to: u64,
+    producers: ProducerTable,
+    index: TimeIndex,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "t")]
+enum Record {
+    /// Offsets committed (Some) or deleted (None) for one group.
+    Offsets { group: String, entries: Vec<(String, i32, Option<Committed>)> },
+    Snapshot { offsets: Vec<(OffsetKey, Committed)>, partitions: Vec<PartitionSnapshot> },
+}
+
+/// The broker's durable state.
+pub struct StateStore {
+    engine: Engine,
+    stream: StreamId,
+    offsets: RwLock<HashMap<OffsetKey, Committed>>,
+    producer_ids: tokio::sync::Mutex<(i64, i64)>,
+}
+
+impl StateStore {
+    /// Opens (or creates) the state stream and replays it; then rebuilds partition state.
+    pub async fn open(engine: Engine, topics: &Topics) -> Result<Arc<Self>> {
+        let stream = match engine.kv_get(STREAM_KEY).and_then(|v| v.parse().ok()) {
+            Some(s) => s,
+            None => {
+                let s = engine.create_stream().await?;
+                engine.kv_put(vec![(STREAM_KEY.into(), Some(s.to_string()))]).await?;
+                s
+            }
+        };
+        let info = engine.open_stream(stream, engine.epoch()).await?;
+        let mut offsets = HashMap::new();
+        let mut snapshots: HashMap<StreamId, PartitionSnapshot> = HashMap::new();
+        let mut pos = info.start;
+        while pos < info.end {
+            let batches = engine.read(stream, pos, info.end, SCAN_READ_BYTES).await?;
+            let Some(last) = batches.last() else { break };
+            pos = last.end_offset();
+            for b in batches {
+                let record: Record = serde_json::from_slice(&b.payload)
+                    .map_err(|e| BrokerError::Internal(format!("state record at offset {} is unreadable: {e}", b.base_offset)))?;
+                match record {
+                    Record::Offsets { group, entries } => apply(&mut offsets, &group, entries),
+                    Record::Snapshot { offsets: o, partitions } => {
+                        offsets = o.into_iter().collect();
+                        snapshots = partitions.into_iter().map(|p| (p.stream, p)).collect();
+                    }
+                }
+            }
+        }
+        let this = Arc::new(Self { engine: engine.clone(), stream, offsets: RwLock::new(offsets), producer_ids: Default::default() });
+        for topic in topics.all() {
+            for p in &topic.partitions {
+                let mut from = engine.stream_info(p.stream)?.start;
+                if let Some(s) = snapshots.remove(&p.stream) {
+                    *p.producers.lock() = s.producers;
+                    *p.time_index.lock() = s.index;
+                    from = from.max(s.scanned_to);
+                }
+                this.scan_partition(p, from).await?;
+            }
+        }
+        Ok(this)
+    }
+
+    async fn scan_partition(&self, p: &crate::partition::Partition, from: u64) -> Result<()> {
+        let end = self.engine.stream_info(p.stream)?.end;
+        let mut pos = from;
+        while pos < end {
+            let batches = self.engine.read(p.stream, pos, end, SCAN_READ_BYTES).await?;
+            let Some(last) = batches.last() else { break };
+            pos = last.end_offset();
+            let mut producers = p.producers.lock();
+            let mut index = p.time_index.lock();
+            for b in &batches {
+                let mut max_ts = i64::MIN;
+                for (base, info) in records::headers(&b.payload) {
+                    producers.record(&info, base);
+                    max_ts = max_ts.max(info.max_timestamp);
+                }
+                index.push(b.base_offset as i64, max_ts, b.payload.len() as u64);
+            }
+        }
+        Ok(())
+    }
+
+    /// Commits offsets of a group durably.
+    pub async fn commit(&self, group: &str, entries: Vec<(String, i32, Option<Committed>)>) -> Result<()> {
+        let record = Record::Offsets { group: group.to_string(), entries };
+        self.append(&record).await?;
+        let Record::Offsets { group, entries } = record else { return Ok(()) };
+        apply(&mut self.offsets.write(), &group, entries);
+        Ok(())
+    }
+
+    /// A committed offset.
+    pub fn committed(&self, group: &str, topic: &str, partition: i32) -> Option<Committed> {
+        self.offsets.read().get(&(group.to_string(), topic.to_string(), partition)).cloned()
+    }
+
+    /// Every committed offset of a group.
+    pub fn group_offsets(&self, group: &str) -> Vec<(String, i32, Committed)> {
+        let mut v: Vec<_> = self
+            .offsets
+            .read()
+            .iter()
+            .filter(|((g, _, _), _)| g == group)
+            .map(|((_, t, p), c)| (t.clone(), *p, c.clone()))
+            .collect();
+        v.sort_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
+        v
+    }
+
+    /// Groups that have committed offsets.
+    pub fn groups_with_offsets(&self) -> Vec<String> {
+        let mut v: Vec<String> = self.offsets.read().keys().map(|(g, _, _)| g.clone()).collect();
+        v.sort();
+        v.dedup();
+        v
+    }
+
+    /// A fresh producer id, from durably reserved blocks.
+    pub async fn next_producer_id(&self) -> Result<i64> {
+        let mut ids = self.producer_ids.lock().await;
+        if ids.0 >= ids.1 {
+            let start = self.engine.kv_get(PRODUCER_ID_KEY).and_then(|v| v.parse().ok()).unwrap_or(1000i64);
+            let limit = start + PRODUCER_ID_BLOCK;
+            self.engine.kv_put(vec![(PRODUCER_ID_KEY.into(), Some(limit.to_string()))]).await?;
+            *ids = (start, limit);
+        }
+        let id = ids.0;
+        ids.0 += 1;
+        Ok(id)
+    }
+
+    /// Writes a snapshot of everything, then trims the stream up to it.
+    pub async fn snapshot(&self, topics: &Topics) -> Result<()> {
+        let mut partitions = Vec::new();
+        for topic in topics.all() {
+            for p in &topic.partitions {
+                // The end is read before the tables, so the tables cover at least up to it.
+                let Ok(info) = self.engine.stream_info(p.stream) else { continue };
+                partitions.push(PartitionSnapshot {
+                    topic: p.topic.clone(),
+                    partition: p.index,
+                    stream: p.stream,
+                    scanned_to: info.end,
+                    producers: p.producers.lock().clone(),
+                    index: p.time_index.lock().clone(),
+                });
+            }
+        }
+        let offsets = self.offsets.read().iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        let base = self.append(&Record::Snapshot { offsets, partitions }).await?;
+        self.engine.trim(self.stream, base).await?;
+        Ok(())
+    }
+
+    async fn append(&self, record: &Record) -> Result<u64> {
+        let json = serde_json::to_vec(record).map_err(|e| BrokerError::Internal(e.to_string()))?;
+        Ok(self.engine.append(self.stream, self.engine.epoch(), 1, Bytes::from(json)).await?)
+    }
+}
+
+fn apply(offsets: &mut HashMap<OffsetKey, Committed>, group: &str, entries: Vec<(String, i32, Option<Committed>)>) {
+    for (topic, partition, c) in entries {
+        let key = (group.to_string(), topic, partition);
+        match c {
+            Some(c) => offsets.insert(key, c),
+            None => offsets.remove(&key),
+        };
+    }
+}

@@ -1,0 +1,167 @@
+//! Topic configuration keys: which exist, their defaults, and the check of every value.
+//!
+//! Unknown keys and bad values are refused with the key named, never ignored.
+
+use std::collections::BTreeMap;
+
+use crate::error::{BrokerError, Result};
+
+/// How a key's value is checked.
+#[derive(Debug, Clone, Copy)]
+enum Kind {
+    Long { min: i64 },
+    Bool,
+    OneOf(&'static [&'static str]),
+    Text,
+    /// A bracketed list such as `[id, name]`.
+    List,
+}
+
+/// A known key: name, kind, default shown by DescribeConfigs (None: unset).
+struct Key {
+    name: &'static str,
+    kind: Kind,
+    default: Option<&'static str>,
+    doc: &'static str,
+}
+
+const TT: &str = "automq.table.topic.";
+
+static KEYS: &[Key] = &[
+    Key { name: "retention.ms", kind: Kind::Long { min: -1 }, default: Some("604800000"), doc: "Delete data older than this (-1: keep forever)." },
+    Key { name: "retention.bytes", kind: Kind::Long { min: -1 }, default: Some("-1"), doc: "Delete the oldest data past this size per partition (-1: no limit)." },
+    Key { name: "cleanup.policy", kind: Kind::OneOf(&["delete", "compact", "compact,delete", "delete,compact"]), default: Some("delete"), doc: "delete: retention applies. compact: accepted, but Floe does not compact logs yet; data is kept until retention (if also delete)." },
+    Key { name: "max.message.bytes", kind: Kind::Long { min: 0 }, default: None, doc: "Largest record batch accepted (defaults to the broker's message_max_bytes)." },
+    Key { name: "segment.bytes", kind: Kind::Long { min: 14 }, default: Some("1073741824"), doc: "Accepted for compatibility: Floe stores partitions as streams, not segments." },
+    Key { name: "min.insync.replicas", kind: Kind::Long { min: 1 }, default: Some("1"), doc: "Accepted for compatibility: acknowledged data is durable in the WAL, replicated by object storage." },
+    Key { name: "compression.type", kind: Kind::OneOf(&["producer"]), default: Some("producer"), doc: "Floe stores batches as produced, never recompressed." },
+    Key { name: "message.timestamp.type", kind: Kind::OneOf(&["CreateTime"]), default: Some("CreateTime"), doc: "Only producer timestamps: batches are never rewritten." },
+    Key { name: "automq.table.topic.enable", kind: Kind::Bool, default: Some("false"), doc: "Materialize the topic into an Iceberg table." },
+    Key { name: "automq.table.topic.commit.interval.ms", kind: Kind::Long { min: 100 }, default: Some("60000"), doc: "How often the table is committed." },
+    Key { name: "automq.table.topic.namespace", kind: Kind::Text, default: Some("default"), doc: "Iceberg namespace of the table." },
+    Key { name: "automq.table.topic.convert.value.type", kind: Kind::OneOf(&["raw", "string", "by_schema_id", "by_latest_schema", "json", "protobuf_file"]), default: Some("raw"), doc: "How record values are decoded." },
+    Key { name: "automq.table.topic.convert.key.type", kind: Kind::OneOf(&["raw", "string", "by_schema_id", "by_latest_schema", "json", "protobuf_file"]), default: Some("raw"), doc: "How record keys are decoded." },
+    Key { name: "automq.table.topic.convert.value.by_latest_schema.subject", kind: Kind::Text, default: None, doc: "Subject for by_latest_schema values." },
+    Key { name: "automq.table.topic.convert.value.by_latest_schema.message.full.name", kind: Kind::Text, default: None, doc: "Protobuf message of by_latest_schema values." },
+    Key { name: "automq.table.topic.convert.key.by_latest_schema.subject", kind: Kind::Text, default: None, doc: "Subject for by_latest_schema keys." },
+    Key { name: "automq.table.topic.convert.key.by_latest_schema.message.full.name", kind: Kind::Text, default: None, doc: "Protobuf message of by_latest_schema keys." },
+    Key { name: "automq.table.topic.transform.value.type", kind: Kind::OneOf(&["none", "flatten", "flatten_debezium"]), default: Some("none"), doc: "How decoded values become rows." },
+    Key { name: "automq.table.topic.id.columns", kind: Kind::List, default: None, doc: "Identifier columns, e.g. [id]." },
+    Key { name: "automq.table.topic.partition.by", kind: Kind::List, default: None, doc: "Partition spec, e.g. [bucket(id, 16), day(ts)]." },
+    Key { name: "automq.table.topic.upsert.enable", kind: Kind::Bool, default: Some("false"), doc: "Each record replaces the row of its key." },
+    Key { name: "automq.table.topic.cdc.field", kind: Kind::Text, default: None, doc: "Field holding the I/U/D operation." },
+    Key { name: "automq.table.topic.errors.tolerance", kind: Kind::OneOf(&["none", "invalid_data", "all"]), default: Some("invalid_data"), doc: "What happens to a record that cannot be converted." },
+    Key { name: "automq.table.topic.expire.snapshot.enabled", kind: Kind::Bool, default: Some("true"), doc: "Expire old snapshots." },
+    Key { name: "automq.table.topic.expire.snapshot.older.than.hours", kind: Kind::Long { min: 1 }, default: Some("1"), doc: "Snapshots older than this expire." },
+    Key { name: "automq.table.topic.expire.snapshot.retain.last", kind: Kind::Long { min: 1 }, default: Some("1"), doc: "Snapshots always kept." },
+];
+
+/// A key's default as DescribeConfigs reports it.
+pub fn defaults() -> impl Iterator<Item = (&'static str, Option<&'static str>, &'static str)> {
+    KEYS.iter().map(|k| (k.name, k.default, k.doc))
+}
+
+fn invalid(key: &str, reason: impl Into<String>) -> BrokerError {
+    BrokerError::InvalidConfig { key: key.to_string(), reason: reason.into() }
+}
+
+/// Checks one key and value.
+pub fn validate_entry(key: &str, value: &str) -> Result<()> {
+    let k = KEYS.iter().find(|k| k.name == key).ok_or_else(|| {
+        if key.starts_with(TT) {
+            invalid(key, "unknown table topic key")
+        } else {
+            invalid(key, "unknown topic config key")
+        }
+    })?;
+    match k.kind {
+        Kind::Long { min } => match value.trim().parse::<i64>() {
+            Ok(v) if v >= min => Ok(()),
+            Ok(v) => Err(invalid(key, format!("{v} is below the minimum {min}"))),
+            Err(_) => Err(invalid(key, format!("{value:?} is not a whole number"))),
+        },
+        Kind::Bool => match value.trim() {
+            "true" | "false" => Ok(()),
+            _ => Err(invalid(key, format!("{value:?} is not true or false"))),
+        },
+        Kind::OneOf(allowed) => {
+            if allowed.contains(&value.trim()) {
+                Ok(())
+            } else {
+                Err(invalid(key, format!("{value:?} is not one of {}", allowed.join(", "))))
+            }
+        }
+        Kind::Text => Ok(()),
+        Kind::List => {
+            let v = value.trim();
+            if v.starts_with('[') && v.ends_with(']') {
+                Ok(())
+            } else {
+                Err(invalid(key, format!("{value:?} is not a bracketed list such as [id]")))
+            }
+        }
+    }
+}
+
+/// Checks a whole config: every entry, then the combinations.
+pub fn validate(configs: &BTreeMap<String, String>) -> Result<()> {
+    for (k, v) in configs {
+        validate_entry(k, v)?;
+    }
+    let get = |k: &str| configs.get(&format!("{TT}{k}")).map(|s| s.trim().to_string());
+    let is_true = |k: &str| get(k).as_deref() == Some("true");
+    if (is_true("upsert.enable") || get("cdc.field").is_some()) && get("id.columns").is_none_or(|v| v == "[]") {
+        let key = if is_true("upsert.enable") { "automq.table.topic.upsert.enable" } else { "automq.table.topic.cdc.field" };
+        return Err(invalid(key, "needs automq.table.topic.id.columns"));
+    }
+    if get("transform.value.type").as_deref() == Some("flatten_debezium") {
+        let convert = get("convert.value.type").unwrap_or_else(|| "raw".into());
+        if convert == "raw" || convert == "string" {
+            return Err(invalid("automq.table.topic.transform.value.type", format!("flatten_debezium cannot read {convert} values: set automq.table.topic.convert.value.type")));
+        }
+    }
+    if get("transform.value.type").as_deref() == Some("flatten") {
+        let convert = get("convert.value.type").unwrap_or_else(|| "raw".into());
+        if convert == "raw" || convert == "string" {
+            return Err(invalid("automq.table.topic.transform.value.type", format!("flatten needs structured values, not {convert}")));
+        }
+    }
+    Ok(())
+}
+
+/// A key's effective value as a number, from the topic or its default.
+pub fn long(configs: &BTreeMap<String, String>, key: &str) -> Option<i64> {
+    configs
+        .get(key)
+        .map(String::as_str)
+        .or_else(|| KEYS.iter().find(|k| k.name == key).and_then(|k| k.default))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn m(kv: &[(&str, &str)]) -> BTreeMap<String, String> {
+        kv.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn good_configs_pass_and_bad_ones_name_the_key() {
+        validate(&m(&[("retention.ms", "1000"), ("cleanup.policy", "delete"), ("automq.table.topic.enable", "true")])).expect("valid");
+        for (kv, key) in [
+            (vec![("retention.ms", "soon")], "retention.ms"),
+            (vec![("retention.ms", "-5")], "retention.ms"),
+            (vec![("no.such.key", "1")], "no.such.key"),
+            (vec![("automq.table.topic.transform.value.type", "explode")], "automq.table.topic.transform.value.type"),
+            (vec![("automq.table.topic.upsert.enable", "true")], "automq.table.topic.upsert.enable"),
+            (vec![("automq.table.topic.transform.value.type", "flatten_debezium")], "automq.table.topic.transform.value.type"),
+        ] {
+            match validate(&m(&kv)) {
+                Err(BrokerError::InvalidConfig { key: k, .. }) => assert_eq!(k, key),
+                other => panic!("{kv:?}: {other:?}"),
+            }
+        }
+        validate(&m(&[("automq.table.topic.upsert.enable", "true"), ("automq.table.topic.id.columns", "[id]")])).expect("valid");
+    }
+}
