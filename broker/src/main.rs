@@ -72,7 +72,8 @@ fn overrides(a: &ServeArgs) -> Vec<(String, toml::Value)> {
 
 fn init_logs(format: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("FLOE_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi);
     if format == "json" {
         builder.json().init();
     } else {
@@ -81,8 +82,11 @@ fn init_logs(format: &str) {
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
-    let settings = Settings::load(args.config.as_deref(), std::env::vars(), overrides(&args)).map_err(anyhow::Error::msg)?;
+    let (settings, ignored) = Settings::load(args.config.as_deref(), std::env::vars(), overrides(&args)).map_err(anyhow::Error::msg)?;
     init_logs(&settings.log_format);
+    for v in ignored {
+        tracing::debug!(variable = %v, "FLOE_ variable names no setting; ignored");
+    }
     let listener = TcpListener::bind(&settings.kafka_listen).await.map_err(|e| anyhow::anyhow!("binding {}: {e}", settings.kafka_listen))?;
     let bound = listener.local_addr()?;
     let broker = Broker::builder(settings.clone()).build().await?;

@@ -131,11 +131,18 @@ impl Default for Settings {
 impl Settings {
     /// Reads settings: defaults, then the TOML file, then `FLOE_*` variables from `env`
     /// (`FLOE_KAFKA_LISTEN`, `FLOE_STORAGE__WAL` for nested keys), then `overrides`.
+    /// Unknown keys in the file are errors; `FLOE_*` variables that name no setting (such as
+    /// `FLOE_LOG`) are returned in the second value, for a warning.
     pub fn load(
         file: Option<&std::path::Path>,
         env: impl IntoIterator<Item = (String, String)>,
         overrides: Vec<(String, toml::Value)>,
-    ) -> Result<Self, String> {
+    ) -> Result<(Self, Vec<String>), String> {
+        let known: Vec<String> = match toml::Value::try_from(Settings::default()) {
+            Ok(toml::Value::Table(t)) => t.keys().cloned().chain(["advertised_listener".into(), "object_store".into()]).collect(),
+            _ => vec![],
+        };
+        let mut ignored = Vec::new();
         let mut table = match file {
             Some(p) => {
                 let text = std::fs::read_to_string(p).map_err(|e| format!("reading {}: {e}", p.display()))?;
@@ -146,13 +153,18 @@ impl Settings {
         for (k, v) in env {
             let Some(key) = k.strip_prefix("FLOE_") else { continue };
             let path: Vec<String> = key.split("__").map(|p| p.to_ascii_lowercase()).collect();
+            if !known.contains(&path[0]) {
+                ignored.push(k.clone());
+                continue;
+            }
             set(&mut table, &path, env_value(&v));
         }
         for (k, v) in overrides {
             let path: Vec<String> = k.split('.').map(str::to_string).collect();
             set(&mut table, &path, v);
         }
-        Settings::deserialize(toml::Value::Table(table)).map_err(|e| format!("settings: {e}"))
+        let settings = Settings::deserialize(toml::Value::Table(table)).map_err(|e| format!("settings: {e}"))?;
+        Ok((settings, ignored))
     }
 
     /// The object store URL, defaulting into the data directory.
@@ -228,8 +240,9 @@ mod tests {
             ("FLOE_STORAGE__LOG_CACHE_BYTES".to_string(), "32MiB".to_string()),
             ("PATH".to_string(), "/bin".to_string()),
         ];
-        let s = Settings::load(Some(&f), env, vec![("kafka_listen".into(), toml::Value::String("127.0.0.1:0".into()))])
+        let (s, ignored) = Settings::load(Some(&f), env, vec![("kafka_listen".into(), toml::Value::String("127.0.0.1:0".into()))])
             .expect("load");
+        assert!(ignored.is_empty());
         assert_eq!(s.kafka_listen, "127.0.0.1:0");
         assert_eq!(s.num_partitions, 5);
         assert_eq!(s.storage.wal, WalKind::Object);
@@ -239,8 +252,13 @@ mod tests {
 
     #[test]
     fn unknown_keys_and_bad_values_are_errors() {
-        let e = Settings::load(None, vec![("FLOE_KAFKA_LISTN".into(), "x".into())], vec![]).expect_err("unknown key");
+        let dir = tempfile::tempdir().expect("tmp");
+        let f = dir.path().join("floe.toml");
+        std::fs::write(&f, "kafka_listn = \"x\"\n").expect("write");
+        let e = Settings::load(Some(&f), vec![], vec![]).expect_err("unknown key in the file");
         assert!(e.contains("kafka_listn"), "{e}");
+        let (_, ignored) = Settings::load(None, vec![("FLOE_LOG".into(), "debug".into())], vec![]).expect("env names no setting");
+        assert_eq!(ignored, vec!["FLOE_LOG".to_string()]);
         let e = Settings::load(None, vec![("FLOE_STORAGE__WAL".into(), "tape".into())], vec![]).expect_err("bad value");
         assert!(e.contains("tape"), "{e}");
     }
