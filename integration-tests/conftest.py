@@ -16,7 +16,8 @@ READY = re.compile(r"floe listening kafka=(\S+)")
 class Floe:
     """One `floe serve` process; restartable on the same port and data directory."""
 
-    def __init__(self, binary, data_dir, extra=()):
+    def __init__(self, binary, data_dir, extra=(), env=None):
+        self.env = env or {}
         self.binary = binary
         self.data_dir = str(data_dir)
         self.extra = list(extra)
@@ -33,7 +34,7 @@ class Floe:
         log = open(self.log_path, "a")
         start_at = log.tell()
         args = [self.binary, "serve", "--data-dir", self.data_dir, "--kafka-listen", f"127.0.0.1:{self.port}", *self.extra]
-        env = dict(os.environ, FLOE_LOG=os.environ.get("FLOE_LOG", "info"))
+        env = dict(os.environ, FLOE_LOG=os.environ.get("FLOE_LOG", "info"), **self.env)
         self.proc = subprocess.Popen(args, stdout=log, stderr=log, env=env)
         deadline = time.time() + timeout
         while time.time() < deadline:

@@ -20,6 +20,22 @@ VENV=${FLOE_VENV:-$HOME/.cache/floe/venv}
 if [ ! -x "$VENV/bin/python" ]; then python3 -m venv "$VENV"; fi
 "$VENV/bin/pip" install -q --disable-pip-version-check -r integration-tests/requirements.txt
 
+# A real S3 API on loopback for the storage engine's S3 tests.
+MOTO_PORT=$("$VENV/bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+"$VENV/bin/moto_server" -H 127.0.0.1 -p "$MOTO_PORT" >/dev/null 2>&1 &
+MOTO_PID=$!
+trap 'kill $MOTO_PID 2>/dev/null || true' EXIT
+"$VENV/bin/python" - "$MOTO_PORT" <<'PY'
+import sys, time, urllib.request
+for _ in range(150):
+    try:
+        urllib.request.urlopen(f"http://127.0.0.1:{sys.argv[1]}", timeout=1); sys.exit(0)
+    except Exception:
+        time.sleep(0.2)
+sys.exit("moto_server did not start")
+PY
+export FLOE_TEST_S3_ENDPOINT="http://127.0.0.1:$MOTO_PORT"
+
 cargo test --workspace
 cargo build --bin floe
 TARGET_DIR=${CARGO_TARGET_DIR:-$PWD/target}

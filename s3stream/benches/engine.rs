@@ -1,0 +1,145 @@
+//! Storage engine benchmark: prints figures, with the disk's own fsync'd write rate as the baseline.
+//!
+//! `cargo bench -p floe-s3stream --bench engine` (set `FLOE_BENCH_SECONDS` for longer runs).
+//! - raw: sequential writes of 1 MiB + fdatasync on the same disk (the ceiling for the file WAL);
+//! - file WAL appends at several record sizes and client counts: MB/s, p50/p99 latency, % of raw;
+//! - catch-up reads of uploaded data from the local object store, cold block cache;
+//! - object WAL append latency against `wal_batch_interval_ms`.
+
+use std::os::unix::fs::FileExt;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use floe_s3stream::{Engine, EngineConfig, WalKind};
+use object_store::local::LocalFileSystem;
+use object_store::ObjectStore;
+
+fn seconds() -> f64 {
+    std::env::var("FLOE_BENCH_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(2.0)
+}
+
+fn pct(sorted: &[Duration], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i].as_secs_f64() * 1e3
+}
+
+fn raw_fsync_rate(dir: &std::path::Path) -> f64 {
+    let f = std::fs::OpenOptions::new().create(true).truncate(true).read(true).write(true).open(dir.join("raw")).expect("raw file");
+    let chunk = vec![7u8; 1 << 20];
+    let total: u64 = 256 << 20;
+    f.set_len(total).expect("len");
+    let t = Instant::now();
+    let mut pos = 0;
+    while pos < total {
+        f.write_all_at(&chunk, pos).expect("write");
+        f.sync_data().expect("sync");
+        pos += chunk.len() as u64;
+    }
+    total as f64 / t.elapsed().as_secs_f64() / 1e6
+}
+
+fn config(dir: &std::path::Path, wal: WalKind) -> EngineConfig {
+    EngineConfig {
+        wal,
+        wal_dir: dir.join("wal"),
+        wal_capacity_bytes: 1 << 30,
+        upload_bytes: 64 << 20,
+        upload_interval_ms: 1_000,
+        compaction_interval_ms: 3_600_000,
+        ..Default::default()
+    }
+}
+
+async fn appends(engine: &Engine, clients: usize, size: usize, secs: f64) -> (f64, Vec<Duration>) {
+    let mut streams = vec![];
+    for _ in 0..clients {
+        let id = engine.create_stream().await.expect("stream");
+        engine.open_stream(id, engine.epoch()).await.expect("open");
+        streams.push(id);
+    }
+    let payload = Bytes::from(vec![42u8; size]);
+    let deadline = Instant::now() + Duration::from_secs_f64(secs);
+    let started = Instant::now();
+    let mut tasks = vec![];
+    for id in streams {
+        let (e, p) = (engine.clone(), payload.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut lat = vec![];
+            while Instant::now() < deadline {
+                let t = Instant::now();
+                e.append(id, e.epoch(), 1, p.clone()).await.expect("append");
+                lat.push(t.elapsed());
+            }
+            lat
+        }));
+    }
+    let mut all = vec![];
+    for t in tasks {
+        all.extend(t.await.expect("task"));
+    }
+    let mb = (all.len() * size) as f64 / started.elapsed().as_secs_f64() / 1e6;
+    all.sort();
+    (mb, all)
+}
+
+#[tokio::main]
+async fn main() {
+    let secs = seconds();
+    let dir = tempfile::tempdir_in(std::env::var("FLOE_BENCH_DIR").unwrap_or_else(|_| ".".into())).expect("tmp");
+    let raw = raw_fsync_rate(dir.path());
+    println!("raw sequential write + fdatasync (1 MiB chunks): {raw:.1} MB/s");
+    println!("\nfile WAL appends ({secs}s each):");
+    println!("{:>8} {:>8} {:>10} {:>10} {:>9} {:>9} {:>8}", "record", "clients", "MB/s", "appends/s", "p50 ms", "p99 ms", "% raw");
+    for &size in &[1usize << 10, 16 << 10, 128 << 10] {
+        for &clients in &[1usize, 8, 64] {
+            let d = tempfile::tempdir_in(dir.path()).expect("tmp");
+            let store: Arc<dyn ObjectStore> = Arc::new(LocalFileSystem::new_with_prefix(d.path()).expect("fs"));
+            let e = Engine::open(config(d.path(), WalKind::File), store).await.expect("engine");
+            let (mb, lat) = appends(&e, clients, size, secs).await;
+            println!(
+                "{:>7}K {:>8} {:>10.1} {:>10.0} {:>9.2} {:>9.2} {:>7.0}%",
+                size >> 10, clients, mb, lat.len() as f64 / secs, pct(&lat, 0.5), pct(&lat, 0.99), mb / raw * 100.0
+            );
+            e.close().await.expect("close");
+        }
+    }
+    // Catch-up reads: upload ~256 MiB, then read it back with a cold block cache.
+    let d = tempfile::tempdir_in(dir.path()).expect("tmp");
+    let store: Arc<dyn ObjectStore> = Arc::new(LocalFileSystem::new_with_prefix(d.path()).expect("fs"));
+    let mut c = config(d.path(), WalKind::File);
+    c.log_cache_bytes = 0;
+    let e = Engine::open(c.clone(), store.clone()).await.expect("engine");
+    let id = e.create_stream().await.expect("stream");
+    e.open_stream(id, e.epoch()).await.expect("open");
+    let payload = Bytes::from(vec![9u8; 64 << 10]);
+    for _ in 0..4096 {
+        e.append(id, e.epoch(), 1, payload.clone()).await.expect("append");
+    }
+    e.close().await.expect("close");
+    let e = Engine::open(c, store).await.expect("reopen");
+    let t = Instant::now();
+    let mut pos = 0;
+    let mut bytes = 0usize;
+    while pos < 4096 {
+        let got = e.read(id, pos, u64::MAX, 4 << 20).await.expect("read");
+        pos = got.last().expect("data").end_offset();
+        bytes += got.iter().map(|b| b.payload.len()).sum::<usize>();
+    }
+    println!("\ncatch-up read from the local object store: {:.1} MB/s ({} MiB)", bytes as f64 / t.elapsed().as_secs_f64() / 1e6, bytes >> 20);
+    println!("\nobject WAL (local object store) append latency, 8 clients, 4 KiB records:");
+    println!("{:>12} {:>9} {:>9}", "interval ms", "p50 ms", "p99 ms");
+    for &interval in &[10u64, 50, 250] {
+        let d = tempfile::tempdir_in(dir.path()).expect("tmp");
+        let store: Arc<dyn ObjectStore> = Arc::new(LocalFileSystem::new_with_prefix(d.path()).expect("fs"));
+        let mut c = config(d.path(), WalKind::Object);
+        c.wal_batch_interval_ms = interval;
+        let e = Engine::open(c, store).await.expect("engine");
+        let (_, lat) = appends(&e, 8, 4 << 10, secs.max(1.0)).await;
+        println!("{:>12} {:>9.2} {:>9.2}", interval, pct(&lat, 0.5), pct(&lat, 0.99));
+        e.close().await.expect("close");
+    }
+}
