@@ -45,8 +45,9 @@ struct PartitionSnapshot {
     index: TimeIndex,
 }
 
+/// Externally tagged on purpose: an internally tagged enum buffers its content, and buffered
+/// JSON cannot give integer map keys (producer ids) back.
 #[derive(Debug, Serialize, Deserialize)]
-#[serde(tag = "t")]
 enum Record {
     /// Offsets committed (Some) or deleted (None) for one group.
     Offsets { group: String, entries: Vec<(String, i32, Option<Committed>)> },
