@@ -56,9 +56,21 @@ static KEYS: &[Key] = &[
     Key { name: "automq.table.topic.expire.snapshot.retain.last", kind: Kind::Long { min: 1 }, default: Some("1"), doc: "Snapshots always kept." },
 ];
 
-/// A key's default as DescribeConfigs reports it.
+/// Every key with its default and documentation, as DescribeConfigs reports them.
 pub fn defaults() -> impl Iterator<Item = (&'static str, Option<&'static str>, &'static str)> {
     KEYS.iter().map(|k| (k.name, k.default, k.doc))
+}
+
+/// The DescribeConfigs type code of a key (BOOLEAN 1, STRING 2, LONG 5, LIST 7; 0 unknown).
+pub fn type_code(key: &str) -> i8 {
+    match KEYS.iter().find(|k| k.name == key).map(|k| k.kind) {
+        Some(Kind::Bool) => 1,
+        Some(Kind::Text | Kind::OneOf(_)) if key == "cleanup.policy" => 7,
+        Some(Kind::Text | Kind::OneOf(_)) => 2,
+        Some(Kind::Long { .. }) => 5,
+        Some(Kind::List) => 7,
+        None => 0,
+    }
 }
 
 fn invalid(key: &str, reason: impl Into<String>) -> BrokerError {

@@ -29,6 +29,12 @@ fn broker_configs(b: &Broker) -> Vec<(String, String)> {
         ("message.max.bytes".into(), s.message_max_bytes.0.to_string()),
         ("socket.request.max.bytes".into(), s.socket_request_max_bytes.0.to_string()),
         ("broker.id".into(), s.node_id.to_string()),
+        ("node.id".into(), s.node_id.to_string()),
+        ("listeners".into(), format!("PLAINTEXT://{}", s.kafka_listen)),
+        ("advertised.listeners".into(), {
+            let (h, p) = b.advertised();
+            format!("PLAINTEXT://{h}:{p}")
+        }),
         ("default.replication.factor".into(), "1".into()),
         ("offsets.topic.replication.factor".into(), "1".into()),
         ("group.initial.rebalance.delay.ms".into(), s.group_initial_rebalance_delay_ms.0.to_string()),
@@ -50,8 +56,11 @@ pub fn describe_configs(b: &Arc<Broker>, req: DescribeConfigsRequest, ctx: &Requ
             c.value = v.map(|v| sb(&v));
             c.read_only = read_only;
             c.config_source = source;
-            if ctx.version >= 3 && req.include_documentation {
-                c.documentation = Some(sb(doc));
+            if ctx.version >= 3 {
+                c.config_type = topic_config::type_code(k);
+                if req.include_documentation {
+                    c.documentation = Some(sb(doc));
+                }
             }
             c
         };
@@ -79,7 +88,15 @@ pub fn describe_configs(b: &Arc<Broker>, req: DescribeConfigsRequest, ctx: &Requ
             BROKER => {
                 for (k, v) in broker_configs(b) {
                     if wanted(&k) {
-                        out.configs.push(entry(&k, Some(v), SOURCE_STATIC_BROKER, true, "Set in floe.toml or FLOE_* variables."));
+                        let mut e = entry(&k, Some(v.clone()), SOURCE_STATIC_BROKER, true, "Set in floe.toml or FLOE_* variables.");
+                        if ctx.version >= 3 {
+                            e.config_type = match v.as_str() {
+                                "true" | "false" => 1,
+                                _ if v.parse::<i64>().is_ok() => 5,
+                                _ => 2,
+                            };
+                        }
+                        out.configs.push(e);
                     }
                 }
             }
