@@ -18,6 +18,7 @@ use crate::manifest::{object_path, ObjectMeta, RangeRef};
 use crate::object::{self, ObjectBuilder};
 use crate::{Batch, Result, StreamId};
 
+
 /// Most bytes of objects read by one compaction pass.
 pub const COMPACTION_BYTES_MAX: u64 = 256 << 20;
 
@@ -65,8 +66,9 @@ pub(crate) async fn compact_once(inner: &Arc<Inner>) -> Result<bool> {
             per_stream.entry(e.stream).or_default().extend(object::decode_block(&name, &e, block)?);
         }
     }
-    // Write one stream object per stream still alive.
-    let mut written: Vec<(StreamId, u64, RangeRef, u64)> = Vec::new();
+    // Write one stream object per stream still alive; it may hold several contiguous runs
+    // when the stream had other objects (e.g. its own stream objects) between the chosen ones.
+    let mut written: Vec<(StreamId, u64, Vec<(u64, u64)>, u64)> = Vec::new();
     let first_id = {
         let mut meta = inner.meta.lock().await;
         let mut next = meta.current().clone();
@@ -81,34 +83,37 @@ pub(crate) async fn compact_once(inner: &Arc<Inner>) -> Result<bool> {
         }
         let id = first_id + i as u64;
         let mut b = ObjectBuilder::new(inner.config.object_block_bytes as usize);
+        let mut runs: Vec<(u64, u64)> = Vec::new();
         for batch in batches {
             b.push(*stream, batch);
+            match runs.last_mut() {
+                Some((_, end)) if *end == batch.base_offset => *end = batch.end_offset(),
+                _ => runs.push((batch.base_offset, batch.end_offset())),
+            }
         }
         let (data, _) = b.finish();
         let size = data.len() as u64;
         let opts = PutOptions { mode: PutMode::Create, ..Default::default() };
         inner.store.put_opts(&object_path(id), PutPayload::from(data), opts).await?;
-        let range = RangeRef { object: id, start: batches[0].base_offset, end: batches[batches.len() - 1].end_offset() };
-        written.push((*stream, id, range, size));
+        written.push((*stream, id, runs, size));
     }
-    // Commit: swap the ranges of the chosen objects for the new stream objects.
+    // Commit: swap the ranges of the chosen objects for the new stream objects' runs.
     let chosen_set: BTreeSet<u64> = chosen.iter().copied().collect();
     let mut meta = inner.meta.lock().await;
     let mut next = meta.current().clone();
-    for (stream, id, range, size) in written {
+    for s in next.streams.values_mut() {
+        s.ranges.retain(|r| !chosen_set.contains(&r.object));
+    }
+    for (stream, id, runs, size) in written {
         next.objects.insert(id, ObjectMeta { size, stream_object: true, created_ms: now_ms() });
         let Some(s) = next.streams.get_mut(&stream) else { continue };
-        let Some(at) = s.ranges.iter().position(|r| chosen_set.contains(&r.object)) else { continue };
-        s.ranges.retain(|r| !chosen_set.contains(&r.object));
-        let start = range.start.max(s.start);
-        if range.end > start {
-            s.ranges.insert(at.min(s.ranges.len()), RangeRef { start, ..range });
+        for (start, end) in runs {
+            let start = start.max(s.start);
+            if end > start {
+                s.ranges.push(RangeRef { object: id, start, end });
+            }
         }
-    }
-    for id in &chosen {
-        for s in next.streams.values_mut() {
-            s.ranges.retain(|r| r.object != *id);
-        }
+        s.ranges.sort_by_key(|r| r.start);
     }
     next.collect_garbage(now_ms());
     meta.commit(next).await?;

@@ -32,6 +32,8 @@ pub struct EngineConfig {
     pub upload_bytes: u64,
     /// Upload at least this often when anything is waiting.
     pub upload_interval_ms: u64,
+    /// At upload, a stream with at least this much waiting gets an object of its own.
+    pub stream_object_bytes: u64,
     /// Appends wait (back-pressure) while this much is not yet uploaded.
     pub upload_pending_bytes_max: u64,
     /// Recent data kept in memory for tailing reads (beyond what is not uploaded yet).
@@ -61,6 +63,7 @@ impl Default for EngineConfig {
             wal_write_bytes_max: 8 << 20,
             upload_bytes: 64 << 20,
             upload_interval_ms: 5_000,
+            stream_object_bytes: 16 << 20,
             upload_pending_bytes_max: 512 << 20,
             log_cache_bytes: 256 << 20,
             block_cache_bytes: 128 << 20,

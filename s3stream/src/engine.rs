@@ -391,7 +391,8 @@ impl Engine {
             let size = manifest.objects.get(&r.object).map(|o| o.size).ok_or_else(|| {
                 Error::corrupt(format!("stream {id}"), format!("range refers to unknown object {}", r.object))
             })?;
-            for b in self.read_object(r.object, size, id, pos, to, bytes_max.saturating_sub(bytes), !out.is_empty()).await? {
+            // Bounded by the range: one object may hold several runs of a stream (after compaction).
+            for b in self.read_object(r.object, size, id, pos, to.min(r.end), bytes_max.saturating_sub(bytes), !out.is_empty()).await? {
                 pos = b.end_offset();
                 bytes += b.payload.len() as u64;
                 out.push(b);
@@ -706,7 +707,9 @@ async fn upload_loop(inner: Arc<Inner>) {
     }
 }
 
-/// Uploads everything not yet uploaded as one stream-set object, commits it, trims the WAL.
+/// Uploads everything not yet uploaded — a stream object for each stream with at least
+/// `stream_object_bytes` waiting, one stream-set object for the rest — commits them in one
+/// manifest version, then trims the WAL.
 pub(crate) async fn upload_once(inner: &Arc<Inner>) -> Result<bool> {
     let mut meta = inner.meta.lock().await;
     let (pending, wal_pos) = {
@@ -716,28 +719,54 @@ pub(crate) async fn upload_once(inner: &Arc<Inner>) -> Result<bool> {
     if pending.is_empty() {
         return Ok(false);
     }
-    let mut builder = ObjectBuilder::new(inner.config.object_block_bytes as usize);
+    let block = inner.config.object_block_bytes as usize;
+    let mut objects: Vec<(bool, ObjectBuilder)> = Vec::new();
+    let mut shared = ObjectBuilder::new(block);
     for (stream, batches) in &pending {
+        let bytes: u64 = batches.iter().map(|b| b.payload.len() as u64).sum();
+        let own = bytes >= inner.config.stream_object_bytes;
+        let mut single = ObjectBuilder::new(block);
+        let target = if own { &mut single } else { &mut shared };
         for b in batches {
-            builder.push(*stream, b);
+            target.push(*stream, b);
+        }
+        if own {
+            objects.push((true, single));
         }
     }
-    let (bytes, _) = builder.finish();
-    let mut next = meta.current().clone();
-    let id = next.next_object_id;
-    next.next_object_id += 1;
-    let size = bytes.len() as u64;
-    let opts = PutOptions { mode: PutMode::Create, ..Default::default() };
-    inner.store.put_opts(&object_path(id), PutPayload::from(bytes), opts).await?;
-    next.objects.insert(id, ObjectMeta { size, stream_object: false, created_ms: now_ms() });
-    let mut uploaded = Vec::new();
-    for (stream, batches) in &pending {
-        let (Some(first), Some(last)) = (batches.first(), batches.last()) else { continue };
-        let Some(s) = next.streams.get_mut(stream) else { continue };
-        s.ranges.push(RangeRef { object: id, start: first.base_offset, end: last.end_offset() });
-        s.end = last.end_offset();
-        uploaded.push((*stream, last.end_offset()));
+    if !shared.is_empty() {
+        objects.push((false, shared));
     }
+    let mut next = meta.current().clone();
+    let mut total = 0u64;
+    let mut ids = Vec::new();
+    for (stream_object, builder) in objects {
+        let (bytes, index) = builder.finish();
+        let id = next.next_object_id;
+        next.next_object_id += 1;
+        let size = bytes.len() as u64;
+        let opts = PutOptions { mode: PutMode::Create, ..Default::default() };
+        inner.store.put_opts(&object_path(id), PutPayload::from(bytes), opts).await?;
+        next.objects.insert(id, ObjectMeta { size, stream_object, created_ms: now_ms() });
+        total += size;
+        ids.push(id);
+        // One range per stream in this object, from its index.
+        let mut ranges: Vec<(StreamId, u64, u64)> = Vec::new();
+        for e in index {
+            match ranges.last_mut() {
+                Some((s, _, end)) if *s == e.stream => *end = e.end,
+                _ => ranges.push((e.stream, e.start, e.end)),
+            }
+        }
+        for (stream, start, end) in ranges {
+            if let Some(s) = next.streams.get_mut(&stream) {
+                s.ranges.push(RangeRef { object: id, start, end });
+                s.end = end;
+            }
+        }
+    }
+    let uploaded: Vec<(StreamId, u64)> =
+        pending.iter().filter_map(|(s, b)| Some((*s, b.last()?.end_offset()))).filter(|(s, _)| next.streams.contains_key(s)).collect();
     next.collect_garbage(now_ms());
     meta.commit(next).await?;
     {
@@ -750,9 +779,9 @@ pub(crate) async fn upload_once(inner: &Arc<Inner>) -> Result<bool> {
     }
     inner.wal.lock().await.trim(wal_pos).await?;
     inner.stats.uploads.fetch_add(1, Relaxed);
-    inner.stats.upload_bytes.fetch_add(size, Relaxed);
+    inner.stats.upload_bytes.fetch_add(total, Relaxed);
     inner.space_freed.notify_waiters();
-    tracing::debug!(object = id, bytes = size, streams = pending.len(), "uploaded");
+    tracing::debug!(objects = ?ids, bytes = total, streams = pending.len(), "uploaded");
     Ok(true)
 }
 

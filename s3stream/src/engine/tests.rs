@@ -314,3 +314,56 @@ async fn a_failing_store_loses_no_acknowledged_data() {
         same(&read_all(&e, id).await, &acked[k]);
     }
 }
+
+#[tokio::test]
+async fn a_stream_with_much_data_gets_an_object_of_its_own() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+    let mut c = cfg(dir.path());
+    c.stream_object_bytes = 4_000;
+    let e = Engine::open(c, store).await.expect("open");
+    let ids = open_streams(&e, 3).await;
+    let big = Bytes::from(vec![1u8; 1000]);
+    let mut want_big = vec![];
+    for _ in 0..6 {
+        want_big.push((e.append(ids[0], e.epoch(), 1, big.clone()).await.expect("append"), big.clone()));
+    }
+    let small = fill(&e, &ids[1..], 3).await;
+    e.flush().await.expect("flush");
+    let m = e.inner.state.lock().committed.clone();
+    let kinds: Vec<bool> = m.objects.values().map(|o| o.stream_object).collect();
+    assert_eq!(kinds.iter().filter(|&&k| k).count(), 1, "one stream object");
+    assert_eq!(kinds.iter().filter(|&&k| !k).count(), 1, "one stream-set object for the rest");
+    same(&read_all(&e, ids[0]).await, &want_big);
+    same(&read_all(&e, ids[1]).await, &small[0]);
+    same(&read_all(&e, ids[2]).await, &small[1]);
+}
+
+#[tokio::test]
+async fn compaction_keeps_runs_apart_when_a_stream_object_sits_between() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+    let mut c = cfg(dir.path());
+    c.stream_object_bytes = 3_000;
+    c.compaction_object_count = 2;
+    c.log_cache_bytes = 0;
+    let e = Engine::open(c, store).await.expect("open");
+    let ids = open_streams(&e, 2).await;
+    let mut want = vec![];
+    // Small, then big (its own stream object), then small again: interleaved ranges.
+    for round in 0..3 {
+        let size = if round == 1 { 1000 } else { 1 };
+        for i in 0..4 {
+            let p = Bytes::from(vec![round as u8 + i; size]);
+            want.push((e.append(ids[0], e.epoch(), 2, p.clone()).await.expect("append"), p));
+        }
+        fill(&e, &ids[1..], 1).await;
+        e.flush().await.expect("flush");
+    }
+    assert!(e.compact().await.expect("compact"));
+    same(&read_all(&e, ids[0]).await, &want);
+    for start in [0u64, 7, 8, 9, 17, 23] {
+        let got = e.read(ids[0], start, u64::MAX, 1).await.expect("read");
+        assert!(got[0].base_offset <= start && start < got[0].end_offset(), "read at {start} starts at {}", got[0].base_offset);
+    }
+}
