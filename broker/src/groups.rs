@@ -16,6 +16,9 @@ use tokio::sync::oneshot;
 
 use crate::error::{BrokerError, Result};
 
+/// (member id, instance id, outcome) of one member leaving.
+pub type LeaveResult = (String, Option<String>, Result<()>);
+
 /// Groups kept at most (new ones are refused past this).
 pub const GROUPS_MAX: usize = 100_000;
 /// Members per group at most.
@@ -460,7 +463,7 @@ impl Coordinator {
     }
 
     /// Members leave; returns an error per member.
-    pub fn leave(&self, group: &str, members: Vec<(String, Option<String>)>) -> Result<Vec<(String, Option<String>, Result<()>)>> {
+    pub fn leave(&self, group: &str, members: Vec<(String, Option<String>)>) -> Result<Vec<LeaveResult>> {
         let mut groups = self.groups.lock();
         let g = groups.get_mut(group).ok_or_else(|| BrokerError::UnknownMemberId(String::new()))?;
         let now = Instant::now();

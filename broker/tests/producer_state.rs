@@ -24,9 +24,9 @@ struct Node {
 }
 
 async fn start(dir: &std::path::Path, store: Arc<dyn ObjectStore>) -> Node {
-    let mut s = Settings::default();
-    s.data_dir = dir.to_path_buf();
-    s.storage.wal_capacity_bytes = floe_broker::units::ByteSize(16 << 20);
+    let mut storage = Settings::default().storage;
+    storage.wal_capacity_bytes = floe_broker::units::ByteSize(16 << 20);
+    let s = Settings { data_dir: dir.to_path_buf(), storage, ..Settings::default() };
     let broker = Broker::builder(s).object_store(store).build().await.expect("broker");
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");

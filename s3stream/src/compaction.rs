@@ -68,7 +68,9 @@ pub(crate) async fn compact_once(inner: &Arc<Inner>) -> Result<bool> {
     }
     // Write one stream object per stream still alive; it may hold several contiguous runs
     // when the stream had other objects (e.g. its own stream objects) between the chosen ones.
-    let mut written: Vec<(StreamId, u64, Vec<(u64, u64)>, u64)> = Vec::new();
+    // (stream, object id, contiguous runs, object size)
+    type Written = (StreamId, u64, Vec<(u64, u64)>, u64);
+    let mut written: Vec<Written> = Vec::new();
     let first_id = {
         let mut meta = inner.meta.lock().await;
         let mut next = meta.current().clone();

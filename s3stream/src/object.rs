@@ -141,7 +141,7 @@ pub fn decode_footer(object: &str, mut b: &[u8]) -> Result<Footer> {
 
 /// Parses and checks an index read at `footer.index_pos`.
 pub fn decode_index(object: &str, footer: &Footer, b: &[u8]) -> Result<Vec<IndexEntry>> {
-    if b.len() != footer.index_len as usize || b.len() % ENTRY_BYTES != 0 {
+    if b.len() != footer.index_len as usize || !b.len().is_multiple_of(ENTRY_BYTES) {
         return Err(Error::corrupt(object, format!("index of {} bytes", b.len())));
     }
     if crc32c::crc32c(b) != footer.index_crc {

@@ -18,6 +18,11 @@ use crate::broker::Broker;
 use crate::error::{BrokerError, Result};
 use crate::state::Committed;
 
+/// (partition, outcome) per partition of a topic.
+type PartitionResults = Vec<(i32, Result<()>)>;
+/// (topic, [(partition, committed)]) as OffsetFetch answers.
+type TopicOffsets = Vec<(String, Vec<(i32, Option<Committed>)>)>;
+
 /// Longest metadata string kept with an offset.
 const METADATA_BYTES_MAX: usize = 4096;
 
@@ -27,7 +32,7 @@ pub async fn offset_commit(b: &Arc<Broker>, req: OffsetCommitRequest, _ctx: &Req
     let instance = req.group_instance_id.as_ref().map(|s| s.to_string());
     let check = b.groups.check_commit(&group, req.member_id.as_str(), instance.as_deref(), req.generation_id_or_member_epoch);
     let now = b.clock.now_ms();
-    let mut results: Vec<(TopicName, Vec<(i32, Result<()>)>)> = Vec::new();
+    let mut results: Vec<(TopicName, PartitionResults)> = Vec::new();
     let mut entries = Vec::new();
     for t in &req.topics {
         let mut parts = Vec::new();
@@ -86,7 +91,7 @@ fn clone_code(e: &BrokerError) -> BrokerError {
 }
 
 /// (topic, partition, committed) for a group, for the asked topics or all.
-fn lookup(b: &Broker, group: &str, topics: Option<Vec<(String, Vec<i32>)>>) -> Vec<(String, Vec<(i32, Option<Committed>)>)> {
+fn lookup(b: &Broker, group: &str, topics: Option<Vec<(String, Vec<i32>)>>) -> TopicOffsets {
     match topics {
         Some(ts) => ts
             .into_iter()
@@ -96,7 +101,7 @@ fn lookup(b: &Broker, group: &str, topics: Option<Vec<(String, Vec<i32>)>>) -> V
             })
             .collect(),
         None => {
-            let mut out: Vec<(String, Vec<(i32, Option<Committed>)>)> = Vec::new();
+            let mut out: TopicOffsets = Vec::new();
             for (t, p, c) in b.state.group_offsets(group) {
                 match out.last_mut() {
                     Some((last, v)) if *last == t => v.push((p, Some(c))),

@@ -27,7 +27,7 @@ pub async fn start(b: Arc<Broker>, req: ProduceRequest, ctx: RequestContext) -> 
     for t in req.topic_data {
         let mut parts = Vec::with_capacity(t.partition_data.len());
         for pd in t.partition_data {
-            let p = if !matches!(acks, 0 | 1 | -1) {
+            let p = if !matches!(acks, -1..=1) {
                 Pending::Done(Err(BrokerError::InvalidRequiredAcks(acks)))
             } else if req.transactional_id.is_some() {
                 Pending::Done(Err(BrokerError::TransactionsUnsupported))
