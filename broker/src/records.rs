@@ -136,6 +136,44 @@ pub fn headers(buf: &[u8]) -> Vec<(i64, BatchInfo)> {
     out
 }
 
+fn varint(b: &[u8], pos: &mut usize) -> Option<i64> {
+    let mut raw: u64 = 0;
+    for shift in (0..70).step_by(7) {
+        let byte = *b.get(*pos)?;
+        *pos += 1;
+        raw |= u64::from(byte & 0x7f) << shift;
+        if byte & 0x80 == 0 {
+            return Some(((raw >> 1) as i64) ^ -((raw & 1) as i64));
+        }
+    }
+    None
+}
+
+/// The first record of an uncompressed batch (starting at `b[0]`) whose timestamp is at least
+/// `ts`: (offset delta, timestamp). `None` for a compressed batch, or if no record qualifies.
+pub fn first_record_at_or_after(b: &[u8], info: &BatchInfo, ts: i64) -> Option<(i64, i64)> {
+    let attributes = i16_at(b, 21);
+    if attributes & 0x07 != 0 || attributes & 0x08 != 0 {
+        return None; // compressed, or log-append time
+    }
+    let mut pos = HEADER_BYTES;
+    for _ in 0..info.records {
+        let len = varint(b, &mut pos)?;
+        let start = pos;
+        pos += 1; // record attributes
+        let ts_delta = varint(b, &mut pos)?;
+        let offset_delta = varint(b, &mut pos)?;
+        if info.base_timestamp + ts_delta >= ts {
+            return Some((offset_delta, info.base_timestamp + ts_delta));
+        }
+        pos = start.checked_add(usize::try_from(len).ok()?)?;
+        if pos > info.size {
+            return None;
+        }
+    }
+    None
+}
+
 /// Copies the batches with their base offsets assigned from `base`, consecutively. The CRC does
 /// not cover the base offset, so the batches stay valid; nothing else is touched.
 pub fn assign_offsets(buf: &Bytes, batches: &[BatchInfo], base: i64) -> Bytes {

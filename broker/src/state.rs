@@ -60,6 +60,8 @@ pub struct StateStore {
     stream: StreamId,
     offsets: RwLock<HashMap<OffsetKey, Committed>>,
     producer_ids: tokio::sync::Mutex<(i64, i64)>,
+    /// Orders commits (their log position and their effect) and lets a snapshot see all of them.
+    commit_order: tokio::sync::Mutex<()>,
 }
 
 impl StateStore {
@@ -93,7 +95,13 @@ impl StateStore {
                 }
             }
         }
-        let this = Arc::new(Self { engine: engine.clone(), stream, offsets: RwLock::new(offsets), producer_ids: Default::default() });
+        let this = Arc::new(Self {
+            engine: engine.clone(),
+            stream,
+            offsets: RwLock::new(offsets),
+            producer_ids: Default::default(),
+            commit_order: Default::default(),
+        });
         for topic in topics.all() {
             for p in &topic.partitions {
                 let mut from = engine.stream_info(p.stream)?.start;
@@ -129,13 +137,24 @@ impl StateStore {
         Ok(())
     }
 
-    /// Commits offsets of a group durably.
-    pub async fn commit(&self, group: &str, entries: Vec<(String, i32, Option<Committed>)>) -> Result<()> {
+    /// Commits offsets of a group: takes its place in the log and in memory now, in call order
+    /// (pipelined commits of one connection apply in the order they came); the returned handle
+    /// resolves once the commit is durable.
+    pub async fn commit_start(&self, group: &str, entries: Vec<(String, i32, Option<Committed>)>) -> Result<floe_s3stream::Durable> {
+        let _order = self.commit_order.lock().await;
         let record = Record::Offsets { group: group.to_string(), entries };
-        self.append(&record).await?;
-        let Record::Offsets { group, entries } = record else { return Ok(()) };
-        apply(&mut self.offsets.write(), &group, entries);
-        Ok(())
+        let json = Bytes::from(serde_json::to_vec(&record).map_err(|e| BrokerError::Internal(e.to_string()))?);
+        let len = json.len();
+        let (_, durable) = self.engine.append_start(self.stream, self.engine.epoch(), 1, len, move |_| json).await?;
+        if let Record::Offsets { group, entries } = record {
+            apply(&mut self.offsets.write(), &group, entries);
+        }
+        Ok(durable)
+    }
+
+    /// Commits offsets of a group and waits until they are durable.
+    pub async fn commit(&self, group: &str, entries: Vec<(String, i32, Option<Committed>)>) -> Result<()> {
+        Ok(self.commit_start(group, entries).await?.wait().await?)
     }
 
     /// A committed offset.
@@ -195,15 +214,17 @@ impl StateStore {
                 });
             }
         }
-        let offsets = self.offsets.read().iter().map(|(k, v)| (k.clone(), v.clone())).collect();
-        let base = self.append(&Record::Snapshot { offsets, partitions }).await?;
+        // Under the commit order: every commit before the snapshot is in it, every later one after it.
+        let (base, durable) = {
+            let _order = self.commit_order.lock().await;
+            let offsets = self.offsets.read().iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+            let json = Bytes::from(serde_json::to_vec(&Record::Snapshot { offsets, partitions }).map_err(|e| BrokerError::Internal(e.to_string()))?);
+            let len = json.len();
+            self.engine.append_start(self.stream, self.engine.epoch(), 1, len, move |_| json).await?
+        };
+        durable.wait().await?;
         self.engine.trim(self.stream, base).await?;
         Ok(())
-    }
-
-    async fn append(&self, record: &Record) -> Result<u64> {
-        let json = serde_json::to_vec(record).map_err(|e| BrokerError::Internal(e.to_string()))?;
-        Ok(self.engine.append(self.stream, self.engine.epoch(), 1, Bytes::from(json)).await?)
     }
 }
 

@@ -72,11 +72,15 @@ pub fn describe_configs(b: &Arc<Broker>, req: DescribeConfigsRequest, ctx: &Requ
                             continue;
                         }
                         let (v, source) = match t.meta.configs.get(k) {
-                            Some(v) => (Some(v.clone()), SOURCE_TOPIC),
-                            None if k == "max.message.bytes" => (Some(b.settings.message_max_bytes.0.to_string()), SOURCE_STATIC_BROKER),
-                            None => (d.map(str::to_string), SOURCE_DEFAULT),
+                            Some(v) => (v.clone(), SOURCE_TOPIC),
+                            None if k == "max.message.bytes" => (b.settings.message_max_bytes.0.to_string(), SOURCE_STATIC_BROKER),
+                            // Unset keys without a default are left out (Kafka sends null only for secrets).
+                            None => match d {
+                                Some(d) => (d.to_string(), SOURCE_DEFAULT),
+                                None => continue,
+                            },
                         };
-                        out.configs.push(entry(k, v, source, false, doc));
+                        out.configs.push(entry(k, Some(v), source, false, doc));
                     }
                 }
                 None => {

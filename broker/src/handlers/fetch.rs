@@ -201,7 +201,10 @@ async fn lookup(b: &Arc<Broker>, topic: &str, partition: i32, ts: i64) -> Result
         for x in &batches {
             for (base, h) in records::headers(&x.payload) {
                 if h.max_timestamp >= ts {
-                    return Ok((base.max(start), h.base_timestamp.max(ts).min(h.max_timestamp)));
+                    // Exact for uncompressed batches; a compressed one answers with its first offset.
+                    let at = records::first_record_at_or_after(&x.payload[h.position..h.position + h.size], &h, ts);
+                    let (offset, found) = at.map_or((base, h.max_timestamp), |(delta, t)| (base + delta, t));
+                    return Ok((offset.max(start), found));
                 }
             }
         }

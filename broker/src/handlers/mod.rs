@@ -108,7 +108,7 @@ pub async fn dispatch(b: &Arc<Broker>, header: &RequestHeader, req: RequestKind,
         RequestKind::ListGroups(r) => ready(ResponseKind::ListGroups(group::list_groups(&b, r, ctx.version))),
         RequestKind::DescribeGroups(r) => ready(ResponseKind::DescribeGroups(group::describe_groups(&b, r, ctx.version))),
         RequestKind::DeleteGroups(r) => Box::pin(async move { Some(ResponseKind::DeleteGroups(group::delete_groups(&b, r).await)) }),
-        RequestKind::OffsetCommit(r) => Box::pin(async move { Some(ResponseKind::OffsetCommit(offsets::offset_commit(&b, r, &ctx).await)) }),
+        RequestKind::OffsetCommit(r) => offsets::offset_commit(&b, r, &ctx).await,
         RequestKind::OffsetFetch(r) => ready(ResponseKind::OffsetFetch(offsets::offset_fetch(&b, r, &ctx))),
         RequestKind::OffsetDelete(r) => Box::pin(async move { Some(ResponseKind::OffsetDelete(offsets::offset_delete(&b, r).await)) }),
         // The connection refuses APIs outside the version table before dispatch.

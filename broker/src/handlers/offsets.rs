@@ -13,7 +13,9 @@ use kafka_protocol::messages::offset_fetch_response::{
 };
 use kafka_protocol::messages::TopicName;
 
-use super::{sb, RequestContext};
+use kafka_protocol::messages::ResponseKind;
+
+use super::{sb, Reply, RequestContext};
 use crate::broker::Broker;
 use crate::error::{BrokerError, Result};
 use crate::state::Committed;
@@ -26,8 +28,9 @@ type TopicOffsets = Vec<(String, Vec<(i32, Option<Committed>)>)>;
 /// Longest metadata string kept with an offset.
 const METADATA_BYTES_MAX: usize = 4096;
 
-/// OffsetCommit: checked against the group's generation, then stored durably.
-pub async fn offset_commit(b: &Arc<Broker>, req: OffsetCommitRequest, _ctx: &RequestContext) -> OffsetCommitResponse {
+/// OffsetCommit: checked against the group's generation and put in line now (pipelined commits
+/// apply in arrival order); the reply comes once the commit is durable.
+pub async fn offset_commit(b: &Arc<Broker>, req: OffsetCommitRequest, _ctx: &RequestContext) -> Reply {
     let group = req.group_id.0.to_string();
     let instance = req.group_instance_id.as_ref().map(|s| s.to_string());
     let check = b.groups.check_commit(&group, req.member_id.as_str(), instance.as_deref(), req.generation_id_or_member_epoch);
@@ -60,7 +63,18 @@ pub async fn offset_commit(b: &Arc<Broker>, req: OffsetCommitRequest, _ctx: &Req
         }
         results.push((t.name.clone(), parts));
     }
-    let stored = if entries.is_empty() { Ok(()) } else { b.state.commit(&group, entries).await };
+    let started = if entries.is_empty() { None } else { Some(b.state.commit_start(&group, entries).await) };
+    Box::pin(async move {
+        let stored: Result<()> = match started {
+            None => Ok(()),
+            Some(Ok(durable)) => durable.wait().await.map_err(BrokerError::from),
+            Some(Err(e)) => Err(e),
+        };
+        Some(ResponseKind::OffsetCommit(commit_response(results, stored)))
+    })
+}
+
+fn commit_response(results: Vec<(TopicName, PartitionResults)>, stored: Result<()>) -> OffsetCommitResponse {
     let mut resp = OffsetCommitResponse::default();
     for (name, parts) in results {
         let mut tr = OffsetCommitResponseTopic::default();

@@ -45,6 +45,15 @@ fn valid_batches_are_read_and_offsets_assigned_without_breaking_the_crc() {
 }
 
 #[test]
+fn the_first_record_at_a_timestamp_is_found_inside_a_batch() {
+    let b = encode(5, -1, -1, 2);
+    let info = validate(&b).expect("valid")[0];
+    assert_eq!(first_record_at_or_after(&b, &info, 1_700_000_000_003), Some((3, 1_700_000_000_003)));
+    assert_eq!(first_record_at_or_after(&b, &info, 0), Some((0, 1_700_000_000_000)));
+    assert_eq!(first_record_at_or_after(&b, &info, 1_800_000_000_000), None);
+}
+
+#[test]
 fn corrupt_and_old_format_batches_are_refused() {
     let good = encode(1, -1, -1, 2);
     let mut bad = good.to_vec();
