@@ -60,7 +60,8 @@ pub(crate) async fn compact_once(inner: &Arc<Inner>) -> Result<bool> {
             return Err(crate::Error::corrupt(name, "object shorter than its footer"));
         }
         let footer = object::decode_footer(&name, &data[data.len() - object::FOOTER_BYTES..])?;
-        let ix = &data[footer.index_pos as usize..(footer.index_pos + u64::from(footer.index_len)) as usize];
+        let range = object::index_range(&name, &footer, data.len() as u64)?;
+        let ix = &data[range.start as usize..range.end as usize];
         for e in object::decode_index(&name, &footer, ix)? {
             let block = data.slice(e.pos as usize..(e.pos + u64::from(e.len)) as usize);
             per_stream.entry(e.stream).or_default().extend(object::decode_block(&name, &e, block)?);

@@ -475,11 +475,11 @@ impl Engine {
             return Err(Error::corrupt(name, "object shorter than its footer"));
         }
         let footer = object::decode_footer(&name, &tail[tail.len() - object::FOOTER_BYTES..])?;
-        let index_end = footer.index_pos + u64::from(footer.index_len);
-        let index_bytes = if footer.index_pos >= tail_start {
-            tail.slice((footer.index_pos - tail_start) as usize..(index_end - tail_start) as usize)
+        let range = object::index_range(&name, &footer, size)?;
+        let index_bytes = if range.start >= tail_start {
+            tail.slice((range.start - tail_start) as usize..(range.end - tail_start) as usize)
         } else {
-            self.inner.store.get_range(&path, footer.index_pos..index_end).await?
+            self.inner.store.get_range(&path, range).await?
         };
         let index = Arc::new(object::decode_index(&name, &footer, &index_bytes)?);
         let mut cache = self.inner.index_cache.lock();

@@ -139,6 +139,15 @@ pub fn decode_footer(object: &str, mut b: &[u8]) -> Result<Footer> {
     Ok(Footer { index_pos, index_len, index_crc })
 }
 
+/// Where the index lies in an object of `size` bytes; an error if the footer points outside it.
+pub fn index_range(object: &str, footer: &Footer, size: u64) -> Result<std::ops::Range<u64>> {
+    let end = footer.index_pos + u64::from(footer.index_len);
+    if end + FOOTER_BYTES as u64 != size {
+        return Err(Error::corrupt(object, format!("index ends at {end}, but the footer starts at {}", size.saturating_sub(FOOTER_BYTES as u64))));
+    }
+    Ok(footer.index_pos..end)
+}
+
 /// Parses and checks an index read at `footer.index_pos`.
 pub fn decode_index(object: &str, footer: &Footer, b: &[u8]) -> Result<Vec<IndexEntry>> {
     if b.len() != footer.index_len as usize || !b.len().is_multiple_of(ENTRY_BYTES) {

@@ -67,6 +67,9 @@ fn corruption_is_detected_not_returned() {
     let err = decode_block("obj", &e, bad.slice(e.pos as usize..(e.pos + u64::from(e.len)) as usize));
     assert!(matches!(err, Err(Error::ChecksumMismatch { .. })), "{err:?}");
     assert!(decode_footer("obj", &[0u8; FOOTER_BYTES]).is_err());
+    let footer = decode_footer("obj", &obj[obj.len() - FOOTER_BYTES..]).expect("footer");
+    assert!(index_range("obj", &footer, obj.len() as u64).is_ok());
+    assert!(index_range("obj", &footer, obj.len() as u64 + 10).is_err(), "a footer pointing elsewhere is corrupt");
     let mut f = obj[obj.len() - FOOTER_BYTES..].to_vec();
     f[3] ^= 1;
     assert!(matches!(decode_footer("obj", &f), Err(Error::ChecksumMismatch { .. })));
