@@ -1,1 +1,21 @@
-//! Avro, Protobuf, JSON and Debezium records into Arrow, and the built-in Schema Registry (not built yet: see issue 4).
+//! Record values into Arrow: Avro, JSON (and, next, Protobuf and Debezium), with stable Iceberg field ids.
+//!
+//! Pure: decoders take bytes and a schema and return Arrow arrays; no network, no tokio.
+//! Modules:
+//! - [`value`]: the decoded value model shared by every format; [`arrow`]: values into Arrow arrays.
+//! - [`avro`]: Avro schemas (JSON) and the binary decoder.
+//! - [`json`]: schemaless JSON with an inferred, widening Arrow schema.
+//! - [`wire`]: the Confluent wire format (magic byte, schema id).
+//! - [`ids`]: Iceberg field ids on Arrow fields, stable across schema versions.
+//! - [`error`]: the crate's error type and per-record errors.
+
+pub mod arrow;
+pub mod avro;
+pub mod error;
+pub mod ids;
+pub mod json;
+pub mod value;
+pub mod wire;
+
+pub use error::{RecordError, SchemaError};
+pub use value::Value;
