@@ -5,12 +5,14 @@
 //! - [`value`]: the decoded value model shared by every format; [`arrow`]: values into Arrow arrays.
 //! - [`avro`]: Avro schemas (JSON) and the binary decoder.
 //! - [`json`]: schemaless JSON with an inferred, widening Arrow schema.
+//! - [`debezium`]: `flatten_debezium` — change events into row images plus a `_cdc` column.
 //! - [`wire`]: the Confluent wire format (magic byte, schema id).
 //! - [`ids`]: Iceberg field ids on Arrow fields, stable across schema versions.
 //! - [`error`]: the crate's error type and per-record errors.
 
 pub mod arrow;
 pub mod avro;
+pub mod debezium;
 pub mod error;
 pub mod ids;
 pub mod json;

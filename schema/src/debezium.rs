@@ -1,0 +1,266 @@
+//! `flatten_debezium`: a Debezium change event (JSON with a `schema`/`payload` pair, or a bare
+//! envelope) becomes its row image — `after` for c/r/u, `before` for d — plus a `_cdc` struct
+//! (`op` as I/U/D, `ts`, `offset`, `source` as db.table).
+//!
+//! Column types come from the event's Kafka Connect schema when it has one, else from JSON
+//! inference. A tombstone (null value) is recognised and reported apart; an event whose row image
+//! is missing (a delete with `before: null`) is an invalid record with the reason.
+
+use std::sync::Arc;
+
+use arrow_array::RecordBatch;
+use arrow_schema::{DataType, Field, Fields, Schema, TimeUnit};
+use serde_json::Value as Json;
+
+use crate::arrow::record_batch;
+use crate::error::{RecordError, Result, SchemaError};
+use crate::json::JsonInference;
+use crate::value::Value;
+
+/// The operation of a change, as the `_cdc.op` column holds it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    Insert,
+    Update,
+    Delete,
+}
+
+impl Op {
+    pub fn code(self) -> &'static str {
+        match self {
+            Op::Insert => "I",
+            Op::Update => "U",
+            Op::Delete => "D",
+        }
+    }
+}
+
+/// One flattened change event.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Change {
+    pub op: Op,
+    /// The row image, a JSON object.
+    pub row: Json,
+    /// The Connect schema of the row image, when the event carried one.
+    pub row_schema: Option<Json>,
+    pub ts_ms: Option<i64>,
+    /// `db.table` from the event's source block.
+    pub source: Option<String>,
+}
+
+fn invalid(msg: impl Into<String>) -> SchemaError {
+    SchemaError::Decode(msg.into())
+}
+
+/// Flattens one record value; `Ok(None)` for a tombstone.
+pub fn flatten(value: Option<&[u8]>) -> Result<Option<Change>> {
+    let Some(bytes) = value else { return Ok(None) };
+    let json: Json = serde_json::from_slice(bytes).map_err(|e| invalid(format!("not JSON: {e}")))?;
+    let (envelope, schema) = match (json.get("schema"), json.get("payload")) {
+        (Some(s), Some(p)) => (p.clone(), Some(s.clone())),
+        _ => (json, None),
+    };
+    if envelope.is_null() {
+        return Ok(None);
+    }
+    let op = match envelope.get("op").and_then(Json::as_str) {
+        Some("c" | "r") => Op::Insert,
+        Some("u") => Op::Update,
+        Some("d") => Op::Delete,
+        Some(other) => return Err(invalid(format!("unknown Debezium op {other:?}"))),
+        None => return Err(invalid("not a Debezium envelope: no \"op\"")),
+    };
+    let image = if op == Op::Delete { "before" } else { "after" };
+    let row = envelope.get(image).cloned().unwrap_or(Json::Null);
+    if !row.is_object() {
+        return Err(invalid(format!(
+            "{} event without a row image: \"{image}\" is {} (for a delete, the table may lack REPLICA IDENTITY FULL; only the key says which row went)",
+            op.code(),
+            if row.is_null() { "null".to_string() } else { row.to_string() }
+        )));
+    }
+    let row_schema = schema.as_ref().and_then(|s| {
+        s.get("fields")?.as_array()?.iter().find(|f| f.get("field").and_then(Json::as_str) == Some(image)).cloned()
+    });
+    let source = envelope.get("source").map(|s| {
+        let db = s.get("db").and_then(Json::as_str).unwrap_or("");
+        let table = s.get("table").and_then(Json::as_str).unwrap_or("");
+        format!("{db}.{table}")
+    });
+    Ok(Some(Change { op, row, row_schema, ts_ms: envelope.get("ts_ms").and_then(Json::as_i64), source }))
+}
+
+/// The Arrow type of a Kafka Connect schema, honouring its logical types.
+fn connect_type(s: &Json) -> Result<DataType> {
+    let name = s.get("name").and_then(Json::as_str).unwrap_or("");
+    let ty = s.get("type").and_then(Json::as_str).unwrap_or("");
+    Ok(match (name, ty) {
+        ("org.apache.kafka.connect.data.Date" | "io.debezium.time.Date", "int32") => DataType::Date32,
+        ("org.apache.kafka.connect.data.Timestamp" | "io.debezium.time.Timestamp" | "io.debezium.time.MicroTimestamp" | "io.debezium.time.NanoTimestamp", "int64") => {
+            DataType::Timestamp(TimeUnit::Microsecond, None)
+        }
+        (_, "int8" | "int16" | "int32") => DataType::Int32,
+        (_, "int64") => DataType::Int64,
+        (_, "float32" | "float") => DataType::Float32,
+        (_, "float64" | "double") => DataType::Float64,
+        (_, "boolean") => DataType::Boolean,
+        (_, "string") => DataType::Utf8,
+        (_, "bytes") => DataType::Binary,
+        (_, "array") => {
+            let items = s.get("items").ok_or_else(|| SchemaError::InvalidSchema("array without items".into()))?;
+            DataType::List(Arc::new(Field::new("element", connect_type(items)?, true)))
+        }
+        (_, "struct") => DataType::Struct(connect_fields(s)?),
+        (_, other) => return Err(SchemaError::Unsupported(format!("Connect type {other:?} ({name})"))),
+    })
+}
+
+fn connect_fields(s: &Json) -> Result<Fields> {
+    let fields = s.get("fields").and_then(Json::as_array).ok_or_else(|| SchemaError::InvalidSchema("struct without fields".into()))?;
+    fields
+        .iter()
+        .map(|f| {
+            let name = f.get("field").and_then(Json::as_str).ok_or_else(|| SchemaError::InvalidSchema("field without a name".into()))?;
+            let optional = f.get("optional").and_then(Json::as_bool).unwrap_or(true);
+            Ok(Field::new(name, connect_type(f)?, optional))
+        })
+        .collect::<Result<Vec<_>>>()
+        .map(Fields::from)
+}
+
+/// A JSON value of a Connect-typed column into a [`Value`] (timestamps scaled to microseconds).
+fn typed(v: &Json, s: &Json, path: &str) -> Result<Value> {
+    let bad = || SchemaError::Mismatch { column: path.to_string(), reason: format!("{v} does not fit its Connect schema") };
+    if v.is_null() {
+        return Ok(Value::Null);
+    }
+    let name = s.get("name").and_then(Json::as_str).unwrap_or("");
+    Ok(match connect_type(s)? {
+        DataType::Date32 => Value::Date(v.as_i64().and_then(|d| i32::try_from(d).ok()).ok_or_else(bad)?),
+        DataType::Timestamp(_, _) => {
+            let n = v.as_i64().ok_or_else(bad)?;
+            Value::TimestampMicros(match name {
+                "io.debezium.time.MicroTimestamp" => n,
+                "io.debezium.time.NanoTimestamp" => n / 1000,
+                _ => n.checked_mul(1000).ok_or_else(bad)?,
+            })
+        }
+        DataType::Int32 => Value::Int(v.as_i64().and_then(|i| i32::try_from(i).ok()).ok_or_else(bad)?),
+        DataType::Int64 => Value::Long(v.as_i64().ok_or_else(bad)?),
+        DataType::Float32 => Value::Float(v.as_f64().ok_or_else(bad)? as f32),
+        DataType::Float64 => Value::Double(v.as_f64().ok_or_else(bad)?),
+        DataType::Boolean => Value::Boolean(v.as_bool().ok_or_else(bad)?),
+        DataType::Utf8 => Value::String(v.as_str().ok_or_else(bad)?.to_string()),
+        DataType::Binary => Value::Bytes(v.as_str().ok_or_else(bad)?.as_bytes().to_vec()),
+        DataType::List(_) => {
+            let items = s.get("items").ok_or_else(bad)?;
+            Value::Array(v.as_array().ok_or_else(bad)?.iter().map(|x| typed(x, items, path)).collect::<Result<_>>()?)
+        }
+        DataType::Struct(_) => {
+            let fields = s.get("fields").and_then(Json::as_array).ok_or_else(bad)?;
+            Value::Record(
+                fields
+                    .iter()
+                    .map(|f| {
+                        let n = f.get("field").and_then(Json::as_str).unwrap_or("");
+                        typed(v.get(n).unwrap_or(&Json::Null), f, &format!("{path}.{n}"))
+                    })
+                    .collect::<Result<_>>()?,
+            )
+        }
+        _ => return Err(bad()),
+    })
+}
+
+/// The `_cdc` column.
+pub fn cdc_field() -> Field {
+    Field::new(
+        "_cdc",
+        DataType::Struct(Fields::from(vec![
+            Field::new("op", DataType::Utf8, false),
+            Field::new("ts", DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())), true),
+            Field::new("offset", DataType::Int64, false),
+            Field::new("source", DataType::Utf8, true),
+        ])),
+        false,
+    )
+}
+
+fn cdc_value(c: &Change, offset: i64) -> Value {
+    Value::Record(vec![
+        Value::String(c.op.code().to_string()),
+        c.ts_ms.map_or(Value::Null, |t| Value::TimestampMicros(t.saturating_mul(1000))),
+        Value::Long(offset),
+        c.source.clone().map_or(Value::Null, Value::String),
+    ])
+}
+
+/// The flattened batch: rows (with `_cdc`), per-record errors, and the offsets of tombstones.
+#[derive(Debug)]
+pub struct DebeziumBatch {
+    pub batch: RecordBatch,
+    pub errors: Vec<RecordError>,
+    pub tombstones: Vec<i64>,
+}
+
+/// Flattens a batch of change events. The columns come from the first event that carries a
+/// Connect schema, else from JSON inference (widened in `inference`).
+pub fn decode_batch(inference: &mut JsonInference, records: &[(i64, Option<&[u8]>)]) -> Result<DebeziumBatch> {
+    let mut changes = Vec::new();
+    let mut errors = Vec::new();
+    let mut tombstones = Vec::new();
+    for (offset, value) in records {
+        match flatten(*value) {
+            Ok(Some(c)) => changes.push((*offset, c)),
+            Ok(None) => tombstones.push(*offset),
+            Err(e) => errors.push(RecordError { offset: *offset, reason: e.to_string() }),
+        }
+    }
+    let connect = changes.iter().find_map(|(_, c)| c.row_schema.clone());
+    let mut rows = Vec::with_capacity(changes.len());
+    let fields: Fields = match &connect {
+        Some(s) => {
+            let fields = connect_fields(s)?;
+            for (offset, c) in &changes {
+                // `before` and `after` carry the same columns under different field names: compare the columns.
+                match c.row_schema.as_ref().filter(|rs| rs.get("fields") == s.get("fields")).map(|rs| typed(&c.row, rs, "")) {
+                    Some(Ok(Value::Record(mut v))) => {
+                        v.push(cdc_value(c, *offset));
+                        rows.push(Value::Record(v));
+                    }
+                    Some(Err(e)) => errors.push(RecordError { offset: *offset, reason: e.to_string() }),
+                    _ => errors.push(RecordError { offset: *offset, reason: "the row schema changed within the batch".into() }),
+                }
+            }
+            fields
+        }
+        None => {
+            let mut kept = Vec::with_capacity(changes.len());
+            for (offset, c) in changes {
+                match inference.observe(&c.row) {
+                    Ok(()) => kept.push((offset, c)),
+                    Err(e) => errors.push(RecordError { offset, reason: e.to_string() }),
+                }
+            }
+            for (offset, c) in &kept {
+                match inference.row(&c.row) {
+                    Ok(Value::Record(mut v)) => {
+                        v.push(cdc_value(c, *offset));
+                        rows.push(Value::Record(v));
+                    }
+                    Ok(_) => {}
+                    Err(e) => errors.push(RecordError { offset: *offset, reason: e.to_string() }),
+                }
+            }
+            inference.schema().fields().clone()
+        }
+    };
+    let mut all: Vec<Field> = fields.iter().map(|f| f.as_ref().clone()).collect();
+    all.push(cdc_field());
+    let batch = record_batch(Arc::new(Schema::new(all)), &rows)?;
+    errors.sort_by_key(|e| e.offset);
+    Ok(DebeziumBatch { batch, errors, tombstones })
+}
+
+#[cfg(test)]
+mod tests;

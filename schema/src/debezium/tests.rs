@@ -1,0 +1,81 @@
+//! Debezium flattening on the real change events in `shared/fixtures/debezium/`.
+
+use super::*;
+use arrow_array::{Array, Float64Array, Int32Array, StringArray, StructArray};
+
+fn fixture(name: &str) -> String {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures/debezium");
+    let alt = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/debezium");
+    std::fs::read_to_string(dir.join(name)).or_else(|_| std::fs::read_to_string(alt.join(name))).expect("fixture (shared/ beside the repo)")
+}
+
+fn lines(name: &str) -> Vec<String> {
+    fixture(name).lines().map(str::to_string).collect()
+}
+
+fn run(events: &[String]) -> DebeziumBatch {
+    let input: Vec<(i64, Option<&[u8]>)> = events.iter().enumerate().map(|(i, e)| (i as i64, Some(e.as_bytes()))).collect();
+    decode_batch(&mut JsonInference::default(), &input).expect("batch")
+}
+
+fn ops(b: &RecordBatch) -> Vec<String> {
+    let cdc = b.column_by_name("_cdc").expect("_cdc").as_any().downcast_ref::<StructArray>().expect("struct");
+    let op = cdc.column(0).as_any().downcast_ref::<StringArray>().expect("op");
+    (0..op.len()).map(|i| op.value(i).to_string()).collect()
+}
+
+#[test]
+fn postgres_with_schema_gives_typed_rows_and_ops() {
+    let out = run(&lines("postgres-schema-include.jsonl"));
+    assert!(out.errors.is_empty(), "{:?}", out.errors);
+    let b = &out.batch;
+    assert_eq!(b.num_rows(), 16);
+    assert_eq!(ops(b).join(""), "IIIIIIIIIUUIIUUD");
+    let schema = b.schema();
+    assert_eq!(schema.field_with_name("id").expect("id").data_type(), &DataType::Int32);
+    assert!(!schema.field_with_name("id").expect("id").is_nullable(), "optional: false in the Connect schema");
+    let ids = b.column_by_name("id").expect("id").as_any().downcast_ref::<Int32Array>().expect("ints");
+    let weights = b.column_by_name("weight").expect("weight").as_any().downcast_ref::<Float64Array>().expect("f64");
+    assert_eq!((ids.value(0), weights.value(0)), (101, 3.14));
+    assert_eq!(ids.value(15), 111, "the delete carries the deleted row's key from before");
+    let cdc = b.column_by_name("_cdc").expect("_cdc").as_any().downcast_ref::<StructArray>().expect("struct");
+    let source = cdc.column(3).as_any().downcast_ref::<StringArray>().expect("source");
+    assert_eq!(source.value(0), "postgres.products");
+}
+
+#[test]
+fn the_same_events_without_schema_infer_the_same_columns() {
+    let with = run(&lines("postgres-schema-include.jsonl"));
+    let without = run(&lines("postgres-schema-exclude.jsonl"));
+    assert!(without.errors.is_empty(), "{:?}", without.errors);
+    assert_eq!(ops(&without.batch), ops(&with.batch));
+    let names = |b: &RecordBatch| b.schema().fields().iter().map(|f| f.name().clone()).collect::<Vec<_>>();
+    assert_eq!(names(&without.batch), names(&with.batch));
+}
+
+#[test]
+fn mysql_and_the_single_samples_flatten() {
+    let out = run(&lines("mysql-schema-include.jsonl"));
+    assert!(out.errors.is_empty(), "{:?}", out.errors);
+    assert_eq!(ops(&out.batch).join(""), "IIIIIIIIIUUIIUUD", "MySQL snapshot rows come as c");
+    for f in ["serde-with-schema.json", "serde-update.json"] {
+        let out = run(&[fixture(f)]);
+        assert!(out.errors.is_empty(), "{f}: {:?}", out.errors);
+        assert_eq!(out.batch.num_rows(), 1, "{f}");
+    }
+}
+
+#[test]
+fn a_delete_without_a_row_image_is_an_error_and_tombstones_are_recognised() {
+    let events = lines("postgres-replica-identity.jsonl");
+    let mut input: Vec<(i64, Option<&[u8]>)> = events.iter().enumerate().map(|(i, e)| (i as i64, Some(e.as_bytes()))).collect();
+    input.push((99, None));
+    let out = decode_batch(&mut JsonInference::default(), &input).expect("batch");
+    assert_eq!(out.batch.num_rows(), 15, "updates with before: null still have their after image");
+    assert_eq!(out.errors.len(), 1);
+    assert_eq!(out.errors[0].offset, 15);
+    assert!(out.errors[0].reason.contains("REPLICA IDENTITY"), "{}", out.errors[0].reason);
+    assert_eq!(out.tombstones, vec![99]);
+    assert!(flatten(Some(b"{\"payload\": null, \"schema\": {}}")).expect("ok").is_none(), "a null payload is a tombstone too");
+    assert!(flatten(Some(b"{\"after\": {}}")).is_err(), "not an envelope");
+}
