@@ -7,6 +7,7 @@
 //! - [`json`]: schemaless JSON with an inferred, widening Arrow schema.
 //! - [`debezium`]: `flatten_debezium` — change events into row images plus a `_cdc` column.
 //! - [`wire`]: the Confluent wire format (magic byte, schema id).
+//! - [`evolve`]: schema evolution of a table as record schemas change.
 //! - [`ids`]: Iceberg field ids on Arrow fields, stable across schema versions.
 //! - [`error`]: the crate's error type and per-record errors.
 
@@ -14,6 +15,7 @@ pub mod arrow;
 pub mod avro;
 pub mod debezium;
 pub mod error;
+pub mod evolve;
 pub mod ids;
 pub mod json;
 pub mod value;
