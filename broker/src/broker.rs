@@ -11,6 +11,7 @@ use tokio::sync::Notify;
 
 use crate::error::{BrokerError, Result};
 use crate::groups::{Coordinator, GroupSettings};
+use crate::schema_log::EngineLog;
 use crate::settings::Settings;
 use crate::state::StateStore;
 use crate::topic_config;
@@ -38,6 +39,8 @@ pub struct Broker {
     pub topics: Topics,
     pub state: Arc<StateStore>,
     pub groups: Coordinator,
+    /// The built-in Schema Registry.
+    pub registry: Arc<floe_schema::registry::Registry>,
     pub clock: Arc<dyn Clock>,
     pub store_metrics: Arc<StoreMetrics>,
     /// Woken after every durable produce, for long-polling fetches.
@@ -87,6 +90,8 @@ impl BrokerBuilder {
         let engine = Engine::open(s.engine_config(), store).await?;
         let topics = Topics::load(engine.clone()).await?;
         let state = StateStore::open(engine.clone(), &topics).await?;
+        let log = Arc::new(EngineLog::open(engine.clone()).await?);
+        let registry = Arc::new(floe_schema::registry::Registry::open(log).await.map_err(|e| BrokerError::Internal(format!("schema registry: {e}")))?);
         let groups = Coordinator::new(GroupSettings {
             initial_rebalance_delay: Duration::from_millis(s.group_initial_rebalance_delay_ms.0),
             min_session_timeout_ms: s.group_min_session_timeout_ms.0 as i32,
@@ -99,6 +104,7 @@ impl BrokerBuilder {
             topics,
             state,
             groups,
+            registry,
             clock: self.clock,
             store_metrics: self.store_metrics,
             data_appended: Notify::new(),

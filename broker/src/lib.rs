@@ -7,6 +7,7 @@
 //! - [`topics`], [`topic_config`], [`partition`]: topics, their configs, partitions.
 //! - [`records`]: record batch validation (stored as received).
 //! - [`groups`]: the consumer group coordinator; [`state`]: durable offsets and producer state.
+//! - [`schema_log`]: the Schema Registry's log on a storage stream.
 //! - [`settings`], [`units`]: settings from file, `FLOE_*` and flags; [`error`]: the one error type.
 
 pub mod broker;
@@ -16,6 +17,7 @@ pub mod groups;
 pub mod handlers;
 pub mod partition;
 pub mod records;
+pub mod schema_log;
 pub mod server;
 pub mod settings;
 pub mod state;

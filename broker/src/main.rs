@@ -18,6 +18,50 @@ struct Cli {
 enum Command {
     /// Start a node: Kafka on 127.0.0.1:9092, data under --data-dir.
     Serve(ServeArgs),
+    /// Schema tools.
+    #[command(subcommand)]
+    Schema(SchemaCommand),
+}
+
+#[derive(Subcommand)]
+enum SchemaCommand {
+    /// Decode Confluent-framed Avro records (one hex string per line on stdin) into JSON lines,
+    /// with the writer schema read from a file.
+    Decode {
+        /// The Avro schema (JSON) the records were written with.
+        #[arg(long)]
+        schema_file: PathBuf,
+    },
+}
+
+fn hex(line: &str) -> Option<Vec<u8>> {
+    let t = line.trim();
+    (t.len() % 2 == 0).then_some(())?;
+    (0..t.len()).step_by(2).map(|i| u8::from_str_radix(t.get(i..i + 2)?, 16).ok()).collect()
+}
+
+fn decode(schema_file: &std::path::Path) -> anyhow::Result<()> {
+    use std::io::BufRead;
+    let text = std::fs::read_to_string(schema_file)?;
+    let schema = floe_schema::avro::AvroSchema::parse_str(&text)?;
+    let row_type = arrow_schema_of(&schema)?;
+    for (n, line) in std::io::stdin().lock().lines().enumerate() {
+        let line = line?;
+        let out = match hex(&line).ok_or_else(|| anyhow::anyhow!("not hex")).and_then(|b| {
+            let (id, payload) = floe_schema::wire::split(&b)?;
+            let v = floe_schema::avro::decode(&schema, payload)?;
+            Ok(serde_json::json!({"schema_id": id, "value": v.to_json(&row_type)}))
+        }) {
+            Ok(j) => j,
+            Err(e) => serde_json::json!({"line": n + 1, "error": e.to_string()}),
+        };
+        println!("{out}");
+    }
+    Ok(())
+}
+
+fn arrow_schema_of(s: &floe_schema::avro::AvroSchema) -> anyhow::Result<arrow_schema::DataType> {
+    Ok(s.arrow_type()?.0)
 }
 
 #[derive(clap::Args)]
@@ -92,15 +136,24 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let broker = Broker::builder(settings.clone()).build().await?;
     let advertised = settings.advertised_listener.clone().unwrap_or_else(|| bound.to_string());
     *broker.advertised.write() = floe_broker::broker::split_host_port(&advertised);
+    let registry_listener = TcpListener::bind(&settings.schema_registry_listen)
+        .await
+        .map_err(|e| anyhow::anyhow!("binding the schema registry on {}: {e}", settings.schema_registry_listen))?;
+    let registry_addr = registry_listener.local_addr()?;
     let (stop_tx, stop_rx) = watch::channel(false);
-    let kafka = tokio::spawn(server::run(broker.clone(), listener, stop_rx));
+    let kafka = tokio::spawn(server::run(broker.clone(), listener, stop_rx.clone()));
+    let mut registry_stop = stop_rx.clone();
+    let registry = tokio::spawn(floe_schema::registry::server::serve(broker.registry.clone(), registry_listener, async move {
+        let _ = registry_stop.changed().await;
+    }));
     tracing::info!(
         kafka = %bound,
         advertised = %advertised,
         wal = ?settings.storage.wal,
         data_dir = %settings.data_dir.display(),
         object_store = %settings.object_store_url().unwrap_or_default(),
-        "floe listening kafka={bound}"
+        schema_registry = %registry_addr,
+        "floe listening kafka={bound} schema_registry=http://{registry_addr}"
     );
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     tokio::select! {
@@ -109,6 +162,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }
     let _ = stop_tx.send(true);
     let _ = kafka.await;
+    let _ = registry.await;
     broker.shutdown().await?;
     tracing::info!("floe stopped");
     Ok(())
@@ -126,6 +180,7 @@ fn main() -> std::process::ExitCode {
     let r = rt.block_on(async {
         match cli.command {
             Command::Serve(a) => serve(a).await,
+            Command::Schema(SchemaCommand::Decode { schema_file }) => decode(&schema_file),
         }
     });
     match r {

@@ -13,6 +13,24 @@ pub enum SchemaError {
     Mismatch { column: String, reason: String },
     #[error("not in the Confluent wire format: {0}")]
     WireFormat(String),
+    #[error("Subject '{0}' not found.")]
+    SubjectNotFound(String),
+    #[error("Version {1} not found for subject '{0}'.")]
+    VersionNotFound(String, String),
+    #[error("Schema not found: {0}")]
+    SchemaNotFound(String),
+    #[error("Subject '{0}' was soft deleted. Set permanent=true to delete permanently")]
+    SubjectSoftDeleted(String),
+    #[error("Subject '{0}' was not deleted first before being permanently deleted")]
+    SubjectNotSoftDeleted(String),
+    #[error("The specified version '{0}' is not a valid version id. Allowed values are between [1, 2^31-1] and the string \"latest\"")]
+    InvalidVersion(String),
+    #[error("Invalid compatibility level: {0}")]
+    InvalidCompatibility(String),
+    #[error("Schema being registered is incompatible with an earlier schema for subject \"{subject}\": {reason}")]
+    Incompatible { subject: String, reason: String },
+    #[error("Error in the backend data store: {0}")]
+    Store(String),
 }
 
 /// A record that could not be turned into a row: where it was and why. It never fails the batch.

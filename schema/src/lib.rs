@@ -6,6 +6,7 @@
 //! - [`avro`]: Avro schemas (JSON) and the binary decoder.
 //! - [`json`]: schemaless JSON with an inferred, widening Arrow schema.
 //! - [`debezium`]: `flatten_debezium` — change events into row images plus a `_cdc` column.
+//! - [`registry`]: the built-in Schema Registry (Confluent REST API) on an injected durable log.
 //! - [`wire`]: the Confluent wire format (magic byte, schema id).
 //! - [`evolve`]: schema evolution of a table as record schemas change.
 //! - [`ids`]: Iceberg field ids on Arrow fields, stable across schema versions.
@@ -18,6 +19,7 @@ pub mod error;
 pub mod evolve;
 pub mod ids;
 pub mod json;
+pub mod registry;
 pub mod value;
 pub mod wire;
 

@@ -64,7 +64,16 @@ impl AvroSchema {
 
     /// Parses a schema from JSON.
     pub fn parse(json: &Json) -> Result<Self> {
-        Parser { named: HashMap::new(), defining: vec![] }.parse(json, None)
+        Self::parse_with(json, &[])
+    }
+
+    /// Parses a schema that may name types defined by `references` (schemas of other subjects).
+    pub fn parse_with(json: &Json, references: &[AvroSchema]) -> Result<Self> {
+        let mut p = Parser { named: HashMap::new(), defining: vec![] };
+        for r in references {
+            p.register(r);
+        }
+        p.parse(json, None)
     }
 
     /// The Arrow type of this schema and whether it is nullable (a union with null).
@@ -133,6 +142,24 @@ fn full_name(name: &str, namespace: Option<&str>) -> String {
 }
 
 impl Parser {
+    /// Makes the named types inside `s` known, as a referenced schema's are.
+    fn register(&mut self, s: &AvroSchema) {
+        match s {
+            AvroSchema::Record { name, fields } => {
+                self.named.insert(name.clone(), s.clone());
+                for f in fields {
+                    self.register(&f.schema);
+                }
+            }
+            AvroSchema::Enum { name, .. } | AvroSchema::Fixed { name, .. } => {
+                self.named.insert(name.clone(), s.clone());
+            }
+            AvroSchema::Array(x) | AvroSchema::Map(x) => self.register(x),
+            AvroSchema::Union(xs) => xs.iter().for_each(|x| self.register(x)),
+            _ => {}
+        }
+    }
+
     fn parse(&mut self, json: &Json, ns: Option<&str>) -> Result<AvroSchema> {
         match json {
             Json::String(s) => self.by_name(s, ns),

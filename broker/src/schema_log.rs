@@ -1,0 +1,50 @@
+//! The Schema Registry's durable log on a stream of the storage engine (Floe's `_schemas`).
+
+use bytes::Bytes;
+use floe_s3stream::{Engine, StreamId};
+use floe_schema::registry::RegistryLog;
+
+const STREAM_KEY: &str = "internal/schemas_stream";
+const READ_BYTES: u64 = 4 << 20;
+
+/// Registry events as records of one stream.
+pub struct EngineLog {
+    engine: Engine,
+    stream: StreamId,
+}
+
+impl EngineLog {
+    /// Opens (or creates) the registry's stream.
+    pub async fn open(engine: Engine) -> floe_s3stream::Result<Self> {
+        let stream = match engine.kv_get(STREAM_KEY).and_then(|v| v.parse().ok()) {
+            Some(s) => s,
+            None => {
+                let s = engine.create_stream().await?;
+                engine.kv_put(vec![(STREAM_KEY.into(), Some(s.to_string()))]).await?;
+                s
+            }
+        };
+        engine.open_stream(stream, engine.epoch()).await?;
+        Ok(Self { engine, stream })
+    }
+}
+
+#[async_trait::async_trait]
+impl RegistryLog for EngineLog {
+    async fn append(&self, event: Vec<u8>) -> Result<(), String> {
+        self.engine.append(self.stream, self.engine.epoch(), 1, Bytes::from(event)).await.map(|_| ()).map_err(|e| e.to_string())
+    }
+
+    async fn load(&self) -> Result<Vec<Vec<u8>>, String> {
+        let info = self.engine.stream_info(self.stream).map_err(|e| e.to_string())?;
+        let mut out = Vec::new();
+        let mut pos = info.start;
+        while pos < info.end {
+            let batches = self.engine.read(self.stream, pos, info.end, READ_BYTES).await.map_err(|e| e.to_string())?;
+            let Some(last) = batches.last() else { break };
+            pos = last.end_offset();
+            out.extend(batches.into_iter().map(|b| b.payload.to_vec()));
+        }
+        Ok(out)
+    }
+}

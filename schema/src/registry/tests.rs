@@ -1,0 +1,46 @@
+//! Registry tests: ids, versions, compatibility on register, deletes, persistence through the log.
+
+use super::*;
+
+const V1: &str = r#"{"type":"record","name":"User","fields":[{"name":"id","type":"long"}]}"#;
+const V2: &str = r#"{"type":"record","name":"User","fields":[{"name":"id","type":"long"},{"name":"email","type":["null","string"],"default":null}]}"#;
+const BAD: &str = r#"{"type":"record","name":"User","fields":[{"name":"id","type":"long"},{"name":"email","type":"string"}]}"#;
+
+#[tokio::test]
+async fn register_versions_compatibility_deletes_and_replay() {
+    let log: Arc<MemoryLog> = Arc::default();
+    let r = Registry::open(log.clone()).await.expect("open");
+    let id1 = r.register("users-value", SchemaType::Avro, V1, vec![]).await.expect("v1");
+    assert_eq!(r.register("users-value", SchemaType::Avro, &V1.replace(' ', ""), vec![]).await.expect("again"), id1, "same schema, same id");
+    let id2 = r.register("users-value", SchemaType::Avro, V2, vec![]).await.expect("v2 is backward compatible");
+    assert_ne!(id1, id2);
+    let e = r.register("users-value", SchemaType::Avro, BAD, vec![]).await.expect_err("a new required field");
+    assert!(matches!(e, SchemaError::Incompatible { .. }), "{e}");
+    assert_eq!(r.register("other", SchemaType::Avro, V1, vec![]).await.expect("other subject"), id1, "ids are per schema");
+    assert_eq!(r.versions("users-value", false).await.expect("versions"), vec![1, 2]);
+    assert_eq!(r.version("users-value", "latest", false).await.expect("latest").schema.id, id2);
+    assert!(!r.compatible("users-value", "latest", SchemaType::Avro, BAD, vec![]).await.expect("check").0);
+    r.set_level(Some("users-value"), Some(Compatibility::None)).await.expect("level");
+    let id3 = r.register("users-value", SchemaType::Avro, BAD, vec![]).await.expect("NONE allows it");
+    assert!(matches!(r.delete_subject("users-value", true).await, Err(SchemaError::SubjectNotSoftDeleted(_))));
+    assert_eq!(r.delete_subject("users-value", false).await.expect("soft"), vec![1, 2, 3]);
+    assert!(matches!(r.versions("users-value", false).await, Err(SchemaError::SubjectNotFound(_))));
+    assert_eq!(r.delete_subject("users-value", true).await.expect("hard"), vec![1, 2, 3]);
+    // Replay from the log: everything is as it was, and the next id is new.
+    let again = Registry::open(log).await.expect("reopen");
+    assert_eq!(again.subjects(true).await, vec!["other".to_string()]);
+    assert_eq!(again.schema(id2).await.expect("by id").schema, serde_json::to_string(&serde_json::from_str::<serde_json::Value>(V2).expect("json")).expect("json"));
+    let id4 = again.register("fresh", SchemaType::Avro, r#"{"type":"string"}"#, vec![]).await.expect("new");
+    assert!(id4 > id3, "ids are never reused");
+    assert!(matches!(again.register("x", SchemaType::Avro, "{nope", vec![]).await, Err(SchemaError::InvalidSchema(_))));
+}
+
+#[tokio::test]
+async fn references_resolve_named_types_of_other_subjects() {
+    let r = Registry::open(Arc::new(MemoryLog::default())).await.expect("open");
+    r.register("address", SchemaType::Avro, r#"{"type":"record","name":"Address","fields":[{"name":"city","type":"string"}]}"#, vec![]).await.expect("address");
+    let refs = vec![Reference { name: "Address".into(), subject: "address".into(), version: 1 }];
+    let with = r#"{"type":"record","name":"Person","fields":[{"name":"home","type":"Address"}]}"#;
+    r.register("person", SchemaType::Avro, with, refs).await.expect("with the reference");
+    assert!(r.register("person2", SchemaType::Avro, with, vec![]).await.is_err(), "unknown type without it");
+}
