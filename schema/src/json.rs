@@ -44,6 +44,21 @@ fn merge(parent: &str, mut have: Vec<Field>, new: &Fields) -> Result<Vec<Field>>
     Ok(have)
 }
 
+/// True when `v` can be written to a column of type `dt` as it is.
+fn fits(v: &Json, dt: &DataType) -> bool {
+    match (v, dt) {
+        (Json::Null, _) => true,
+        (Json::Bool(_), DataType::Boolean) => true,
+        (Json::Number(n), DataType::Int32) => n.as_i64().is_some_and(|i| i32::try_from(i).is_ok()),
+        (Json::Number(n), DataType::Int64) => n.as_i64().is_some(),
+        (Json::Number(_), DataType::Float64) => true,
+        (Json::String(_), DataType::Utf8) => true,
+        (Json::Array(items), DataType::List(f)) => items.iter().all(|i| fits(i, f.data_type())),
+        (Json::Object(o), DataType::Struct(fs)) => o.iter().all(|(k, x)| fs.iter().find(|f| f.name() == k).is_some_and(|f| fits(x, f.data_type()))),
+        _ => false,
+    }
+}
+
 fn infer(v: &Json) -> DataType {
     match v {
         Json::Null => DataType::Null,
@@ -102,6 +117,12 @@ impl JsonInference {
 
     /// Widens the schema to hold this record; on error the schema is unchanged.
     pub fn observe(&mut self, record: &Json) -> Result<()> {
+        // The steady state: the record fits the schema as it is, and nothing is built.
+        if let Json::Object(o) = record {
+            if o.iter().all(|(k, v)| self.fields.iter().find(|f| f.name() == k).is_some_and(|f| fits(v, f.data_type()))) {
+                return Ok(());
+            }
+        }
         let DataType::Struct(fields) = infer(record) else {
             return Err(SchemaError::Decode(format!("a record must be a JSON object, not {}", kind(record))));
         };
@@ -142,9 +163,10 @@ pub fn decode_batch(inference: &mut JsonInference, records: &[(i64, &[u8])]) -> 
         }
     }
     let schema = Arc::new(inference.schema());
+    let row_type = DataType::Struct(schema.fields().clone());
     let mut rows = Vec::with_capacity(parsed.len());
     for (offset, j) in parsed {
-        match inference.row(&j) {
+        match convert(&j, &row_type, "") {
             Ok(v) => rows.push(v),
             Err(e) => errors.push(RecordError { offset, reason: e.to_string() }),
         }
