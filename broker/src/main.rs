@@ -17,7 +17,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Start a node: Kafka on 127.0.0.1:9092, data under --data-dir.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Schema tools.
     #[command(subcommand)]
     Schema(SchemaCommand),
@@ -36,7 +36,7 @@ enum SchemaCommand {
 
 fn hex(line: &str) -> Option<Vec<u8>> {
     let t = line.trim();
-    (t.len() % 2 == 0).then_some(())?;
+    t.len().is_multiple_of(2).then_some(())?;
     (0..t.len()).step_by(2).map(|i| u8::from_str_radix(t.get(i..i + 2)?, 16).ok()).collect()
 }
 
@@ -179,7 +179,7 @@ fn main() -> std::process::ExitCode {
     };
     let r = rt.block_on(async {
         match cli.command {
-            Command::Serve(a) => serve(a).await,
+            Command::Serve(a) => serve(*a).await,
             Command::Schema(SchemaCommand::Decode { schema_file }) => decode(&schema_file),
         }
     });

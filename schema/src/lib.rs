@@ -4,6 +4,7 @@
 //! Modules:
 //! - [`value`]: the decoded value model shared by every format; [`arrow`]: values into Arrow arrays.
 //! - [`avro`]: Avro schemas (JSON) and the binary decoder.
+//! - [`protobuf`]: Protobuf schemas (`.proto` text, files, descriptor sets) and decoding.
 //! - [`json`]: schemaless JSON with an inferred, widening Arrow schema.
 //! - [`debezium`]: `flatten_debezium` — change events into row images plus a `_cdc` column.
 //! - [`registry`]: the built-in Schema Registry (Confluent REST API) on an injected durable log.
@@ -19,6 +20,7 @@ pub mod error;
 pub mod evolve;
 pub mod ids;
 pub mod json;
+pub mod protobuf;
 pub mod registry;
 pub mod value;
 pub mod wire;

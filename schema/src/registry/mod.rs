@@ -208,6 +208,34 @@ impl Registry {
         AvroSchema::parse_with(&json, &refs)
     }
 
+    /// Refuses a schema its language cannot read: Avro is parsed, Protobuf compiled (references
+    /// as imports), JSON Schema must be an object or a boolean. A Protobuf schema sent as a
+    /// base64 `FileDescriptorProto` (as some serializers do) is kept as it is, unchecked.
+    fn validate(state: &State, s: &StoredSchema) -> Result<()> {
+        match s.schema_type {
+            SchemaType::Avro => Self::avro(state, s).map(|_| ()),
+            SchemaType::Json => match serde_json::from_str::<serde_json::Value>(&s.schema) {
+                Ok(serde_json::Value::Object(_) | serde_json::Value::Bool(_)) => Ok(()),
+                _ => Err(SchemaError::InvalidSchema("a JSON Schema must be an object or a boolean".into())),
+            },
+            SchemaType::Protobuf => {
+                let base64 = s.schema.bytes().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'+' | b'/' | b'='));
+                if base64 {
+                    return Ok(());
+                }
+                let mut imports = Vec::new();
+                for r in &s.references {
+                    let id = state.subjects.get(&r.subject).and_then(|vs| vs.get(&r.version)).map(|(id, _)| *id);
+                    let text = id.and_then(|id| state.schemas.get(&id)).map(|x| x.schema.clone()).ok_or_else(|| {
+                        SchemaError::InvalidSchema(format!("reference {} to {} version {} does not exist", r.name, r.subject, r.version))
+                    })?;
+                    imports.push((r.name.clone(), text));
+                }
+                crate::protobuf::ProtoSchema::from_source("schema.proto", &s.schema, &imports, None).map(|_| ())
+            }
+        }
+    }
+
     fn check(state: &State, subject: &str, new: &StoredSchema, against: &[u32], level: Compatibility) -> Result<()> {
         use Compatibility::*;
         if level == None || against.is_empty() {
@@ -246,9 +274,7 @@ impl Registry {
         let text = normalize(schema_type, schema)?;
         let mut state = self.state.lock().await;
         let candidate = StoredSchema { id: 0, schema_type, schema: text.clone(), references: references.clone() };
-        if schema_type == SchemaType::Avro {
-            Self::avro(&state, &candidate)?;
-        }
+        Self::validate(&state, &candidate)?;
         let same = |s: &StoredSchema| s.schema_type == schema_type && s.schema == text && s.references == references;
         let live = state.live_versions(subject);
         if let Some((_, id)) = live.iter().find(|(_, id)| state.schemas.get(id).is_some_and(same)) {
@@ -283,7 +309,7 @@ impl Registry {
         let state = self.state.lock().await;
         let vs = state.subjects.get(subject).ok_or_else(|| SchemaError::SubjectNotFound(subject.to_string()))?;
         let wanted = if version == "latest" || version == "-1" {
-            vs.iter().filter(|(_, (_, d))| include_deleted || !d).map(|(v, _)| *v).last()
+            vs.iter().rev().find(|(_, (_, d))| include_deleted || !d).map(|(v, _)| *v)
         } else {
             let n: i32 = version.parse().ok().filter(|n| *n >= 1).ok_or_else(|| SchemaError::InvalidVersion(version.to_string()))?;
             vs.get(&n).filter(|(_, d)| include_deleted || !d).map(|_| n)

@@ -44,3 +44,13 @@ async fn references_resolve_named_types_of_other_subjects() {
     r.register("person", SchemaType::Avro, with, refs).await.expect("with the reference");
     assert!(r.register("person2", SchemaType::Avro, with, vec![]).await.is_err(), "unknown type without it");
 }
+
+#[tokio::test]
+async fn protobuf_and_json_schemas_are_checked_on_register() {
+    let r = Registry::open(Arc::new(MemoryLog::default())).await.expect("open");
+    let proto = "syntax = \"proto3\"; package p; message M { int64 id = 1; }";
+    r.register("m", SchemaType::Protobuf, proto, vec![]).await.expect("valid proto");
+    assert!(matches!(r.register("bad", SchemaType::Protobuf, "message {", vec![]).await, Err(SchemaError::InvalidSchema(_))));
+    r.register("j", SchemaType::Json, r#"{"type":"object"}"#, vec![]).await.expect("valid JSON schema");
+    assert!(matches!(r.register("j2", SchemaType::Json, "[1]", vec![]).await, Err(SchemaError::InvalidSchema(_))));
+}
