@@ -4,10 +4,12 @@
 //! Modules:
 //! - [`value`]: the decoded value model shared by every format; [`arrow`]: values into Arrow arrays.
 //! - [`avro`]: Avro schemas (JSON) and the binary decoder.
+//! - [`jsonschema`]: JSON Schema into Arrow, and JSON records decoded by it.
 //! - [`protobuf`]: Protobuf schemas (`.proto` text, files, descriptor sets) and decoding.
 //! - [`json`]: schemaless JSON with an inferred, widening Arrow schema.
 //! - [`debezium`]: `flatten_debezium` — change events into row images plus a `_cdc` column.
 //! - [`registry`]: the built-in Schema Registry (Confluent REST API) on an injected durable log.
+//! - [`source`]: `by_schema_id`/`by_latest_schema` — schemas from a source, compiled and cached.
 //! - [`wire`]: the Confluent wire format (magic byte, schema id).
 //! - [`evolve`]: schema evolution of a table as record schemas change.
 //! - [`ids`]: Iceberg field ids on Arrow fields, stable across schema versions.
@@ -20,8 +22,10 @@ pub mod error;
 pub mod evolve;
 pub mod ids;
 pub mod json;
+pub mod jsonschema;
 pub mod protobuf;
 pub mod registry;
+pub mod source;
 pub mod value;
 pub mod wire;
 
