@@ -9,6 +9,7 @@
 //! - [`json`]: schemaless JSON with an inferred, widening Arrow schema.
 //! - [`debezium`]: `flatten_debezium` — change events into row images plus a `_cdc` column.
 //! - [`registry`]: the built-in Schema Registry (Confluent REST API) on an injected durable log.
+//! - [`simple`]: the `raw` and `string` conversions.
 //! - [`source`]: `by_schema_id`/`by_latest_schema` — schemas from a source, compiled and cached.
 //! - [`wire`]: the Confluent wire format (magic byte, schema id).
 //! - [`evolve`]: schema evolution of a table as record schemas change.
@@ -25,6 +26,7 @@ pub mod json;
 pub mod jsonschema;
 pub mod protobuf;
 pub mod registry;
+pub mod simple;
 pub mod source;
 pub mod value;
 pub mod wire;
