@@ -262,5 +262,77 @@ pub fn decode_batch(inference: &mut JsonInference, records: &[(i64, Option<&[u8]
     Ok(DebeziumBatch { batch, errors, tombstones })
 }
 
+/// Flattens a batch of Avro-encoded change events (framing already removed) written with the
+/// envelope schema `envelope`; `None` values are tombstones.
+pub fn decode_avro_batch(envelope: &crate::avro::AvroSchema, records: &[(i64, Option<&[u8]>)]) -> Result<DebeziumBatch> {
+    use crate::avro::AvroSchema;
+    let AvroSchema::Record { fields, .. } = envelope else {
+        return Err(SchemaError::Unsupported("a Debezium envelope must be a record".into()));
+    };
+    let at = |name: &str| fields.iter().position(|f| f.name == name);
+    let (Some(before), Some(after), Some(op_at)) = (at("before"), at("after"), at("op")) else {
+        return Err(SchemaError::Unsupported("not a Debezium envelope: it needs before, after and op".into()));
+    };
+    let row_schema = match &fields[after].schema {
+        AvroSchema::Union(bs) => bs.iter().find(|b| matches!(b, AvroSchema::Record { .. })).cloned(),
+        r @ AvroSchema::Record { .. } => Some(r.clone()),
+        _ => None,
+    }
+    .ok_or_else(|| SchemaError::Unsupported("the envelope's after is not a record".into()))?;
+    let source_fields: Vec<String> = match fields.get(at("source").unwrap_or(usize::MAX)).map(|f| &f.schema) {
+        Some(AvroSchema::Record { fields, .. }) => fields.iter().map(|f| f.name.clone()).collect(),
+        _ => vec![],
+    };
+    let text = |v: Option<&Value>| match v {
+        Some(Value::String(s)) => Some(s.clone()),
+        _ => None,
+    };
+    let mut rows = Vec::new();
+    let mut errors = Vec::new();
+    let mut tombstones = Vec::new();
+    for (offset, value) in records {
+        let Some(bytes) = value else {
+            tombstones.push(*offset);
+            continue;
+        };
+        let event = crate::avro::decode(envelope, bytes).and_then(|v| {
+            let Value::Record(vs) = v else { return Err(invalid("the envelope is not a record")) };
+            let op = match text(vs.get(op_at)).as_deref() {
+                Some("c" | "r") => Op::Insert,
+                Some("u") => Op::Update,
+                Some("d") => Op::Delete,
+                other => return Err(invalid(format!("unknown Debezium op {other:?}"))),
+            };
+            let image = if op == Op::Delete { before } else { after };
+            let row = vs.get(image).cloned().unwrap_or(Value::Null);
+            let Value::Record(mut cells) = row else {
+                return Err(invalid(format!("{} event without a row image: \"{}\" is null", op.code(), fields[image].name)));
+            };
+            let source = match at("source").and_then(|i| vs.get(i)) {
+                Some(Value::Record(src)) => {
+                    let get = |n: &str| source_fields.iter().position(|f| f == n).and_then(|i| text(src.get(i))).unwrap_or_default();
+                    Some(format!("{}.{}", get("db"), get("table")))
+                }
+                _ => None,
+            };
+            let ts_ms = match at("ts_ms").and_then(|i| vs.get(i)) {
+                Some(Value::Long(t)) => Some(*t),
+                _ => None,
+            };
+            let change = Change { op, row: Json::Null, row_schema: None, ts_ms, source };
+            cells.push(cdc_value(&change, *offset));
+            Ok(Value::Record(cells))
+        });
+        match event {
+            Ok(r) => rows.push(r),
+            Err(e) => errors.push(RecordError { offset: *offset, reason: e.to_string() }),
+        }
+    }
+    let mut columns: Vec<Field> = row_schema.arrow_schema()?.fields().iter().map(|f| f.as_ref().clone()).collect();
+    columns.push(cdc_field());
+    let batch = record_batch(Arc::new(Schema::new(columns)), &rows)?;
+    Ok(DebeziumBatch { batch, errors, tombstones })
+}
+
 #[cfg(test)]
 mod tests;

@@ -80,3 +80,39 @@ fn a_delete_without_a_row_image_is_an_error_and_tombstones_are_recognised() {
     assert!(flatten(Some(b"{\"payload\": null, \"schema\": {}}")).expect("ok").is_none(), "a null payload is a tombstone too");
     assert!(flatten(Some(b"{\"after\": {}}")).is_err(), "not an envelope");
 }
+
+#[test]
+fn avro_encoded_envelopes_flatten_too() {
+    use crate::avro::AvroSchema;
+    let envelope = AvroSchema::parse_str(r#"{"type":"record","name":"Envelope","namespace":"db.inv.products","fields":[
+        {"name":"before","type":["null",{"type":"record","name":"Value","fields":[{"name":"id","type":"int"},{"name":"name","type":"string"}]}],"default":null},
+        {"name":"after","type":["null","Value"],"default":null},
+        {"name":"source","type":{"type":"record","name":"Source","namespace":"io.debezium","fields":[{"name":"db","type":"string"},{"name":"table","type":"string"}]}},
+        {"name":"op","type":"string"},
+        {"name":"ts_ms","type":["null","long"],"default":null}]}"#).expect("envelope");
+    fn zz(v: i64) -> Vec<u8> {
+        let mut u = ((v << 1) ^ (v >> 63)) as u64;
+        let mut out = vec![];
+        while u >= 0x80 { out.push((u as u8 & 0x7f) | 0x80); u >>= 7; }
+        out.push(u as u8);
+        out
+    }
+    fn s(x: &str) -> Vec<u8> { let mut o = zz(x.len() as i64); o.extend(x.as_bytes()); o }
+    let row = |id: i64, name: &str| { let mut o = zz(1); o.extend(zz(id)); o.extend(s(name)); o };
+    let event = |before: Vec<u8>, after: Vec<u8>, op: &str| {
+        let mut e = before; e.extend(after); e.extend(s("inv")); e.extend(s("products")); e.extend(s(op)); e.extend(zz(1)); e.extend(zz(1_700_000_000_000)); e
+    };
+    let insert = event(zz(0), row(1, "a"), "c");
+    let update = event(row(1, "a"), row(1, "b"), "u");
+    let delete = event(row(1, "b"), zz(0), "d");
+    let broken = event(zz(0), zz(0), "d");
+    let input: Vec<(i64, Option<&[u8]>)> = vec![(0, Some(&insert)), (1, Some(&update)), (2, Some(&delete)), (3, Some(&broken)), (4, None)];
+    let out = decode_avro_batch(&envelope, &input).expect("batch");
+    assert_eq!(ops(&out.batch).join(""), "IUD");
+    assert_eq!(out.errors.iter().map(|e| e.offset).collect::<Vec<_>>(), vec![3]);
+    assert_eq!(out.tombstones, vec![4]);
+    let ids = out.batch.column_by_name("id").expect("id").as_any().downcast_ref::<Int32Array>().expect("ints");
+    assert_eq!(ids.values().to_vec(), vec![1, 1, 1]);
+    let cdc = out.batch.column_by_name("_cdc").expect("_cdc").as_any().downcast_ref::<StructArray>().expect("struct");
+    assert_eq!(cdc.column(3).as_any().downcast_ref::<StringArray>().expect("source").value(0), "inv.products");
+}
