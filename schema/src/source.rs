@@ -64,8 +64,11 @@ pub struct SchemaCache {
     source: Arc<dyn SchemaSource>,
     refresh: Duration,
     by_id: tokio::sync::Mutex<HashMap<u32, Arc<Compiled>>>,
-    latest: tokio::sync::Mutex<HashMap<(String, Option<String>), (Instant, u32, Arc<Compiled>)>>,
+    latest: tokio::sync::Mutex<HashMap<LatestKey, (Instant, u32, Arc<Compiled>)>>,
 }
+
+/// (subject, Protobuf message name)
+type LatestKey = (String, Option<String>);
 
 impl SchemaCache {
     /// A cache that re-reads a subject's latest version after `refresh`.
