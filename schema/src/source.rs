@@ -64,11 +64,13 @@ pub struct SchemaCache {
     source: Arc<dyn SchemaSource>,
     refresh: Duration,
     by_id: tokio::sync::Mutex<HashMap<u32, Arc<Compiled>>>,
-    latest: tokio::sync::Mutex<HashMap<LatestKey, (Instant, u32, Arc<Compiled>)>>,
+    latest: tokio::sync::Mutex<HashMap<LatestKey, Fetched>>,
 }
 
 /// (subject, Protobuf message name)
 type LatestKey = (String, Option<String>);
+/// (when fetched, schema id, compiled schema)
+type Fetched = (Instant, u32, Arc<Compiled>);
 
 impl SchemaCache {
     /// A cache that re-reads a subject's latest version after `refresh`.
