@@ -13,6 +13,7 @@
 //! - [`source`]: `by_schema_id`/`by_latest_schema` — schemas from a source, compiled and cached.
 //! - [`wire`]: the Confluent wire format (magic byte, schema id).
 //! - [`evolve`]: schema evolution of a table as record schemas change.
+//! - [`http_source`]: an external Schema Registry by URL, as a schema source.
 //! - [`ids`]: Iceberg field ids on Arrow fields, stable across schema versions.
 //! - [`error`]: the crate's error type and per-record errors.
 
@@ -21,6 +22,7 @@ pub mod avro;
 pub mod debezium;
 pub mod error;
 pub mod evolve;
+pub mod http_source;
 pub mod ids;
 pub mod json;
 pub mod jsonschema;
