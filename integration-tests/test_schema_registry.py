@@ -111,3 +111,55 @@ def test_avro_and_json_serializers_produce_through_floe_and_floe_decodes_them(fr
     assert payload[0] == 0
     assert JSONDeserializer(json_schema)(payload, jctx) == {"n": 5}
     assert sr.get_latest_version(topic_name + "-json-value").schema.schema_type == "JSON"
+
+
+def order_class():
+    """A Protobuf message class built at run time from a FileDescriptorProto (no protoc needed)."""
+    from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
+
+    f = descriptor_pb2.FileDescriptorProto(name="floe_order.proto", package="floe.test", syntax="proto3")
+    m = f.message_type.add(name="Order")
+    T = descriptor_pb2.FieldDescriptorProto
+    m.field.add(name="id", number=1, type=T.TYPE_INT64, label=T.LABEL_OPTIONAL)
+    m.field.add(name="customer", number=2, type=T.TYPE_STRING, label=T.LABEL_OPTIONAL)
+    m.field.add(name="tags", number=3, type=T.TYPE_STRING, label=T.LABEL_REPEATED)
+    pool = descriptor_pool.DescriptorPool()
+    pool.Add(f)
+    return message_factory.GetMessageClass(pool.FindMessageTypeByName("floe.test.Order"))
+
+
+def test_every_serializer_s_bytes_are_decoded_by_floe(fresh_floe, topic_name):
+    from confluent_kafka.schema_registry.protobuf import ProtobufDeserializer, ProtobufSerializer
+
+    sr = SchemaRegistryClient({"url": fresh_floe.registry_url})
+    Order = order_class()
+    pctx = SerializationContext(topic_name + "-proto", MessageField.VALUE)
+    pser = ProtobufSerializer(Order, sr, {"use.deprecated.format": False})
+    proto_bytes = [pser(Order(id=i, customer=f"c{i}", tags=["x"] * i), pctx) for i in range(3)]
+    assert ProtobufDeserializer(Order, {"use.deprecated.format": False})(proto_bytes[2], pctx).customer == "c2"
+    avro_bytes = AvroSerializer(sr, V1)({"id": 9, "customer": "z", "amount": __import__("decimal").Decimal("1.50"),
+                                         "created": 5, "tags": []}, SerializationContext(topic_name, MessageField.VALUE))
+    json_schema = json.dumps({"type": "object", "properties": {"n": {"type": "integer"}, "at": {"type": "string", "format": "date-time"}}})
+    json_bytes = JSONSerializer(json_schema, sr)({"n": 5, "at": "2024-01-01T00:00:00Z"}, SerializationContext(topic_name + "-json", MessageField.VALUE))
+    # Produce them through Floe and read the raw bytes back, then let Floe's decoders read them.
+    create_topic(fresh_floe.bootstrap, topic_name + "-mixed")
+    p = Producer({"bootstrap.servers": fresh_floe.bootstrap})
+    for b in proto_bytes + [avro_bytes, json_bytes]:
+        p.produce(topic_name + "-mixed", value=b)
+    assert p.flush(30) == 0
+    c = Consumer({"bootstrap.servers": fresh_floe.bootstrap, "group.id": "mixed", "auto.offset.reset": "earliest"})
+    c.subscribe([topic_name + "-mixed"])
+    raw = []
+    while len(raw) < 5:
+        m = c.poll(1.0)
+        if m is not None and not m.error():
+            raw.append(m.value())
+    c.close()
+    r = subprocess.run([floe_binary(), "schema", "decode", "--registry", fresh_floe.registry_url],
+                       input="\n".join(b.hex() for b in raw) + "\n", capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    rows = [json.loads(l) for l in r.stdout.splitlines()]
+    assert all("value" in row for row in rows), rows
+    assert [row["value"] for row in rows[:3]] == [{"id": i, "customer": f"c{i}", "tags": ["x"] * i} for i in range(3)]
+    assert rows[3]["value"]["id"] == 9 and rows[3]["value"]["customer"] == "z"
+    assert rows[4]["value"] == {"n": 5, "at": 1_704_067_200_000_000}

@@ -25,12 +25,15 @@ enum Command {
 
 #[derive(Subcommand)]
 enum SchemaCommand {
-    /// Decode Confluent-framed Avro records (one hex string per line on stdin) into JSON lines,
-    /// with the writer schema read from a file.
+    /// Decode Confluent-framed records (one hex string per line on stdin) into JSON lines: Avro
+    /// with the writer schema from a file, or any format with schemas from a registry.
     Decode {
         /// The Avro schema (JSON) the records were written with.
+        #[arg(long, conflicts_with = "registry")]
+        schema_file: Option<PathBuf>,
+        /// A Schema Registry URL (Floe's own or an external one): Avro, Protobuf and JSON.
         #[arg(long)]
-        schema_file: PathBuf,
+        registry: Option<String>,
     },
 }
 
@@ -38,6 +41,28 @@ fn hex(line: &str) -> Option<Vec<u8>> {
     let t = line.trim();
     t.len().is_multiple_of(2).then_some(())?;
     (0..t.len()).step_by(2).map(|i| u8::from_str_radix(t.get(i..i + 2)?, 16).ok()).collect()
+}
+
+async fn decode_with_registry(url: &str) -> anyhow::Result<()> {
+    use floe_schema::source::{decode_framed, SchemaCache};
+    use std::io::BufRead;
+    let source = std::sync::Arc::new(floe_schema::http_source::HttpSource::new(url, std::time::Duration::from_secs(30))?);
+    let cache = SchemaCache::new(source, std::time::Duration::from_secs(60));
+    let lines: Vec<String> = std::io::stdin().lock().lines().collect::<Result<_, _>>()?;
+    for (n, line) in lines.iter().enumerate() {
+        let out = match hex(line) {
+            None => serde_json::json!({"line": n + 1, "error": "not hex"}),
+            Some(b) => match decode_framed(&cache, &b).await {
+                Ok((id, compiled, v)) => {
+                    let row_type = arrow_schema::DataType::Struct(compiled.arrow_schema()?.fields().clone());
+                    serde_json::json!({"schema_id": id, "value": v.to_json(&row_type)})
+                }
+                Err(e) => serde_json::json!({"line": n + 1, "error": e.to_string()}),
+            },
+        };
+        println!("{out}");
+    }
+    Ok(())
 }
 
 fn decode(schema_file: &std::path::Path) -> anyhow::Result<()> {
@@ -180,7 +205,9 @@ fn main() -> std::process::ExitCode {
     let r = rt.block_on(async {
         match cli.command {
             Command::Serve(a) => serve(*a).await,
-            Command::Schema(SchemaCommand::Decode { schema_file }) => decode(&schema_file),
+            Command::Schema(SchemaCommand::Decode { registry: Some(url), .. }) => decode_with_registry(&url).await,
+            Command::Schema(SchemaCommand::Decode { schema_file: Some(f), .. }) => decode(&f),
+            Command::Schema(SchemaCommand::Decode { .. }) => Err(anyhow::anyhow!("give --schema-file or --registry")),
         }
     });
     match r {

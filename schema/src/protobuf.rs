@@ -27,15 +27,61 @@ pub struct ProtoSchema {
     message: MessageDescriptor,
 }
 
-struct Sources(HashMap<String, String>);
+/// A schema file as a registry holds it: `.proto` text, or a base64 `FileDescriptorProto`
+/// (as Confluent's Python and some other serializers register Protobuf schemas).
+enum Source {
+    Text(String),
+    Descriptor(prost_types::FileDescriptorProto),
+}
+
+struct Sources(HashMap<String, Source>);
 
 impl FileResolver for Sources {
     fn open_file(&self, name: &str) -> std::result::Result<File, protox::Error> {
         match self.0.get(name) {
-            Some(src) => File::from_source(name, src),
+            Some(Source::Text(src)) => File::from_source(name, src),
+            Some(Source::Descriptor(d)) => Ok(File::from_file_descriptor_proto(d.clone())),
             None => Err(protox::Error::file_not_found(name)),
         }
     }
+}
+
+/// Standard base64 (with padding) into bytes; `None` if `s` is not base64.
+fn base64(s: &str) -> Option<Vec<u8>> {
+    let s = s.trim();
+    if s.is_empty() || s.len() % 4 != 0 {
+        return None;
+    }
+    let val = |c: u8| -> Option<u32> {
+        Some(match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' => 62,
+            b'/' => 63,
+            _ => return None,
+        } as u32)
+    };
+    let mut out = Vec::with_capacity(s.len() / 4 * 3);
+    for chunk in s.as_bytes().chunks(4) {
+        let pad = chunk.iter().rev().take_while(|&&c| c == b'=').count();
+        let mut n = 0u32;
+        for &c in &chunk[..4 - pad] {
+            n = (n << 6) | val(c)?;
+        }
+        n <<= 6 * pad as u32;
+        let bytes = n.to_be_bytes();
+        out.extend_from_slice(&bytes[1..4 - pad]);
+    }
+    Some(out)
+}
+
+/// A file given as a base64 `FileDescriptorProto`, with the name it declares.
+fn descriptor(source: &str) -> Option<prost_types::FileDescriptorProto> {
+    use prost::Message;
+    let bytes = base64(source)?;
+    let d = prost_types::FileDescriptorProto::decode(bytes.as_slice()).ok()?;
+    d.name.is_some().then_some(d)
 }
 
 fn invalid(e: impl std::fmt::Display) -> SchemaError {
@@ -46,8 +92,14 @@ impl ProtoSchema {
     /// Compiles `.proto` source named `file` (its imports in `imports`: name → source; Google's
     /// well-known types are built in) and picks `message` (full name) or the file's first message.
     pub fn from_source(file: &str, source: &str, imports: &[(String, String)], message: Option<&str>) -> Result<Self> {
-        let mut files: HashMap<String, String> = imports.iter().cloned().collect();
-        files.insert(file.to_string(), source.to_string());
+        let as_source = |text: &str| descriptor(text).map_or_else(|| Source::Text(text.to_string()), Source::Descriptor);
+        let mut files: HashMap<String, Source> = imports.iter().map(|(n, t)| (n.clone(), as_source(t))).collect();
+        let (file, main) = match descriptor(source) {
+            Some(d) => (d.name.clone().unwrap_or_else(|| file.to_string()), Source::Descriptor(d)),
+            None => (file.to_string(), Source::Text(source.to_string())),
+        };
+        let file = file.as_str();
+        files.insert(file.to_string(), main);
         let mut chain = ChainFileResolver::new();
         chain.add(Sources(files));
         chain.add(GoogleFileResolver::new());

@@ -109,3 +109,27 @@ fn bad_proto_text_and_recursion_are_refused() {
     let rec = "syntax = \"proto3\"; message Node { Node next = 1; }";
     assert!(matches!(ProtoSchema::from_source("n.proto", rec, &[], None), Err(SchemaError::Unsupported(_))));
 }
+
+#[test]
+fn a_base64_file_descriptor_compiles_like_the_text() {
+    use prost::Message;
+    let text = schema();
+    let fdp = text.message.parent_file().file_descriptor_proto().clone();
+    let b64 = {
+        const A: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+        let raw = fdp.encode_to_vec();
+        let mut out = String::new();
+        for c in raw.chunks(3) {
+            let n = (u32::from(c[0]) << 16) | (u32::from(*c.get(1).unwrap_or(&0)) << 8) | u32::from(*c.get(2).unwrap_or(&0));
+            for i in 0..4 {
+                out.push(if i <= c.len() { A[(n >> (18 - 6 * i) & 63) as usize] as char } else { '=' });
+            }
+        }
+        out
+    };
+    let from_b64 = ProtoSchema::from_source("ignored.proto", &b64, &[("common.proto".into(), COMMON.into())], None).expect("descriptor");
+    assert_eq!(from_b64.message_name(), "shop.Order");
+    assert_eq!(from_b64.arrow_schema().expect("arrow"), text.arrow_schema().expect("arrow"));
+    let rec = order(&text, 3, 1);
+    assert_eq!(from_b64.decode(&rec).expect("decode"), text.decode(&rec).expect("decode"));
+}

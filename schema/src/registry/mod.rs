@@ -208,9 +208,9 @@ impl Registry {
         AvroSchema::parse_with(&json, &refs)
     }
 
-    /// Refuses a schema its language cannot read: Avro is parsed, Protobuf compiled (references
-    /// as imports), JSON Schema must be an object or a boolean. A Protobuf schema sent as a
-    /// base64 `FileDescriptorProto` (as some serializers do) is kept as it is, unchecked.
+    /// Refuses a schema its language cannot read: Avro is parsed, Protobuf compiled (`.proto`
+    /// text or a base64 `FileDescriptorProto`, references as imports), JSON Schema must be an
+    /// object or a boolean.
     fn validate(state: &State, s: &StoredSchema) -> Result<()> {
         match s.schema_type {
             SchemaType::Avro => Self::avro(state, s).map(|_| ()),
@@ -219,10 +219,6 @@ impl Registry {
                 _ => Err(SchemaError::InvalidSchema("a JSON Schema must be an object or a boolean".into())),
             },
             SchemaType::Protobuf => {
-                let base64 = s.schema.bytes().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'+' | b'/' | b'='));
-                if base64 {
-                    return Ok(());
-                }
                 let mut imports = Vec::new();
                 for r in &s.references {
                     let id = state.subjects.get(&r.subject).and_then(|vs| vs.get(&r.version)).map(|(id, _)| *id);
