@@ -31,7 +31,7 @@ pub struct ProtoSchema {
 /// (as Confluent's Python and some other serializers register Protobuf schemas).
 enum Source {
     Text(String),
-    Descriptor(prost_types::FileDescriptorProto),
+    Descriptor(Box<prost_types::FileDescriptorProto>),
 }
 
 struct Sources(HashMap<String, Source>);
@@ -40,7 +40,7 @@ impl FileResolver for Sources {
     fn open_file(&self, name: &str) -> std::result::Result<File, protox::Error> {
         match self.0.get(name) {
             Some(Source::Text(src)) => File::from_source(name, src),
-            Some(Source::Descriptor(d)) => Ok(File::from_file_descriptor_proto(d.clone())),
+            Some(Source::Descriptor(d)) => Ok(File::from_file_descriptor_proto(d.as_ref().clone())),
             None => Err(protox::Error::file_not_found(name)),
         }
     }
@@ -49,7 +49,7 @@ impl FileResolver for Sources {
 /// Standard base64 (with padding) into bytes; `None` if `s` is not base64.
 fn base64(s: &str) -> Option<Vec<u8>> {
     let s = s.trim();
-    if s.is_empty() || s.len() % 4 != 0 {
+    if s.is_empty() || !s.len().is_multiple_of(4) {
         return None;
     }
     let val = |c: u8| -> Option<u32> {
@@ -92,10 +92,10 @@ impl ProtoSchema {
     /// Compiles `.proto` source named `file` (its imports in `imports`: name → source; Google's
     /// well-known types are built in) and picks `message` (full name) or the file's first message.
     pub fn from_source(file: &str, source: &str, imports: &[(String, String)], message: Option<&str>) -> Result<Self> {
-        let as_source = |text: &str| descriptor(text).map_or_else(|| Source::Text(text.to_string()), Source::Descriptor);
+        let as_source = |text: &str| descriptor(text).map_or_else(|| Source::Text(text.to_string()), |d| Source::Descriptor(Box::new(d)));
         let mut files: HashMap<String, Source> = imports.iter().map(|(n, t)| (n.clone(), as_source(t))).collect();
         let (file, main) = match descriptor(source) {
-            Some(d) => (d.name.clone().unwrap_or_else(|| file.to_string()), Source::Descriptor(d)),
+            Some(d) => (d.name.clone().unwrap_or_else(|| file.to_string()), Source::Descriptor(Box::new(d))),
             None => (file.to_string(), Source::Text(source.to_string())),
         };
         let file = file.as_str();
