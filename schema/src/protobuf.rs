@@ -149,6 +149,11 @@ impl ProtoSchema {
         Ok(Self { message: m })
     }
 
+    /// The message's descriptor.
+    pub fn descriptor(&self) -> &MessageDescriptor {
+        &self.message
+    }
+
     /// The full name of the message.
     pub fn message_name(&self) -> &str {
         self.message.full_name()

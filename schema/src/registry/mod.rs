@@ -6,6 +6,7 @@
 //! in the storage engine and tests in memory.
 
 pub mod compat;
+pub mod compat_other;
 pub mod server;
 
 use std::collections::{BTreeMap, HashMap};
@@ -218,18 +219,32 @@ impl Registry {
                 Ok(serde_json::Value::Object(_) | serde_json::Value::Bool(_)) => Ok(()),
                 _ => Err(SchemaError::InvalidSchema("a JSON Schema must be an object or a boolean".into())),
             },
-            SchemaType::Protobuf => {
-                let mut imports = Vec::new();
-                for r in &s.references {
-                    let id = state.subjects.get(&r.subject).and_then(|vs| vs.get(&r.version)).map(|(id, _)| *id);
-                    let text = id.and_then(|id| state.schemas.get(&id)).map(|x| x.schema.clone()).ok_or_else(|| {
-                        SchemaError::InvalidSchema(format!("reference {} to {} version {} does not exist", r.name, r.subject, r.version))
-                    })?;
-                    imports.push((r.name.clone(), text));
-                }
-                crate::protobuf::ProtoSchema::from_source("schema.proto", &s.schema, &imports, None).map(|_| ())
-            }
+            SchemaType::Protobuf => Self::proto(state, s).map(|_| ()),
         }
+    }
+
+    /// The reader-can-read-writer check of one schema language.
+    fn can_read(state: &State, reader: &StoredSchema, writer: &StoredSchema) -> Result<std::result::Result<(), String>> {
+        Ok(match reader.schema_type {
+            SchemaType::Avro => compat::can_read(&Self::avro(state, reader)?, &Self::avro(state, writer)?),
+            SchemaType::Protobuf => compat_other::protobuf_can_read(&Self::proto(state, reader)?, &Self::proto(state, writer)?),
+            SchemaType::Json => {
+                let parse = |s: &StoredSchema| serde_json::from_str::<serde_json::Value>(&s.schema).map_err(|e| SchemaError::InvalidSchema(e.to_string()));
+                compat_other::json_can_read(&parse(reader)?, &parse(writer)?, "")
+            }
+        })
+    }
+
+    fn proto(state: &State, s: &StoredSchema) -> Result<crate::protobuf::ProtoSchema> {
+        let mut imports = Vec::new();
+        for r in &s.references {
+            let id = state.subjects.get(&r.subject).and_then(|vs| vs.get(&r.version)).map(|(id, _)| *id);
+            let text = id.and_then(|id| state.schemas.get(&id)).map(|x| x.schema.clone()).ok_or_else(|| {
+                SchemaError::InvalidSchema(format!("reference {} to {} version {} does not exist", r.name, r.subject, r.version))
+            })?;
+            imports.push((r.name.clone(), text));
+        }
+        crate::protobuf::ProtoSchema::from_source("schema.proto", &s.schema, &imports, None)
     }
 
     fn check(state: &State, subject: &str, new: &StoredSchema, against: &[u32], level: Compatibility) -> Result<()> {
@@ -237,29 +252,21 @@ impl Registry {
         if level == None || against.is_empty() {
             return Ok(());
         }
-        if new.schema_type != SchemaType::Avro {
-            return Err(SchemaError::Incompatible {
-                subject: subject.to_string(),
-                reason: format!("compatibility of {:?} schemas is not checked yet; set this subject's compatibility to NONE", new.schema_type),
-            });
-        }
-        let n = Self::avro(state, new)?;
         let olds: Vec<&u32> = match level {
             Backward | Forward | Full => against.last().into_iter().collect(),
             _ => against.iter().collect(),
         };
         for id in olds {
             let old = state.schemas.get(id).ok_or_else(|| SchemaError::SchemaNotFound(id.to_string()))?;
-            if old.schema_type != SchemaType::Avro {
-                continue;
-            }
-            let o = Self::avro(state, old)?;
             let incompatible = |reason: String| SchemaError::Incompatible { subject: subject.to_string(), reason };
+            if old.schema_type != new.schema_type {
+                return Err(incompatible(format!("schema id {id} is {:?}, the new one {:?}", old.schema_type, new.schema_type)));
+            }
             if matches!(level, Backward | BackwardTransitive | Full | FullTransitive) {
-                compat::can_read(&n, &o).map_err(|e| incompatible(format!("the new schema cannot read data written with id {id}: {e}")))?;
+                Self::can_read(state, new, old)?.map_err(|e| incompatible(format!("the new schema cannot read data written with id {id}: {e}")))?;
             }
             if matches!(level, Forward | ForwardTransitive | Full | FullTransitive) {
-                compat::can_read(&o, &n).map_err(|e| incompatible(format!("schema id {id} cannot read data written with the new schema: {e}")))?;
+                Self::can_read(state, old, new)?.map_err(|e| incompatible(format!("schema id {id} cannot read data written with the new schema: {e}")))?;
             }
         }
         Ok(())

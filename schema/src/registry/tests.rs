@@ -54,3 +54,15 @@ async fn protobuf_and_json_schemas_are_checked_on_register() {
     r.register("j", SchemaType::Json, r#"{"type":"object"}"#, vec![]).await.expect("valid JSON schema");
     assert!(matches!(r.register("j2", SchemaType::Json, "[1]", vec![]).await, Err(SchemaError::InvalidSchema(_))));
 }
+
+#[tokio::test]
+async fn protobuf_and_json_compatibility_is_enforced_on_register() {
+    let r = Registry::open(Arc::new(MemoryLog::default())).await.expect("open");
+    r.register("p", SchemaType::Protobuf, "syntax = \"proto3\"; message M { int64 a = 1; }", vec![]).await.expect("v1");
+    r.register("p", SchemaType::Protobuf, "syntax = \"proto3\"; message M { int64 a = 1; string b = 2; }", vec![]).await.expect("a new field is backward compatible");
+    let e = r.register("p", SchemaType::Protobuf, "syntax = \"proto3\"; message M { string a = 1; string b = 2; }", vec![]).await.expect_err("retyped");
+    assert!(matches!(e, SchemaError::Incompatible { .. }), "{e}");
+    r.register("j", SchemaType::Json, r#"{"type":"object","properties":{"n":{"type":"integer"}}}"#, vec![]).await.expect("v1");
+    r.register("j", SchemaType::Json, r#"{"type":"object","properties":{"n":{"type":"number"}}}"#, vec![]).await.expect("widened");
+    assert!(r.register("j", SchemaType::Json, r#"{"type":"object","properties":{"n":{"type":"string"}}}"#, vec![]).await.is_err());
+}
