@@ -10,7 +10,7 @@ import uuid
 
 import pytest
 
-READY = re.compile(r"floe listening kafka=(\S+) schema_registry=(\S+)")
+READY = re.compile(r"floe listening kafka=(\S+) schema_registry=(\S+) catalog=(\S+)")
 
 
 class Floe:
@@ -23,6 +23,7 @@ class Floe:
         self.extra = list(extra)
         self.port = 0
         self.registry_port = 0
+        self.catalog_port = 0
         self.proc = None
         self.log_path = os.path.join(self.data_dir, "floe.log")
 
@@ -34,12 +35,17 @@ class Floe:
     def registry_url(self):
         return f"http://127.0.0.1:{self.registry_port}"
 
+    @property
+    def catalog_url(self):
+        return f"http://127.0.0.1:{self.catalog_port}"
+
     def start(self, timeout=30):
         os.makedirs(self.data_dir, exist_ok=True)
         log = open(self.log_path, "a")
         start_at = log.tell()
         args = [self.binary, "serve", "--data-dir", self.data_dir, "--kafka-listen", f"127.0.0.1:{self.port}",
-                "--schema-registry-listen", f"127.0.0.1:{self.registry_port}", *self.extra]
+                "--schema-registry-listen", f"127.0.0.1:{self.registry_port}",
+                "--catalog-listen", f"127.0.0.1:{self.catalog_port}", *self.extra]
         env = dict(os.environ, FLOE_LOG=os.environ.get("FLOE_LOG", "info"), **self.env)
         self.proc = subprocess.Popen(args, stdout=log, stderr=log, env=env)
         deadline = time.time() + timeout
@@ -52,6 +58,7 @@ class Floe:
             if m:
                 self.port = int(m.group(1).rsplit(":", 1)[1])
                 self.registry_port = int(m.group(2).rsplit(":", 1)[1])
+                self.catalog_port = int(m.group(3).rsplit(":", 1)[1])
                 return self
             time.sleep(0.05)
         raise RuntimeError(f"floe did not start in {timeout}s:\n{self.log_tail()}")

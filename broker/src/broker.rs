@@ -39,6 +39,8 @@ pub struct Broker {
     pub topics: Topics,
     pub state: Arc<StateStore>,
     pub groups: Coordinator,
+    /// The built-in Iceberg catalog.
+    pub catalog: Arc<floe_catalog::Catalog>,
     /// The built-in Schema Registry.
     pub registry: Arc<floe_schema::registry::Registry>,
     pub clock: Arc<dyn Clock>,
@@ -87,10 +89,14 @@ impl BrokerBuilder {
                 floe_s3stream::store::open(&url, self.store_metrics.clone())?
             }
         };
-        let engine = Engine::open(s.engine_config(), store).await?;
+        let engine = Engine::open(s.engine_config(), store.clone()).await?;
         let topics = Topics::load(engine.clone()).await?;
         let state = StateStore::open(engine.clone(), &topics).await?;
         let log = Arc::new(EngineLog::open(engine.clone()).await?);
+        let url = s.object_store_url().map_err(BrokerError::Internal)?;
+        let warehouse = format!("{}/warehouse", url.split('?').next().unwrap_or(&url).trim_end_matches('/'));
+        let catalog_store = Arc::new(crate::catalog_store::EngineCatalogStore(engine.clone()));
+        let catalog = Arc::new(floe_catalog::Catalog::open(catalog_store, store, &warehouse, "warehouse").map_err(|e| BrokerError::Internal(format!("catalog: {e}")))?);
         let registry = Arc::new(floe_schema::registry::Registry::open(log).await.map_err(|e| BrokerError::Internal(format!("schema registry: {e}")))?);
         let groups = Coordinator::new(GroupSettings {
             initial_rebalance_delay: Duration::from_millis(s.group_initial_rebalance_delay_ms.0),
@@ -105,6 +111,7 @@ impl BrokerBuilder {
             state,
             groups,
             registry,
+            catalog,
             clock: self.clock,
             store_metrics: self.store_metrics,
             data_appended: Notify::new(),

@@ -7,10 +7,12 @@
 //! - [`topics`], [`topic_config`], [`partition`]: topics, their configs, partitions.
 //! - [`records`]: record batch validation (stored as received).
 //! - [`groups`]: the consumer group coordinator; [`state`]: durable offsets and producer state.
+//! - [`catalog_store`]: the Iceberg catalog's pointers in the engine's metadata.
 //! - [`schema_log`]: the Schema Registry's log on a storage stream.
 //! - [`settings`], [`units`]: settings from file, `FLOE_*` and flags; [`error`]: the one error type.
 
 pub mod broker;
+pub mod catalog_store;
 pub mod connection;
 pub mod error;
 pub mod groups;

@@ -113,6 +113,9 @@ struct ServeArgs {
     schema_registry_listen: Option<String>,
     #[arg(long)]
     catalog_listen: Option<String>,
+    /// A bearer token the catalog asks for.
+    #[arg(long)]
+    catalog_token: Option<String>,
     #[arg(long)]
     admin_listen: Option<String>,
     /// text or json.
@@ -135,6 +138,7 @@ fn overrides(a: &ServeArgs) -> Vec<(String, toml::Value)> {
     put("schema_registry_listen", &a.schema_registry_listen);
     put("catalog_listen", &a.catalog_listen);
     put("admin_listen", &a.admin_listen);
+    put("catalog_token", &a.catalog_token);
     put("log_format", &a.log_format);
     v
 }
@@ -165,8 +169,17 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .await
         .map_err(|e| anyhow::anyhow!("binding the schema registry on {}: {e}", settings.schema_registry_listen))?;
     let registry_addr = registry_listener.local_addr()?;
+    let catalog_listener = TcpListener::bind(&settings.catalog_listen)
+        .await
+        .map_err(|e| anyhow::anyhow!("binding the catalog on {}: {e}", settings.catalog_listen))?;
+    let catalog_addr = catalog_listener.local_addr()?;
     let (stop_tx, stop_rx) = watch::channel(false);
     let kafka = tokio::spawn(server::run(broker.clone(), listener, stop_rx.clone()));
+    let mut catalog_stop = stop_rx.clone();
+    let catalog_config = floe_catalog::server::ServerConfig { client_properties: Default::default(), token: settings.catalog_token.clone() };
+    let catalog = tokio::spawn(floe_catalog::server::serve(broker.catalog.clone(), catalog_config, catalog_listener, async move {
+        let _ = catalog_stop.changed().await;
+    }));
     let mut registry_stop = stop_rx.clone();
     let registry = tokio::spawn(floe_schema::registry::server::serve(broker.registry.clone(), registry_listener, async move {
         let _ = registry_stop.changed().await;
@@ -178,7 +191,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         data_dir = %settings.data_dir.display(),
         object_store = %settings.object_store_url().unwrap_or_default(),
         schema_registry = %registry_addr,
-        "floe listening kafka={bound} schema_registry=http://{registry_addr}"
+        catalog = %catalog_addr,
+        "floe listening kafka={bound} schema_registry=http://{registry_addr} catalog=http://{catalog_addr}"
     );
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     tokio::select! {
@@ -188,6 +202,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let _ = stop_tx.send(true);
     let _ = kafka.await;
     let _ = registry.await;
+    let _ = catalog.await;
     broker.shutdown().await?;
     tracing::info!("floe stopped");
     Ok(())

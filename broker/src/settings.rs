@@ -22,8 +22,10 @@ pub struct Settings {
     pub object_store: Option<String>,
     /// Schema Registry listener (issue 4 serves it).
     pub schema_registry_listen: String,
-    /// Iceberg REST catalog listener (issue 5 serves it).
+    /// Iceberg REST catalog listener.
     pub catalog_listen: String,
+    /// When set, the catalog asks for `Authorization: Bearer <token>`.
+    pub catalog_token: Option<String>,
     /// Metrics and health listener (issue 7 serves it).
     pub admin_listen: String,
     pub node_id: i32,
@@ -105,6 +107,7 @@ impl Default for Settings {
             object_store: None,
             schema_registry_listen: "127.0.0.1:8081".into(),
             catalog_listen: "127.0.0.1:8181".into(),
+            catalog_token: None,
             admin_listen: "127.0.0.1:9644".into(),
             node_id: 0,
             cluster_id: "floe-cluster".into(),
@@ -139,7 +142,7 @@ impl Settings {
         overrides: Vec<(String, toml::Value)>,
     ) -> Result<(Self, Vec<String>), String> {
         let known: Vec<String> = match toml::Value::try_from(Settings::default()) {
-            Ok(toml::Value::Table(t)) => t.keys().cloned().chain(["advertised_listener".into(), "object_store".into()]).collect(),
+            Ok(toml::Value::Table(t)) => t.keys().cloned().chain(["advertised_listener".into(), "object_store".into(), "catalog_token".into()]).collect(),
             _ => vec![],
         };
         let mut ignored = Vec::new();

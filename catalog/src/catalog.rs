@@ -1,0 +1,342 @@
+//! The catalog: namespaces and tables, commits checked against every requirement, metadata JSON
+//! written to the object store (a new file per commit, created, never overwritten), and pointers
+//! kept in the injected [`CatalogStore`] — all under one lock, so commits are atomic and a stale
+//! one fails with a conflict instead of overwriting.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use iceberg::spec::{FormatVersion, Schema, SortOrder, TableMetadata, TableMetadataBuilder, UnboundPartitionSpec};
+use iceberg::{ErrorKind, TableCreation, TableRequirement, TableUpdate};
+use object_store::{path::Path, ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
+
+use crate::error::{CatalogError, Result};
+use crate::store::CatalogStore;
+
+/// A namespace: its levels.
+pub type Namespace = Vec<String>;
+
+const NS_PREFIX: &str = "catalog/ns/";
+const TABLE_PREFIX: &str = "catalog/table/";
+
+fn ns_key(ns: &[String]) -> String {
+    format!("{NS_PREFIX}{}", ns.join("\u{1f}"))
+}
+
+fn table_key(ns: &[String], name: &str) -> String {
+    format!("{TABLE_PREFIX}{}\u{1e}{name}", ns.join("\u{1f}"))
+}
+
+fn show(ns: &[String]) -> String {
+    ns.join(".")
+}
+
+/// A table as the REST API answers for it.
+#[derive(Clone)]
+pub struct LoadedTable {
+    pub metadata_location: String,
+    pub metadata: Arc<TableMetadata>,
+}
+
+/// What a create asks for.
+pub struct CreateTable {
+    pub name: String,
+    pub location: Option<String>,
+    pub schema: Schema,
+    pub partition_spec: Option<UnboundPartitionSpec>,
+    pub sort_order: Option<SortOrder>,
+    pub properties: HashMap<String, String>,
+}
+
+#[derive(Default)]
+struct State {
+    namespaces: BTreeMap<Namespace, HashMap<String, String>>,
+    tables: BTreeMap<(Namespace, String), String>,
+    cache: HashMap<String, Arc<TableMetadata>>,
+}
+
+/// The catalog.
+pub struct Catalog {
+    store: Arc<dyn CatalogStore>,
+    objects: Arc<dyn ObjectStore>,
+    /// URL of the warehouse root (`file:///…/warehouse`, `s3://bucket/warehouse`).
+    warehouse: String,
+    /// The same root as an object store path.
+    warehouse_path: String,
+    state: tokio::sync::Mutex<State>,
+}
+
+impl Catalog {
+    /// A catalog whose pointers live in `store`, with metadata files written to `objects` under
+    /// `warehouse_path`, which readers know as `warehouse` (a URL).
+    pub fn open(store: Arc<dyn CatalogStore>, objects: Arc<dyn ObjectStore>, warehouse: &str, warehouse_path: &str) -> Result<Self> {
+        let mut state = State::default();
+        for (k, v) in store.load() {
+            if let Some(ns) = k.strip_prefix(NS_PREFIX) {
+                let props = serde_json::from_str(&v).map_err(|e| CatalogError::Storage(format!("namespace {ns}: {e}")))?;
+                state.namespaces.insert(ns.split('\u{1f}').map(str::to_string).collect(), props);
+            } else if let Some(t) = k.strip_prefix(TABLE_PREFIX) {
+                let Some((ns, name)) = t.split_once('\u{1e}') else { continue };
+                state.tables.insert((ns.split('\u{1f}').map(str::to_string).collect(), name.to_string()), v);
+            }
+        }
+        Ok(Self {
+            store,
+            objects,
+            warehouse: warehouse.trim_end_matches('/').to_string(),
+            warehouse_path: warehouse_path.trim_end_matches('/').to_string(),
+            state: tokio::sync::Mutex::new(state),
+        })
+    }
+
+    /// The warehouse URL.
+    pub fn warehouse(&self) -> &str {
+        &self.warehouse
+    }
+
+    fn object_path(&self, url: &str) -> Result<Path> {
+        let rest = url
+            .strip_prefix(&self.warehouse)
+            .ok_or_else(|| CatalogError::BadRequest(format!("location {url} is outside the warehouse {}", self.warehouse)))?;
+        Ok(Path::from(format!("{}{rest}", self.warehouse_path)))
+    }
+
+    async fn put(&self, entries: Vec<(String, Option<String>)>) -> Result<()> {
+        self.store.put(entries).await.map_err(CatalogError::Storage)
+    }
+
+    async fn read_metadata(&self, state: &mut State, location: &str) -> Result<Arc<TableMetadata>> {
+        if let Some(m) = state.cache.get(location) {
+            return Ok(m.clone());
+        }
+        let path = self.object_path(location)?;
+        let bytes = self.objects.get(&path).await.map_err(|e| CatalogError::Storage(format!("{location}: {e}")))?.bytes().await.map_err(|e| CatalogError::Storage(e.to_string()))?;
+        let m: TableMetadata = serde_json::from_slice(&bytes).map_err(|e| CatalogError::Storage(format!("{location}: {e}")))?;
+        let m = Arc::new(m);
+        state.cache.insert(location.to_string(), m.clone());
+        Ok(m)
+    }
+
+    async fn write_metadata(&self, state: &mut State, metadata: &TableMetadata, previous: Option<&str>) -> Result<String> {
+        let version = previous
+            .and_then(|p| p.rsplit('/').next())
+            .and_then(|f| f.split('-').next())
+            .and_then(|n| n.parse::<u64>().ok())
+            .map_or(0, |n| n + 1);
+        let location = format!("{}/metadata/{version:05}-{}.metadata.json", metadata.location().trim_end_matches('/'), uuid::Uuid::new_v4());
+        let json = serde_json::to_vec(metadata).map_err(|e| CatalogError::Storage(e.to_string()))?;
+        let opts = PutOptions { mode: PutMode::Create, ..Default::default() };
+        self.objects.put_opts(&self.object_path(&location)?, PutPayload::from(json), opts).await.map_err(|e| CatalogError::Storage(e.to_string()))?;
+        state.cache.insert(location.clone(), Arc::new(metadata.clone()));
+        Ok(location)
+    }
+
+    /// Namespaces directly under `parent` (top-level ones without it).
+    pub async fn list_namespaces(&self, parent: Option<Namespace>) -> Result<Vec<Namespace>> {
+        let state = self.state.lock().await;
+        if let Some(p) = &parent {
+            if !state.namespaces.contains_key(p) {
+                return Err(CatalogError::NoSuchNamespace(show(p)));
+            }
+        }
+        let depth = parent.as_ref().map_or(0, Vec::len);
+        Ok(state
+            .namespaces
+            .keys()
+            .filter(|ns| ns.len() == depth + 1 && parent.as_ref().is_none_or(|p| ns.starts_with(p)))
+            .cloned()
+            .collect())
+    }
+
+    /// Creates a namespace.
+    pub async fn create_namespace(&self, ns: Namespace, properties: HashMap<String, String>) -> Result<HashMap<String, String>> {
+        if ns.is_empty() || ns.iter().any(|l| l.is_empty() || l.contains(['\u{1f}', '\u{1e}'])) {
+            return Err(CatalogError::BadRequest("a namespace needs non-empty levels".into()));
+        }
+        let mut state = self.state.lock().await;
+        if state.namespaces.contains_key(&ns) {
+            return Err(CatalogError::NamespaceExists(show(&ns)));
+        }
+        let json = serde_json::to_string(&properties).map_err(|e| CatalogError::Storage(e.to_string()))?;
+        self.put(vec![(ns_key(&ns), Some(json))]).await?;
+        state.namespaces.insert(ns, properties.clone());
+        Ok(properties)
+    }
+
+    /// A namespace's properties.
+    pub async fn load_namespace(&self, ns: &Namespace) -> Result<HashMap<String, String>> {
+        let state = self.state.lock().await;
+        state.namespaces.get(ns).cloned().ok_or_else(|| CatalogError::NoSuchNamespace(show(ns)))
+    }
+
+    /// Drops an empty namespace.
+    pub async fn drop_namespace(&self, ns: &Namespace) -> Result<()> {
+        let mut state = self.state.lock().await;
+        if !state.namespaces.contains_key(ns) {
+            return Err(CatalogError::NoSuchNamespace(show(ns)));
+        }
+        if state.tables.keys().any(|(n, _)| n == ns) || state.namespaces.keys().any(|n| n.len() > ns.len() && n.starts_with(ns)) {
+            return Err(CatalogError::NamespaceNotEmpty(show(ns)));
+        }
+        self.put(vec![(ns_key(ns), None)]).await?;
+        state.namespaces.remove(ns);
+        Ok(())
+    }
+
+    /// Updates properties; returns (updated, removed, missing).
+    pub async fn update_namespace(&self, ns: &Namespace, removals: Vec<String>, updates: HashMap<String, String>) -> Result<(Vec<String>, Vec<String>, Vec<String>)> {
+        if removals.iter().any(|r| updates.contains_key(r)) {
+            return Err(CatalogError::BadRequest("a key is both removed and updated".into()));
+        }
+        let mut state = self.state.lock().await;
+        let mut props = state.namespaces.get(ns).cloned().ok_or_else(|| CatalogError::NoSuchNamespace(show(ns)))?;
+        let (mut removed, mut missing) = (vec![], vec![]);
+        for r in removals {
+            if props.remove(&r).is_some() { removed.push(r) } else { missing.push(r) }
+        }
+        let updated: Vec<String> = updates.keys().cloned().collect();
+        props.extend(updates);
+        let json = serde_json::to_string(&props).map_err(|e| CatalogError::Storage(e.to_string()))?;
+        self.put(vec![(ns_key(ns), Some(json))]).await?;
+        state.namespaces.insert(ns.clone(), props);
+        Ok((updated, removed, missing))
+    }
+
+    /// Table names in a namespace.
+    pub async fn list_tables(&self, ns: &Namespace) -> Result<Vec<String>> {
+        let state = self.state.lock().await;
+        if !state.namespaces.contains_key(ns) {
+            return Err(CatalogError::NoSuchNamespace(show(ns)));
+        }
+        Ok(state.tables.keys().filter(|(n, _)| n == ns).map(|(_, t)| t.clone()).collect())
+    }
+
+    /// Creates a table (format version 2).
+    pub async fn create_table(&self, ns: &Namespace, req: CreateTable) -> Result<LoadedTable> {
+        let mut state = self.state.lock().await;
+        if !state.namespaces.contains_key(ns) {
+            return Err(CatalogError::NoSuchNamespace(show(ns)));
+        }
+        let key = (ns.clone(), req.name.clone());
+        if state.tables.contains_key(&key) {
+            return Err(CatalogError::TableExists(format!("{}.{}", show(ns), req.name)));
+        }
+        let location = req.location.unwrap_or_else(|| format!("{}/{}/{}", self.warehouse, ns.join("/"), req.name));
+        self.object_path(&location)?;
+        let creation = TableCreation {
+            name: req.name.clone(),
+            location: Some(location),
+            schema: req.schema,
+            partition_spec: req.partition_spec,
+            sort_order: req.sort_order,
+            properties: req.properties,
+            format_version: FormatVersion::V2,
+        };
+        let metadata = TableMetadataBuilder::from_table_creation(creation)?.build()?.metadata;
+        let metadata_location = self.write_metadata(&mut state, &metadata, None).await?;
+        self.put(vec![(table_key(ns, &req.name), Some(metadata_location.clone()))]).await?;
+        state.tables.insert(key, metadata_location.clone());
+        Ok(LoadedTable { metadata_location, metadata: Arc::new(metadata) })
+    }
+
+    /// Loads a table.
+    pub async fn load_table(&self, ns: &Namespace, name: &str) -> Result<LoadedTable> {
+        let mut state = self.state.lock().await;
+        let loc = state.tables.get(&(ns.clone(), name.to_string())).cloned().ok_or_else(|| CatalogError::NoSuchTable(format!("{}.{name}", show(ns))))?;
+        let metadata = self.read_metadata(&mut state, &loc).await?;
+        Ok(LoadedTable { metadata_location: loc, metadata })
+    }
+
+    /// Drops a table; with `purge`, deletes its files too.
+    pub async fn drop_table(&self, ns: &Namespace, name: &str, purge: bool) -> Result<()> {
+        let mut state = self.state.lock().await;
+        let key = (ns.clone(), name.to_string());
+        let loc = state.tables.get(&key).cloned().ok_or_else(|| CatalogError::NoSuchTable(format!("{}.{name}", show(ns))))?;
+        let metadata = if purge { Some(self.read_metadata(&mut state, &loc).await?) } else { None };
+        self.put(vec![(table_key(ns, name), None)]).await?;
+        state.tables.remove(&key);
+        if let Some(m) = metadata {
+            use futures::TryStreamExt;
+            let prefix = self.object_path(m.location())?;
+            let files: Vec<_> = self.objects.list(Some(&prefix)).try_collect().await.map_err(|e| CatalogError::Storage(e.to_string()))?;
+            for f in files {
+                let _ = self.objects.delete(&f.location).await;
+            }
+        }
+        Ok(())
+    }
+
+    /// Renames (and possibly moves) a table.
+    pub async fn rename_table(&self, from: (&Namespace, &str), to: (&Namespace, &str)) -> Result<()> {
+        let mut state = self.state.lock().await;
+        let src = (from.0.clone(), from.1.to_string());
+        let dst = (to.0.clone(), to.1.to_string());
+        let loc = state.tables.get(&src).cloned().ok_or_else(|| CatalogError::NoSuchTable(format!("{}.{}", show(from.0), from.1)))?;
+        if !state.namespaces.contains_key(to.0) {
+            return Err(CatalogError::NoSuchNamespace(show(to.0)));
+        }
+        if state.tables.contains_key(&dst) {
+            return Err(CatalogError::TableExists(format!("{}.{}", show(to.0), to.1)));
+        }
+        self.put(vec![(table_key(from.0, from.1), None), (table_key(to.0, to.1), Some(loc.clone()))]).await?;
+        state.tables.remove(&src);
+        state.tables.insert(dst, loc);
+        Ok(())
+    }
+
+    /// Registers an existing metadata file as a table.
+    pub async fn register_table(&self, ns: &Namespace, name: &str, metadata_location: &str) -> Result<LoadedTable> {
+        let mut state = self.state.lock().await;
+        if !state.namespaces.contains_key(ns) {
+            return Err(CatalogError::NoSuchNamespace(show(ns)));
+        }
+        let key = (ns.clone(), name.to_string());
+        if state.tables.contains_key(&key) {
+            return Err(CatalogError::TableExists(format!("{}.{name}", show(ns))));
+        }
+        let metadata = self.read_metadata(&mut state, metadata_location).await?;
+        self.put(vec![(table_key(ns, name), Some(metadata_location.to_string()))]).await?;
+        state.tables.insert(key, metadata_location.to_string());
+        Ok(LoadedTable { metadata_location: metadata_location.to_string(), metadata })
+    }
+
+    /// Commits changes to several tables at once: every requirement of every table is checked
+    /// first; then all new metadata files are written and all pointers move in one store write.
+    pub async fn commit(&self, changes: Vec<(Namespace, String, Vec<TableRequirement>, Vec<TableUpdate>)>) -> Result<Vec<LoadedTable>> {
+        let mut state = self.state.lock().await;
+        let mut staged = Vec::with_capacity(changes.len());
+        for (ns, name, requirements, updates) in changes {
+            let loc = state.tables.get(&(ns.clone(), name.clone())).cloned().ok_or_else(|| CatalogError::NoSuchTable(format!("{}.{name}", show(&ns))))?;
+            let current = self.read_metadata(&mut state, &loc).await?;
+            for r in &requirements {
+                r.check(Some(&current)).map_err(|e| match e.kind() {
+                    ErrorKind::CatalogCommitConflicts => CatalogError::CommitFailed(e.message().to_string()),
+                    _ => CatalogError::CommitFailed(e.to_string()),
+                })?;
+            }
+            let mut builder = TableMetadataBuilder::new_from_metadata(current.as_ref().clone(), Some(loc.clone()));
+            for u in updates {
+                builder = u.apply(builder)?;
+            }
+            staged.push((ns, name, loc, builder.build()?.metadata));
+        }
+        let mut entries = Vec::with_capacity(staged.len());
+        let mut out = Vec::with_capacity(staged.len());
+        for (ns, name, previous, metadata) in staged {
+            let new_loc = self.write_metadata(&mut state, &metadata, Some(&previous)).await?;
+            entries.push((table_key(&ns, &name), Some(new_loc.clone())));
+            out.push((ns, name, LoadedTable { metadata_location: new_loc, metadata: Arc::new(metadata) }));
+        }
+        self.put(entries).await?;
+        Ok(out
+            .into_iter()
+            .map(|(ns, name, t)| {
+                state.tables.insert((ns, name), t.metadata_location.clone());
+                t
+            })
+            .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests;

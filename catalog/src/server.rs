@@ -1,0 +1,271 @@
+//! The Iceberg REST catalog API over [`Catalog`]: config, namespaces, tables, commits, renames,
+//! registration and multi-table transactions; errors as the spec's `ErrorModel`; an optional
+//! bearer token.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{header, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use iceberg::spec::{Schema, SortOrder, UnboundPartitionSpec};
+use iceberg::{TableRequirement, TableUpdate};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value as Json};
+
+use crate::catalog::{Catalog, CreateTable, LoadedTable, Namespace};
+use crate::error::CatalogError;
+
+/// What the server needs besides the catalog.
+pub struct ServerConfig {
+    /// Properties handed to clients by `/v1/config` and with every table (e.g. S3 endpoint).
+    pub client_properties: HashMap<String, String>,
+    /// When set, every call but `/v1/config` needs `Authorization: Bearer <token>`.
+    pub token: Option<String>,
+}
+
+struct Ctx {
+    catalog: Arc<Catalog>,
+    config: ServerConfig,
+}
+
+type Shared = State<Arc<Ctx>>;
+
+/// An error in the spec's shape.
+pub struct ApiError(CatalogError);
+
+impl<E: Into<CatalogError>> From<E> for ApiError {
+    fn from(e: E) -> Self {
+        ApiError(e.into())
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (code, kind) = self.0.rest();
+        let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let body = json!({"error": {"message": self.0.to_string(), "type": kind, "code": code}});
+        (status, [(header::CONTENT_TYPE, "application/json")], body.to_string()).into_response()
+    }
+}
+
+type Reply = Result<Response, ApiError>;
+
+fn ok(body: Json) -> Reply {
+    Ok((StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], body.to_string()).into_response())
+}
+
+fn no_content() -> Reply {
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+fn parse<T: for<'de> Deserialize<'de>>(raw: &Bytes) -> Result<T, ApiError> {
+    serde_json::from_slice(raw).map_err(|e| ApiError(CatalogError::BadRequest(format!("request body: {e}"))))
+}
+
+fn ns(path: &str) -> Namespace {
+    path.split('\u{1f}').map(str::to_string).collect()
+}
+
+#[derive(Deserialize, Serialize)]
+struct Ident {
+    namespace: Namespace,
+    name: String,
+}
+
+fn load_result(t: &LoadedTable, config: &ServerConfig) -> Json {
+    json!({"metadata-location": t.metadata_location, "metadata": t.metadata.as_ref(), "config": config.client_properties})
+}
+
+/// The router serving the REST API.
+pub fn router(catalog: Arc<Catalog>, config: ServerConfig) -> Router {
+    let ctx = Arc::new(Ctx { catalog, config });
+    Router::new()
+        .route("/v1/namespaces", get(list_namespaces).post(create_namespace))
+        .route("/v1/namespaces/{ns}", get(load_namespace).head(namespace_exists).delete(drop_namespace))
+        .route("/v1/namespaces/{ns}/properties", post(update_namespace))
+        .route("/v1/namespaces/{ns}/tables", get(list_tables).post(create_table))
+        .route("/v1/namespaces/{ns}/tables/{table}", get(load_table).head(table_exists).delete(drop_table).post(commit_table))
+        .route("/v1/namespaces/{ns}/register", post(register_table))
+        .route("/v1/tables/rename", post(rename_table))
+        .route("/v1/transactions/commit", post(commit_transaction))
+        .layer(middleware::from_fn_with_state(ctx.clone(), auth))
+        .route("/v1/config", get(get_config))
+        .with_state(ctx)
+}
+
+/// Serves the API on `listener` until `shutdown` resolves.
+pub async fn serve(
+    catalog: Arc<Catalog>,
+    config: ServerConfig,
+    listener: tokio::net::TcpListener,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(catalog, config)).with_graceful_shutdown(shutdown).await
+}
+
+async fn auth(State(ctx): Shared, req: Request, next: Next) -> Response {
+    if let Some(token) = &ctx.config.token {
+        let given = req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
+        if given != Some(token.as_str()) {
+            return ApiError(CatalogError::Unauthorized).into_response();
+        }
+    }
+    next.run(req).await
+}
+
+async fn get_config(State(ctx): Shared) -> Reply {
+    let mut defaults = ctx.config.client_properties.clone();
+    defaults.insert("warehouse".into(), ctx.catalog.warehouse().to_string());
+    ok(json!({"defaults": defaults, "overrides": {}}))
+}
+
+async fn list_namespaces(State(ctx): Shared, Query(q): Query<HashMap<String, String>>) -> Reply {
+    let parent = q.get("parent").filter(|p| !p.is_empty()).map(|p| ns(p));
+    ok(json!({"namespaces": ctx.catalog.list_namespaces(parent).await?}))
+}
+
+async fn create_namespace(State(ctx): Shared, raw: Bytes) -> Reply {
+    #[derive(Deserialize)]
+    struct Body {
+        namespace: Namespace,
+        #[serde(default)]
+        properties: HashMap<String, String>,
+    }
+    let b: Body = parse(&raw)?;
+    let props = ctx.catalog.create_namespace(b.namespace.clone(), b.properties).await?;
+    ok(json!({"namespace": b.namespace, "properties": props}))
+}
+
+async fn load_namespace(State(ctx): Shared, Path(n): Path<String>) -> Reply {
+    let namespace = ns(&n);
+    let props = ctx.catalog.load_namespace(&namespace).await?;
+    ok(json!({"namespace": namespace, "properties": props}))
+}
+
+async fn namespace_exists(State(ctx): Shared, Path(n): Path<String>) -> Reply {
+    ctx.catalog.load_namespace(&ns(&n)).await?;
+    no_content()
+}
+
+async fn drop_namespace(State(ctx): Shared, Path(n): Path<String>) -> Reply {
+    ctx.catalog.drop_namespace(&ns(&n)).await?;
+    no_content()
+}
+
+async fn update_namespace(State(ctx): Shared, Path(n): Path<String>, raw: Bytes) -> Reply {
+    #[derive(Deserialize)]
+    struct Body {
+        #[serde(default)]
+        removals: Vec<String>,
+        #[serde(default)]
+        updates: HashMap<String, String>,
+    }
+    let b: Body = parse(&raw)?;
+    let (updated, removed, missing) = ctx.catalog.update_namespace(&ns(&n), b.removals, b.updates).await?;
+    ok(json!({"updated": updated, "removed": removed, "missing": missing}))
+}
+
+async fn list_tables(State(ctx): Shared, Path(n): Path<String>) -> Reply {
+    let namespace = ns(&n);
+    let ids: Vec<Ident> = ctx.catalog.list_tables(&namespace).await?.into_iter().map(|name| Ident { namespace: namespace.clone(), name }).collect();
+    ok(json!({"identifiers": ids}))
+}
+
+async fn create_table(State(ctx): Shared, Path(n): Path<String>, raw: Bytes) -> Reply {
+    #[derive(Deserialize)]
+    #[serde(rename_all = "kebab-case")]
+    struct Body {
+        name: String,
+        location: Option<String>,
+        schema: Schema,
+        partition_spec: Option<UnboundPartitionSpec>,
+        write_order: Option<SortOrder>,
+        #[serde(default)]
+        stage_create: bool,
+        #[serde(default)]
+        properties: HashMap<String, String>,
+    }
+    let b: Body = parse(&raw)?;
+    if b.stage_create {
+        return Err(ApiError(CatalogError::BadRequest("staged creates are not supported yet".into())));
+    }
+    let req = CreateTable { name: b.name, location: b.location, schema: b.schema, partition_spec: b.partition_spec, sort_order: b.write_order, properties: b.properties };
+    let t = ctx.catalog.create_table(&ns(&n), req).await?;
+    ok(load_result(&t, &ctx.config))
+}
+
+async fn load_table(State(ctx): Shared, Path((n, table)): Path<(String, String)>) -> Reply {
+    let t = ctx.catalog.load_table(&ns(&n), &table).await?;
+    ok(load_result(&t, &ctx.config))
+}
+
+async fn table_exists(State(ctx): Shared, Path((n, table)): Path<(String, String)>) -> Reply {
+    ctx.catalog.load_table(&ns(&n), &table).await?;
+    no_content()
+}
+
+async fn drop_table(State(ctx): Shared, Path((n, table)): Path<(String, String)>, Query(q): Query<HashMap<String, String>>) -> Reply {
+    let purge = q.get("purgeRequested").is_some_and(|v| v == "true");
+    ctx.catalog.drop_table(&ns(&n), &table, purge).await?;
+    no_content()
+}
+
+#[derive(Deserialize)]
+struct CommitBody {
+    identifier: Option<Ident>,
+    #[serde(default)]
+    requirements: Vec<TableRequirement>,
+    #[serde(default)]
+    updates: Vec<TableUpdate>,
+}
+
+async fn commit_table(State(ctx): Shared, Path((n, table)): Path<(String, String)>, raw: Bytes) -> Reply {
+    let b: CommitBody = parse(&raw)?;
+    let mut done = ctx.catalog.commit(vec![(ns(&n), table, b.requirements, b.updates)]).await?;
+    let t = done.pop().ok_or_else(|| ApiError(CatalogError::Storage("commit returned nothing".into())))?;
+    ok(json!({"metadata-location": t.metadata_location, "metadata": t.metadata.as_ref()}))
+}
+
+async fn commit_transaction(State(ctx): Shared, raw: Bytes) -> Reply {
+    #[derive(Deserialize)]
+    #[serde(rename_all = "kebab-case")]
+    struct Body {
+        table_changes: Vec<CommitBody>,
+    }
+    let b: Body = parse(&raw)?;
+    let mut changes = Vec::with_capacity(b.table_changes.len());
+    for c in b.table_changes {
+        let id = c.identifier.ok_or_else(|| ApiError(CatalogError::BadRequest("a transaction's table change needs an identifier".into())))?;
+        changes.push((id.namespace, id.name, c.requirements, c.updates));
+    }
+    ctx.catalog.commit(changes).await?;
+    no_content()
+}
+
+async fn rename_table(State(ctx): Shared, raw: Bytes) -> Reply {
+    #[derive(Deserialize)]
+    struct Body {
+        source: Ident,
+        destination: Ident,
+    }
+    let b: Body = parse(&raw)?;
+    ctx.catalog.rename_table((&b.source.namespace, &b.source.name), (&b.destination.namespace, &b.destination.name)).await?;
+    no_content()
+}
+
+async fn register_table(State(ctx): Shared, Path(n): Path<String>, raw: Bytes) -> Reply {
+    #[derive(Deserialize)]
+    #[serde(rename_all = "kebab-case")]
+    struct Body {
+        name: String,
+        metadata_location: String,
+    }
+    let b: Body = parse(&raw)?;
+    let t = ctx.catalog.register_table(&ns(&n), &b.name, &b.metadata_location).await?;
+    ok(load_result(&t, &ctx.config))
+}
