@@ -58,3 +58,18 @@ def test_pyiceberg_round_trip_evolution_conflict_and_restart(fresh_floe, caplog)
         cat.load_table("db.events")
     cat.drop_table("db.renamed")
     assert cat.list_tables("db") == []
+
+
+def test_the_catalog_token_is_required_when_set(tmp_path):
+    from conftest import Floe, floe_binary
+    from pyiceberg.exceptions import UnauthorizedError
+
+    f = Floe(floe_binary(), tmp_path / "secured", ["--catalog-token", "s3cret"]).start()
+    try:
+        with pytest.raises(UnauthorizedError):
+            RestCatalog("floe", uri=f.catalog_url).list_namespaces()
+        cat = RestCatalog("floe", uri=f.catalog_url, token="s3cret")
+        cat.create_namespace("ok")
+        assert ("ok",) in cat.list_namespaces()
+    finally:
+        f.stop()

@@ -176,7 +176,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let (stop_tx, stop_rx) = watch::channel(false);
     let kafka = tokio::spawn(server::run(broker.clone(), listener, stop_rx.clone()));
     let mut catalog_stop = stop_rx.clone();
-    let catalog_config = floe_catalog::server::ServerConfig { client_properties: Default::default(), token: settings.catalog_token.clone() };
+    let env: std::collections::HashMap<String, String> = std::env::vars().collect();
+    let catalog_config =
+        floe_catalog::server::ServerConfig { client_properties: settings.warehouse_client_properties(&env), token: settings.catalog_token.clone() };
     let catalog = tokio::spawn(floe_catalog::server::serve(broker.catalog.clone(), catalog_config, catalog_listener, async move {
         let _ = catalog_stop.changed().await;
     }));

@@ -181,6 +181,38 @@ impl Settings {
         }
     }
 
+    /// Properties a catalog client needs to read and write the warehouse: for an S3 object store
+    /// its endpoint, region and credentials (from the `AWS_*` variables); nothing for a local one.
+    pub fn warehouse_client_properties(&self, env: &std::collections::HashMap<String, String>) -> std::collections::HashMap<String, String> {
+        let mut out = std::collections::HashMap::new();
+        let Ok(url) = self.object_store_url() else { return out };
+        let Ok(parsed) = url::Url::parse(&url) else { return out };
+        if parsed.scheme() != "s3" {
+            return out;
+        }
+        for (k, v) in parsed.query_pairs() {
+            match k.as_ref() {
+                "endpoint" => {
+                    out.insert("s3.endpoint".into(), v.to_string());
+                    out.insert("s3.path-style-access".into(), "true".into());
+                }
+                "region" => {
+                    out.insert("s3.region".into(), v.to_string());
+                }
+                _ => {}
+            }
+        }
+        for (var, key) in [("AWS_ACCESS_KEY_ID", "s3.access-key-id"), ("AWS_SECRET_ACCESS_KEY", "s3.secret-access-key"), ("AWS_SESSION_TOKEN", "s3.session-token")] {
+            if let Some(v) = env.get(var) {
+                out.insert(key.into(), v.clone());
+            }
+        }
+        if let Some(r) = env.get("AWS_REGION").filter(|_| !out.contains_key("s3.region")) {
+            out.insert("s3.region".into(), r.clone());
+        }
+        out
+    }
+
     /// The storage engine's configuration.
     pub fn engine_config(&self) -> EngineConfig {
         let s = &self.storage;
