@@ -138,6 +138,12 @@ impl SchemaCache {
     }
 }
 
+/// The subject `by_latest_schema` reads by default: `<topic>-value` or `<topic>-key`
+/// (Confluent's TopicNameStrategy).
+pub fn default_subject(topic: &str, key: bool) -> String {
+    format!("{topic}-{}", if key { "key" } else { "value" })
+}
+
 /// Decodes `payload` (no framing) with a compiled schema.
 pub fn decode_payload(c: &Compiled, payload: &[u8], framed_protobuf: bool) -> Result<Value> {
     match c {
@@ -190,5 +196,7 @@ mod tests {
         assert!(matches!(decode_framed(&cache, &wire::frame(999, b"x")).await, Err(SchemaError::SchemaNotFound(_))));
         let (id, _) = cache.latest("a", None).await.expect("latest");
         assert_eq!(id, avro_id);
+        assert_eq!(default_subject("orders", false), "orders-value");
+        assert_eq!(default_subject("orders", true), "orders-key");
     }
 }
