@@ -12,6 +12,7 @@ use serde_json::Value as Json;
 
 use crate::arrow::record_batch;
 use crate::error::{RecordError, Result, SchemaError};
+use crate::jsonschema::convert;
 use crate::value::Value;
 
 /// The inferred schema so far. `DataType::Null` marks a field seen only as null.
@@ -88,25 +89,6 @@ fn settle(dt: &DataType) -> DataType {
         DataType::Struct(fs) => DataType::Struct(Fields::from(fs.iter().map(|f| Field::new(f.name(), settle(f.data_type()), true)).collect::<Vec<_>>())),
         other => other.clone(),
     }
-}
-
-fn convert(v: &Json, dt: &DataType, path: &str) -> Result<Value> {
-    let bad = || SchemaError::Mismatch { column: path.to_string(), reason: format!("{v} does not fit {dt}") };
-    Ok(match (v, dt) {
-        (Json::Null, _) => Value::Null,
-        (Json::Bool(b), DataType::Boolean) => Value::Boolean(*b),
-        (Json::Number(n), DataType::Int32) => Value::Int(n.as_i64().and_then(|i| i32::try_from(i).ok()).ok_or_else(bad)?),
-        (Json::Number(n), DataType::Int64) => Value::Long(n.as_i64().ok_or_else(bad)?),
-        (Json::Number(n), DataType::Float64) => Value::Double(n.as_f64().ok_or_else(bad)?),
-        (Json::String(s), DataType::Utf8) => Value::String(s.clone()),
-        (Json::Array(items), DataType::List(f)) => Value::Array(items.iter().map(|i| convert(i, f.data_type(), path)).collect::<Result<_>>()?),
-        (Json::Object(o), DataType::Struct(fs)) => Value::Record(
-            fs.iter()
-                .map(|f| o.get(f.name()).map_or(Ok(Value::Null), |x| convert(x, f.data_type(), &format!("{path}.{}", f.name()))))
-                .collect::<Result<_>>()?,
-        ),
-        _ => return Err(bad()),
-    })
 }
 
 impl JsonInference {

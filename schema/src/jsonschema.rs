@@ -108,12 +108,13 @@ fn micros(s: &str) -> Option<i64> {
     Some(secs * 1_000_000 + frac_us)
 }
 
-/// A JSON value as a [`Value`] of the given Arrow type.
+/// A JSON value as a [`Value`] of the given Arrow type (shared by schemaless JSON).
 pub fn convert(v: &Json, dt: &DataType, path: &str) -> Result<Value> {
     let bad = || SchemaError::Mismatch { column: path.to_string(), reason: format!("{v} does not fit {dt}") };
     Ok(match (v, dt) {
         (Json::Null, _) => Value::Null,
         (Json::Bool(b), DataType::Boolean) => Value::Boolean(*b),
+        (Json::Number(n), DataType::Int32) => Value::Int(n.as_i64().and_then(|i| i32::try_from(i).ok()).ok_or_else(bad)?),
         (Json::Number(n), DataType::Int64) => Value::Long(n.as_i64().ok_or_else(bad)?),
         (Json::Number(n), DataType::Float64) => Value::Double(n.as_f64().ok_or_else(bad)?),
         (Json::String(s), DataType::Utf8) => Value::String(s.clone()),
