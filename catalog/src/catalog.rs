@@ -17,6 +17,8 @@ use crate::store::CatalogStore;
 pub type Namespace = Vec<String>;
 
 const NS_PREFIX: &str = "catalog/ns/";
+/// Table metadata kept in memory at most (the current version of each table is what is cached).
+const CACHE_ENTRIES_MAX: usize = 10_000;
 const TABLE_PREFIX: &str = "catalog/table/";
 
 fn ns_key(ns: &[String]) -> String {
@@ -113,6 +115,9 @@ impl Catalog {
         let bytes = self.objects.get(&path).await.map_err(|e| CatalogError::Storage(format!("{location}: {e}")))?.bytes().await.map_err(|e| CatalogError::Storage(e.to_string()))?;
         let m: TableMetadata = serde_json::from_slice(&bytes).map_err(|e| CatalogError::Storage(format!("{location}: {e}")))?;
         let m = Arc::new(m);
+        if state.cache.len() >= CACHE_ENTRIES_MAX {
+            state.cache.clear();
+        }
         state.cache.insert(location.to_string(), m.clone());
         Ok(m)
     }
@@ -255,6 +260,7 @@ impl Catalog {
         let metadata = if purge { Some(self.read_metadata(&mut state, &loc).await?) } else { None };
         self.put(vec![(table_key(ns, name), None)]).await?;
         state.tables.remove(&key);
+        state.cache.remove(&loc);
         if let Some(m) = metadata {
             use futures::TryStreamExt;
             let prefix = self.object_path(m.location())?;
@@ -328,6 +334,12 @@ impl Catalog {
             out.push((ns, name, LoadedTable { metadata_location: new_loc, metadata: Arc::new(metadata) }));
         }
         self.put(entries).await?;
+        // Only current versions stay cached.
+        for (ns, name, _) in &out {
+            if let Some(previous) = state.tables.get(&(ns.clone(), name.clone())).cloned() {
+                state.cache.remove(&previous);
+            }
+        }
         Ok(out
             .into_iter()
             .map(|(ns, name, t)| {
