@@ -154,6 +154,12 @@ fn spawn_background(b: &Arc<Broker>) {
         loop {
             tokio::time::sleep(every).await;
             let Some(b) = weak.upgrade() else { break };
+            let before = b.clock.now_ms() - b.settings.producer_id_expiration_ms.0 as i64;
+            for t in b.topics.all() {
+                for p in &t.partitions {
+                    p.producers.lock().expire(before);
+                }
+            }
             if let Err(e) = b.state.snapshot(&b.topics).await {
                 tracing::warn!(error = %e, "state snapshot failed; it will be retried");
             }

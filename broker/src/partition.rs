@@ -29,6 +29,9 @@ pub struct SeqEntry {
 pub struct ProducerEntry {
     pub epoch: i16,
     pub batches: VecDeque<SeqEntry>,
+    /// Newest record timestamp seen from this producer (its clock), for expiry.
+    #[serde(default)]
+    pub last_ts: i64,
 }
 
 /// The verdict on a produced batch.
@@ -92,10 +95,20 @@ impl ProducerTable {
             p.epoch = b.producer_epoch;
             p.batches.clear();
         }
+        p.last_ts = p.last_ts.max(b.max_timestamp);
         p.batches.push_back(SeqEntry { first_seq: b.base_sequence, last_seq: b.last_sequence(), base_offset });
         while p.batches.len() > PRODUCER_BATCHES_KEPT {
             p.batches.pop_front();
         }
+    }
+}
+
+impl ProducerTable {
+    /// Forgets producers not heard from since `before_ms` (Kafka's `producer.id.expiration.ms`).
+    pub fn expire(&mut self, before_ms: i64) -> usize {
+        let n = self.producers.len();
+        self.producers.retain(|_, p| p.last_ts >= before_ms);
+        n - self.producers.len()
     }
 }
 
@@ -219,6 +232,9 @@ mod tests {
         t.record(&info(7, 1, 0, 1), 200);
         assert!(matches!(t.check(&info(7, 0, 12, 1)), Err(BrokerError::InvalidProducerEpoch { .. })));
         assert_eq!(t.check(&info(-1, -1, -1, 1)).expect("ok"), SeqCheck::Append, "non-idempotent batches pass");
+        t.record(&BatchInfo { max_timestamp: 5_000, ..info(8, 0, 0, 1) }, 300);
+        assert_eq!(t.expire(1_000), 1, "producer 7 (timestamps 0) expires, 8 stays");
+        assert!(t.producers.contains_key(&8));
     }
 
     #[test]

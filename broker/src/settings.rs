@@ -54,6 +54,9 @@ pub struct Settings {
     pub group_max_session_timeout_ms: Millis,
     /// How often retention is enforced.
     pub retention_check_interval_ms: Millis,
+    /// Idempotent-producer state is forgotten after this long without a batch (Kafka's
+    /// `producer.id.expiration.ms`).
+    pub producer_id_expiration_ms: Millis,
     /// How often producer state and offsets are snapshotted.
     pub state_snapshot_interval_ms: Millis,
     /// `text` or `json` logs.
@@ -124,6 +127,7 @@ impl Default for Settings {
             group_min_session_timeout_ms: Millis(1_000),
             group_max_session_timeout_ms: Millis(300_000),
             retention_check_interval_ms: Millis(30_000),
+            producer_id_expiration_ms: Millis(86_400_000),
             state_snapshot_interval_ms: Millis(10_000),
             log_format: "text".into(),
             storage: StorageSettings::default(),
