@@ -10,7 +10,7 @@ import uuid
 
 import pytest
 
-READY = re.compile(r"floe listening kafka=(\S+) schema_registry=(\S+) catalog=(\S+)")
+READY = re.compile(r"floe listening kafka=(\S+) schema_registry=(\S+) catalog=(\S+) admin=(\S+)")
 
 
 class Floe:
@@ -24,6 +24,7 @@ class Floe:
         self.port = 0
         self.registry_port = 0
         self.catalog_port = 0
+        self.admin_port = 0
         self.proc = None
         self.log_path = os.path.join(self.data_dir, "floe.log")
 
@@ -36,6 +37,10 @@ class Floe:
         return f"http://127.0.0.1:{self.registry_port}"
 
     @property
+    def admin_url(self):
+        return f"http://127.0.0.1:{self.admin_port}"
+
+    @property
     def catalog_url(self):
         return f"http://127.0.0.1:{self.catalog_port}"
 
@@ -45,7 +50,8 @@ class Floe:
         start_at = log.tell()
         args = [self.binary, "serve", "--data-dir", self.data_dir, "--kafka-listen", f"127.0.0.1:{self.port}",
                 "--schema-registry-listen", f"127.0.0.1:{self.registry_port}",
-                "--catalog-listen", f"127.0.0.1:{self.catalog_port}", *self.extra]
+                "--catalog-listen", f"127.0.0.1:{self.catalog_port}",
+                "--admin-listen", f"127.0.0.1:{self.admin_port}", *self.extra]
         env = dict(os.environ, FLOE_LOG=os.environ.get("FLOE_LOG", "info"), **self.env)
         self.proc = subprocess.Popen(args, stdout=log, stderr=log, env=env)
         deadline = time.time() + timeout
@@ -59,6 +65,7 @@ class Floe:
                 self.port = int(m.group(1).rsplit(":", 1)[1])
                 self.registry_port = int(m.group(2).rsplit(":", 1)[1])
                 self.catalog_port = int(m.group(3).rsplit(":", 1)[1])
+                self.admin_port = int(m.group(4).rsplit(":", 1)[1])
                 return self
             time.sleep(0.05)
         raise RuntimeError(f"floe did not start in {timeout}s:\n{self.log_tail()}")

@@ -47,7 +47,7 @@ fi
 cargo build --bin floe
 BIN="${CARGO_TARGET_DIR:-$ROOT/target}/debug/floe"
 DATA=$(mktemp -d)
-FLOE_NUM_PARTITIONS=4 "$BIN" serve --data-dir "$DATA" --kafka-listen 127.0.0.1:0 --schema-registry-listen 127.0.0.1:0 --catalog-listen 127.0.0.1:0 >"$DATA/floe.log" 2>&1 &
+FLOE_NUM_PARTITIONS=4 "$BIN" serve --data-dir "$DATA" --kafka-listen 127.0.0.1:0 --schema-registry-listen 127.0.0.1:0 --catalog-listen 127.0.0.1:0 --admin-listen 127.0.0.1:0 >"$DATA/floe.log" 2>&1 &
 FLOE_PID=$!
 trap 'kill $FLOE_PID 2>/dev/null || true' EXIT
 for _ in $(seq 100); do grep -q "floe listening kafka=" "$DATA/floe.log" && break; sleep 0.1; done

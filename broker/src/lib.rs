@@ -1,6 +1,7 @@
 //! Floe's Kafka-compatible broker: the wire protocol, topics, groups, producers, on the storage engine.
 //!
 //! Modules:
+//! - [`admin`]: health and Prometheus metrics on the admin listener.
 //! - [`broker`]: the `Broker` component, its builder and background tasks.
 //! - [`server`], [`connection`]: the listener and the per-connection request loop.
 //! - [`handlers`]: one function per Kafka API, and the version table.
@@ -11,6 +12,7 @@
 //! - [`schema_log`]: the Schema Registry's log on a storage stream.
 //! - [`settings`], [`units`]: settings from file, `FLOE_*` and flags; [`error`]: the one error type.
 
+pub mod admin;
 pub mod broker;
 pub mod catalog_store;
 pub mod connection;

@@ -173,6 +173,10 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .await
         .map_err(|e| anyhow::anyhow!("binding the catalog on {}: {e}", settings.catalog_listen))?;
     let catalog_addr = catalog_listener.local_addr()?;
+    let admin_listener = TcpListener::bind(&settings.admin_listen)
+        .await
+        .map_err(|e| anyhow::anyhow!("binding the admin listener on {}: {e}", settings.admin_listen))?;
+    let admin_addr = admin_listener.local_addr()?;
     let (stop_tx, stop_rx) = watch::channel(false);
     let kafka = tokio::spawn(server::run(broker.clone(), listener, stop_rx.clone()));
     let mut catalog_stop = stop_rx.clone();
@@ -181,6 +185,10 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         floe_catalog::server::ServerConfig { client_properties: settings.warehouse_client_properties(&env), token: settings.catalog_token.clone() };
     let catalog = tokio::spawn(floe_catalog::server::serve(broker.catalog.clone(), catalog_config, catalog_listener, async move {
         let _ = catalog_stop.changed().await;
+    }));
+    let mut admin_stop = stop_rx.clone();
+    let admin = tokio::spawn(floe_broker::admin::serve(broker.clone(), admin_listener, async move {
+        let _ = admin_stop.changed().await;
     }));
     let mut registry_stop = stop_rx.clone();
     let registry = tokio::spawn(floe_schema::registry::server::serve(broker.registry.clone(), registry_listener, async move {
@@ -194,7 +202,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         object_store = %settings.object_store_url().unwrap_or_default(),
         schema_registry = %registry_addr,
         catalog = %catalog_addr,
-        "floe listening kafka={bound} schema_registry=http://{registry_addr} catalog=http://{catalog_addr}"
+        admin = %admin_addr,
+        "floe listening kafka={bound} schema_registry=http://{registry_addr} catalog=http://{catalog_addr} admin=http://{admin_addr}"
     );
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     tokio::select! {
@@ -205,6 +214,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let _ = kafka.await;
     let _ = registry.await;
     let _ = catalog.await;
+    let _ = admin.await;
     broker.shutdown().await?;
     tracing::info!("floe stopped");
     Ok(())

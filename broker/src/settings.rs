@@ -26,7 +26,7 @@ pub struct Settings {
     pub catalog_listen: String,
     /// When set, the catalog asks for `Authorization: Bearer <token>`.
     pub catalog_token: Option<String>,
-    /// Metrics and health listener (issue 7 serves it).
+    /// Metrics (`/metrics`) and health (`/health/live`, `/health/ready`) listener.
     pub admin_listen: String,
     pub node_id: i32,
     pub cluster_id: String,

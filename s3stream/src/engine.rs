@@ -207,6 +207,11 @@ impl Engine {
         &self.inner.stats
     }
 
+    /// Why the engine stopped taking appends, if it did (a failed WAL write).
+    pub fn failure(&self) -> Option<String> {
+        self.inner.state.lock().failed.clone()
+    }
+
     /// (log cache bytes, pending upload bytes, block cache hits, block cache misses).
     pub fn cache_stats(&self) -> (u64, u64, u64, u64) {
         let (lc, pending) = {

@@ -1,0 +1,113 @@
+//! The admin listener: `/health/live`, `/health/ready` and `/metrics` (Prometheus text format).
+
+use std::fmt::Write as _;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+
+use crate::broker::Broker;
+
+/// The admin router.
+pub fn router(broker: Arc<Broker>) -> Router {
+    Router::new()
+        .route("/health/live", get(|| async { "ok" }))
+        .route("/health/ready", get(ready))
+        .route("/metrics", get(metrics))
+        .with_state(broker)
+}
+
+/// Serves the admin API until `shutdown` resolves.
+pub async fn serve(broker: Arc<Broker>, listener: tokio::net::TcpListener, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+    axum::serve(listener, router(broker)).with_graceful_shutdown(shutdown).await
+}
+
+async fn ready(State(b): State<Arc<Broker>>) -> Response {
+    match b.engine.failure() {
+        None => (StatusCode::OK, "ready").into_response(),
+        Some(reason) => (StatusCode::SERVICE_UNAVAILABLE, reason).into_response(),
+    }
+}
+
+fn label(v: &str) -> String {
+    v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+}
+
+/// The metrics in Prometheus text format.
+pub fn render(b: &Broker) -> String {
+    let mut out = String::new();
+    let mut metric = |name: &str, kind: &str, help: &str, samples: Vec<(String, f64)>| {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+        for (labels, v) in samples {
+            let _ = writeln!(out, "{name}{labels} {v}");
+        }
+    };
+    let s = b.engine.stats();
+    let c = |x: &std::sync::atomic::AtomicU64| vec![(String::new(), x.load(Relaxed) as f64)];
+    metric("floe_appends_total", "counter", "Batches appended to streams.", c(&s.appends));
+    metric("floe_append_bytes_total", "counter", "Bytes appended to streams.", c(&s.append_bytes));
+    metric("floe_wal_writes_total", "counter", "WAL group writes (one fsync or one object each).", c(&s.wal_writes));
+    metric("floe_wal_write_seconds_sum", "counter", "Time spent in WAL group writes.", vec![(String::new(), s.wal_write_us_sum.load(Relaxed) as f64 / 1e6)]);
+    metric("floe_uploads_total", "counter", "Uploads of WAL data to object storage.", c(&s.uploads));
+    metric("floe_upload_bytes_total", "counter", "Bytes uploaded as objects.", c(&s.upload_bytes));
+    metric("floe_object_reads_total", "counter", "Reads served from objects.", c(&s.object_reads));
+    metric("floe_cache_reads_total", "counter", "Reads served from the log cache.", c(&s.cache_reads));
+    metric("floe_compactions_total", "counter", "Compaction passes that merged objects.", c(&s.compactions));
+    metric("floe_objects_deleted_total", "counter", "Unreferenced objects deleted.", c(&s.objects_deleted));
+    let (log_cache, pending, hits, misses) = b.engine.cache_stats();
+    metric("floe_log_cache_bytes", "gauge", "Bytes in the log cache.", vec![(String::new(), log_cache as f64)]);
+    metric("floe_upload_pending_bytes", "gauge", "Bytes durable in the WAL, not yet uploaded.", vec![(String::new(), pending as f64)]);
+    metric("floe_block_cache_hits_total", "counter", "Block cache hits.", vec![(String::new(), hits as f64)]);
+    metric("floe_block_cache_misses_total", "counter", "Block cache misses.", vec![(String::new(), misses as f64)]);
+    let ops = b.store_metrics.ops();
+    for (name, help, f) in [
+        ("floe_object_store_requests_total", "Object store requests by operation.", 0),
+        ("floe_object_store_errors_total", "Object store errors by operation.", 1),
+        ("floe_object_store_bytes_total", "Object store bytes by operation.", 2),
+        ("floe_object_store_seconds_sum", "Object store request time by operation.", 3),
+    ] {
+        let samples = ops
+            .iter()
+            .map(|(op, st)| {
+                let v = match f {
+                    0 => st.requests.load(Relaxed) as f64,
+                    1 => st.errors.load(Relaxed) as f64,
+                    2 => st.bytes.load(Relaxed) as f64,
+                    _ => st.latency_us_sum.load(Relaxed) as f64 / 1e6,
+                };
+                (format!("{{op=\"{op}\"}}"), v)
+            })
+            .collect();
+        metric(name, "counter", help, samples);
+    }
+    let mut hw = Vec::new();
+    let mut high = std::collections::HashMap::new();
+    for t in b.topics.all() {
+        for p in &t.partitions {
+            if let Ok(info) = b.engine.stream_info(p.stream) {
+                high.insert((t.meta.name.clone(), p.index), info.end as i64);
+                hw.push((format!("{{topic=\"{}\",partition=\"{}\"}}", label(&t.meta.name), p.index), info.end as f64));
+            }
+        }
+    }
+    metric("floe_partition_high_watermark", "gauge", "Offset after the last durable record.", hw);
+    let mut lag = Vec::new();
+    for g in b.state.groups_with_offsets() {
+        for (topic, partition, committed) in b.state.group_offsets(&g) {
+            if let Some(h) = high.get(&(topic.clone(), partition)) {
+                let l = (h - committed.offset).max(0);
+                lag.push((format!("{{group=\"{}\",topic=\"{}\",partition=\"{partition}\"}}", label(&g), label(&topic)), l as f64));
+            }
+        }
+    }
+    metric("floe_consumer_group_lag", "gauge", "High watermark minus the committed offset.", lag);
+    out
+}
+
+async fn metrics(State(b): State<Arc<Broker>>) -> Response {
+    (StatusCode::OK, [(header::CONTENT_TYPE, "text/plain; version=0.0.4")], render(&b)).into_response()
+}
