@@ -193,17 +193,21 @@ impl Registry {
         Ok(())
     }
 
+    /// The schema a reference points to.
+    fn referenced<'a>(state: &'a State, r: &Reference) -> Result<&'a StoredSchema> {
+        let id = state
+            .subjects
+            .get(&r.subject)
+            .and_then(|vs| vs.get(&r.version))
+            .map(|(id, _)| *id)
+            .ok_or_else(|| SchemaError::InvalidSchema(format!("reference {} to {} version {} does not exist", r.name, r.subject, r.version)))?;
+        state.schemas.get(&id).ok_or_else(|| SchemaError::SchemaNotFound(id.to_string()))
+    }
+
     fn avro(state: &State, s: &StoredSchema) -> Result<AvroSchema> {
         let mut refs = Vec::new();
         for r in &s.references {
-            let id = state
-                .subjects
-                .get(&r.subject)
-                .and_then(|vs| vs.get(&r.version))
-                .map(|(id, _)| *id)
-                .ok_or_else(|| SchemaError::InvalidSchema(format!("reference {} to {} version {} does not exist", r.name, r.subject, r.version)))?;
-            let referenced = state.schemas.get(&id).ok_or_else(|| SchemaError::SchemaNotFound(id.to_string()))?;
-            refs.push(Self::avro(state, referenced)?);
+            refs.push(Self::avro(state, Self::referenced(state, r)?)?);
         }
         let json: serde_json::Value = serde_json::from_str(&s.schema).map_err(|e| SchemaError::InvalidSchema(e.to_string()))?;
         AvroSchema::parse_with(&json, &refs)
@@ -238,11 +242,7 @@ impl Registry {
     fn proto(state: &State, s: &StoredSchema) -> Result<crate::protobuf::ProtoSchema> {
         let mut imports = Vec::new();
         for r in &s.references {
-            let id = state.subjects.get(&r.subject).and_then(|vs| vs.get(&r.version)).map(|(id, _)| *id);
-            let text = id.and_then(|id| state.schemas.get(&id)).map(|x| x.schema.clone()).ok_or_else(|| {
-                SchemaError::InvalidSchema(format!("reference {} to {} version {} does not exist", r.name, r.subject, r.version))
-            })?;
-            imports.push((r.name.clone(), text));
+            imports.push((r.name.clone(), Self::referenced(state, r)?.schema.clone()));
         }
         crate::protobuf::ProtoSchema::from_source("schema.proto", &s.schema, &imports, None)
     }
