@@ -161,7 +161,8 @@ impl Group {
         self.deadline = Some(now + wait);
     }
 
-    fn remove_member(&mut self, id: &str, why: BrokerError) {
+    /// Removes a member; its pending join or sync is answered with `why()`.
+    fn remove_member(&mut self, id: &str, why: impl Fn() -> BrokerError) {
         if let Some(m) = self.members.remove(id) {
             if let Some(i) = &m.instance_id {
                 if self.statics.get(i).is_some_and(|x| x == id) {
@@ -169,10 +170,10 @@ impl Group {
                 }
             }
             if let Some(tx) = m.join_tx {
-                let _ = tx.send(Err(clone_err(&why)));
+                let _ = tx.send(Err(why()));
             }
             if let Some(tx) = m.sync_tx {
-                let _ = tx.send(Err(why));
+                let _ = tx.send(Err(why()));
             }
         }
         if self.leader.as_deref() == Some(id) {
@@ -184,7 +185,7 @@ impl Group {
     fn complete_join(&mut self, now: Instant) {
         let stale: Vec<String> = self.members.iter().filter(|(_, m)| m.join_tx.is_none()).map(|(k, _)| k.clone()).collect();
         for id in stale {
-            self.remove_member(&id, BrokerError::UnknownMemberId(id.clone()));
+            self.remove_member(&id, || BrokerError::UnknownMemberId(id.clone()));
         }
         self.deadline = None;
         self.delaying = false;
@@ -242,16 +243,6 @@ impl Group {
             GroupState::PreparingRebalance if self.all_joined() => self.complete_join(now),
             _ => {}
         }
-    }
-}
-
-fn clone_err(e: &BrokerError) -> BrokerError {
-    match e {
-        BrokerError::UnknownMemberId(m) => BrokerError::UnknownMemberId(m.clone()),
-        BrokerError::FencedInstanceId(m) => BrokerError::FencedInstanceId(m.clone()),
-        BrokerError::RebalanceInProgress => BrokerError::RebalanceInProgress,
-        BrokerError::MemberIdRequired(m) => BrokerError::MemberIdRequired(m.clone()),
-        other => BrokerError::Internal(other.to_string()),
     }
 }
 
@@ -485,7 +476,7 @@ impl Coordinator {
                 Err(BrokerError::UnknownMemberId(id.clone()))
             };
             if r.is_ok() {
-                g.remove_member(&id, BrokerError::UnknownMemberId(id.clone()));
+                g.remove_member(&id, || BrokerError::UnknownMemberId(id.clone()));
             }
             out.push((member_id, instance_id, r));
         }
@@ -576,7 +567,7 @@ impl Coordinator {
             if !expired.is_empty() {
                 for id in &expired {
                     tracing::info!(member = %id, "group member's session expired");
-                    g.remove_member(id, BrokerError::UnknownMemberId(id.clone()));
+                    g.remove_member(id, || BrokerError::UnknownMemberId(id.clone()));
                 }
                 g.after_departure(now, self.settings.initial_rebalance_delay);
             }

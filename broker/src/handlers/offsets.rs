@@ -17,11 +17,11 @@ use kafka_protocol::messages::ResponseKind;
 
 use super::{sb, Reply, RequestContext};
 use crate::broker::Broker;
-use crate::error::{BrokerError, Result};
+use crate::error::{code_of, BrokerError, Result};
 use crate::state::Committed;
 
-/// (partition, outcome) per partition of a topic.
-type PartitionResults = Vec<(i32, Result<()>)>;
+/// (partition, error code) per partition of a topic.
+type PartitionResults = Vec<(i32, i16)>;
 /// (topic, [(partition, committed)]) as OffsetFetch answers.
 type TopicOffsets = Vec<(String, Vec<(i32, Option<Committed>)>)>;
 
@@ -40,17 +40,14 @@ pub async fn offset_commit(b: &Arc<Broker>, req: OffsetCommitRequest, _ctx: &Req
     for t in &req.topics {
         let mut parts = Vec::new();
         for p in &t.partitions {
-            let r = match &check {
-                Err(e) => Err(clone_code(e)),
-                Ok(()) => {
-                    if p.committed_metadata.as_ref().is_some_and(|m| m.len() > METADATA_BYTES_MAX) {
-                        Err(BrokerError::InvalidRequest("offset metadata is too large".into()))
-                    } else {
-                        b.topics.partition(t.name.0.as_str(), p.partition_index).map(|_| ())
-                    }
+            let code = match &check {
+                Err(e) => e.code(),
+                Ok(()) if p.committed_metadata.as_ref().is_some_and(|m| m.len() > METADATA_BYTES_MAX) => {
+                    BrokerError::InvalidRequest("offset metadata is too large".into()).code()
                 }
+                Ok(()) => code_of(&b.topics.partition(t.name.0.as_str(), p.partition_index)),
             };
-            if r.is_ok() {
+            if code == 0 {
                 let c = Committed {
                     offset: p.committed_offset,
                     leader_epoch: p.committed_leader_epoch,
@@ -59,7 +56,7 @@ pub async fn offset_commit(b: &Arc<Broker>, req: OffsetCommitRequest, _ctx: &Req
                 };
                 entries.push((t.name.0.to_string(), p.partition_index, Some(c)));
             }
-            parts.push((p.partition_index, r));
+            parts.push((p.partition_index, code));
         }
         results.push((t.name.clone(), parts));
     }
@@ -79,29 +76,15 @@ fn commit_response(results: Vec<(TopicName, PartitionResults)>, stored: Result<(
     for (name, parts) in results {
         let mut tr = OffsetCommitResponseTopic::default();
         tr.name = name;
-        for (index, r) in parts {
+        for (index, code) in parts {
             let mut pr = OffsetCommitResponsePartition::default();
             pr.partition_index = index;
-            pr.error_code = match (&r, &stored) {
-                (Err(e), _) => e.code(),
-                (Ok(()), Err(e)) => e.code(),
-                (Ok(()), Ok(())) => 0,
-            };
+            pr.error_code = if code != 0 { code } else { code_of(&stored) };
             tr.partitions.push(pr);
         }
         resp.topics.push(tr);
     }
     resp
-}
-
-fn clone_code(e: &BrokerError) -> BrokerError {
-    match e {
-        BrokerError::IllegalGeneration(g) => BrokerError::IllegalGeneration(*g),
-        BrokerError::UnknownMemberId(m) => BrokerError::UnknownMemberId(m.clone()),
-        BrokerError::RebalanceInProgress => BrokerError::RebalanceInProgress,
-        BrokerError::FencedInstanceId(i) => BrokerError::FencedInstanceId(i.clone()),
-        other => BrokerError::Internal(other.to_string()),
-    }
 }
 
 /// (topic, partition, committed) for a group, for the asked topics or all.
