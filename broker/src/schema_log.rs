@@ -38,13 +38,13 @@ impl RegistryLog for EngineLog {
     async fn load(&self) -> Result<Vec<Vec<u8>>, String> {
         let info = self.engine.stream_info(self.stream).map_err(|e| e.to_string())?;
         let mut out = Vec::new();
-        let mut pos = info.start;
-        while pos < info.end {
-            let batches = self.engine.read(self.stream, pos, info.end, READ_BYTES).await.map_err(|e| e.to_string())?;
-            let Some(last) = batches.last() else { break };
-            pos = last.end_offset();
-            out.extend(batches.into_iter().map(|b| b.payload.to_vec()));
-        }
+        self.engine
+            .scan(self.stream, info.start, info.end, READ_BYTES, |b| {
+                out.push(b.payload.to_vec());
+                Ok::<_, floe_s3stream::Error>(std::ops::ControlFlow::Continue(()))
+            })
+            .await
+            .map_err(|e| e.to_string())?;
         Ok(out)
     }
 }

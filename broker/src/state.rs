@@ -5,6 +5,7 @@
 //! snapshot's end to rebuild what came after.
 
 use std::collections::HashMap;
+use std::ops::ControlFlow;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -78,12 +79,8 @@ impl StateStore {
         let info = engine.open_stream(stream, engine.epoch()).await?;
         let mut offsets = HashMap::new();
         let mut snapshots: HashMap<StreamId, PartitionSnapshot> = HashMap::new();
-        let mut pos = info.start;
-        while pos < info.end {
-            let batches = engine.read(stream, pos, info.end, SCAN_READ_BYTES).await?;
-            let Some(last) = batches.last() else { break };
-            pos = last.end_offset();
-            for b in batches {
+        engine
+            .scan(stream, info.start, info.end, SCAN_READ_BYTES, |b| {
                 let record: Record = serde_json::from_slice(&b.payload)
                     .map_err(|e| BrokerError::Internal(format!("state record at offset {} is unreadable: {e}", b.base_offset)))?;
                 match record {
@@ -93,8 +90,9 @@ impl StateStore {
                         snapshots = partitions.into_iter().map(|p| (p.stream, p)).collect();
                     }
                 }
-            }
-        }
+                Ok::<_, BrokerError>(ControlFlow::Continue(()))
+            })
+            .await?;
         let this = Arc::new(Self {
             engine: engine.clone(),
             stream,
@@ -118,23 +116,18 @@ impl StateStore {
 
     async fn scan_partition(&self, p: &crate::partition::Partition, from: u64) -> Result<()> {
         let end = self.engine.stream_info(p.stream)?.end;
-        let mut pos = from;
-        while pos < end {
-            let batches = self.engine.read(p.stream, pos, end, SCAN_READ_BYTES).await?;
-            let Some(last) = batches.last() else { break };
-            pos = last.end_offset();
-            let mut producers = p.producers.lock();
-            let mut index = p.time_index.lock();
-            for b in &batches {
+        self.engine
+            .scan(p.stream, from, end, SCAN_READ_BYTES, |b| {
                 let mut max_ts = i64::MIN;
+                let mut producers = p.producers.lock();
                 for (base, info) in records::headers(&b.payload) {
                     producers.record(&info, base);
                     max_ts = max_ts.max(info.max_timestamp);
                 }
-                index.push(b.base_offset as i64, max_ts, b.payload.len() as u64);
-            }
-        }
-        Ok(())
+                p.time_index.lock().push(b.base_offset as i64, max_ts, b.payload.len() as u64);
+                Ok::<_, BrokerError>(ControlFlow::Continue(()))
+            })
+            .await
     }
 
     /// Commits offsets of a group: takes its place in the log and in memory now, in call order

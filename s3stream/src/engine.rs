@@ -413,6 +413,30 @@ impl Engine {
         Ok(out)
     }
 
+    /// Reads `[from, to)` in steps of about `step_bytes`, handing each batch to `f` in offset order
+    /// until `to` or until `f` breaks; memory stays bounded by one step.
+    pub async fn scan<E: From<Error>>(
+        &self,
+        id: StreamId,
+        from: u64,
+        to: u64,
+        step_bytes: u64,
+        mut f: impl FnMut(Batch) -> std::result::Result<std::ops::ControlFlow<()>, E>,
+    ) -> std::result::Result<(), E> {
+        let mut pos = from;
+        while pos < to {
+            let batches = self.read(id, pos, to, step_bytes).await?;
+            let Some(last) = batches.last() else { break };
+            pos = last.end_offset();
+            for b in batches {
+                if f(b)?.is_break() {
+                    return Ok(());
+                }
+            }
+        }
+        Ok(())
+    }
+
     #[allow(clippy::too_many_arguments)]
     async fn read_object(&self, object: u64, size: u64, id: StreamId, from: u64, to: u64, bytes_max: u64, have_some: bool) -> Result<Vec<Batch>> {
         let index = self.index(object, size).await?;

@@ -1,5 +1,6 @@
 //! Fetch (long-poll with min_bytes/max_wait_ms and byte limits), ListOffsets, OffsetForLeaderEpoch, DeleteRecords.
 
+use std::ops::ControlFlow;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -193,23 +194,22 @@ async fn lookup(b: &Arc<Broker>, topic: &str, partition: i32, ts: i64) -> Result
     }
     let from = p.time_index.lock().scan_start_for(ts);
     let Some(from) = from else { return Ok((-1, -1)) };
-    let mut pos = (from.max(start)) as u64;
-    while pos < info.end {
-        let batches = b.engine.read(p.stream, pos, info.end, TIMESTAMP_SCAN_BYTES).await?;
-        let Some(last) = batches.last() else { break };
-        pos = last.end_offset();
-        for x in &batches {
+    let mut found = (-1, -1);
+    b.engine
+        .scan(p.stream, from.max(start) as u64, info.end, TIMESTAMP_SCAN_BYTES, |x| {
             for (base, h) in records::headers(&x.payload) {
                 if h.max_timestamp >= ts {
                     // Exact for uncompressed batches; a compressed one answers with its first offset.
                     let at = records::first_record_at_or_after(&x.payload[h.position..h.position + h.size], &h, ts);
-                    let (offset, found) = at.map_or((base, h.max_timestamp), |(delta, t)| (base + delta, t));
-                    return Ok((offset.max(start), found));
+                    let (offset, t) = at.map_or((base, h.max_timestamp), |(delta, t)| (base + delta, t));
+                    found = (offset.max(start), t);
+                    return Ok::<_, BrokerError>(ControlFlow::Break(()));
                 }
             }
-        }
-    }
-    Ok((-1, -1))
+            Ok(ControlFlow::Continue(()))
+        })
+        .await?;
+    Ok(found)
 }
 
 /// OffsetForLeaderEpoch: Floe's leader epoch is always 0, and logs are never truncated.

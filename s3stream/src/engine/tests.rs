@@ -365,3 +365,30 @@ async fn compaction_keeps_runs_apart_when_a_stream_object_sits_between() {
         assert!(got[0].base_offset <= start && start < got[0].end_offset(), "read at {start} starts at {}", got[0].base_offset);
     }
 }
+
+#[tokio::test]
+async fn scan_visits_batches_in_order_across_objects_and_cache_and_stops_on_break() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+    let e = Engine::open(cfg(dir.path()), store).await.expect("open");
+    let ids = open_streams(&e, 1).await;
+    let mut want = fill(&e, &ids, 10).await.remove(0);
+    e.flush().await.expect("flush");
+    want.extend(fill(&e, &ids, 10).await.remove(0));
+    let mut seen = vec![];
+    e.scan(ids[0], 0, u64::MAX, 300, |b| {
+        seen.push((b.base_offset, b.payload));
+        Ok::<_, Error>(std::ops::ControlFlow::Continue(()))
+    })
+    .await
+    .expect("scan");
+    assert_eq!(seen, want);
+    let mut n = 0;
+    e.scan(ids[0], 0, u64::MAX, 300, |_| {
+        n += 1;
+        Ok::<_, Error>(if n == 3 { std::ops::ControlFlow::Break(()) } else { std::ops::ControlFlow::Continue(()) })
+    })
+    .await
+    .expect("scan");
+    assert_eq!(n, 3, "a break stops the scan");
+}
