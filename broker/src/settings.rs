@@ -145,8 +145,9 @@ impl Settings {
         env: impl IntoIterator<Item = (String, String)>,
         overrides: Vec<(String, toml::Value)>,
     ) -> Result<(Self, Vec<String>), String> {
-        let known: Vec<String> = match toml::Value::try_from(Settings::default()) {
-            Ok(toml::Value::Table(t)) => t.keys().cloned().chain(["advertised_listener".into(), "object_store".into(), "catalog_token".into()]).collect(),
+        // JSON keeps `None` fields (as null), so optional settings are known keys too.
+        let known: Vec<String> = match serde_json::to_value(Settings::default()) {
+            Ok(serde_json::Value::Object(o)) => o.keys().cloned().collect(),
             _ => vec![],
         };
         let mut ignored = Vec::new();
@@ -277,6 +278,8 @@ mod tests {
         let env = vec![
             ("FLOE_NUM_PARTITIONS".to_string(), "5".to_string()),
             ("FLOE_STORAGE__LOG_CACHE_BYTES".to_string(), "32MiB".to_string()),
+            ("FLOE_CATALOG_TOKEN".to_string(), "t0k".to_string()),
+            ("FLOE_OBJECT_STORE".to_string(), "memory://".to_string()),
             ("PATH".to_string(), "/bin".to_string()),
         ];
         let (s, ignored) = Settings::load(Some(&f), env, vec![("kafka_listen".into(), toml::Value::String("127.0.0.1:0".into()))])
@@ -287,6 +290,7 @@ mod tests {
         assert_eq!(s.storage.wal, WalKind::Object);
         assert_eq!(s.storage.wal_batch_interval_ms, Millis(50));
         assert_eq!(s.storage.log_cache_bytes, ByteSize(32 << 20));
+        assert_eq!((s.catalog_token.as_deref(), s.object_store.as_deref()), (Some("t0k"), Some("memory://")), "optional keys from the environment");
     }
 
     #[test]

@@ -32,6 +32,16 @@ pub struct Topic {
     pub partitions: Vec<Arc<Partition>>,
 }
 
+impl Topic {
+    /// A partition by index, or UNKNOWN_TOPIC_OR_PARTITION.
+    pub fn partition(&self, index: i32) -> Result<Arc<Partition>> {
+        usize::try_from(index)
+            .ok()
+            .and_then(|i| self.partitions.get(i).cloned())
+            .ok_or_else(|| BrokerError::UnknownTopicOrPartition(format!("{}-{index}", self.meta.name)))
+    }
+}
+
 /// All topics of the node.
 pub struct Topics {
     engine: Engine,
@@ -88,9 +98,7 @@ impl Topics {
 
     /// A partition, or UNKNOWN_TOPIC_OR_PARTITION.
     pub fn partition(&self, topic: &str, index: i32) -> Result<Arc<Partition>> {
-        self.get(topic)
-            .and_then(|t| usize::try_from(index).ok().and_then(|i| t.partitions.get(i).cloned()))
-            .ok_or_else(|| BrokerError::UnknownTopicOrPartition(format!("{topic}-{index}")))
+        self.get(topic).ok_or_else(|| BrokerError::UnknownTopicOrPartition(format!("{topic}-{index}")))?.partition(index)
     }
 
     /// Creates a topic (or only checks it, with `validate_only`).

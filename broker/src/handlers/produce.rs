@@ -88,7 +88,7 @@ pub async fn start(b: Arc<Broker>, req: ProduceRequest, ctx: RequestContext) -> 
 
 async fn start_partition(b: &Arc<Broker>, topic: &str, index: i32, data: Bytes) -> Result<Pending> {
     let t = b.topics.get(topic).ok_or_else(|| BrokerError::UnknownTopicOrPartition(topic.to_string()))?;
-    let p = b.topics.partition(topic, index)?;
+    let p = t.partition(index)?;
     let infos = records::validate(&data)?;
     let max = topic_config::long(&t.meta.configs, "max.message.bytes").map_or(b.settings.message_max_bytes.0 as usize, |v| v as usize);
     for i in &infos {
