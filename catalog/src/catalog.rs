@@ -34,7 +34,7 @@ fn show(ns: &[String]) -> String {
 }
 
 /// A table as the REST API answers for it.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct LoadedTable {
     pub metadata_location: String,
     pub metadata: Arc<TableMetadata>,

@@ -4,12 +4,20 @@
 //! - [`catalog`]: namespaces, tables, commits; metadata JSON in the object store.
 //! - [`store`]: where the catalog's pointers live (injected; the broker keeps them in the engine).
 //! - [`server`]: the Iceberg REST API over the catalog (axum).
+//! - [`storage`]: the iceberg crate's file IO on `object_store` (one S3 client for everything).
+//! - [`files`]: Parquet data files and position-delete files.
+//! - [`commit`]: Floe's own snapshots: append, row-delta, replace, expiry.
 //! - [`error`]: the crate's error type and its REST form.
 
 pub mod catalog;
+pub mod commit;
+pub mod files;
 pub mod error;
 pub mod server;
+pub mod storage;
 pub mod store;
 
 pub use catalog::Catalog;
 pub use error::CatalogError;
+pub use commit::{Change, CommitTarget, Committer};
+pub use storage::ObjectStorage;

@@ -1,0 +1,99 @@
+//! Snapshot expiry: snapshots older than a time, beyond the last N of `main` and not named by any
+//! ref, are removed in one commit; then every file only they reached (manifest lists, manifests,
+//! data and delete files) is deleted.
+
+use std::collections::HashSet;
+
+use iceberg::spec::TableMetadata;
+use iceberg::{TableRequirement, TableUpdate};
+
+use super::Committer;
+use crate::catalog::{LoadedTable, Namespace};
+use crate::error::{CatalogError, Result};
+
+/// What an expiry did.
+#[derive(Debug, Default, Clone)]
+pub struct ExpireReport {
+    pub expired_snapshot_ids: Vec<i64>,
+    pub deleted_files: usize,
+}
+
+/// Snapshot ids named by a ref (branch or tag). The metadata type keeps refs private; its JSON form
+/// has them.
+fn ref_heads(meta: &TableMetadata) -> HashSet<i64> {
+    let mut out = HashSet::new();
+    if let Ok(v) = serde_json::to_value(meta) {
+        if let Some(refs) = v.get("refs").and_then(|r| r.as_object()) {
+            out.extend(refs.values().filter_map(|r| r.get("snapshot-id").and_then(|s| s.as_i64())));
+        }
+    }
+    out.extend(meta.current_snapshot_id());
+    out
+}
+
+/// The snapshots that expire: older than `older_than_ms`, not among the newest `retain_last` of
+/// `main`'s history, not a ref's head.
+pub fn to_expire(meta: &TableMetadata, older_than_ms: i64, retain_last: usize) -> Vec<i64> {
+    let mut keep = ref_heads(meta);
+    let mut cursor = meta.current_snapshot();
+    let mut n = 0;
+    while let Some(s) = cursor {
+        if n >= retain_last.max(1) {
+            break;
+        }
+        keep.insert(s.snapshot_id());
+        n += 1;
+        cursor = s.parent_snapshot_id().and_then(|p| meta.snapshot_by_id(p));
+    }
+    let mut out: Vec<i64> = meta.snapshots().filter(|s| s.timestamp_ms() < older_than_ms && !keep.contains(&s.snapshot_id())).map(|s| s.snapshot_id()).collect();
+    out.sort_unstable();
+    out
+}
+
+impl Committer {
+    /// Expires snapshots of `base` (see [`to_expire`]) and deletes the files only they reached.
+    pub async fn expire_snapshots(&self, ns: &Namespace, name: &str, base: &LoadedTable, older_than_ms: i64, retain_last: usize) -> Result<(LoadedTable, ExpireReport)> {
+        let meta = base.metadata.as_ref();
+        let expired = to_expire(meta, older_than_ms, retain_last);
+        if expired.is_empty() {
+            return Ok((base.clone(), ExpireReport::default()));
+        }
+        let before = self.reachable(meta, meta.snapshots().map(|s| s.snapshot_id())).await?;
+        let requirements = vec![
+            TableRequirement::UuidMatch { uuid: meta.uuid() },
+            TableRequirement::RefSnapshotIdMatch { r#ref: "main".into(), snapshot_id: meta.current_snapshot_id() },
+        ];
+        let updates = vec![TableUpdate::RemoveSnapshots { snapshot_ids: expired.clone() }];
+        let after = self.target.commit(ns, name, requirements, updates).await?;
+        let still = self.reachable(&after.metadata, after.metadata.snapshots().map(|s| s.snapshot_id())).await?;
+        let mut deleted = 0;
+        for f in before.difference(&still) {
+            match self.io.delete(f).await {
+                Ok(()) => deleted += 1,
+                Err(e) => tracing::warn!(file = %f, error = %e, "expired file not deleted; it is unreferenced and can be removed by hand"),
+            }
+        }
+        Ok((after, ExpireReport { expired_snapshot_ids: expired, deleted_files: deleted }))
+    }
+
+    /// Every file the given snapshots reach: manifest lists, manifests, data and delete files.
+    async fn reachable(&self, meta: &TableMetadata, snapshots: impl Iterator<Item = i64>) -> Result<HashSet<String>> {
+        let mut files = HashSet::new();
+        let mut seen_manifests = HashSet::new();
+        for id in snapshots {
+            let Some(s) = meta.snapshot_by_id(id) else { continue };
+            files.insert(s.manifest_list().to_string());
+            for mf in self.manifests(meta, Some(id)).await? {
+                if !seen_manifests.insert(mf.manifest_path.clone()) {
+                    continue;
+                }
+                let manifest = mf.load_manifest(&self.io).await.map_err(|e| CatalogError::Storage(format!("{}: {e}", mf.manifest_path)))?;
+                files.insert(mf.manifest_path.clone());
+                // A `Deleted` entry still names its file: the file stays while an older snapshot that
+                // had it alive stays, and that snapshot's own manifests reach it.
+                files.extend(manifest.entries().iter().filter(|e| e.is_alive()).map(|e| e.file_path().to_string()));
+            }
+        }
+        Ok(files)
+    }
+}

@@ -1,0 +1,199 @@
+//! Commit-path tests, read back with the iceberg crate's own scan (which applies position deletes):
+//! append, row-delta, a stale commit refused and cleaned up, replace, manifest merging, expiry.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use arrow_array::{Array, Int64Array, RecordBatch, StringArray};
+use futures::TryStreamExt;
+use iceberg::spec::{NestedField, PrimitiveType, Schema, Type};
+use iceberg::table::Table;
+use iceberg::TableIdent;
+use object_store::memory::InMemory;
+use object_store::{ObjectStore, ObjectStoreExt};
+
+use super::*;
+use crate::catalog::{Catalog, CreateTable};
+use crate::files::{write_data_file, write_position_deletes, Placement};
+use crate::storage::ObjectStorage;
+use crate::store::MemoryStore;
+
+const WH: &str = "s3://bucket/warehouse";
+
+struct Fixture {
+    objects: Arc<dyn ObjectStore>,
+    catalog: Arc<Catalog>,
+    committer: Committer,
+    ns: Namespace,
+}
+
+async fn fixture() -> Fixture {
+    let objects: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+    let catalog = Arc::new(Catalog::open(Arc::new(MemoryStore::default()), objects.clone(), WH, "warehouse").expect("open"));
+    let io = ObjectStorage::new(objects.clone(), WH, "warehouse").file_io();
+    let ns = vec!["db".to_string()];
+    catalog.create_namespace(ns.clone(), HashMap::new()).await.expect("ns");
+    let schema = Schema::builder()
+        .with_fields(vec![
+            NestedField::required(1, "id", Type::Primitive(PrimitiveType::Long)).into(),
+            NestedField::optional(2, "name", Type::Primitive(PrimitiveType::String)).into(),
+        ])
+        .build()
+        .expect("schema");
+    catalog
+        .create_table(&ns, CreateTable { name: "t".into(), location: None, schema, partition_spec: None, sort_order: None, properties: HashMap::new() })
+        .await
+        .expect("table");
+    Fixture { objects, committer: Committer::new(catalog.clone(), io), catalog, ns }
+}
+
+impl Fixture {
+    async fn load(&self) -> LoadedTable {
+        self.catalog.load_table(&self.ns, "t").await.expect("load")
+    }
+
+    async fn data_file(&self, name: &str, ids: &[i64]) -> DataFile {
+        let t = self.load().await;
+        let schema = t.metadata.current_schema().clone();
+        let arrow = Arc::new(iceberg::arrow::schema_to_arrow_schema(&schema).expect("arrow schema"));
+        let batch = RecordBatch::try_new(
+            arrow,
+            vec![Arc::new(Int64Array::from(ids.to_vec())), Arc::new(StringArray::from_iter_values(ids.iter().map(|i| format!("n{i}"))))],
+        )
+        .expect("batch");
+        let loc = format!("{}/data/{name}.parquet", t.metadata.location());
+        write_data_file(self.committer.io(), &loc, schema, &[batch], &Placement::unpartitioned()).await.expect("write").expect("rows")
+    }
+
+    async fn deletes(&self, name: &str, rows: Vec<(String, i64)>) -> DataFile {
+        let t = self.load().await;
+        let loc = format!("{}/data/{name}-deletes.parquet", t.metadata.location());
+        write_position_deletes(self.committer.io(), &loc, rows, &Placement::unpartitioned()).await.expect("write").expect("rows")
+    }
+
+    async fn commit(&self, change: Change) -> Result<LoadedTable> {
+        let base = self.load().await;
+        self.committer.commit(&self.ns, "t", &base, change, &HashMap::from([("floe.test".to_string(), "1".to_string())])).await
+    }
+
+    /// The ids a reader sees.
+    async fn ids(&self) -> BTreeSet<i64> {
+        let t = self.load().await;
+        let table = Table::builder()
+            .metadata(t.metadata.clone())
+            .metadata_location(t.metadata_location.clone())
+            .identifier(TableIdent::from_strs(["db", "t"]).expect("ident"))
+            .file_io(self.committer.io().clone())
+            .runtime(iceberg::Runtime::current())
+            .build()
+            .expect("table");
+        let batches: Vec<RecordBatch> = table.scan().select(["id"]).build().expect("scan").to_arrow().await.expect("arrow").try_collect().await.expect("read");
+        let mut out = BTreeSet::new();
+        for b in batches {
+            let col = b.column(0).as_any().downcast_ref::<Int64Array>().expect("long");
+            out.extend((0..col.len()).map(|i| col.value(i)));
+        }
+        out
+    }
+
+    async fn exists(&self, location: &str) -> bool {
+        let path = ObjectStorage::new(self.objects.clone(), WH, "warehouse").path(location).expect("path");
+        self.objects.head(&path).await.is_ok()
+    }
+}
+
+fn summary(t: &LoadedTable) -> HashMap<String, String> {
+    t.metadata.current_snapshot().expect("snapshot").summary().additional_properties.clone()
+}
+
+#[tokio::test]
+async fn append_row_delta_replace_and_expire_read_back_right() {
+    let f = fixture().await;
+    let a = f.data_file("a", &[1, 2, 3, 4, 5]).await;
+    let a_path = a.file_path().to_string();
+    let t1 = f.commit(Change::Append(vec![a])).await.expect("append");
+    assert_eq!(f.ids().await, BTreeSet::from([1, 2, 3, 4, 5]));
+    let s1 = summary(&t1);
+    assert_eq!(s1["total-records"], "5");
+    assert_eq!(s1["floe.test"], "1");
+    assert_eq!(t1.metadata.current_snapshot().expect("s").sequence_number(), 1);
+
+    // Row-delta: rows 2 and 4 of `a` (ids 3, 5) go, 6 and 7 come, in one snapshot.
+    let b = f.data_file("b", &[6, 7]).await;
+    let d = f.deletes("d1", vec![(a_path.clone(), 4), (a_path.clone(), 2)]).await;
+    let d_path = d.file_path().to_string();
+    let t2 = f.commit(Change::RowDelta { data: vec![b], deletes: vec![d] }).await.expect("row delta");
+    assert_eq!(f.ids().await, BTreeSet::from([1, 2, 4, 6, 7]));
+    let s2 = summary(&t2);
+    assert_eq!(s2["total-records"], "7");
+    assert_eq!(s2["total-data-files"], "2");
+    assert_eq!(s2["total-delete-files"], "1");
+    assert_eq!(s2["total-position-deletes"], "2");
+    let live = f.committer.live_files(&t2.metadata).await.expect("live");
+    assert_eq!(live.len(), 3);
+    assert!(live.iter().all(|l| l.sequence_number == if l.file.file_path() == a_path { 1 } else { 2 }));
+
+    // Compaction: everything into one file; the delete file leaves with the data it applied to.
+    let c = f.data_file("c", &[1, 2, 4, 6, 7]).await;
+    let b_path = live.iter().find(|l| l.file.file_path().ends_with("b.parquet")).expect("b").file.file_path().to_string();
+    let removed = HashSet::from([a_path.clone(), b_path.clone(), d_path.clone()]);
+    let t3 = f.commit(Change::Replace { removed: removed.clone(), data: vec![c], deletes: vec![] }).await.expect("replace");
+    assert_eq!(f.ids().await, BTreeSet::from([1, 2, 4, 6, 7]));
+    let s3 = summary(&t3);
+    assert_eq!(t3.metadata.current_snapshot().expect("s").summary().operation, Operation::Replace);
+    assert_eq!(s3["total-records"], "5");
+    assert_eq!(s3["total-data-files"], "1");
+    assert_eq!(s3["total-delete-files"], "0");
+    let live = f.committer.live_files(&t3.metadata).await.expect("live");
+    assert_eq!(live.len(), 1);
+    assert_eq!(live[0].sequence_number, 2, "a rewrite keeps the sequence number it started from");
+
+    // Replacing a file that is gone is a conflict.
+    let again = f.commit(Change::Replace { removed: HashSet::from([a_path.clone()]), data: vec![], deletes: vec![] }).await;
+    assert!(matches!(again, Err(CatalogError::CommitFailed(_))), "{again:?}");
+
+    // Expiry: only the current snapshot stays; files only older snapshots reached are deleted.
+    let old_list = t1.metadata.current_snapshot().expect("s").manifest_list().to_string();
+    assert!(f.exists(&a_path).await && f.exists(&old_list).await);
+    let (t4, report) = f.committer.expire_snapshots(&f.ns, "t", &t3, now_ms() + 1, 1).await.expect("expire");
+    assert_eq!(report.expired_snapshot_ids.len(), 2);
+    assert_eq!(t4.metadata.snapshots().count(), 1);
+    for gone in [&a_path, &b_path, &d_path, &old_list] {
+        assert!(!f.exists(gone).await, "{gone} should be deleted");
+    }
+    assert!(f.exists(live[0].file.file_path()).await);
+    assert_eq!(f.ids().await, BTreeSet::from([1, 2, 4, 6, 7]));
+}
+
+#[tokio::test]
+async fn a_stale_commit_is_refused_and_leaves_no_metadata_behind() {
+    let f = fixture().await;
+    let base = f.load().await;
+    let a = f.data_file("a", &[1]).await;
+    f.commit(Change::Append(vec![a])).await.expect("first");
+    let before: BTreeSet<_> = f.objects.list(None).map_ok(|m| m.location.to_string()).try_collect().await.expect("list");
+    let b = f.data_file("b", &[2]).await;
+    let b_path = b.file_path().to_string();
+    let stale = f.committer.commit(&f.ns, "t", &base, Change::Append(vec![b]), &HashMap::new()).await;
+    assert!(matches!(stale, Err(CatalogError::CommitFailed(_))), "{stale:?}");
+    let after: BTreeSet<_> = f.objects.list(None).map_ok(|m| m.location.to_string()).try_collect().await.expect("list");
+    let new: Vec<_> = after.difference(&before).collect();
+    assert_eq!(new.len(), 1, "only the caller's data file is new: {new:?}");
+    assert!(new[0].ends_with("b.parquet") && f.exists(&b_path).await);
+    assert_eq!(f.ids().await, BTreeSet::from([1]));
+}
+
+#[tokio::test]
+async fn many_commits_keep_few_manifests_and_every_row() {
+    let f = fixture().await;
+    let n = MANIFESTS_MERGE_COUNT_MIN as i64 + 8;
+    for i in 0..n {
+        let file = f.data_file(&format!("f{i}"), &[i]).await;
+        f.commit(Change::Append(vec![file])).await.expect("append");
+    }
+    let t = f.load().await;
+    let manifests = f.committer.manifests(&t.metadata, t.metadata.current_snapshot_id()).await.expect("manifests");
+    assert!(manifests.len() < MANIFESTS_MERGE_COUNT_MIN, "{} manifests", manifests.len());
+    assert_eq!(f.ids().await, (0..n).collect());
+    assert_eq!(summary(&t)["total-records"], n.to_string());
+}
