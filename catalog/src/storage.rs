@@ -233,32 +233,32 @@ mod tests {
     async fn files_round_trip_under_the_warehouse_and_nowhere_else() {
         let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
         let io = ObjectStorage::new(store.clone(), "s3://b/warehouse/", "warehouse").file_io();
-        let out = io.new_output("s3://b/warehouse/ns/t/data/a.parquet").unwrap();
-        let mut w = out.writer().await.unwrap();
-        w.write(Bytes::from_static(b"hello ")).await.unwrap();
-        w.write(Bytes::from_static(b"world")).await.unwrap();
-        w.close().await.unwrap();
+        let out = io.new_output("s3://b/warehouse/ns/t/data/a.parquet").expect("test");
+        let mut w = out.writer().await.expect("test");
+        w.write(Bytes::from_static(b"hello ")).await.expect("test");
+        w.write(Bytes::from_static(b"world")).await.expect("test");
+        w.close().await.expect("test");
         assert!(w.write(Bytes::from_static(b"x")).await.is_err(), "a closed file takes no more bytes");
         // The object is where the warehouse path says.
-        let raw = store.get(&Path::from("warehouse/ns/t/data/a.parquet")).await.unwrap().bytes().await.unwrap();
+        let raw = store.get(&Path::from("warehouse/ns/t/data/a.parquet")).await.expect("test").bytes().await.expect("test");
         assert_eq!(&raw[..], b"hello world");
-        let input = io.new_input("s3://b/warehouse/ns/t/data/a.parquet").unwrap();
-        assert_eq!(input.metadata().await.unwrap().size, 11);
-        assert_eq!(&input.reader().await.unwrap().read(6..11).await.unwrap()[..], b"world");
-        assert!(io.exists("s3://b/warehouse/ns/t/data/a.parquet").await.unwrap());
-        assert!(!io.exists("s3://b/warehouse/ns/t/data/b.parquet").await.unwrap());
+        let input = io.new_input("s3://b/warehouse/ns/t/data/a.parquet").expect("test");
+        assert_eq!(input.metadata().await.expect("test").size, 11);
+        assert_eq!(&input.reader().await.expect("test").read(6..11).await.expect("test")[..], b"world");
+        assert!(io.exists("s3://b/warehouse/ns/t/data/a.parquet").await.expect("test"));
+        assert!(!io.exists("s3://b/warehouse/ns/t/data/b.parquet").await.expect("test"));
         assert!(io.new_input("s3://other/warehouse/x").is_err());
         assert!(io.new_input("s3://b/warehouse2/x").is_err(), "a sibling prefix is not the warehouse");
-        io.delete_prefix("s3://b/warehouse/ns").await.unwrap();
-        assert!(!io.exists("s3://b/warehouse/ns/t/data/a.parquet").await.unwrap());
+        io.delete_prefix("s3://b/warehouse/ns").await.expect("test");
+        assert!(!io.exists("s3://b/warehouse/ns/t/data/a.parquet").await.expect("test"));
     }
 
     #[test]
     fn a_serialized_storage_comes_back_to_the_same_store() {
         let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
         let s = ObjectStorage::new(store.clone(), "memory://wh-serde", "wh");
-        let json = serde_json::to_string(&s).unwrap();
-        let back: ObjectStorage = serde_json::from_str(&json).unwrap();
+        let json = serde_json::to_string(&s).expect("test");
+        let back: ObjectStorage = serde_json::from_str(&json).expect("test");
         assert!(Arc::ptr_eq(&back.store, &store));
         let unknown = json.replace("wh-serde", "wh-unknown");
         assert!(serde_json::from_str::<ObjectStorage>(&unknown).is_err());
