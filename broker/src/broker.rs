@@ -45,6 +45,8 @@ pub struct Broker {
     pub registry: Arc<floe_schema::registry::Registry>,
     pub clock: Arc<dyn Clock>,
     pub store_metrics: Arc<StoreMetrics>,
+    /// The node's Table Topics (a commit loop per enabled topic).
+    pub table_topics: Arc<floe_table_topic::TableTopics>,
     /// Woken after every durable produce, for long-polling fetches.
     pub data_appended: Notify,
     /// (host, port) given to clients; set once the Kafka listener is bound.
@@ -96,6 +98,7 @@ impl BrokerBuilder {
         let url = s.object_store_url().map_err(BrokerError::Internal)?;
         let warehouse = format!("{}/warehouse", url.split('?').next().unwrap_or(&url).trim_end_matches('/'));
         let catalog_store = Arc::new(crate::catalog_store::EngineCatalogStore(engine.clone()));
+        let files = floe_catalog::ObjectStorage::new(store.clone(), &warehouse, "warehouse").file_io();
         let catalog = Arc::new(floe_catalog::Catalog::open(catalog_store, store, &warehouse, "warehouse").map_err(|e| BrokerError::Internal(format!("catalog: {e}")))?);
         let registry = Arc::new(floe_schema::registry::Registry::open(log).await.map_err(|e| BrokerError::Internal(format!("schema registry: {e}")))?);
         let groups = Coordinator::new(GroupSettings {
@@ -104,7 +107,10 @@ impl BrokerBuilder {
             max_session_timeout_ms: s.group_max_session_timeout_ms.0 as i32,
         });
         let advertised = parking_lot::RwLock::new(split_host_port(&s.kafka_listen));
-        let broker = Arc::new(Broker {
+        let committer = floe_catalog::Committer::new(catalog.clone(), files);
+        let schemas = Arc::new(floe_schema::source::SchemaCache::new(registry.clone(), Duration::from_secs(5)));
+        let broker = Arc::new_cyclic(|weak| Broker {
+            table_topics: floe_table_topic::TableTopics::new(Arc::new(crate::table_source::BrokerSource(weak.clone())), committer, schemas),
             settings: s,
             engine,
             topics,
@@ -130,6 +136,9 @@ pub fn split_host_port(addr: &str) -> (String, i32) {
     }
 }
 
+/// How often Table Topic loops are brought in line with topic configs.
+const TABLE_TOPIC_RECONCILE_MS: u64 = 500;
+
 fn spawn_background(b: &Arc<Broker>) {
     let weak = Arc::downgrade(b);
     tokio::spawn(async move {
@@ -137,6 +146,16 @@ fn spawn_background(b: &Arc<Broker>) {
             b.groups.tick();
             drop(b);
             tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    });
+    let weak = Arc::downgrade(b);
+    tokio::spawn(async move {
+        loop {
+            let Some(b) = weak.upgrade() else { break };
+            let topics: Vec<(String, std::collections::BTreeMap<String, String>)> = b.topics.all().iter().map(|t| (t.meta.name.clone(), t.meta.configs.clone())).collect();
+            b.table_topics.reconcile(&topics);
+            drop(b);
+            tokio::time::sleep(Duration::from_millis(TABLE_TOPIC_RECONCILE_MS)).await;
         }
     });
     let weak = Arc::downgrade(b);
@@ -188,7 +207,14 @@ impl Broker {
             }
             for p in &topic.partitions {
                 let Ok(info) = self.engine.stream_info(p.stream) else { continue };
-                let cut = p.time_index.lock().retention_cut(info.start as i64, info.end as i64, now, ms, bytes);
+                let mut cut = p.time_index.lock().retention_cut(info.start as i64, info.end as i64, now, ms, bytes);
+                // Never trim what the topic's table has not committed yet.
+                if let (Some(c), Some(committed)) = (cut, self.table_topics.committed(&p.topic, p.index)) {
+                    if c > committed {
+                        tracing::warn!(topic = %p.topic, partition = p.index, retention_cut = c, table_committed = committed, "retention held back by table-topic lag");
+                        cut = (committed > info.start as i64).then_some(committed);
+                    }
+                }
                 if let Some(cut) = cut {
                     match self.engine.trim(p.stream, cut as u64).await {
                         Ok(()) => {
@@ -204,6 +230,7 @@ impl Broker {
 
     /// Snapshots state and closes the engine (everything acknowledged is already durable).
     pub async fn shutdown(&self) -> Result<()> {
+        self.table_topics.shutdown().await;
         if let Err(e) = self.state.snapshot(&self.topics).await {
             tracing::warn!(error = %e, "final state snapshot failed; state is rebuilt from the log on start");
         }

@@ -25,6 +25,7 @@ pub mod schema_log;
 pub mod server;
 pub mod settings;
 pub mod state;
+pub mod table_source;
 pub mod topic_config;
 pub mod topics;
 pub mod units;

@@ -38,6 +38,8 @@ static KEYS: &[Key] = &[
     Key { name: "message.timestamp.type", kind: Kind::OneOf(&["CreateTime"]), default: Some("CreateTime"), doc: "Only producer timestamps: batches are never rewritten." },
     Key { name: "automq.table.topic.enable", kind: Kind::Bool, default: Some("false"), doc: "Materialize the topic into an Iceberg table." },
     Key { name: "automq.table.topic.commit.interval.ms", kind: Kind::Long { min: 100 }, default: Some("60000"), doc: "How often the table is committed." },
+    Key { name: "automq.table.topic.commit.bytes.max", kind: Kind::Long { min: 1 }, default: Some("268435456"), doc: "Commit early once this many bytes of records wait (Floe's own)." },
+    Key { name: "automq.table.topic.dlq.table", kind: Kind::Text, default: None, doc: "Dead-letter table name (default <topic>_dlq; Floe's own)." },
     Key { name: "automq.table.topic.namespace", kind: Kind::Text, default: Some("default"), doc: "Iceberg namespace of the table." },
     Key { name: "automq.table.topic.convert.value.type", kind: Kind::OneOf(&["raw", "string", "by_schema_id", "by_latest_schema", "json", "protobuf_file"]), default: Some("raw"), doc: "How record values are decoded." },
     Key { name: "automq.table.topic.convert.key.type", kind: Kind::OneOf(&["raw", "string", "by_schema_id", "by_latest_schema", "json", "protobuf_file"]), default: Some("raw"), doc: "How record keys are decoded." },
@@ -137,6 +139,12 @@ pub fn validate(configs: &BTreeMap<String, String>) -> Result<()> {
         if convert == "raw" || convert == "string" {
             return Err(invalid("automq.table.topic.transform.value.type", format!("flatten needs structured values, not {convert}")));
         }
+    }
+    // With the table on, the Table Topic's own checks (the message names the key).
+    if let Err(e) = floe_table_topic::TableConfig::from_topic(configs) {
+        let msg = e.to_string();
+        let key = msg.split(|c: char| c == '=' || c.is_whitespace()).find(|w| w.starts_with(TT)).unwrap_or("automq.table.topic.enable").to_string();
+        return Err(invalid(&key, msg));
     }
     Ok(())
 }

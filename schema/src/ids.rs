@@ -29,6 +29,31 @@ impl FieldIds {
         self.by_path.get(path).copied()
     }
 
+    /// The ids an existing schema carries (a table's, read back), so new columns get fresh ones.
+    /// `last_id` is the table's last assigned id, which may exceed every id still in the schema.
+    pub fn from_schema(schema: &Schema, last_id: i32) -> Self {
+        fn walk(ids: &mut FieldIds, f: &Field, parent: &str) {
+            let path = if parent.is_empty() { f.name().clone() } else { format!("{parent}.{}", f.name()) };
+            if let Some(id) = field_id(f) {
+                ids.by_path.insert(path.clone(), id);
+                ids.last_id = ids.last_id.max(id);
+            }
+            match f.data_type() {
+                DataType::Struct(children) => children.iter().for_each(|c| walk(ids, c, &path)),
+                DataType::List(item) => walk(ids, &item.as_ref().clone().with_name("element"), &path),
+                DataType::Map(entries, _) => {
+                    if let DataType::Struct(kv) = entries.data_type() {
+                        kv.iter().for_each(|c| walk(ids, c, &path));
+                    }
+                }
+                _ => {}
+            }
+        }
+        let mut ids = FieldIds { by_path: HashMap::new(), last_id };
+        schema.fields().iter().for_each(|f| walk(&mut ids, f, ""));
+        ids
+    }
+
     /// Returns `schema` with an id on every field (nested ones too), giving new paths new ids.
     pub fn assign(&mut self, schema: &Schema) -> Schema {
         let fields: Vec<Field> = schema.fields().iter().map(|f| self.field(f, "")).collect();
@@ -73,6 +98,20 @@ pub fn field_id(f: &Field) -> Option<i32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ids_read_back_from_a_schema_continue_where_it_left() {
+        let mut first = FieldIds::default();
+        let v1 = first.assign(&Schema::new(vec![
+            Field::new("id", DataType::Int64, false),
+            Field::new("tags", DataType::List(Arc::new(Field::new("item", DataType::Utf8, true))), true),
+        ]));
+        let mut back = FieldIds::from_schema(&v1, 10);
+        assert_eq!(back.get("tags.element"), first.get("tags.element"));
+        let v2 = back.assign(&Schema::new(vec![Field::new("id", DataType::Int64, false), Field::new("extra", DataType::Utf8, true)]));
+        assert_eq!(field_id(v2.field(0)), Some(1));
+        assert_eq!(field_id(v2.field(1)), Some(11), "new ids start after the table's last id");
+    }
 
     #[test]
     fn ids_stay_with_their_paths_across_versions() {

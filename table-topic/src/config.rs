@@ -1,0 +1,239 @@
+//! A Table Topic's settings, read from the topic's `automq.table.topic.*` keys, and the checks that
+//! refuse a combination that cannot work (the broker answers INVALID_CONFIG with the message).
+
+use std::collections::BTreeMap;
+
+use crate::error::{Result, TableTopicError};
+
+/// The prefix of every Table Topic key.
+pub const PREFIX: &str = "automq.table.topic.";
+
+/// How a key or value becomes data.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Convert {
+    /// Bytes as they are.
+    Raw,
+    /// UTF-8 text.
+    String,
+    /// Confluent-framed records, decoded with the schema their id names.
+    BySchemaId,
+    /// Unframed records, decoded with the latest schema of a subject.
+    ByLatestSchema { subject: Option<String>, message: Option<String> },
+    /// Schemaless JSON objects; columns inferred and widened.
+    Json,
+}
+
+/// How a decoded value becomes a row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transform {
+    /// The value is one column, `_kafka_value`.
+    None,
+    /// The value's fields are the columns.
+    Flatten,
+    /// A Debezium change event: the row image's fields are the columns, plus `_cdc`.
+    FlattenDebezium,
+}
+
+/// What happens to a record that cannot become a row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tolerance {
+    /// The table pauses at the record until the config changes.
+    None,
+    /// Bad records go to the dead-letter table.
+    InvalidData,
+    /// As `InvalidData`, for every per-record failure.
+    All,
+}
+
+/// Where the identifier columns come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IdColumns {
+    None,
+    Columns(Vec<String>),
+    /// `[_from_debezium_key_]`: the fields of the (JSON) record key.
+    FromDebeziumKey,
+}
+
+/// A Table Topic's settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableConfig {
+    pub namespace: String,
+    pub commit_interval_ms: u64,
+    /// Commit early once this many bytes of records are waiting.
+    pub commit_bytes_max: u64,
+    pub value: Convert,
+    pub key: Convert,
+    pub transform: Transform,
+    pub id_columns: IdColumns,
+    pub upsert: bool,
+    /// Path of the field holding I/U/D (e.g. `_cdc.op`).
+    pub cdc_field: Option<String>,
+    pub tolerance: Tolerance,
+    pub dlq_table: Option<String>,
+    pub expire_enabled: bool,
+    pub expire_older_than_hours: u64,
+    pub expire_retain_last: usize,
+}
+
+fn get<'a>(c: &'a BTreeMap<String, String>, key: &str) -> Option<&'a str> {
+    c.get(&format!("{PREFIX}{key}")).map(|s| s.trim()).filter(|s| !s.is_empty())
+}
+
+fn bad(msg: impl Into<String>) -> TableTopicError {
+    TableTopicError::Config(msg.into())
+}
+
+fn number(c: &BTreeMap<String, String>, key: &str, default: u64) -> Result<u64> {
+    match get(c, key) {
+        None => Ok(default),
+        Some(v) => v.parse().map_err(|_| bad(format!("{PREFIX}{key}={v} is not a non-negative whole number"))),
+    }
+}
+
+fn boolean(c: &BTreeMap<String, String>, key: &str, default: bool) -> Result<bool> {
+    match get(c, key) {
+        None => Ok(default),
+        Some(v) => match v.to_ascii_lowercase().as_str() {
+            "true" => Ok(true),
+            "false" => Ok(false),
+            _ => Err(bad(format!("{PREFIX}{key}={v} is not true or false"))),
+        },
+    }
+}
+
+/// `[a, b]` (brackets optional) into its items.
+pub fn list(v: &str) -> Vec<String> {
+    v.trim().trim_start_matches('[').trim_end_matches(']').split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect()
+}
+
+fn convert(c: &BTreeMap<String, String>, side: &str) -> Result<Convert> {
+    let kind = get(c, &format!("convert.{side}.type")).unwrap_or("raw");
+    Ok(match kind {
+        "raw" => Convert::Raw,
+        "string" => Convert::String,
+        "by_schema_id" => Convert::BySchemaId,
+        "by_latest_schema" => Convert::ByLatestSchema {
+            subject: get(c, &format!("convert.{side}.by_latest_schema.subject")).map(str::to_string),
+            message: get(c, &format!("convert.{side}.by_latest_schema.message.full.name")).map(str::to_string),
+        },
+        "json" => Convert::Json,
+        "protobuf_file" => return Err(bad(format!("{PREFIX}convert.{side}.type=protobuf_file is not supported yet; register the .proto in the schema registry and use by_latest_schema"))),
+        other => return Err(bad(format!("{PREFIX}convert.{side}.type={other} is unknown (raw, string, by_schema_id, by_latest_schema, json)"))),
+    })
+}
+
+impl TableConfig {
+    /// The settings of a topic, `None` when it is not a Table Topic; an error names what is wrong.
+    pub fn from_topic(configs: &BTreeMap<String, String>) -> Result<Option<TableConfig>> {
+        if !boolean(configs, "enable", false)? {
+            return Ok(None);
+        }
+        let transform = match get(configs, "transform.value.type").unwrap_or("none") {
+            "none" => Transform::None,
+            "flatten" => Transform::Flatten,
+            "flatten_debezium" => Transform::FlattenDebezium,
+            other => return Err(bad(format!("{PREFIX}transform.value.type={other} is unknown (none, flatten, flatten_debezium)"))),
+        };
+        let value = convert(configs, "value")?;
+        let key = convert(configs, "key")?;
+        let tolerance = match get(configs, "errors.tolerance").unwrap_or("invalid_data") {
+            "none" => Tolerance::None,
+            "invalid_data" => Tolerance::InvalidData,
+            "all" => Tolerance::All,
+            other => return Err(bad(format!("{PREFIX}errors.tolerance={other} is unknown (none, invalid_data, all)"))),
+        };
+        let id_columns = match get(configs, "id.columns").map(list) {
+            None => IdColumns::None,
+            Some(l) if l.is_empty() => IdColumns::None,
+            Some(l) if l == ["_from_debezium_key_"] => IdColumns::FromDebeziumKey,
+            Some(l) => IdColumns::Columns(l),
+        };
+        let cfg = TableConfig {
+            namespace: get(configs, "namespace").unwrap_or("default").to_string(),
+            commit_interval_ms: number(configs, "commit.interval.ms", 60_000)?,
+            commit_bytes_max: number(configs, "commit.bytes.max", 256 << 20)?,
+            value,
+            key,
+            transform,
+            id_columns,
+            upsert: boolean(configs, "upsert.enable", false)?,
+            cdc_field: get(configs, "cdc.field").map(str::to_string),
+            tolerance,
+            dlq_table: get(configs, "dlq.table").map(str::to_string),
+            expire_enabled: boolean(configs, "expire.snapshot.enabled", true)?,
+            expire_older_than_hours: number(configs, "expire.snapshot.older.than.hours", 1)?,
+            expire_retain_last: number(configs, "expire.snapshot.retain.last", 1)?.max(1) as usize,
+        };
+        cfg.check()?;
+        if get(configs, "partition.by").is_some_and(|v| !list(v).is_empty()) {
+            return Err(bad(format!("{PREFIX}partition.by is not supported yet: Floe writes unpartitioned tables for now")));
+        }
+        Ok(Some(cfg))
+    }
+
+    fn check(&self) -> Result<()> {
+        if self.commit_interval_ms < 100 {
+            return Err(bad(format!("{PREFIX}commit.interval.ms must be at least 100")));
+        }
+        if self.transform == Transform::FlattenDebezium && matches!(self.value, Convert::Raw | Convert::String) {
+            return Err(bad(format!("{PREFIX}transform.value.type=flatten_debezium needs decoded values: set {PREFIX}convert.value.type to json, by_schema_id or by_latest_schema")));
+        }
+        if self.transform == Transform::Flatten && matches!(self.value, Convert::Raw | Convert::String) {
+            return Err(bad(format!("{PREFIX}transform.value.type=flatten needs decoded values, not {:?}", self.value)));
+        }
+        let keyed = self.upsert || self.cdc_field.is_some();
+        if keyed && self.id_columns == IdColumns::None {
+            return Err(bad(format!("{PREFIX}upsert.enable and {PREFIX}cdc.field need {PREFIX}id.columns (e.g. [id])")));
+        }
+        if keyed && self.transform == Transform::None {
+            return Err(bad(format!("{PREFIX}upsert.enable and {PREFIX}cdc.field need flattened rows: set {PREFIX}transform.value.type to flatten or flatten_debezium")));
+        }
+        if self.id_columns == IdColumns::FromDebeziumKey && self.key != Convert::Json {
+            return Err(bad(format!("{PREFIX}id.columns=[_from_debezium_key_] needs {PREFIX}convert.key.type=json")));
+        }
+        Ok(())
+    }
+
+    /// True when rows replace the previous row of their key.
+    pub fn keyed(&self) -> bool {
+        self.upsert || self.cdc_field.is_some() || self.transform == Transform::FlattenDebezium && self.id_columns != IdColumns::None
+    }
+
+    /// The dead-letter table of `topic`.
+    pub fn dlq_name(&self, topic: &str) -> String {
+        self.dlq_table.clone().unwrap_or_else(|| format!("{topic}_dlq"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        let mut m: BTreeMap<String, String> = pairs.iter().map(|(k, v)| (format!("{PREFIX}{k}"), v.to_string())).collect();
+        m.insert(format!("{PREFIX}enable"), "true".into());
+        m
+    }
+
+    #[test]
+    fn defaults_and_bad_combinations() {
+        assert_eq!(TableConfig::from_topic(&BTreeMap::new()).expect("ok"), None);
+        let c = TableConfig::from_topic(&cfg(&[])).expect("ok").expect("on");
+        assert_eq!((c.namespace.as_str(), c.commit_interval_ms, c.value.clone(), c.tolerance), ("default", 60_000, Convert::Raw, Tolerance::InvalidData));
+        let refused = |pairs: &[(&str, &str)], needle: &str| {
+            let e = TableConfig::from_topic(&cfg(pairs)).expect_err("refused").to_string();
+            assert!(e.contains(needle), "{e} should name {needle}");
+        };
+        refused(&[("upsert.enable", "true"), ("transform.value.type", "flatten"), ("convert.value.type", "json")], "id.columns");
+        refused(&[("transform.value.type", "flatten_debezium")], "convert.value.type");
+        refused(&[("transform.value.type", "explode")], "explode");
+        refused(&[("convert.value.type", "xml")], "xml");
+        refused(&[("commit.interval.ms", "soon")], "commit.interval.ms");
+        refused(&[("id.columns", "[_from_debezium_key_]"), ("upsert.enable", "true"), ("transform.value.type", "flatten_debezium"), ("convert.value.type", "json")], "convert.key.type");
+        let c = TableConfig::from_topic(&cfg(&[("upsert.enable", "true"), ("transform.value.type", "flatten"), ("convert.value.type", "json"), ("id.columns", "[id, region]")]))
+            .expect("ok")
+            .expect("on");
+        assert_eq!(c.id_columns, IdColumns::Columns(vec!["id".into(), "region".into()]));
+        assert!(c.keyed());
+    }
+}

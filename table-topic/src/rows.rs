@@ -1,0 +1,227 @@
+//! Records into value columns: each conversion (raw, string, json, by_schema_id, by_latest_schema)
+//! and transform (none, flatten, flatten_debezium) gives Arrow batches with, per row, the offset it
+//! came from; records that cannot convert come back as errors, never dropped.
+
+use std::sync::Arc;
+
+use arrow_array::{ArrayRef, RecordBatch, RecordBatchOptions, StructArray};
+use arrow_schema::{DataType, Field, Schema};
+use floe_schema::json::JsonInference;
+use floe_schema::source::{decode_payload, Compiled, SchemaCache};
+use floe_schema::{debezium, simple, wire, RecordError, Value};
+
+use crate::config::{Convert, TableConfig, Transform};
+use crate::source::SourceRecord;
+
+/// (offset, value) of one record.
+type Pair<'a> = (i64, Option<&'a [u8]>);
+
+/// The column holding the whole value when it is not flattened.
+pub const VALUE_COLUMN: &str = "_kafka_value";
+
+/// Rows decoded from a run of records that share one schema.
+#[derive(Debug)]
+pub struct Decoded {
+    /// Value columns only.
+    pub batch: RecordBatch,
+    /// Offset of each row.
+    pub offsets: Vec<i64>,
+}
+
+/// Everything decoded from some records.
+#[derive(Debug, Default)]
+pub struct DecodeOutput {
+    pub runs: Vec<Decoded>,
+    pub errors: Vec<RecordError>,
+    /// Offsets of records with a null value (deletes, for keyed tables).
+    pub tombstones: Vec<i64>,
+}
+
+fn err(offset: i64, reason: impl ToString) -> RecordError {
+    RecordError { offset, reason: reason.to_string() }
+}
+
+/// Offsets of `records` without those in `minus`, in order.
+fn remaining(records: &[(i64, Option<&[u8]>)], minus: &[i64]) -> Vec<i64> {
+    let skip: std::collections::HashSet<i64> = minus.iter().copied().collect();
+    records.iter().map(|r| r.0).filter(|o| !skip.contains(o)).collect()
+}
+
+fn wrap_value(batch: RecordBatch, transform: Transform) -> Result<RecordBatch, String> {
+    if transform != Transform::None || (batch.num_columns() == 1 && batch.schema().field(0).name() == VALUE_COLUMN) {
+        return Ok(batch);
+    }
+    let rows = batch.num_rows();
+    let fields = batch.schema().fields().clone();
+    let col: ArrayRef = Arc::new(StructArray::try_new(fields.clone(), batch.columns().to_vec(), None).map_err(|e| e.to_string())?);
+    let schema = Arc::new(Schema::new(vec![Field::new(VALUE_COLUMN, DataType::Struct(fields), true)]));
+    RecordBatch::try_new_with_options(schema, vec![col], &RecordBatchOptions::new().with_row_count(Some(rows))).map_err(|e| e.to_string())
+}
+
+/// Renames `simple`'s `value` column to ours.
+fn rename_value(batch: RecordBatch) -> Result<RecordBatch, String> {
+    let fields: Vec<Field> = batch.schema().fields().iter().map(|f| if f.name() == simple::VALUE_COLUMN { f.as_ref().clone().with_name(VALUE_COLUMN) } else { f.as_ref().clone() }).collect();
+    RecordBatch::try_new(Arc::new(Schema::new(fields)), batch.columns().to_vec()).map_err(|e| e.to_string())
+}
+
+/// Decodes record values as the table's config says.
+pub struct Decoder {
+    cfg: Arc<TableConfig>,
+    topic: String,
+    schemas: Arc<SchemaCache>,
+}
+
+impl Decoder {
+    /// A decoder for `topic`'s values, with schemas from `schemas`.
+    pub fn new(cfg: Arc<TableConfig>, topic: &str, schemas: Arc<SchemaCache>) -> Self {
+        Decoder { cfg, topic: topic.to_string(), schemas }
+    }
+
+    /// Decodes `records` (one partition, in offset order).
+    pub async fn decode(&self, records: &[SourceRecord]) -> DecodeOutput {
+        let mut out = DecodeOutput::default();
+        let pairs: Vec<(i64, Option<&[u8]>)> = records.iter().map(|r| (r.offset, r.value.as_deref())).collect();
+        let keyed = self.cfg.keyed();
+        // Tombstones: deletes for keyed tables; rows of nulls otherwise.
+        let (nulls, values): (Vec<Pair>, Vec<Pair>) = pairs.iter().partition(|(_, v)| v.is_none());
+        if keyed || self.cfg.transform == Transform::FlattenDebezium {
+            out.tombstones = nulls.iter().map(|r| r.0).collect();
+        } else if !nulls.is_empty() {
+            let batch = RecordBatch::try_new_with_options(Arc::new(Schema::empty()), vec![], &RecordBatchOptions::new().with_row_count(Some(nulls.len())));
+            if let Ok(batch) = batch {
+                out.runs.push(Decoded { batch, offsets: nulls.iter().map(|r| r.0).collect() });
+            }
+        }
+        if values.is_empty() {
+            return out;
+        }
+        let result = match (&self.cfg.value, self.cfg.transform) {
+            (Convert::Raw, _) => simple::raw_batch(&values).map_err(|e| e.to_string()).and_then(rename_value).map(|b| (b, vec![])),
+            (Convert::String, _) => simple::string_batch(&values).map_err(|e| e.to_string()).and_then(|(b, e)| Ok((rename_value(b)?, e))),
+            (Convert::Json, Transform::FlattenDebezium) => {
+                let mut inference = JsonInference::default();
+                debezium::decode_batch(&mut inference, &values).map_err(|e| e.to_string()).map(|d| (d.batch, d.errors))
+            }
+            (Convert::Json, t) => {
+                let mut inference = JsonInference::default();
+                let plain: Vec<(i64, &[u8])> = values.iter().filter_map(|(o, v)| v.map(|v| (*o, v))).collect();
+                floe_schema::json::decode_batch(&mut inference, &plain).map_err(|e| e.to_string()).and_then(|(b, e)| Ok((wrap_value(b, t)?, e)))
+            }
+            (Convert::BySchemaId, _) | (Convert::ByLatestSchema { .. }, _) => {
+                self.decode_with_schemas(&values, &mut out).await;
+                return out;
+            }
+        };
+        match result {
+            Ok((batch, errors)) => {
+                let offsets = remaining(&values, &errors.iter().map(|e| e.offset).collect::<Vec<_>>());
+                out.errors.extend(errors);
+                out.runs.push(Decoded { batch, offsets });
+            }
+            // The whole run failed (e.g. no column could be built): every record is an error.
+            Err(reason) => out.errors.extend(values.iter().map(|(o, _)| err(*o, &reason))),
+        }
+        out.errors.sort_by_key(|e| e.offset);
+        out
+    }
+
+    /// Schema-registry records: runs of one schema decode together.
+    async fn decode_with_schemas(&self, values: &[(i64, Option<&[u8]>)], out: &mut DecodeOutput) {
+        let mut run: Vec<(i64, Value)> = Vec::new();
+        let mut run_raw: Vec<(i64, Option<&[u8]>)> = Vec::new();
+        let mut run_schema: Option<(u32, Arc<Compiled>)> = None;
+        for &(offset, value) in values {
+            let Some(bytes) = value else { continue };
+            let (id, compiled, payload, framed) = match &self.cfg.value {
+                Convert::ByLatestSchema { subject, message } => {
+                    let subject = subject.clone().unwrap_or_else(|| floe_schema::source::default_subject(&self.topic, false));
+                    match self.schemas.latest(&subject, message.as_deref()).await {
+                        Ok((id, c)) => (id, c, bytes, false),
+                        Err(e) => {
+                            out.errors.push(err(offset, e));
+                            continue;
+                        }
+                    }
+                }
+                _ => match wire::split(bytes) {
+                    Ok((id, payload)) => match self.schemas.by_id(id).await {
+                        Ok(c) => (id, c, payload, true),
+                        Err(e) => {
+                            out.errors.push(err(offset, e));
+                            continue;
+                        }
+                    },
+                    Err(e) => {
+                        out.errors.push(err(offset, e));
+                        continue;
+                    }
+                },
+            };
+            if run_schema.as_ref().is_some_and(|(rid, _)| *rid != id) {
+                self.flush_run(run_schema.take(), std::mem::take(&mut run), std::mem::take(&mut run_raw), out);
+            }
+            run_schema = Some((id, compiled.clone()));
+            if self.cfg.transform == Transform::FlattenDebezium {
+                run_raw.push((offset, Some(payload)));
+                continue;
+            }
+            match decode_payload(&compiled, payload, framed) {
+                Ok(v) => run.push((offset, v)),
+                Err(e) => out.errors.push(err(offset, e)),
+            }
+        }
+        self.flush_run(run_schema, run, run_raw, out);
+        out.errors.sort_by_key(|e| e.offset);
+    }
+
+    fn flush_run(&self, schema: Option<(u32, Arc<Compiled>)>, rows: Vec<(i64, Value)>, raw: Vec<(i64, Option<&[u8]>)>, out: &mut DecodeOutput) {
+        let Some((_, compiled)) = schema else { return };
+        if self.cfg.transform == Transform::FlattenDebezium {
+            let Compiled::Avro(envelope) = compiled.as_ref() else {
+                out.errors.extend(raw.iter().map(|(o, _)| err(*o, "flatten_debezium with a schema registry needs Avro change events")));
+                return;
+            };
+            match debezium::decode_avro_batch(envelope, &raw) {
+                Ok(d) => {
+                    let offsets = remaining(&raw, &d.errors.iter().map(|e| e.offset).chain(d.tombstones.iter().copied()).collect::<Vec<_>>());
+                    out.errors.extend(d.errors);
+                    out.tombstones.extend(d.tombstones);
+                    out.runs.push(Decoded { batch: d.batch, offsets });
+                }
+                Err(e) => out.errors.extend(raw.iter().map(|(o, _)| err(*o, &e))),
+            }
+            return;
+        }
+        if rows.is_empty() {
+            return;
+        }
+        let built = compiled
+            .arrow_schema()
+            .and_then(|s| floe_schema::arrow::record_batch(Arc::new(s), &rows.iter().map(|r| r.1.clone()).collect::<Vec<_>>()))
+            .map_err(|e| e.to_string())
+            .and_then(|b| wrap_value(b, self.cfg.transform));
+        match built {
+            Ok(batch) => out.runs.push(Decoded { batch, offsets: rows.iter().map(|r| r.0).collect() }),
+            Err(e) => out.errors.extend(rows.iter().map(|(o, _)| err(*o, &e))),
+        }
+    }
+}
+
+/// Makes every field nullable, nested ones too (rows may lack any column after evolution).
+pub fn all_nullable(dt: &DataType) -> DataType {
+    match dt {
+        DataType::Struct(fs) => DataType::Struct(fs.iter().map(|f| nullable_field(f)).collect()),
+        DataType::List(f) => DataType::List(Arc::new(nullable_field(f))),
+        DataType::Map(f, sorted) => {
+            // Map keys stay required; values become optional.
+            let DataType::Struct(kv) = f.data_type() else { return dt.clone() };
+            let kv: Vec<Field> = kv.iter().enumerate().map(|(i, c)| if i == 0 { c.as_ref().clone() } else { nullable_field(c) }).collect();
+            DataType::Map(Arc::new(Field::new(f.name(), DataType::Struct(kv.into()), false).with_metadata(f.metadata().clone())), *sorted)
+        }
+        other => other.clone(),
+    }
+}
+
+fn nullable_field(f: &Field) -> Field {
+    Field::new(f.name(), all_nullable(f.data_type()), true).with_metadata(f.metadata().clone())
+}
