@@ -90,3 +90,39 @@ def test_kill_9_during_commits_neither_loses_nor_duplicates(fresh_floe):
     values = sorted(r["_kafka_value"] for r in rows)
     assert len(values) == sent, f"{len(values)} rows for {sent} records"
     assert values == sorted(f"r{r}-{i}" for r in range(4) for i in range(200))
+
+
+def test_upsert_replaces_rows_and_tombstones_delete_them(fresh_floe):
+    floe = fresh_floe
+    create_table_topic(floe, "accounts", partitions=2, convert_value_type="json", transform_value_type="flatten",
+                       upsert_enable="true", id_columns="[id]")
+    key = lambda i: json.dumps({"id": i}).encode()
+    produce(floe, "accounts", [(key(i), json.dumps({"id": i, "balance": i}).encode()) for i in range(50)])
+    read_table(floe, "accounts", 50)
+    # Second commit: update 0..19 (twice each: the last one wins), delete 40..49 with tombstones.
+    produce(floe, "accounts", [(key(i), json.dumps({"id": i, "balance": -1}).encode()) for i in range(20)]
+            + [(key(i), json.dumps({"id": i, "balance": 1000 + i}).encode()) for i in range(20)]
+            + [(key(i), None) for i in range(40, 50)])
+    expected = sorted([(i, 1000 + i) for i in range(20)] + [(i, i) for i in range(20, 40)])
+    cat = RestCatalog("floe", uri=floe.catalog_url)
+    deadline = time.time() + 40
+    got = None
+    while time.time() < deadline:
+        got = sorted((r["id"], r["balance"]) for r in cat.load_table(("default", "accounts")).scan().to_arrow().to_pylist())
+        if got == expected:
+            break
+        time.sleep(0.3)
+    assert got == expected, f"{got}\n{floe.log_tail()}"
+    summary = cat.load_table(("default", "accounts")).current_snapshot().summary.additional_properties
+    assert int(summary["total-position-deletes"]) >= 30, summary
+    # After a restart the key index is rebuilt from the table: a later update still replaces.
+    floe.restart(signal.SIGKILL)
+    produce(floe, "accounts", [(key(5), json.dumps({"id": 5, "balance": 5555}).encode())])
+    expected = sorted([(i, 1000 + i) for i in range(20) if i != 5] + [(5, 5555)] + [(i, i) for i in range(20, 40)])
+    deadline = time.time() + 40
+    while time.time() < deadline:
+        got = sorted((r["id"], r["balance"]) for r in cat.load_table(("default", "accounts")).scan().to_arrow().to_pylist())
+        if got == expected:
+            break
+        time.sleep(0.3)
+    assert got == expected, f"{got}\n{floe.log_tail()}"

@@ -18,6 +18,7 @@ use parking_lot::Mutex;
 use crate::config::{TableConfig, Tolerance};
 use crate::conform::conform;
 use crate::dlq;
+use crate::keys::{self, KeyIndex};
 use crate::error::{Result, TableTopicError};
 use crate::offsets::{self, Offsets};
 use crate::rows::Decoder;
@@ -46,6 +47,8 @@ pub struct Coordinator {
     dlq: Option<TableHandle>,
     /// Next offset per partition, as last committed.
     offsets: Option<Offsets>,
+    /// Upsert tables: where each key's live row is (rebuilt from the table when missing).
+    index: Option<KeyIndex>,
     pub status: Arc<Mutex<Status>>,
 }
 
@@ -65,6 +68,7 @@ impl Coordinator {
             table: None,
             dlq: None,
             offsets: None,
+            index: None,
             status,
         }
     }
@@ -84,6 +88,7 @@ impl Coordinator {
                     tracing::warn!(topic = %self.topic, error = %e, "table topic commit failed; offsets are re-read from the table and the commit retried");
                     self.status.lock().last_error = Some(e.to_string());
                     self.offsets = None;
+                    self.index = None;
                     self.table = None;
                     self.dlq = None;
                     backoff = (backoff * 2).min(interval.max(Duration::from_secs(1)) * 4);
@@ -164,8 +169,10 @@ impl Coordinator {
         // Decode; bad records go to the dead-letter table (or pause the table).
         let mut runs: Vec<(i32, RecordBatch, Vec<i64>)> = Vec::new();
         let mut bad: Vec<(i32, RecordError)> = Vec::new();
+        let mut tombstones: Vec<(i32, i64, Option<bytes::Bytes>)> = Vec::new();
         for part in &parts {
             let out = self.decoder.decode(&part.records).await;
+            tombstones.extend(out.tombstones.iter().filter_map(|o| part.records.iter().find(|r| r.offset == *o)).map(|r| (part.partition, r.offset, r.key.clone())));
             bad.extend(out.errors.into_iter().map(|e| (part.partition, e)));
             runs.extend(out.runs.into_iter().map(|r| (part.partition, r.batch, r.offsets)));
         }
@@ -214,6 +221,7 @@ impl Coordinator {
                 }
             }
         }
+        let keyed = if self.cfg.keyed() { Some(self.keyed(&rows, &tombstones, &mut bad).await?) } else { None };
         if !bad.is_empty() && self.cfg.tolerance == Tolerance::None {
             let (p, e) = &bad[0];
             let reason = format!("paused at partition {p} offset {}: {}", e.offset, e.reason);
@@ -225,6 +233,7 @@ impl Coordinator {
         }
 
         // Write and commit.
+        let is_keyed = self.cfg.keyed();
         let props = offsets::properties(&next, &commit_id, &self.topic);
         let mut files: Vec<DataFile> = Vec::new();
         let table = match self.table.as_mut() {
@@ -234,16 +243,44 @@ impl Coordinator {
                 self.table(&initial).await?
             }
         };
-        if !rows.is_empty() {
-            let schema = rows[0].schema();
-            let batch = arrow_select::concat::concat_batches(&schema, &rows)?;
-            files = table.write(&commit_id[..8], &batch).await?;
+        let mut delete_files: Vec<DataFile> = Vec::new();
+        let mut new_rows: Vec<(String, (std::sync::Arc<str>, i64))> = Vec::new();
+        let mut removed_keys: Vec<String> = Vec::new();
+        match keyed {
+            Some(plan) => {
+                if plan.batch.num_rows() > 0 {
+                    files = table.write(&commit_id[..8], &plan.batch).await?;
+                    for (j, k) in plan.keys.into_iter().enumerate() {
+                        let Some(f) = files.get(j / crate::table::FILE_ROWS_MAX) else { continue };
+                        new_rows.push((k, (std::sync::Arc::from(f.file_path()), (j % crate::table::FILE_ROWS_MAX) as i64)));
+                    }
+                }
+                let location = table.new_file_location(&format!("{}-deletes", &commit_id[..8]));
+                if let Some(d) = floe_catalog::files::write_position_deletes(table.committer().io(), &location, plan.deletes, &floe_catalog::files::Placement::unpartitioned()).await? {
+                    delete_files.push(d);
+                }
+                removed_keys = plan.touched;
+            }
+            None if !rows.is_empty() => {
+                let schema = rows[0].schema();
+                let batch = arrow_select::concat::concat_batches(&schema, &rows)?;
+                files = table.write(&commit_id[..8], &batch).await?;
+            }
+            None => {}
         }
+        let change = if is_keyed { Change::RowDelta { data: files.clone(), deletes: delete_files.clone() } } else { Change::Append(files.clone()) };
+        files.extend(delete_files);
         let base = table.loaded.clone();
-        let result = table.committer().commit(&table.ns, &table.name, &base, Change::Append(files.clone()), &props).await;
+        let result = table.committer().commit(&table.ns, &table.name, &base, change, &props).await;
         match result {
             Ok(t) => {
                 table.loaded = t;
+                if let Some(index) = self.index.as_mut() {
+                    for k in removed_keys {
+                        index.rows.remove(&k);
+                    }
+                    index.rows.extend(new_rows);
+                }
                 self.offsets = Some(next.clone());
                 let invalid = bad.len() as u64;
                 self.status.lock().committed(&next, covered as u64, invalid, lag);
@@ -289,4 +326,92 @@ impl Coordinator {
         tracing::warn!(topic = %self.topic, records = letters.len(), table = %dlq.name, first_error = %letters[0].2, last_error = %letters[letters.len() - 1].2, "invalid records written to the dead-letter table");
         Ok(())
     }
+
+    /// Upsert: the last change of each key in this commit wins; a key's previous live row is
+    /// removed with a position delete; deletes and tombstones write no row.
+    async fn keyed(&mut self, rows: &[RecordBatch], tombstones: &[(i32, i64, Option<bytes::Bytes>)], bad: &mut Vec<(i32, RecordError)>) -> Result<KeyedPlan> {
+        let table = self.table.as_ref().ok_or_else(|| TableTopicError::Source("table not open".into()))?;
+        let batch = if rows.is_empty() { RecordBatch::new_empty(table.arrow.clone()) } else { arrow_select::concat::concat_batches(&rows[0].schema(), rows)? };
+        let ids: Vec<String> = match &self.cfg.id_columns {
+            crate::config::IdColumns::Columns(c) => c.clone(),
+            _ => {
+                let from_rows = keys::column_at(&batch, system::KEY).and_then(|k| {
+                    let k = arrow_cast::cast(&k, &arrow_schema::DataType::Binary).ok()?;
+                    let k = k.as_any().downcast_ref::<arrow_array::BinaryArray>()?.iter().flatten().next().map(|b| b.to_vec())?;
+                    keys::key_fields(&k)
+                });
+                match from_rows.or_else(|| tombstones.iter().find_map(|t| t.2.as_deref().and_then(keys::key_fields))) {
+                    Some(f) => f,
+                    None => return Ok(KeyedPlan { batch: RecordBatch::new_empty(table.arrow.clone()), keys: vec![], deletes: vec![], touched: vec![] }),
+                }
+            }
+        };
+        if self.index.is_none() {
+            let live = table.committer().live_files(&table.loaded.metadata).await?;
+            self.index = Some(KeyIndex::rebuild(table.committer().io(), &live, &ids).await?);
+        }
+        let cdc = self.cfg.cdc_field.clone().or_else(|| (self.cfg.transform == crate::config::Transform::FlattenDebezium).then(|| "_cdc.op".to_string()));
+        let row_keys = keys::row_keys(&batch, &ids)?;
+        let is_delete = keys::deletes(&batch, cdc.as_deref());
+        let meta = keys::column_at(&batch, system::METADATA);
+        let meta = meta.as_ref().and_then(|m| m.as_any().downcast_ref::<arrow_array::StructArray>());
+        let (parts, offs) = match meta {
+            Some(m) => (
+                m.column(0).as_any().downcast_ref::<arrow_array::Int32Array>().cloned(),
+                m.column(1).as_any().downcast_ref::<arrow_array::Int64Array>().cloned(),
+            ),
+            None => (None, None),
+        };
+        let (Some(parts), Some(offs)) = (parts, offs) else { return Err(TableTopicError::Schema("rows lack _kafka_metadata".into())) };
+        // (partition, offset, key, row to write)
+        let mut events: Vec<(i32, i64, String, Option<u32>)> = Vec::new();
+        for (i, k) in row_keys.into_iter().enumerate() {
+            match k {
+                Some(k) => events.push((parts.value(i), offs.value(i), k, (!is_delete[i]).then_some(i as u32))),
+                None => bad.push((parts.value(i), RecordError { offset: offs.value(i), reason: format!("an id column ({}) is null", ids.join(", ")) })),
+            }
+        }
+        for (p, o, key) in tombstones {
+            match key.as_deref().and_then(|k| keys::key_of_kafka_key(k, &ids)) {
+                Some(k) => events.push((*p, *o, k, None)),
+                None => bad.push((*p, RecordError { offset: *o, reason: "a tombstone whose key names no id columns".into() })),
+            }
+        }
+        events.sort_by_key(|e| (e.0, e.1));
+        let mut latest: HashMap<String, Option<u32>> = HashMap::new();
+        for (_, _, k, row) in events {
+            latest.insert(k, row);
+        }
+        let index = self.index.as_ref().ok_or_else(|| TableTopicError::Source("no key index".into()))?;
+        let mut deletes = Vec::new();
+        let mut keep: Vec<(u32, String)> = Vec::new();
+        let mut touched = Vec::with_capacity(latest.len());
+        for (k, row) in latest {
+            if let Some((path, pos)) = index.rows.get(&k) {
+                deletes.push((path.to_string(), *pos));
+            }
+            if let Some(r) = row {
+                keep.push((r, k.clone()));
+            }
+            touched.push(k);
+        }
+        if index.rows.len() + keep.len() > keys::KEYS_MAX {
+            return Err(TableTopicError::Config(format!("more than {} live keys: the upsert index limit", keys::KEYS_MAX)));
+        }
+        keep.sort_by_key(|r| r.0);
+        let take = arrow_array::UInt32Array::from_iter_values(keep.iter().map(|r| r.0));
+        let batch = arrow_select::take::take_record_batch(&batch, &take)?;
+        Ok(KeyedPlan { batch, keys: keep.into_iter().map(|r| r.1).collect(), deletes, touched })
+    }
+}
+
+/// What one upsert commit writes.
+struct KeyedPlan {
+    /// Rows to write, in the order of `keys`.
+    batch: RecordBatch,
+    keys: Vec<String>,
+    /// (data file, position) rows removed.
+    deletes: Vec<(String, i64)>,
+    /// Keys whose previous row is gone (re-inserted ones come back from `keys`).
+    touched: Vec<String>,
 }

@@ -9,6 +9,7 @@
 //! - [`table`]: a table created, evolved and written.
 //! - [`offsets`]: the offsets every snapshot records, read back on start and after a conflict.
 //! - [`coordinator`]: one table's commit loop; [`manager`]: all of a node's loops.
+//! - [`keys`]: upsert keys and the index of live rows behind position deletes.
 //! - [`dlq`]: the dead-letter table; [`status`]: what each table reports.
 
 pub mod config;
@@ -16,6 +17,7 @@ pub mod conform;
 pub mod coordinator;
 pub mod dlq;
 pub mod error;
+pub mod keys;
 pub mod manager;
 pub mod offsets;
 pub mod rows;

@@ -1,0 +1,138 @@
+//! Upsert keys: the id columns of a row as one string, the operation of a row, and the index from
+//! key to the (data file, position) of its live row — rebuilt from the table, so removals become
+//! position deletes every reader applies.
+//!
+//! Limits: the index holds every live key in memory (key text + an Arc'd file path + a position,
+//! roughly 60 bytes + the key); past `KEYS_MAX` the table pauses rather than lose a delete.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use arrow_array::cast::AsArray;
+use arrow_array::{Array, ArrayRef, RecordBatch};
+use arrow_cast::display::{ArrayFormatter, FormatOptions};
+use floe_catalog::commit::LiveFile;
+use iceberg::io::FileIO;
+use iceberg::spec::DataContentType;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::arrow::ProjectionMask;
+
+use crate::error::{Result, TableTopicError};
+
+/// Live keys one table may index at most.
+pub const KEYS_MAX: usize = 20_000_000;
+
+/// Where the live row of each key is.
+#[derive(Default)]
+pub struct KeyIndex {
+    pub rows: HashMap<String, (Arc<str>, i64)>,
+}
+
+/// The column at a dotted path (`_cdc.op`), if there is one.
+pub fn column_at(batch: &RecordBatch, path: &str) -> Option<ArrayRef> {
+    let mut parts = path.split('.');
+    let mut col = batch.column_by_name(parts.next()?)?.clone();
+    for p in parts {
+        col = col.as_struct_opt()?.column_by_name(p)?.clone();
+    }
+    Some(col)
+}
+
+/// The key of each row (`None` when an id column is null or missing).
+pub fn row_keys(batch: &RecordBatch, ids: &[String]) -> Result<Vec<Option<String>>> {
+    let cols: Vec<ArrayRef> = ids.iter().map(|c| column_at(batch, c).ok_or_else(|| TableTopicError::Schema(format!("id column {c} is not in the table")))).collect::<Result<_>>()?;
+    let options = FormatOptions::default();
+    let fmts: Vec<ArrayFormatter> = cols.iter().map(|c| ArrayFormatter::try_new(c.as_ref(), &options)).collect::<std::result::Result<_, _>>()?;
+    Ok((0..batch.num_rows())
+        .map(|i| {
+            if cols.iter().any(|c| c.is_null(i)) {
+                return None;
+            }
+            Some(fmts.iter().map(|f| f.value(i).to_string()).collect::<Vec<_>>().join("\u{1f}"))
+        })
+        .collect())
+}
+
+/// True for rows whose operation (at `path`) is a delete (`D`/`d`).
+pub fn deletes(batch: &RecordBatch, path: Option<&str>) -> Vec<bool> {
+    let Some(col) = path.and_then(|p| column_at(batch, p)) else { return vec![false; batch.num_rows()] };
+    let Some(s) = col.as_string_opt::<i32>() else { return vec![false; batch.num_rows()] };
+    (0..batch.num_rows()).map(|i| !s.is_null(i) && s.value(i).eq_ignore_ascii_case("d")).collect()
+}
+
+/// The key a (JSON) Kafka key names: an object's id fields (Debezium's `payload` if present), or
+/// a scalar for a single id column.
+pub fn key_of_kafka_key(key: &[u8], ids: &[String]) -> Option<String> {
+    let json: serde_json::Value = serde_json::from_slice(key).ok()?;
+    let json = match json.get("payload") {
+        Some(p) if json.get("schema").is_some() => p.clone(),
+        _ => json,
+    };
+    let text = |v: &serde_json::Value| match v {
+        serde_json::Value::String(s) => Some(s.clone()),
+        serde_json::Value::Null => None,
+        other => Some(other.to_string()),
+    };
+    match &json {
+        serde_json::Value::Object(o) => ids.iter().map(|c| o.get(c).and_then(text)).collect::<Option<Vec<_>>>().map(|v| v.join("\u{1f}")),
+        other if ids.len() == 1 => text(other),
+        _ => None,
+    }
+}
+
+/// The field names of a JSON Kafka key (for `[_from_debezium_key_]`).
+pub fn key_fields(key: &[u8]) -> Option<Vec<String>> {
+    let json: serde_json::Value = serde_json::from_slice(key).ok()?;
+    let json = match json.get("payload") {
+        Some(p) if json.get("schema").is_some() => p.clone(),
+        _ => json,
+    };
+    Some(json.as_object()?.keys().cloned().collect())
+}
+
+fn read_columns(bytes: bytes::Bytes, names: &[&str]) -> Result<Vec<RecordBatch>> {
+    let builder = ParquetRecordBatchReaderBuilder::try_new(bytes).map_err(|e| TableTopicError::Source(e.to_string()))?;
+    let schema = builder.schema().clone();
+    let roots: Vec<usize> = names.iter().filter_map(|n| schema.index_of(n).ok()).collect();
+    let mask = ProjectionMask::roots(builder.parquet_schema(), roots);
+    let reader = builder.with_projection(mask).build().map_err(|e| TableTopicError::Source(e.to_string()))?;
+    reader.collect::<std::result::Result<Vec<_>, _>>().map_err(TableTopicError::Arrow)
+}
+
+impl KeyIndex {
+    /// The index of a table's live rows: every data file's id columns, minus rows a position
+    /// delete removes; newer files win.
+    pub async fn rebuild(io: &FileIO, live: &[LiveFile], ids: &[String]) -> Result<KeyIndex> {
+        let mut deleted: HashSet<(String, i64)> = HashSet::new();
+        for f in live.iter().filter(|f| f.file.content_type() == DataContentType::PositionDeletes) {
+            let bytes = io.new_input(f.file.file_path())?.read().await?;
+            for b in read_columns(bytes, &["file_path", "pos"])? {
+                let (Some(paths), Some(pos)) = (b.column(0).as_string_opt::<i32>(), b.column(1).as_primitive_opt::<arrow_array::types::Int64Type>()) else { continue };
+                deleted.extend((0..b.num_rows()).map(|i| (paths.value(i).to_string(), pos.value(i))));
+            }
+        }
+        let mut data: Vec<&LiveFile> = live.iter().filter(|f| f.file.content_type() == DataContentType::Data).collect();
+        data.sort_by_key(|f| f.sequence_number);
+        let top: Vec<&str> = ids.iter().map(|c| c.split('.').next().unwrap_or(c)).collect();
+        let mut index = KeyIndex::default();
+        for f in data {
+            let path: Arc<str> = Arc::from(f.file.file_path());
+            let bytes = io.new_input(f.file.file_path())?.read().await?;
+            let mut pos = 0i64;
+            for b in read_columns(bytes, &top)? {
+                for k in row_keys(&b, ids)? {
+                    if let Some(k) = k {
+                        if !deleted.contains(&(path.to_string(), pos)) {
+                            index.rows.insert(k, (path.clone(), pos));
+                        }
+                    }
+                    pos += 1;
+                }
+            }
+            if index.rows.len() > KEYS_MAX {
+                return Err(TableTopicError::Config(format!("more than {KEYS_MAX} live keys: the upsert index limit")));
+            }
+        }
+        Ok(index)
+    }
+}
