@@ -330,6 +330,10 @@ impl Coordinator {
     /// Upsert: the last change of each key in this commit wins; a key's previous live row is
     /// removed with a position delete; deletes and tombstones write no row.
     async fn keyed(&mut self, rows: &[RecordBatch], tombstones: &[(i32, i64, Option<bytes::Bytes>)], bad: &mut Vec<(i32, RecordError)>) -> Result<KeyedPlan> {
+        if self.table.is_none() {
+            // Only tombstones so far: the table starts with the system columns.
+            self.table(&Schema::new(system::fields())).await?;
+        }
         let table = self.table.as_ref().ok_or_else(|| TableTopicError::Source("table not open".into()))?;
         let batch = if rows.is_empty() { RecordBatch::new_empty(table.arrow.clone()) } else { arrow_select::concat::concat_batches(&rows[0].schema(), rows)? };
         let ids: Vec<String> = match &self.cfg.id_columns {
