@@ -92,6 +92,17 @@ def test_kill_9_during_commits_neither_loses_nor_duplicates(fresh_floe):
     assert values == sorted(f"r{r}-{i}" for r in range(4) for i in range(200))
 
 
+def balances_once_equal(floe, expected, timeout=40):
+    """(id, balance) rows of default.accounts, polled until they equal `expected` or time runs out."""
+    cat = RestCatalog("floe", uri=floe.catalog_url)
+    deadline = time.time() + timeout
+    while True:
+        got = sorted((r["id"], r["balance"]) for r in cat.load_table(("default", "accounts")).scan().to_arrow().to_pylist())
+        if got == expected or time.time() > deadline:
+            return got
+        time.sleep(0.3)
+
+
 def test_upsert_replaces_rows_and_tombstones_delete_them(fresh_floe):
     floe = fresh_floe
     create_table_topic(floe, "accounts", partitions=2, convert_value_type="json", transform_value_type="flatten",
@@ -105,13 +116,7 @@ def test_upsert_replaces_rows_and_tombstones_delete_them(fresh_floe):
             + [(key(i), None) for i in range(40, 50)])
     expected = sorted([(i, 1000 + i) for i in range(20)] + [(i, i) for i in range(20, 40)])
     cat = RestCatalog("floe", uri=floe.catalog_url)
-    deadline = time.time() + 40
-    got = None
-    while time.time() < deadline:
-        got = sorted((r["id"], r["balance"]) for r in cat.load_table(("default", "accounts")).scan().to_arrow().to_pylist())
-        if got == expected:
-            break
-        time.sleep(0.3)
+    got = balances_once_equal(floe, expected)
     assert got == expected, f"{got}\n{floe.log_tail()}"
     summary = cat.load_table(("default", "accounts")).current_snapshot().summary.additional_properties
     assert int(summary["total-position-deletes"]) >= 30, summary
@@ -119,10 +124,5 @@ def test_upsert_replaces_rows_and_tombstones_delete_them(fresh_floe):
     floe.restart(signal.SIGKILL)
     produce(floe, "accounts", [(key(5), json.dumps({"id": 5, "balance": 5555}).encode())])
     expected = sorted([(i, 1000 + i) for i in range(20) if i != 5] + [(5, 5555)] + [(i, i) for i in range(20, 40)])
-    deadline = time.time() + 40
-    while time.time() < deadline:
-        got = sorted((r["id"], r["balance"]) for r in cat.load_table(("default", "accounts")).scan().to_arrow().to_pylist())
-        if got == expected:
-            break
-        time.sleep(0.3)
+    got = balances_once_equal(floe, expected)
     assert got == expected, f"{got}\n{floe.log_tail()}"

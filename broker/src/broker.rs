@@ -98,7 +98,6 @@ impl BrokerBuilder {
         let url = s.object_store_url().map_err(BrokerError::Internal)?;
         let warehouse = format!("{}/warehouse", url.split('?').next().unwrap_or(&url).trim_end_matches('/'));
         let catalog_store = Arc::new(crate::catalog_store::EngineCatalogStore(engine.clone()));
-        let files = floe_catalog::ObjectStorage::new(store.clone(), &warehouse, "warehouse").file_io();
         let catalog = Arc::new(floe_catalog::Catalog::open(catalog_store, store, &warehouse, "warehouse").map_err(|e| BrokerError::Internal(format!("catalog: {e}")))?);
         let registry = Arc::new(floe_schema::registry::Registry::open(log).await.map_err(|e| BrokerError::Internal(format!("schema registry: {e}")))?);
         let groups = Coordinator::new(GroupSettings {
@@ -107,7 +106,7 @@ impl BrokerBuilder {
             max_session_timeout_ms: s.group_max_session_timeout_ms.0 as i32,
         });
         let advertised = parking_lot::RwLock::new(split_host_port(&s.kafka_listen));
-        let committer = floe_catalog::Committer::new(catalog.clone(), files);
+        let committer = floe_catalog::Committer::new(catalog.clone(), catalog.storage().clone().file_io());
         let schemas = Arc::new(floe_schema::source::SchemaCache::new(registry.clone(), Duration::from_secs(5)));
         let broker = Arc::new_cyclic(|weak| Broker {
             table_topics: floe_table_topic::TableTopics::new(Arc::new(crate::table_source::BrokerSource(weak.clone())), committer, schemas),
@@ -139,49 +138,38 @@ pub fn split_host_port(addr: &str) -> (String, i32) {
 /// How often Table Topic loops are brought in line with topic configs.
 const TABLE_TOPIC_RECONCILE_MS: u64 = 500;
 
+/// Runs `task` every `period` (the first time after one period) for as long as the broker lives.
+fn every<F, Fut>(b: &Arc<Broker>, period: Duration, task: F)
+where
+    F: Fn(Arc<Broker>) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
+    let weak = Arc::downgrade(b);
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(period).await;
+            let Some(b) = weak.upgrade() else { break };
+            task(b).await;
+        }
+    });
+}
+
 fn spawn_background(b: &Arc<Broker>) {
-    let weak = Arc::downgrade(b);
-    tokio::spawn(async move {
-        while let Some(b) = weak.upgrade() {
-            b.groups.tick();
-            drop(b);
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+    every(b, Duration::from_millis(100), |b| async move { b.groups.tick() });
+    every(b, Duration::from_millis(TABLE_TOPIC_RECONCILE_MS), |b| async move {
+        let topics: Vec<(String, std::collections::BTreeMap<String, String>)> = b.topics.all().iter().map(|t| (t.meta.name.clone(), t.meta.configs.clone())).collect();
+        b.table_topics.reconcile(&topics);
     });
-    let weak = Arc::downgrade(b);
-    tokio::spawn(async move {
-        loop {
-            let Some(b) = weak.upgrade() else { break };
-            let topics: Vec<(String, std::collections::BTreeMap<String, String>)> = b.topics.all().iter().map(|t| (t.meta.name.clone(), t.meta.configs.clone())).collect();
-            b.table_topics.reconcile(&topics);
-            drop(b);
-            tokio::time::sleep(Duration::from_millis(TABLE_TOPIC_RECONCILE_MS)).await;
-        }
-    });
-    let weak = Arc::downgrade(b);
-    let every = Duration::from_millis(b.settings.retention_check_interval_ms.0.max(100));
-    tokio::spawn(async move {
-        loop {
-            tokio::time::sleep(every).await;
-            let Some(b) = weak.upgrade() else { break };
-            b.enforce_retention().await;
-        }
-    });
-    let weak = Arc::downgrade(b);
-    let every = Duration::from_millis(b.settings.state_snapshot_interval_ms.0.max(100));
-    tokio::spawn(async move {
-        loop {
-            tokio::time::sleep(every).await;
-            let Some(b) = weak.upgrade() else { break };
-            let before = b.clock.now_ms() - b.settings.producer_id_expiration_ms.0 as i64;
-            for t in b.topics.all() {
-                for p in &t.partitions {
-                    p.producers.lock().expire(before);
-                }
+    every(b, Duration::from_millis(b.settings.retention_check_interval_ms.0.max(100)), |b| async move { b.enforce_retention().await });
+    every(b, Duration::from_millis(b.settings.state_snapshot_interval_ms.0.max(100)), |b| async move {
+        let before = b.clock.now_ms() - b.settings.producer_id_expiration_ms.0 as i64;
+        for t in b.topics.all() {
+            for p in &t.partitions {
+                p.producers.lock().expire(before);
             }
-            if let Err(e) = b.state.snapshot(&b.topics).await {
-                tracing::warn!(error = %e, "state snapshot failed; it will be retried");
-            }
+        }
+        if let Err(e) = b.state.snapshot(&b.topics).await {
+            tracing::warn!(error = %e, "state snapshot failed; it will be retried");
         }
     });
 }

@@ -122,26 +122,8 @@ pub fn validate(configs: &BTreeMap<String, String>) -> Result<()> {
     for (k, v) in configs {
         validate_entry(k, v)?;
     }
-    let get = |k: &str| configs.get(&format!("{TT}{k}")).map(|s| s.trim().to_string());
-    let is_true = |k: &str| get(k).as_deref() == Some("true");
-    if (is_true("upsert.enable") || get("cdc.field").is_some()) && get("id.columns").is_none_or(|v| v == "[]") {
-        let key = if is_true("upsert.enable") { "automq.table.topic.upsert.enable" } else { "automq.table.topic.cdc.field" };
-        return Err(invalid(key, "needs automq.table.topic.id.columns"));
-    }
-    if get("transform.value.type").as_deref() == Some("flatten_debezium") {
-        let convert = get("convert.value.type").unwrap_or_else(|| "raw".into());
-        if convert == "raw" || convert == "string" {
-            return Err(invalid("automq.table.topic.transform.value.type", format!("flatten_debezium cannot read {convert} values: set automq.table.topic.convert.value.type")));
-        }
-    }
-    if get("transform.value.type").as_deref() == Some("flatten") {
-        let convert = get("convert.value.type").unwrap_or_else(|| "raw".into());
-        if convert == "raw" || convert == "string" {
-            return Err(invalid("automq.table.topic.transform.value.type", format!("flatten needs structured values, not {convert}")));
-        }
-    }
-    // With the table on, the Table Topic's own checks (the message names the key).
-    if let Err(e) = floe_table_topic::TableConfig::from_topic(configs) {
+    // The combinations are the Table Topic's to judge (its message names the key).
+    if let Err(e) = floe_table_topic::TableConfig::parse(configs) {
         let msg = e.to_string();
         let key = msg.split(|c: char| c == '=' || c.is_whitespace()).find(|w| w.starts_with(TT)).unwrap_or("automq.table.topic.enable").to_string();
         return Err(invalid(&key, msg));

@@ -11,6 +11,7 @@ use iceberg::{ErrorKind, TableCreation, TableRequirement, TableUpdate};
 use object_store::{path::Path, ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
 
 use crate::error::{CatalogError, Result};
+use crate::storage::ObjectStorage;
 use crate::store::CatalogStore;
 
 /// A namespace: its levels.
@@ -60,11 +61,8 @@ struct State {
 /// The catalog.
 pub struct Catalog {
     store: Arc<dyn CatalogStore>,
-    objects: Arc<dyn ObjectStore>,
-    /// URL of the warehouse root (`file:///…/warehouse`, `s3://bucket/warehouse`).
-    warehouse: String,
-    /// The same root as an object store path.
-    warehouse_path: String,
+    /// The warehouse (`file:///…/warehouse`, `s3://bucket/warehouse`) and where it lives in the object store.
+    storage: ObjectStorage,
     state: tokio::sync::Mutex<State>,
 }
 
@@ -84,23 +82,23 @@ impl Catalog {
         }
         Ok(Self {
             store,
-            objects,
-            warehouse: warehouse.trim_end_matches('/').to_string(),
-            warehouse_path: warehouse_path.trim_end_matches('/').to_string(),
+            storage: ObjectStorage::new(objects, warehouse, warehouse_path),
             state: tokio::sync::Mutex::new(state),
         })
     }
 
     /// The warehouse URL.
     pub fn warehouse(&self) -> &str {
-        &self.warehouse
+        self.storage.warehouse()
+    }
+
+    /// The warehouse's storage: a `FileIO` over it reads and writes tables with the catalog's client.
+    pub fn storage(&self) -> &ObjectStorage {
+        &self.storage
     }
 
     fn object_path(&self, url: &str) -> Result<Path> {
-        let rest = url
-            .strip_prefix(&self.warehouse)
-            .ok_or_else(|| CatalogError::BadRequest(format!("location {url} is outside the warehouse {}", self.warehouse)))?;
-        Ok(Path::from(format!("{}{rest}", self.warehouse_path)))
+        self.storage.path(url).map_err(|e| CatalogError::BadRequest(e.message().to_string()))
     }
 
     async fn put(&self, entries: Vec<(String, Option<String>)>) -> Result<()> {
@@ -112,7 +110,7 @@ impl Catalog {
             return Ok(m.clone());
         }
         let path = self.object_path(location)?;
-        let bytes = self.objects.get(&path).await.map_err(|e| CatalogError::Storage(format!("{location}: {e}")))?.bytes().await.map_err(|e| CatalogError::Storage(e.to_string()))?;
+        let bytes = self.storage.store().get(&path).await.map_err(|e| CatalogError::Storage(format!("{location}: {e}")))?.bytes().await.map_err(|e| CatalogError::Storage(e.to_string()))?;
         let m: TableMetadata = serde_json::from_slice(&bytes).map_err(|e| CatalogError::Storage(format!("{location}: {e}")))?;
         let m = Arc::new(m);
         if state.cache.len() >= CACHE_ENTRIES_MAX {
@@ -131,7 +129,7 @@ impl Catalog {
         let location = format!("{}/metadata/{version:05}-{}.metadata.json", metadata.location().trim_end_matches('/'), uuid::Uuid::new_v4());
         let json = serde_json::to_vec(metadata).map_err(|e| CatalogError::Storage(e.to_string()))?;
         let opts = PutOptions { mode: PutMode::Create, ..Default::default() };
-        self.objects.put_opts(&self.object_path(&location)?, PutPayload::from(json), opts).await.map_err(|e| CatalogError::Storage(e.to_string()))?;
+        self.storage.store().put_opts(&self.object_path(&location)?, PutPayload::from(json), opts).await.map_err(|e| CatalogError::Storage(e.to_string()))?;
         state.cache.insert(location.clone(), Arc::new(metadata.clone()));
         Ok(location)
     }
@@ -226,7 +224,7 @@ impl Catalog {
         if state.tables.contains_key(&key) {
             return Err(CatalogError::TableExists(format!("{}.{}", show(ns), req.name)));
         }
-        let location = req.location.unwrap_or_else(|| format!("{}/{}/{}", self.warehouse, ns.join("/"), req.name));
+        let location = req.location.unwrap_or_else(|| format!("{}/{}/{}", self.warehouse(), ns.join("/"), req.name));
         self.object_path(&location)?;
         let creation = TableCreation {
             name: req.name.clone(),
@@ -262,11 +260,9 @@ impl Catalog {
         state.tables.remove(&key);
         state.cache.remove(&loc);
         if let Some(m) = metadata {
-            use futures::TryStreamExt;
-            let prefix = self.object_path(m.location())?;
-            let files: Vec<_> = self.objects.list(Some(&prefix)).try_collect().await.map_err(|e| CatalogError::Storage(e.to_string()))?;
-            for f in files {
-                let _ = self.objects.delete(&f.location).await;
+            // The table is gone already; files left behind are unreferenced.
+            if let Err(e) = iceberg::io::Storage::delete_prefix(&self.storage, m.location()).await {
+                tracing::warn!(location = m.location(), error = %e, "purge left files behind");
             }
         }
         Ok(())

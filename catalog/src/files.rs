@@ -35,13 +35,9 @@ fn err(location: &str) -> impl Fn(iceberg::Error) -> CatalogError + '_ {
     move |e| CatalogError::Storage(format!("{location}: {e}"))
 }
 
+/// The Parquet writer properties Floe writes with (zstd).
 fn props() -> WriterProperties {
     WriterProperties::builder().set_compression(Compression::ZSTD(ZstdLevel::default())).build()
-}
-
-/// The Parquet writer properties Floe writes with (zstd).
-pub fn writer_properties() -> WriterProperties {
-    props()
 }
 
 /// Writes `batches` (their Arrow fields carry the schema's field ids) as one Parquet data file at

@@ -96,6 +96,11 @@ impl ObjectStorage {
             .map_err(|e| Error::new(ErrorKind::DataInvalid, format!("location {location}: {e}")))
     }
 
+    /// The warehouse URL (no trailing slash).
+    pub fn warehouse(&self) -> &str {
+        &self.warehouse
+    }
+
     /// The object store underneath.
     pub fn store(&self) -> &Arc<dyn ObjectStore> {
         &self.store

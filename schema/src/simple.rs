@@ -3,36 +3,38 @@
 
 use std::sync::Arc;
 
-use arrow_array::RecordBatch;
+use arrow_array::{ArrayRef, BinaryArray, RecordBatch, StringArray};
 use arrow_schema::{DataType, Field, Schema};
 
-use crate::arrow::record_batch;
-use crate::error::{RecordError, Result};
-use crate::value::Value;
+use crate::error::{RecordError, Result, SchemaError};
 
-/// The column name a raw or string value gets.
-pub const VALUE_COLUMN: &str = "value";
+/// The column a raw or string value becomes (AutoMQ's name for it).
+pub const VALUE_COLUMN: &str = "_kafka_value";
 
-/// `raw`: the bytes as they are (a null value stays null).
+fn one_column(data_type: DataType, col: ArrayRef) -> Result<RecordBatch> {
+    let schema = Arc::new(Schema::new(vec![Field::new(VALUE_COLUMN, data_type, true)]));
+    RecordBatch::try_new(schema, vec![col]).map_err(|e| SchemaError::Decode(e.to_string()))
+}
+
+/// `raw`: the bytes as they are (a null value stays null), copied once into the column.
 pub fn raw_batch(records: &[(i64, Option<&[u8]>)]) -> Result<RecordBatch> {
-    let schema = Arc::new(Schema::new(vec![Field::new(VALUE_COLUMN, DataType::Binary, true)]));
-    let rows: Vec<Value> = records.iter().map(|(_, v)| Value::Record(vec![v.map_or(Value::Null, |b| Value::Bytes(b.to_vec()))])).collect();
-    record_batch(schema, &rows)
+    let col: BinaryArray = records.iter().map(|(_, v)| *v).collect();
+    one_column(DataType::Binary, Arc::new(col))
 }
 
 /// `string`: the bytes as UTF-8 text; records that are not UTF-8 become errors.
 pub fn string_batch(records: &[(i64, Option<&[u8]>)]) -> Result<(RecordBatch, Vec<RecordError>)> {
-    let schema = Arc::new(Schema::new(vec![Field::new(VALUE_COLUMN, DataType::Utf8, true)]));
-    let mut rows = Vec::with_capacity(records.len());
+    let mut values: Vec<Option<&str>> = Vec::with_capacity(records.len());
     let mut errors = Vec::new();
     for (offset, v) in records {
         match v.map(std::str::from_utf8) {
-            None => rows.push(Value::Record(vec![Value::Null])),
-            Some(Ok(s)) => rows.push(Value::Record(vec![Value::String(s.to_string())])),
+            None => values.push(None),
+            Some(Ok(s)) => values.push(Some(s)),
             Some(Err(e)) => errors.push(RecordError { offset: *offset, reason: format!("not UTF-8: {e}") }),
         }
     }
-    Ok((record_batch(schema, &rows)?, errors))
+    let col: StringArray = values.into_iter().collect();
+    Ok((one_column(DataType::Utf8, Arc::new(col))?, errors))
 }
 
 #[cfg(test)]

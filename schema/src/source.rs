@@ -163,10 +163,16 @@ pub fn decode_payload(c: &Compiled, payload: &[u8], framed_protobuf: bool) -> Re
     }
 }
 
-/// `by_schema_id`: a Confluent-framed record, decoded with the schema its id names.
-pub async fn decode_framed(cache: &SchemaCache, record: &[u8]) -> Result<(u32, Arc<Compiled>, Value)> {
+/// The schema a Confluent-framed record names, and its payload (still encoded).
+pub async fn resolve_framed<'a>(cache: &SchemaCache, record: &'a [u8]) -> Result<(u32, Arc<Compiled>, &'a [u8])> {
     let (id, payload) = wire::split(record)?;
     let c = cache.by_id(id).await?;
+    Ok((id, c, payload))
+}
+
+/// `by_schema_id`: a Confluent-framed record, decoded with the schema its id names.
+pub async fn decode_framed(cache: &SchemaCache, record: &[u8]) -> Result<(u32, Arc<Compiled>, Value)> {
+    let (id, c, payload) = resolve_framed(cache, record).await?;
     let v = decode_payload(&c, payload, true)?;
     Ok((id, c, v))
 }

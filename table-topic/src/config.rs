@@ -128,6 +128,12 @@ impl TableConfig {
         if !boolean(configs, "enable", false)? {
             return Ok(None);
         }
+        Self::parse(configs).map(Some)
+    }
+
+    /// The settings the keys describe, whether or not the table is enabled (a topic's config is
+    /// checked whole, so enabling it later cannot reveal a bad combination).
+    pub fn parse(configs: &BTreeMap<String, String>) -> Result<TableConfig> {
         let transform = match get(configs, "transform.value.type").unwrap_or("none") {
             "none" => Transform::None,
             "flatten" => Transform::Flatten,
@@ -168,7 +174,7 @@ impl TableConfig {
         if get(configs, "partition.by").is_some_and(|v| !list(v).is_empty()) {
             return Err(bad(format!("{PREFIX}partition.by is not supported yet: Floe writes unpartitioned tables for now")));
         }
-        Ok(Some(cfg))
+        Ok(cfg)
     }
 
     fn check(&self) -> Result<()> {
@@ -184,9 +190,6 @@ impl TableConfig {
         let keyed = self.upsert || self.cdc_field.is_some();
         if keyed && self.id_columns == IdColumns::None {
             return Err(bad(format!("{PREFIX}upsert.enable and {PREFIX}cdc.field need {PREFIX}id.columns (e.g. [id])")));
-        }
-        if keyed && self.transform == Transform::None {
-            return Err(bad(format!("{PREFIX}upsert.enable and {PREFIX}cdc.field need flattened rows: set {PREFIX}transform.value.type to flatten or flatten_debezium")));
         }
         if self.id_columns == IdColumns::FromDebeziumKey && self.key != Convert::Json {
             return Err(bad(format!("{PREFIX}id.columns=[_from_debezium_key_] needs {PREFIX}convert.key.type=json")));

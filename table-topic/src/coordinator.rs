@@ -172,16 +172,11 @@ impl Coordinator {
         let mut tombstones: Vec<(i32, i64, Option<bytes::Bytes>)> = Vec::new();
         for part in &parts {
             let out = self.decoder.decode(&part.records).await;
-            tombstones.extend(out.tombstones.iter().filter_map(|o| part.records.iter().find(|r| r.offset == *o)).map(|r| (part.partition, r.offset, r.key.clone())));
+            tombstones.extend(out.tombstones.iter().filter_map(|o| record_at(&part.records, *o)).map(|r| (part.partition, r.offset, r.key.clone())));
             bad.extend(out.errors.into_iter().map(|e| (part.partition, e)));
             runs.extend(out.runs.into_iter().map(|r| (part.partition, r.batch, r.offsets)));
         }
-        if !bad.is_empty() && self.cfg.tolerance == Tolerance::None {
-            let (p, e) = &bad[0];
-            let reason = format!("paused at partition {p} offset {}: {}", e.offset, e.reason);
-            self.status.lock().pause(&reason);
-            return Err(TableTopicError::Record { offset: e.offset, reason });
-        }
+        self.stop_at_bad_record(&bad)?;
 
         let mut rows: Vec<RecordBatch> = Vec::new();
         if !runs.is_empty() {
@@ -197,37 +192,30 @@ impl Coordinator {
             let mut ok_runs = Vec::new();
             let table = self.table(&Schema::new(fields)).await?;
             for (p, b, offs) in runs {
-                let mut record_schema: Vec<Field> = system::fields();
-                record_schema.extend(b.schema().fields().iter().map(|f| f.as_ref().clone()));
-                match table.evolve(&Schema::new(record_schema)).await {
-                    Ok(()) => ok_runs.push((p, b, offs)),
+                let mut record_fields: Vec<Field> = system::fields();
+                record_fields.extend(b.schema().fields().iter().map(|f| f.as_ref().clone()));
+                let record_schema = Arc::new(Schema::new(record_fields));
+                match table.evolve(&record_schema).await {
+                    Ok(()) => ok_runs.push((p, b, offs, record_schema)),
                     Err(TableTopicError::Schema(reason)) => bad.extend(offs.iter().map(|o| (p, RecordError { offset: *o, reason: format!("schema cannot evolve: {reason}") }))),
                     Err(e) => return Err(e),
                 }
             }
             let target: SchemaRef = table.arrow.clone();
-            for (p, b, offs) in ok_runs {
+            for (p, b, offs, record_schema) in ok_runs {
                 let part = parts.iter().find(|x| x.partition == p).ok_or_else(|| TableTopicError::Source("lost partition".into()))?;
-                let by_offset: HashMap<i64, &SourceRecord> = part.records.iter().map(|r| (r.offset, r)).collect();
-                let recs: Vec<&SourceRecord> = offs.iter().filter_map(|o| by_offset.get(o).copied()).collect();
-                let mut cols = system::columns(p, &recs).map_err(|e| TableTopicError::Source(e.to_string()))?;
+                let recs: Vec<&SourceRecord> = offs.iter().filter_map(|o| record_at(&part.records, *o)).collect();
+                let mut cols = system::columns(p, &recs).map_err(TableTopicError::Source)?;
                 cols.extend(b.columns().iter().cloned());
-                let mut fields = system::fields();
-                fields.extend(b.schema().fields().iter().map(|f| f.as_ref().clone()));
-                let full = RecordBatch::try_new(Arc::new(Schema::new(fields)), cols)?;
+                let full = RecordBatch::try_new(record_schema, cols)?;
                 match conform(&full, &target) {
                     Ok(c) => rows.push(c),
                     Err(reason) => bad.extend(offs.iter().map(|o| (p, RecordError { offset: *o, reason: reason.clone() }))),
                 }
             }
         }
-        let keyed = if self.cfg.keyed() { Some(self.keyed(&rows, &tombstones, &mut bad).await?) } else { None };
-        if !bad.is_empty() && self.cfg.tolerance == Tolerance::None {
-            let (p, e) = &bad[0];
-            let reason = format!("paused at partition {p} offset {}: {}", e.offset, e.reason);
-            self.status.lock().pause(&reason);
-            return Err(TableTopicError::Record { offset: e.offset, reason });
-        }
+        let keyed = if self.cfg.keyed() { Some(self.keyed(&parts, &rows, &tombstones, &mut bad).await?) } else { None };
+        self.stop_at_bad_record(&bad)?;
         if !bad.is_empty() {
             self.dead_letters(&parts, &bad, &next).await?;
         }
@@ -300,6 +288,19 @@ impl Coordinator {
         }
     }
 
+    /// With `errors.tolerance=none`, the first bad record pauses the table (nothing is committed,
+    /// the loop tries again from the same offsets; a config change restarts it).
+    fn stop_at_bad_record(&self, bad: &[(i32, RecordError)]) -> Result<()> {
+        match bad.first() {
+            Some((p, e)) if self.cfg.tolerance == Tolerance::None => {
+                let reason = format!("paused at partition {p} offset {}: {}", e.offset, e.reason);
+                self.status.lock().pause(&reason);
+                Err(TableTopicError::Record { offset: e.offset, reason })
+            }
+            _ => Ok(()),
+        }
+    }
+
     async fn dead_letters(&mut self, parts: &[PartitionRows], bad: &[(i32, RecordError)], next: &Offsets) -> Result<()> {
         if self.dlq.is_none() {
             let name = self.cfg.dlq_name(&self.topic);
@@ -312,7 +313,7 @@ impl Coordinator {
         let letters: Vec<(i32, &SourceRecord, &str)> = bad
             .iter()
             .filter(|(p, e)| done.get(p).is_none_or(|o| e.offset >= *o))
-            .filter_map(|(p, e)| parts.iter().find(|x| x.partition == *p).and_then(|x| x.records.iter().find(|r| r.offset == e.offset)).map(|r| (*p, r, e.reason.as_str())))
+            .filter_map(|(p, e)| parts.iter().find(|x| x.partition == *p).and_then(|x| record_at(&x.records, e.offset)).map(|r| (*p, r, e.reason.as_str())))
             .collect();
         if letters.is_empty() {
             return Ok(());
@@ -329,7 +330,7 @@ impl Coordinator {
 
     /// Upsert: the last change of each key in this commit wins; a key's previous live row is
     /// removed with a position delete; deletes and tombstones write no row.
-    async fn keyed(&mut self, rows: &[RecordBatch], tombstones: &[(i32, i64, Option<bytes::Bytes>)], bad: &mut Vec<(i32, RecordError)>) -> Result<KeyedPlan> {
+    async fn keyed(&mut self, parts: &[PartitionRows], rows: &[RecordBatch], tombstones: &[(i32, i64, Option<bytes::Bytes>)], bad: &mut Vec<(i32, RecordError)>) -> Result<KeyedPlan> {
         if self.table.is_none() {
             // Only tombstones so far: the table starts with the system columns.
             self.table(&Schema::new(system::fields())).await?;
@@ -339,12 +340,8 @@ impl Coordinator {
         let ids: Vec<String> = match &self.cfg.id_columns {
             crate::config::IdColumns::Columns(c) => c.clone(),
             _ => {
-                let from_rows = keys::column_at(&batch, system::KEY).and_then(|k| {
-                    let k = arrow_cast::cast(&k, &arrow_schema::DataType::Binary).ok()?;
-                    let k = k.as_any().downcast_ref::<arrow_array::BinaryArray>()?.iter().flatten().next().map(|b| b.to_vec())?;
-                    keys::key_fields(&k)
-                });
-                match from_rows.or_else(|| tombstones.iter().find_map(|t| t.2.as_deref().and_then(keys::key_fields))) {
+                // `[_from_debezium_key_]`: the id columns are the fields of the record keys.
+                match parts.iter().flat_map(|p| &p.records).find_map(|r| r.key.as_deref().and_then(keys::key_fields)) {
                     Some(f) => f,
                     None => return Ok(KeyedPlan { batch: RecordBatch::new_empty(table.arrow.clone()), keys: vec![], deletes: vec![], touched: vec![] }),
                 }
@@ -372,7 +369,7 @@ impl Coordinator {
         for (i, k) in row_keys.into_iter().enumerate() {
             match k {
                 Some(k) => events.push((parts.value(i), offs.value(i), k, (!is_delete[i]).then_some(i as u32))),
-                None => bad.push((parts.value(i), RecordError { offset: offs.value(i), reason: format!("an id column ({}) is null", ids.join(", ")) })),
+                None => bad.push((parts.value(i), RecordError { offset: offs.value(i), reason: format!("an id column ({}) is null or missing", ids.join(", ")) })),
             }
         }
         for (p, o, key) in tombstones {
@@ -418,4 +415,9 @@ struct KeyedPlan {
     deletes: Vec<(String, i64)>,
     /// Keys whose previous row is gone (re-inserted ones come back from `keys`).
     touched: Vec<String>,
+}
+
+/// The record at `offset` (records of a read are in offset order).
+fn record_at(records: &[SourceRecord], offset: i64) -> Option<&SourceRecord> {
+    records.binary_search_by_key(&offset, |r| r.offset).ok().map(|i| &records[i])
 }

@@ -22,6 +22,7 @@ pub fn batch(target: &SchemaRef, letters: &[(i32, &SourceRecord, &str)]) -> Resu
     let mut parts: Vec<RecordBatch> = Vec::new();
     // System columns are built per partition.
     let mut partitions: Vec<i32> = letters.iter().map(|l| l.0).collect();
+    partitions.sort_unstable();
     partitions.dedup();
     for p in partitions {
         let these: Vec<&(i32, &SourceRecord, &str)> = letters.iter().filter(|l| l.0 == p).collect();

@@ -38,9 +38,11 @@ pub fn column_at(batch: &RecordBatch, path: &str) -> Option<ArrayRef> {
     Some(col)
 }
 
-/// The key of each row (`None` when an id column is null or missing).
+/// The key of each row (`None` when an id column is null or missing: that row cannot be keyed).
 pub fn row_keys(batch: &RecordBatch, ids: &[String]) -> Result<Vec<Option<String>>> {
-    let cols: Vec<ArrayRef> = ids.iter().map(|c| column_at(batch, c).ok_or_else(|| TableTopicError::Schema(format!("id column {c} is not in the table")))).collect::<Result<_>>()?;
+    let Some(cols) = ids.iter().map(|c| column_at(batch, c)).collect::<Option<Vec<ArrayRef>>>() else {
+        return Ok(vec![None; batch.num_rows()]);
+    };
     let options = FormatOptions::default();
     let fmts: Vec<ArrayFormatter> = cols.iter().map(|c| ArrayFormatter::try_new(c.as_ref(), &options)).collect::<std::result::Result<_, _>>()?;
     Ok((0..batch.num_rows())
@@ -103,12 +105,18 @@ impl KeyIndex {
     /// The index of a table's live rows: every data file's id columns, minus rows a position
     /// delete removes; newer files win.
     pub async fn rebuild(io: &FileIO, live: &[LiveFile], ids: &[String]) -> Result<KeyIndex> {
-        let mut deleted: HashSet<(String, i64)> = HashSet::new();
+        let mut deleted: HashMap<String, HashSet<i64>> = HashMap::new();
         for f in live.iter().filter(|f| f.file.content_type() == DataContentType::PositionDeletes) {
             let bytes = io.new_input(f.file.file_path())?.read().await?;
             for b in read_columns(bytes, &["file_path", "pos"])? {
                 let (Some(paths), Some(pos)) = (b.column(0).as_string_opt::<i32>(), b.column(1).as_primitive_opt::<arrow_array::types::Int64Type>()) else { continue };
-                deleted.extend((0..b.num_rows()).map(|i| (paths.value(i).to_string(), pos.value(i))));
+                for i in 0..b.num_rows() {
+                    let path = paths.value(i);
+                    match deleted.get_mut(path) {
+                        Some(set) => set.insert(pos.value(i)),
+                        None => deleted.entry(path.to_string()).or_default().insert(pos.value(i)),
+                    };
+                }
             }
         }
         let mut data: Vec<&LiveFile> = live.iter().filter(|f| f.file.content_type() == DataContentType::Data).collect();
@@ -117,12 +125,13 @@ impl KeyIndex {
         let mut index = KeyIndex::default();
         for f in data {
             let path: Arc<str> = Arc::from(f.file.file_path());
+            let gone = deleted.get(f.file.file_path());
             let bytes = io.new_input(f.file.file_path())?.read().await?;
             let mut pos = 0i64;
             for b in read_columns(bytes, &top)? {
                 for k in row_keys(&b, ids)? {
                     if let Some(k) = k {
-                        if !deleted.contains(&(path.to_string(), pos)) {
+                        if !gone.is_some_and(|g| g.contains(&pos)) {
                             index.rows.insert(k, (path.clone(), pos));
                         }
                     }

@@ -7,8 +7,8 @@ use std::sync::Arc;
 use arrow_array::{ArrayRef, RecordBatch, RecordBatchOptions, StructArray};
 use arrow_schema::{DataType, Field, Schema};
 use floe_schema::json::JsonInference;
-use floe_schema::source::{decode_payload, Compiled, SchemaCache};
-use floe_schema::{debezium, simple, wire, RecordError, Value};
+use floe_schema::source::{decode_payload, resolve_framed, Compiled, SchemaCache};
+use floe_schema::{debezium, simple, RecordError, Value};
 
 use crate::config::{Convert, TableConfig, Transform};
 use crate::source::SourceRecord;
@@ -17,7 +17,7 @@ use crate::source::SourceRecord;
 type Pair<'a> = (i64, Option<&'a [u8]>);
 
 /// The column holding the whole value when it is not flattened.
-pub const VALUE_COLUMN: &str = "_kafka_value";
+pub use floe_schema::simple::VALUE_COLUMN;
 
 /// Rows decoded from a run of records that share one schema.
 #[derive(Debug)]
@@ -58,12 +58,6 @@ fn wrap_value(batch: RecordBatch, transform: Transform) -> Result<RecordBatch, S
     RecordBatch::try_new_with_options(schema, vec![col], &RecordBatchOptions::new().with_row_count(Some(rows))).map_err(|e| e.to_string())
 }
 
-/// Renames `simple`'s `value` column to ours.
-fn rename_value(batch: RecordBatch) -> Result<RecordBatch, String> {
-    let fields: Vec<Field> = batch.schema().fields().iter().map(|f| if f.name() == simple::VALUE_COLUMN { f.as_ref().clone().with_name(VALUE_COLUMN) } else { f.as_ref().clone() }).collect();
-    RecordBatch::try_new(Arc::new(Schema::new(fields)), batch.columns().to_vec()).map_err(|e| e.to_string())
-}
-
 /// Decodes record values as the table's config says.
 pub struct Decoder {
     cfg: Arc<TableConfig>,
@@ -96,8 +90,8 @@ impl Decoder {
             return out;
         }
         let result = match (&self.cfg.value, self.cfg.transform) {
-            (Convert::Raw, _) => simple::raw_batch(&values).map_err(|e| e.to_string()).and_then(rename_value).map(|b| (b, vec![])),
-            (Convert::String, _) => simple::string_batch(&values).map_err(|e| e.to_string()).and_then(|(b, e)| Ok((rename_value(b)?, e))),
+            (Convert::Raw, _) => simple::raw_batch(&values).map_err(|e| e.to_string()).map(|b| (b, vec![])),
+            (Convert::String, _) => simple::string_batch(&values).map_err(|e| e.to_string()),
             (Convert::Json, Transform::FlattenDebezium) => {
                 let mut inference = JsonInference::default();
                 debezium::decode_batch(&mut inference, &values).map_err(|e| e.to_string()).map(|d| (d.batch, d.errors))
@@ -130,32 +124,22 @@ impl Decoder {
         let mut run: Vec<(i64, Value)> = Vec::new();
         let mut run_raw: Vec<(i64, Option<&[u8]>)> = Vec::new();
         let mut run_schema: Option<(u32, Arc<Compiled>)> = None;
+        let latest_subject = match &self.cfg.value {
+            Convert::ByLatestSchema { subject, message } => Some((subject.clone().unwrap_or_else(|| floe_schema::source::default_subject(&self.topic, false)), message.clone())),
+            _ => None,
+        };
         for &(offset, value) in values {
             let Some(bytes) = value else { continue };
-            let (id, compiled, payload, framed) = match &self.cfg.value {
-                Convert::ByLatestSchema { subject, message } => {
-                    let subject = subject.clone().unwrap_or_else(|| floe_schema::source::default_subject(&self.topic, false));
-                    match self.schemas.latest(&subject, message.as_deref()).await {
-                        Ok((id, c)) => (id, c, bytes, false),
-                        Err(e) => {
-                            out.errors.push(err(offset, e));
-                            continue;
-                        }
-                    }
+            let resolved = match &latest_subject {
+                Some((subject, message)) => self.schemas.latest(subject, message.as_deref()).await.map(|(id, c)| (id, c, bytes, false)),
+                None => resolve_framed(&self.schemas, bytes).await.map(|(id, c, payload)| (id, c, payload, true)),
+            };
+            let (id, compiled, payload, framed) = match resolved {
+                Ok(r) => r,
+                Err(e) => {
+                    out.errors.push(err(offset, e));
+                    continue;
                 }
-                _ => match wire::split(bytes) {
-                    Ok((id, payload)) => match self.schemas.by_id(id).await {
-                        Ok(c) => (id, c, payload, true),
-                        Err(e) => {
-                            out.errors.push(err(offset, e));
-                            continue;
-                        }
-                    },
-                    Err(e) => {
-                        out.errors.push(err(offset, e));
-                        continue;
-                    }
-                },
             };
             if run_schema.as_ref().is_some_and(|(rid, _)| *rid != id) {
                 self.flush_run(run_schema.take(), std::mem::take(&mut run), std::mem::take(&mut run_raw), out);

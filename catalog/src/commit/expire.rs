@@ -58,7 +58,9 @@ impl Committer {
         if expired.is_empty() {
             return Ok((base.clone(), ExpireReport::default()));
         }
-        let before = self.reachable(meta, meta.snapshots().map(|s| s.snapshot_id())).await?;
+        // What only the expired snapshots reach is read before they are gone; what the table
+        // still reaches is read after the commit, so nothing a newer snapshot uses is deleted.
+        let candidates = self.reachable(meta, expired.iter().copied()).await?;
         let requirements = vec![
             TableRequirement::UuidMatch { uuid: meta.uuid() },
             TableRequirement::RefSnapshotIdMatch { r#ref: "main".into(), snapshot_id: meta.current_snapshot_id() },
@@ -67,7 +69,7 @@ impl Committer {
         let after = self.target.commit(ns, name, requirements, updates).await?;
         let still = self.reachable(&after.metadata, after.metadata.snapshots().map(|s| s.snapshot_id())).await?;
         let mut deleted = 0;
-        for f in before.difference(&still) {
+        for f in candidates.difference(&still) {
             match self.io.delete(f).await {
                 Ok(()) => deleted += 1,
                 Err(e) => tracing::warn!(file = %f, error = %e, "expired file not deleted; it is unreferenced and can be removed by hand"),

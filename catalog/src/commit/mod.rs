@@ -20,9 +20,9 @@ use iceberg::spec::{
     Snapshot, SnapshotReference, SnapshotRetention, Summary, TableMetadata,
 };
 use iceberg::{TableRequirement, TableUpdate};
+use summary::Side;
 
 pub use expire::ExpireReport;
-pub use summary::Side;
 pub use target::CommitTarget;
 
 use crate::catalog::{LoadedTable, Namespace};
