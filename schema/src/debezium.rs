@@ -3,8 +3,9 @@
 //! (`op` as I/U/D, `ts`, `offset`, `source` as db.table).
 //!
 //! Column types come from the event's Kafka Connect schema when it has one, else from JSON
-//! inference. A tombstone (null value) is recognised and reported apart; an event whose row image
-//! is missing (a delete with `before: null`) is an invalid record with the reason.
+//! inference. A tombstone (null value) is recognised and reported apart, and so is a delete whose
+//! row image is missing (`before: null`, a table without REPLICA IDENTITY FULL): only the record's
+//! key says which row went, so the caller decides (a keyed table deletes by key; others reject it).
 
 use std::sync::Arc;
 
@@ -48,6 +49,9 @@ pub struct Change {
     pub source: Option<String>,
 }
 
+/// Why a delete may come without its row image.
+const REPLICA_HINT: &str = " (the source table may lack REPLICA IDENTITY FULL; only the key says which row went)";
+
 fn invalid(msg: impl Into<String>) -> SchemaError {
     SchemaError::Decode(msg.into())
 }
@@ -73,10 +77,12 @@ pub fn flatten(value: Option<&[u8]>) -> Result<Option<Change>> {
     let image = if op == Op::Delete { "before" } else { "after" };
     let row = envelope.get(image).cloned().unwrap_or(Json::Null);
     if !row.is_object() {
-        return Err(invalid(format!(
-            "{} event without a row image: \"{image}\" is {} (for a delete, the table may lack REPLICA IDENTITY FULL; only the key says which row went)",
+        let error = if op == Op::Delete { SchemaError::KeylessDelete } else { SchemaError::Decode };
+        return Err(error(format!(
+            "{} event without a row image: \"{image}\" is {}{}",
             op.code(),
-            if row.is_null() { "null".to_string() } else { row.to_string() }
+            if row.is_null() { "null".to_string() } else { row.to_string() },
+            if op == Op::Delete { REPLICA_HINT } else { "" }
         )));
     }
     let row_schema = schema.as_ref().and_then(|s| {
@@ -201,6 +207,13 @@ pub struct DebeziumBatch {
     pub batch: RecordBatch,
     pub errors: Vec<RecordError>,
     pub tombstones: Vec<i64>,
+    /// Deletes without a row image, with the reason a table that cannot delete by key gives.
+    pub keyless_deletes: Vec<RecordError>,
+}
+
+/// Whether `e` is [`flatten`]'s error for a delete without a row image.
+fn is_keyless_delete(e: &SchemaError) -> bool {
+    matches!(e, SchemaError::KeylessDelete(_))
 }
 
 /// Flattens a batch of change events. The columns come from the first event that carries a
@@ -209,10 +222,12 @@ pub fn decode_batch(inference: &mut JsonInference, records: &[(i64, Option<&[u8]
     let mut changes = Vec::new();
     let mut errors = Vec::new();
     let mut tombstones = Vec::new();
+    let mut keyless_deletes = Vec::new();
     for (offset, value) in records {
         match flatten(*value) {
             Ok(Some(c)) => changes.push((*offset, c)),
             Ok(None) => tombstones.push(*offset),
+            Err(e) if is_keyless_delete(&e) => keyless_deletes.push(RecordError { offset: *offset, reason: e.to_string() }),
             Err(e) => errors.push(RecordError { offset: *offset, reason: e.to_string() }),
         }
     }
@@ -259,7 +274,7 @@ pub fn decode_batch(inference: &mut JsonInference, records: &[(i64, Option<&[u8]
     all.push(cdc_field());
     let batch = record_batch(Arc::new(Schema::new(all)), &rows)?;
     errors.sort_by_key(|e| e.offset);
-    Ok(DebeziumBatch { batch, errors, tombstones })
+    Ok(DebeziumBatch { batch, errors, tombstones, keyless_deletes })
 }
 
 /// Flattens a batch of Avro-encoded change events (framing already removed) written with the
@@ -290,6 +305,7 @@ pub fn decode_avro_batch(envelope: &crate::avro::AvroSchema, records: &[(i64, Op
     let mut rows = Vec::new();
     let mut errors = Vec::new();
     let mut tombstones = Vec::new();
+    let mut keyless_deletes = Vec::new();
     for (offset, value) in records {
         let Some(bytes) = value else {
             tombstones.push(*offset);
@@ -306,7 +322,9 @@ pub fn decode_avro_batch(envelope: &crate::avro::AvroSchema, records: &[(i64, Op
             let image = if op == Op::Delete { before } else { after };
             let row = vs.get(image).cloned().unwrap_or(Value::Null);
             let Value::Record(mut cells) = row else {
-                return Err(invalid(format!("{} event without a row image: \"{}\" is null", op.code(), fields[image].name)));
+                let error = if op == Op::Delete { SchemaError::KeylessDelete } else { SchemaError::Decode };
+                let hint = if op == Op::Delete { REPLICA_HINT } else { "" };
+                return Err(error(format!("{} event without a row image: \"{}\" is null{hint}", op.code(), fields[image].name)));
             };
             let source = match at("source").and_then(|i| vs.get(i)) {
                 Some(Value::Record(src)) => {
@@ -325,13 +343,14 @@ pub fn decode_avro_batch(envelope: &crate::avro::AvroSchema, records: &[(i64, Op
         });
         match event {
             Ok(r) => rows.push(r),
+            Err(e) if is_keyless_delete(&e) => keyless_deletes.push(RecordError { offset: *offset, reason: e.to_string() }),
             Err(e) => errors.push(RecordError { offset: *offset, reason: e.to_string() }),
         }
     }
     let mut columns: Vec<Field> = row_schema.arrow_schema()?.fields().iter().map(|f| f.as_ref().clone()).collect();
     columns.push(cdc_field());
     let batch = record_batch(Arc::new(Schema::new(columns)), &rows)?;
-    Ok(DebeziumBatch { batch, errors, tombstones })
+    Ok(DebeziumBatch { batch, errors, tombstones, keyless_deletes })
 }
 
 #[cfg(test)]

@@ -9,6 +9,9 @@ pub enum SchemaError {
     Unsupported(String),
     #[error("cannot decode record: {0}")]
     Decode(String),
+    /// A Debezium delete whose row image is missing: only the record key names the row.
+    #[error("cannot decode record: {0}")]
+    KeylessDelete(String),
     #[error("value does not fit column {column}: {reason}")]
     Mismatch { column: String, reason: String },
     #[error("not in the Confluent wire format: {0}")]

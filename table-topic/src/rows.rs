@@ -94,7 +94,13 @@ impl Decoder {
             (Convert::String, _) => simple::string_batch(&values).map_err(|e| e.to_string()),
             (Convert::Json, Transform::FlattenDebezium) => {
                 let mut inference = JsonInference::default();
-                debezium::decode_batch(&mut inference, &values).map_err(|e| e.to_string()).map(|d| (d.batch, d.errors))
+                debezium::decode_batch(&mut inference, &values).map_err(|e| e.to_string()).map(|d| {
+                    // A `{"payload": null}` value is a tombstone too.
+                    out.tombstones.extend(d.tombstones);
+                    let mut errors = d.errors;
+                    self.keyless_deletes(d.keyless_deletes, &mut errors, &mut out);
+                    (d.batch, errors)
+                })
             }
             (Convert::Json, t) => {
                 let mut inference = JsonInference::default();
@@ -108,7 +114,8 @@ impl Decoder {
         };
         match result {
             Ok((batch, errors)) => {
-                let offsets = remaining(&values, &errors.iter().map(|e| e.offset).collect::<Vec<_>>());
+                let skipped = errors.iter().map(|e| e.offset).chain(out.tombstones.iter().copied());
+                let offsets = remaining(&values, &skipped.collect::<Vec<_>>());
                 out.errors.extend(errors);
                 out.runs.push(Decoded { batch, offsets });
             }
@@ -117,6 +124,16 @@ impl Decoder {
         }
         out.errors.sort_by_key(|e| e.offset);
         out
+    }
+
+    /// Debezium deletes without a row image: a keyed table deletes them by the record key (as
+    /// tombstones); any other table cannot tell which row went, so they are invalid records.
+    fn keyless_deletes(&self, deletes: Vec<RecordError>, errors: &mut Vec<RecordError>, out: &mut DecodeOutput) {
+        if self.cfg.keyed() {
+            out.tombstones.extend(deletes.iter().map(|e| e.offset));
+        } else {
+            errors.extend(deletes);
+        }
     }
 
     /// Schema-registry records: runs of one schema decode together.
@@ -167,9 +184,12 @@ impl Decoder {
             };
             match debezium::decode_avro_batch(envelope, &raw) {
                 Ok(d) => {
-                    let offsets = remaining(&raw, &d.errors.iter().map(|e| e.offset).chain(d.tombstones.iter().copied()).collect::<Vec<_>>());
-                    out.errors.extend(d.errors);
+                    let skipped = d.errors.iter().chain(&d.keyless_deletes).map(|e| e.offset).chain(d.tombstones.iter().copied());
+                    let offsets = remaining(&raw, &skipped.collect::<Vec<_>>());
+                    let mut errors = d.errors;
                     out.tombstones.extend(d.tombstones);
+                    self.keyless_deletes(d.keyless_deletes, &mut errors, out);
+                    out.errors.extend(errors);
                     out.runs.push(Decoded { batch: d.batch, offsets });
                 }
                 Err(e) => out.errors.extend(raw.iter().map(|(o, _)| err(*o, &e))),
@@ -209,3 +229,6 @@ pub fn all_nullable(dt: &DataType) -> DataType {
 fn nullable_field(f: &Field) -> Field {
     Field::new(f.name(), all_nullable(f.data_type()), true).with_metadata(f.metadata().clone())
 }
+
+#[cfg(test)]
+mod tests;

@@ -67,15 +67,16 @@ fn mysql_and_the_single_samples_flatten() {
 }
 
 #[test]
-fn a_delete_without_a_row_image_is_an_error_and_tombstones_are_recognised() {
+fn a_delete_without_a_row_image_is_reported_apart_and_tombstones_are_recognised() {
     let events = lines("postgres-replica-identity.jsonl");
     let mut input: Vec<(i64, Option<&[u8]>)> = events.iter().enumerate().map(|(i, e)| (i as i64, Some(e.as_bytes()))).collect();
     input.push((99, None));
     let out = decode_batch(&mut JsonInference::default(), &input).expect("batch");
     assert_eq!(out.batch.num_rows(), 15, "updates with before: null still have their after image");
-    assert_eq!(out.errors.len(), 1);
-    assert_eq!(out.errors[0].offset, 15);
-    assert!(out.errors[0].reason.contains("REPLICA IDENTITY"), "{}", out.errors[0].reason);
+    assert!(out.errors.is_empty(), "{:?}", out.errors);
+    assert_eq!(out.keyless_deletes.len(), 1);
+    assert_eq!(out.keyless_deletes[0].offset, 15);
+    assert!(out.keyless_deletes[0].reason.contains("REPLICA IDENTITY"), "{}", out.keyless_deletes[0].reason);
     assert_eq!(out.tombstones, vec![99]);
     assert!(flatten(Some(b"{\"payload\": null, \"schema\": {}}")).expect("ok").is_none(), "a null payload is a tombstone too");
     assert!(flatten(Some(b"{\"after\": {}}")).is_err(), "not an envelope");
@@ -105,11 +106,13 @@ fn avro_encoded_envelopes_flatten_too() {
     let insert = event(zz(0), row(1, "a"), "c");
     let update = event(row(1, "a"), row(1, "b"), "u");
     let delete = event(row(1, "b"), zz(0), "d");
-    let broken = event(zz(0), zz(0), "d");
-    let input: Vec<(i64, Option<&[u8]>)> = vec![(0, Some(&insert)), (1, Some(&update)), (2, Some(&delete)), (3, Some(&broken)), (4, None)];
+    let keyless = event(zz(0), zz(0), "d");
+    let broken = event(row(1, "b"), zz(0), "u");
+    let input: Vec<(i64, Option<&[u8]>)> = vec![(0, Some(&insert)), (1, Some(&update)), (2, Some(&delete)), (3, Some(&keyless)), (4, None), (5, Some(&broken))];
     let out = decode_avro_batch(&envelope, &input).expect("batch");
     assert_eq!(ops(&out.batch).join(""), "IUD");
-    assert_eq!(out.errors.iter().map(|e| e.offset).collect::<Vec<_>>(), vec![3]);
+    assert_eq!(out.keyless_deletes.iter().map(|e| e.offset).collect::<Vec<_>>(), vec![3]);
+    assert_eq!(out.errors.iter().map(|e| e.offset).collect::<Vec<_>>(), vec![5], "an update without its after image");
     assert_eq!(out.tombstones, vec![4]);
     let ids = out.batch.column_by_name("id").expect("id").as_any().downcast_ref::<Int32Array>().expect("ints");
     assert_eq!(ids.values().to_vec(), vec![1, 1, 1]);

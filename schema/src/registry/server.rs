@@ -42,7 +42,7 @@ pub fn status_of(e: &SchemaError) -> (StatusCode, u32) {
         SchemaError::InvalidCompatibility(_) => (StatusCode::UNPROCESSABLE_ENTITY, 42203),
         SchemaError::Incompatible { .. } => (StatusCode::CONFLICT, 409),
         SchemaError::Store(_) => (StatusCode::INTERNAL_SERVER_ERROR, 50001),
-        SchemaError::InvalidSchema(_) | SchemaError::Unsupported(_) | SchemaError::Decode(_) | SchemaError::Mismatch { .. } | SchemaError::WireFormat(_) => {
+        SchemaError::InvalidSchema(_) | SchemaError::Unsupported(_) | SchemaError::Decode(_) | SchemaError::KeylessDelete(_) | SchemaError::Mismatch { .. } | SchemaError::WireFormat(_) => {
             (StatusCode::UNPROCESSABLE_ENTITY, 42201)
         }
     }
