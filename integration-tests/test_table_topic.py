@@ -1,6 +1,7 @@
 """Table Topics end to end: JSON records produced with confluent-kafka land in an Iceberg table that
 pyiceberg reads through Floe's REST catalog; a poison record goes to the dead-letter table; a kill -9
 in the middle neither loses nor duplicates a record."""
+import glob
 import json
 import signal
 import time
@@ -126,3 +127,58 @@ def test_upsert_replaces_rows_and_tombstones_delete_them(fresh_floe):
     expected = sorted([(i, 1000 + i) for i in range(20) if i != 5] + [(5, 5555)] + [(i, i) for i in range(20, 40)])
     got = balances_once_equal(floe, expected)
     assert got == expected, f"{got}\n{floe.log_tail()}"
+
+
+def test_compaction_and_expiry_keep_every_row_and_the_upsert_index(fresh_floe):
+    floe = fresh_floe
+    create_table_topic(floe, "compacting", partitions=1, convert_value_type="json", transform_value_type="flatten",
+                       upsert_enable="true", id_columns="[id]", compaction_files_min="2", maintenance_interval_ms="300",
+                       expire_snapshot_older_than_hours="0", expire_snapshot_retain_last="2")
+    key = lambda i: json.dumps({"id": i}).encode()
+    cat = RestCatalog("floe", uri=floe.catalog_url)
+    state = {}
+    # Six commits: each updates half of the keys of the one before, so files pile up with deletes.
+    for round_ in range(6):
+        batch = [(i, round_ * 100 + i) for i in range(round_ * 5, round_ * 5 + 20)]
+        state.update(batch)
+        produce(floe, "compacting", [(key(i), json.dumps({"id": i, "v": v}).encode()) for i, v in batch])
+        expected = sorted(state.items())
+        got = sorted((r["id"], r["v"]) for r in read_table(floe, "compacting", len(expected)))
+        deadline = time.time() + 30
+        while got != expected and time.time() < deadline:
+            time.sleep(0.3)
+            got = sorted((r["id"], r["v"]) for r in cat.load_table(("default", "compacting")).scan().to_arrow().to_pylist())
+        assert got == expected, f"round {round_}: {got}\n{floe.log_tail()}"
+
+    def shape():
+        t = cat.load_table(("default", "compacting"))
+        tasks = list(t.scan().plan_files())
+        return t, len(tasks), sum(len(x.delete_files) for x in tasks)
+
+    deadline = time.time() + 30
+    t, data_files, delete_files = shape()
+    while (data_files > 2 or delete_files > 0 or len(t.metadata.snapshots) > 2) and time.time() < deadline:
+        time.sleep(0.3)
+        t, data_files, delete_files = shape()
+    assert data_files <= 2 and delete_files == 0, f"{data_files} data files, {delete_files} delete files\n{floe.log_tail()}"
+    assert len(t.metadata.snapshots) <= 2, "older snapshots expired"
+    assert sorted((r["id"], r["v"]) for r in t.scan().to_arrow().to_pylist()) == sorted(state.items())
+    assert t.current_snapshot().summary.operation.value == "replace", "the last snapshot is a compaction"
+    assert "floe.offsets" in t.current_snapshot().summary.additional_properties, "a compaction carries the offsets on"
+    # Files only expired snapshots reached are gone from the warehouse (6 commits wrote 11 or more).
+    on_disk = {p.rsplit("/", 1)[1] for p in glob.glob(floe.data_dir + "/**/compacting/data/*.parquet", recursive=True)}
+    live = {task.file.file_path.rsplit("/", 1)[1] for task in t.scan().plan_files()}
+    assert live <= on_disk and len(on_disk) <= 6, f"{len(on_disk)} files left on disk, {len(live)} live"
+
+    # The key index is rebuilt after compaction: an update still replaces its row, also after a kill -9.
+    floe.restart(signal.SIGKILL)
+    produce(floe, "compacting", [(key(3), json.dumps({"id": 3, "v": -3}).encode())])
+    state[3] = -3
+    got = []
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        got = sorted((r["id"], r["v"]) for r in cat.load_table(("default", "compacting")).scan().to_arrow().to_pylist())
+        if got == sorted(state.items()):
+            break
+        time.sleep(0.3)
+    assert got == sorted(state.items()), f"{got}\n{floe.log_tail()}"

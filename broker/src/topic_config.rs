@@ -54,8 +54,13 @@ static KEYS: &[Key] = &[
     Key { name: "automq.table.topic.cdc.field", kind: Kind::Text, default: None, doc: "Field holding the I/U/D operation." },
     Key { name: "automq.table.topic.errors.tolerance", kind: Kind::OneOf(&["none", "invalid_data", "all"]), default: Some("invalid_data"), doc: "What happens to a record that cannot be converted." },
     Key { name: "automq.table.topic.expire.snapshot.enabled", kind: Kind::Bool, default: Some("true"), doc: "Expire old snapshots." },
-    Key { name: "automq.table.topic.expire.snapshot.older.than.hours", kind: Kind::Long { min: 1 }, default: Some("1"), doc: "Snapshots older than this expire." },
+    Key { name: "automq.table.topic.expire.snapshot.older.than.hours", kind: Kind::Long { min: 0 }, default: Some("1"), doc: "Snapshots older than this expire (0: all but the retained ones)." },
     Key { name: "automq.table.topic.expire.snapshot.retain.last", kind: Kind::Long { min: 1 }, default: Some("1"), doc: "Snapshots always kept." },
+    Key { name: "automq.table.topic.maintenance.interval.ms", kind: Kind::Long { min: 100 }, default: Some("300000"), doc: "How often compaction and snapshot expiry run (Floe's own)." },
+    Key { name: "automq.table.topic.compaction.enable", kind: Kind::Bool, default: Some("true"), doc: "Rewrite small data files and position deletes into larger files (Floe's own)." },
+    Key { name: "automq.table.topic.compaction.target.file.bytes", kind: Kind::Long { min: 1 }, default: Some("134217728"), doc: "Data files below this size are compacted (Floe's own)." },
+    Key { name: "automq.table.topic.compaction.files.min", kind: Kind::Long { min: 2 }, default: Some("8"), doc: "Compact once this many small data files, or delete files, are live (Floe's own)." },
+    Key { name: "automq.table.topic.compaction.input.bytes.max", kind: Kind::Long { min: 1 }, default: Some("536870912"), doc: "Bytes one compaction reads at most (Floe's own)." },
 ];
 
 /// Every key with its default and documentation, as DescribeConfigs reports them.

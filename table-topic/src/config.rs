@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 
+use crate::maintenance::CompactionPolicy;
 use crate::error::{Result, TableTopicError};
 
 /// The prefix of every Table Topic key.
@@ -73,6 +74,10 @@ pub struct TableConfig {
     pub expire_enabled: bool,
     pub expire_older_than_hours: u64,
     pub expire_retain_last: usize,
+    /// How often compaction and expiry run (between commits of the same loop).
+    pub maintenance_interval_ms: u64,
+    /// `None` when compaction is off.
+    pub compaction: Option<CompactionPolicy>,
 }
 
 fn get<'a>(c: &'a BTreeMap<String, String>, key: &str) -> Option<&'a str> {
@@ -169,6 +174,15 @@ impl TableConfig {
             expire_enabled: boolean(configs, "expire.snapshot.enabled", true)?,
             expire_older_than_hours: number(configs, "expire.snapshot.older.than.hours", 1)?,
             expire_retain_last: number(configs, "expire.snapshot.retain.last", 1)?.max(1) as usize,
+            maintenance_interval_ms: number(configs, "maintenance.interval.ms", 300_000)?.max(100),
+            compaction: match boolean(configs, "compaction.enable", true)? {
+                false => None,
+                true => Some(CompactionPolicy {
+                    target_file_bytes: number(configs, "compaction.target.file.bytes", 128 << 20)?,
+                    files_min: number(configs, "compaction.files.min", 8)?.max(2) as usize,
+                    input_bytes_max: number(configs, "compaction.input.bytes.max", 512 << 20)?.max(1),
+                }),
+            },
         };
         cfg.check()?;
         if get(configs, "partition.by").is_some_and(|v| !list(v).is_empty()) {

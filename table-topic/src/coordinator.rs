@@ -49,6 +49,8 @@ pub struct Coordinator {
     offsets: Option<Offsets>,
     /// Upsert tables: where each key's live row is (rebuilt from the table when missing).
     index: Option<KeyIndex>,
+    /// When compaction and expiry last ran.
+    maintained_at: Option<tokio::time::Instant>,
     pub status: Arc<Mutex<Status>>,
 }
 
@@ -69,6 +71,7 @@ impl Coordinator {
             dlq: None,
             offsets: None,
             index: None,
+            maintained_at: None,
             status,
         }
     }
@@ -82,6 +85,7 @@ impl Coordinator {
             let wait = match self.cycle().await {
                 Ok(_) => {
                     backoff = Duration::from_millis(200);
+                    self.maintain().await;
                     interval.saturating_sub(started.elapsed())
                 }
                 Err(e) => {
@@ -284,6 +288,40 @@ impl Coordinator {
             Err(e) => {
                 // Unclear whether it landed: the table answers on the next cycle (offsets re-read).
                 Err(e.into())
+            }
+        }
+    }
+
+    /// Compaction and snapshot expiry, once per maintenance interval, between commits. A failure
+    /// is logged and tried again next interval: it never holds up commits.
+    async fn maintain(&mut self) {
+        let due = self.maintained_at.is_none_or(|t| t.elapsed() >= Duration::from_millis(self.cfg.maintenance_interval_ms));
+        if !due || self.table.is_none() {
+            return;
+        }
+        self.maintained_at = Some(tokio::time::Instant::now());
+        let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
+        if let (Some(policy), Some(table)) = (self.cfg.compaction.clone(), self.table.as_mut()) {
+            match crate::maintenance::compact(table, &policy).await {
+                Ok(Some(done)) => {
+                    // Rows moved to new files: the key index is rebuilt from the table when next needed.
+                    self.index = None;
+                    self.status.lock().compacted(done.files_in + done.delete_files_in);
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::warn!(topic = %self.topic, error = %e, "table compaction failed; the table is re-read and compaction tried next interval");
+                    self.table = None;
+                    self.index = None;
+                }
+            }
+        }
+        if !self.cfg.expire_enabled {
+            return;
+        }
+        for table in [self.table.as_mut(), self.dlq.as_mut()].into_iter().flatten() {
+            if let Err(e) = crate::maintenance::expire(table, self.cfg.expire_older_than_hours, self.cfg.expire_retain_last, now_ms).await {
+                tracing::warn!(topic = %self.topic, table = %table.name, error = %e, "snapshot expiry failed; tried again next interval");
             }
         }
     }

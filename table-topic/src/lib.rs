@@ -18,6 +18,7 @@ pub mod coordinator;
 pub mod dlq;
 pub mod error;
 pub mod keys;
+pub mod maintenance;
 pub mod manager;
 pub mod offsets;
 pub mod rows;

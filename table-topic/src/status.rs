@@ -23,6 +23,9 @@ pub struct Status {
     /// Why the table is paused (errors.tolerance=none and a bad record), if it is.
     pub paused: Option<String>,
     pub last_error: Option<String>,
+    /// Compactions committed, and the files they replaced.
+    pub compactions: u64,
+    pub compacted_files: u64,
 }
 
 fn now_ms() -> i64 {
@@ -51,6 +54,12 @@ impl Status {
         if lag == 0 {
             self.caught_up_ms = now_ms();
         }
+    }
+
+    /// A compaction replaced `files` files.
+    pub fn compacted(&mut self, files: usize) {
+        self.compactions += 1;
+        self.compacted_files += files as u64;
     }
 
     /// The table stopped at a bad record.

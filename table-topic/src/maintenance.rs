@@ -1,0 +1,192 @@
+//! Table maintenance between commits of the same loop (so it never races the loop's own commits):
+//! compaction of small data files, with the position deletes that hit them applied, into fewer
+//! larger files as one replace snapshot; and snapshot expiry with deletion of unreferenced files.
+
+use std::collections::{HashMap, HashSet};
+
+use arrow_array::cast::AsArray;
+use arrow_array::{BooleanArray, RecordBatch};
+use floe_catalog::commit::LiveFile;
+use floe_catalog::Change;
+use iceberg::io::FileIO;
+use iceberg::spec::{DataContentType, DataFile};
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+
+use crate::conform::conform;
+use crate::error::{Result, TableTopicError};
+use crate::offsets;
+use crate::table::TableHandle;
+
+/// When and how much to compact.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CompactionPolicy {
+    /// Data files below this size are small.
+    pub target_file_bytes: u64,
+    /// Compact once this many small data files, or delete files, are live.
+    pub files_min: usize,
+    /// Bytes of input files one compaction reads at most (bounds its memory).
+    pub input_bytes_max: u64,
+}
+
+/// Which files one compaction rewrites.
+#[derive(Debug, Default, PartialEq)]
+pub struct Plan {
+    /// Data files read and rewritten.
+    pub data: Vec<String>,
+    /// Delete files that only hit rewritten files (removed with them).
+    pub deletes: Vec<String>,
+}
+
+/// What a compaction did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Compacted {
+    pub files_in: usize,
+    pub delete_files_in: usize,
+    pub files_out: usize,
+    pub rows: usize,
+}
+
+/// Which data files a delete file hits, and which positions.
+type Hits = HashMap<String, HashMap<String, HashSet<i64>>>;
+
+async fn read_parquet(io: &FileIO, path: &str) -> Result<Vec<RecordBatch>> {
+    let bytes = io.new_input(path)?.read().await?;
+    let reader = ParquetRecordBatchReaderBuilder::try_new(bytes).and_then(|b| b.build()).map_err(|e| TableTopicError::Source(format!("{path}: {e}")))?;
+    reader.collect::<std::result::Result<Vec<_>, _>>().map_err(TableTopicError::Arrow)
+}
+
+/// Positions each delete file removes, per data file.
+async fn delete_hits(io: &FileIO, deletes: &[&LiveFile]) -> Result<Hits> {
+    let mut out: Hits = HashMap::new();
+    for f in deletes {
+        let hits = out.entry(f.file.file_path().to_string()).or_default();
+        for b in read_parquet(io, f.file.file_path()).await? {
+            let (Some(paths), Some(pos)) = (
+                b.column_by_name("file_path").and_then(|c| c.as_string_opt::<i32>()),
+                b.column_by_name("pos").and_then(|c| c.as_primitive_opt::<arrow_array::types::Int64Type>()),
+            ) else {
+                return Err(TableTopicError::Source(format!("{}: not a position-delete file", f.file.file_path())));
+            };
+            for i in 0..b.num_rows() {
+                hits.entry(paths.value(i).to_string()).or_default().insert(pos.value(i));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Chooses the files to rewrite: small data files, and data files some delete file hits (oldest
+/// first, those that fit the input budget); delete files go when every file they hit is rewritten.
+pub fn plan(live: &[LiveFile], hits: &Hits, policy: &CompactionPolicy) -> Plan {
+    let data: Vec<&LiveFile> = live.iter().filter(|f| f.file.content_type() == DataContentType::Data).collect();
+    let delete_count = live.iter().filter(|f| f.file.content_type() == DataContentType::PositionDeletes).count();
+    let hit: HashSet<&str> = hits.values().flat_map(|m| m.keys().map(String::as_str)).collect();
+    let small = data.iter().filter(|f| f.file.file_size_in_bytes() < policy.target_file_bytes).count();
+    if small < policy.files_min && delete_count < policy.files_min {
+        return Plan::default();
+    }
+    let mut chosen: Vec<&LiveFile> = data.into_iter().filter(|f| f.file.file_size_in_bytes() < policy.target_file_bytes || hit.contains(f.file.file_path())).collect();
+    chosen.sort_by_key(|f| f.sequence_number);
+    let mut budget = policy.input_bytes_max;
+    let mut out = Plan::default();
+    for f in chosen {
+        if f.file.file_size_in_bytes() > budget {
+            continue;
+        }
+        budget -= f.file.file_size_in_bytes();
+        out.data.push(f.file.file_path().to_string());
+    }
+    let rewritten: HashSet<&str> = out.data.iter().map(String::as_str).collect();
+    out.deletes = hits.iter().filter(|(_, m)| m.keys().all(|p| rewritten.contains(p.as_str()))).map(|(d, _)| d.clone()).collect();
+    out.deletes.sort();
+    // One file rewritten alone, with no delete file to drop, gains nothing.
+    if out.data.len() < 2 && out.deletes.is_empty() {
+        return Plan::default();
+    }
+    out
+}
+
+/// Compacts `table` when `policy` says so; `None` when there was nothing to do. A conflict with
+/// another writer leaves the table as it was (the new files are deleted) and is returned.
+pub async fn compact(table: &mut TableHandle, policy: &CompactionPolicy) -> Result<Option<Compacted>> {
+    let io = table.committer().io().clone();
+    let live = table.committer().live_files(&table.loaded.metadata).await?;
+    let delete_files: Vec<&LiveFile> = live.iter().filter(|f| f.file.content_type() == DataContentType::PositionDeletes).collect();
+    let hits = delete_hits(&io, &delete_files).await?;
+    let plan = plan(&live, &hits, policy);
+    if plan.data.is_empty() && plan.deletes.is_empty() {
+        return Ok(None);
+    }
+    // Rows still live in the chosen files, fitted to the current schema, oldest file first.
+    let mut gone: HashMap<&str, HashSet<i64>> = HashMap::new();
+    for m in hits.values() {
+        for (path, positions) in m {
+            gone.entry(path.as_str()).or_default().extend(positions);
+        }
+    }
+    let target = table.arrow.clone();
+    let mut batches = Vec::new();
+    for path in &plan.data {
+        let removed = gone.get(path.as_str());
+        let mut pos = 0i64;
+        for b in read_parquet(&io, path).await? {
+            let n = b.num_rows() as i64;
+            let b = match removed {
+                Some(r) => {
+                    let keep = BooleanArray::from_iter((pos..pos + n).map(|p| Some(!r.contains(&p))));
+                    arrow_select::filter::filter_record_batch(&b, &keep)?
+                }
+                None => b,
+            };
+            pos += n;
+            batches.push(conform(&b, &target).map_err(|e| TableTopicError::Schema(format!("{path}: {e}")))?);
+        }
+    }
+    let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
+    let merged = arrow_select::concat::concat_batches(&target, &batches)?;
+    let files: Vec<DataFile> = if rows > 0 { table.write("compacted", &merged).await? } else { Vec::new() };
+    let removed: HashSet<String> = plan.data.iter().chain(&plan.deletes).cloned().collect();
+    // The compaction snapshot carries the table's offsets on, so expiring older snapshots never
+    // loses where the table stands in its topic.
+    let mut props = HashMap::new();
+    let committed = offsets::committed(&table.loaded.metadata);
+    if let Some(v) = offsets::properties(&committed, "", "").remove(offsets::OFFSETS_KEY) {
+        props.insert(offsets::OFFSETS_KEY.to_string(), v);
+    }
+    props.insert("floe.operation".into(), "compaction".into());
+    let base = table.loaded.clone();
+    match table.committer().commit(&table.ns, &table.name, &base, Change::Replace { removed, data: files.clone(), deletes: vec![] }, &props).await {
+        Ok(t) => {
+            table.loaded = t;
+            let done = Compacted { files_in: plan.data.len(), delete_files_in: plan.deletes.len(), files_out: files.len(), rows };
+            tracing::info!(table = %table.name, files_in = done.files_in, delete_files_in = done.delete_files_in, files_out = done.files_out, rows, "table compacted");
+            Ok(Some(done))
+        }
+        Err(e) => {
+            for f in &files {
+                let _ = io.delete(f.file_path()).await;
+            }
+            Err(e.into())
+        }
+    }
+}
+
+/// Expires snapshots older than `older_than_hours` beyond the newest `retain_last`, deleting files
+/// only they reached. Returns how many snapshots went.
+pub async fn expire(table: &mut TableHandle, older_than_hours: u64, retain_last: usize, now_ms: i64) -> Result<usize> {
+    let older_than_ms = now_ms.saturating_sub((older_than_hours as i64).saturating_mul(3_600_000));
+    let base = table.loaded.clone();
+    match table.committer().expire_snapshots(&table.ns, &table.name, &base, older_than_ms, retain_last).await {
+        Ok((t, report)) => {
+            table.loaded = t;
+            if !report.expired_snapshot_ids.is_empty() {
+                tracing::info!(table = %table.name, snapshots = report.expired_snapshot_ids.len(), files = report.deleted_files, "snapshots expired");
+            }
+            Ok(report.expired_snapshot_ids.len())
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,57 @@
+//! Compaction planning: thresholds, the input budget, and delete files removed only with every file they hit.
+
+use std::collections::{HashMap, HashSet};
+
+use floe_catalog::commit::LiveFile;
+use iceberg::spec::{DataContentType, DataFileBuilder, DataFileFormat, Struct};
+
+use super::*;
+
+fn file(path: &str, content: DataContentType, bytes: u64, seq: i64) -> LiveFile {
+    let file = DataFileBuilder::default()
+        .content(content)
+        .file_path(path.to_string())
+        .file_format(DataFileFormat::Parquet)
+        .file_size_in_bytes(bytes)
+        .record_count(1)
+        .partition(Struct::empty())
+        .partition_spec_id(0)
+        .build()
+        .expect("data file");
+    LiveFile { file, sequence_number: seq, partition_spec_id: 0 }
+}
+
+fn policy(files_min: usize, input_bytes_max: u64) -> CompactionPolicy {
+    CompactionPolicy { target_file_bytes: 1000, files_min, input_bytes_max }
+}
+
+#[test]
+fn below_the_threshold_nothing_happens() {
+    let live = vec![file("a", DataContentType::Data, 10, 1), file("b", DataContentType::Data, 10, 2), file("big", DataContentType::Data, 5000, 3)];
+    assert_eq!(plan(&live, &HashMap::new(), &policy(3, u64::MAX)), Plan::default(), "two small files, three needed");
+    let p = plan(&live, &HashMap::new(), &policy(2, u64::MAX));
+    assert_eq!(p.data, vec!["a", "b"], "large files stay when no delete hits them");
+}
+
+#[test]
+fn deletes_pull_in_the_files_they_hit_and_go_with_them() {
+    let live = vec![
+        file("a", DataContentType::Data, 10, 1),
+        file("big", DataContentType::Data, 5000, 2),
+        file("c", DataContentType::Data, 10, 3),
+        file("d1", DataContentType::PositionDeletes, 5, 4),
+        file("d2", DataContentType::PositionDeletes, 5, 5),
+    ];
+    let hits: Hits = HashMap::from([
+        ("d1".to_string(), HashMap::from([("big".to_string(), HashSet::from([0]))])),
+        ("d2".to_string(), HashMap::from([("c".to_string(), HashSet::from([0])), ("elsewhere".to_string(), HashSet::from([1]))])),
+    ]);
+    let p = plan(&live, &hits, &policy(2, u64::MAX));
+    assert_eq!(p.data, vec!["a", "big", "c"], "oldest first, the large file too because d1 hits it");
+    assert_eq!(p.deletes, vec!["d1"], "d2 also hits a file not rewritten");
+    // Within a budget, files that do not fit are left, and so is every delete file hitting them.
+    let p = plan(&live, &hits, &policy(2, 100));
+    assert_eq!(p.data, vec!["a", "c"]);
+    assert!(p.deletes.is_empty());
+    assert_eq!(plan(&live, &hits, &policy(2, 15)), Plan::default(), "one small file alone is not worth a rewrite");
+}
