@@ -4,12 +4,16 @@ in the middle neither loses nor duplicates a record."""
 import glob
 import json
 import signal
+import subprocess
 import time
+import urllib.request
 
 from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 from pyiceberg.catalog.rest import RestCatalog
 from pyiceberg.exceptions import NoSuchTableError
+
+from conftest import floe_binary
 
 TT = "automq.table.topic."
 
@@ -182,3 +186,43 @@ def test_compaction_and_expiry_keep_every_row_and_the_upsert_index(fresh_floe):
             break
         time.sleep(0.3)
     assert got == sorted(state.items()), f"{got}\n{floe.log_tail()}"
+
+
+def test_a_paused_table_shows_in_status_and_metrics_and_resumes_when_the_config_is_fixed(fresh_floe):
+    from confluent_kafka.admin import AlterConfigOpType, ConfigEntry, ConfigResource
+
+    floe = fresh_floe
+    create_table_topic(floe, "strict", partitions=1, convert_value_type="json", transform_value_type="flatten", errors_tolerance="none")
+    produce(floe, "strict", [(None, json.dumps({"n": i}).encode()) for i in range(5)] + [(None, b"oops")]
+            + [(None, json.dumps({"n": i}).encode()) for i in range(5, 10)])
+    status_cmd = [floe_binary(), "table-topic", "status", "--admin", floe.admin_url]
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        out = subprocess.run(status_cmd + ["strict", "--json"], capture_output=True, text=True, timeout=30)
+        assert out.returncode == 0, out.stderr
+        (st,) = json.loads(out.stdout)
+        if st["paused"]:
+            break
+        time.sleep(0.3)
+    assert "offset 5" in st["paused"] and st["lag_records"] == 11, st
+    table = subprocess.run(status_cmd, capture_output=True, text=True, timeout=30).stdout
+    assert "paused" in table and "offset 5" in table, table
+    metrics = urllib.request.urlopen(floe.admin_url + "/metrics", timeout=10).read().decode()
+    assert 'floe_table_topic_paused{topic="strict",table="default.strict"} 1' in metrics
+    assert 'floe_table_topic_lag_records{topic="strict",table="default.strict"} 11' in metrics
+    assert read_table(floe, "strict", 0, timeout=1) == [], "nothing committed past the bad record"
+
+    # Fixing the config resumes from the same offset: the bad record goes to the DLQ, the rest lands.
+    admin = AdminClient({"bootstrap.servers": floe.bootstrap})
+    res = ConfigResource(ConfigResource.Type.TOPIC, "strict",
+                         incremental_configs=[ConfigEntry(TT + "errors.tolerance", "invalid_data", incremental_operation=AlterConfigOpType.SET)])
+    admin.incremental_alter_configs([res])[res].result(timeout=15)
+    rows = read_table(floe, "strict", 10)
+    assert sorted(r["n"] for r in rows) == list(range(10))
+    assert [r["_kafka_value"] for r in read_table(floe, "strict_dlq", 1)] == [b"oops"]
+    out = subprocess.run(status_cmd + ["strict", "--wait", "--timeout-s", "30", "--json"], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    (st,) = json.loads(out.stdout)
+    assert st["paused"] is None and st["lag_records"] == 0 and st["offsets"] == {"0": 11} and st["invalid_records"] == 1, st
+    missing = subprocess.run(status_cmd + ["nope"], capture_output=True, text=True, timeout=30)
+    assert missing.returncode != 0 and "not a Table Topic" in missing.stderr

@@ -1,10 +1,11 @@
-//! The admin listener: `/health/live`, `/health/ready` and `/metrics` (Prometheus text format).
+//! The admin listener: `/health/live`, `/health/ready`, `/metrics` (Prometheus text format) and
+//! `/v1/table-topics[/{topic}]` (each Table Topic's status as JSON).
 
 use std::fmt::Write as _;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -18,6 +19,8 @@ pub fn router(broker: Arc<Broker>) -> Router {
         .route("/health/live", get(|| async { "ok" }))
         .route("/health/ready", get(ready))
         .route("/metrics", get(metrics))
+        .route("/v1/table-topics", get(table_topics))
+        .route("/v1/table-topics/{topic}", get(table_topic))
         .with_state(broker)
 }
 
@@ -105,7 +108,45 @@ pub fn render(b: &Broker) -> String {
         }
     }
     metric("floe_consumer_group_lag", "gauge", "High watermark minus the committed offset.", lag);
+    let tables = b.table_topics.statuses();
+    let now = floe_table_topic::status::now_ms();
+    let per_table = |f: &dyn Fn(&floe_table_topic::Status) -> f64| -> Vec<(String, f64)> {
+        tables.iter().map(|t| (format!("{{topic=\"{}\",table=\"{}\"}}", label(&t.topic), label(&t.table)), f(t))).collect()
+    };
+    metric("floe_table_topic_lag_records", "gauge", "Records in the log not yet committed to the table.", per_table(&|t| t.lag_records as f64));
+    metric("floe_table_topic_freshness_seconds", "gauge", "How long the table has been behind its log (0: caught up).", per_table(&|t| t.freshness_seconds(now)));
+    metric("floe_table_topic_last_commit_timestamp_seconds", "gauge", "When the last commit landed.", per_table(&|t| t.last_commit_ms as f64 / 1e3));
+    metric("floe_table_topic_paused", "gauge", "1 while the table is paused at a bad record.", per_table(&|t| f64::from(u8::from(t.paused.is_some()))));
+    metric("floe_table_topic_commits_total", "counter", "Snapshots committed.", per_table(&|t| t.commits as f64));
+    metric("floe_table_topic_records_total", "counter", "Records committed (rows, deletes and invalid records).", per_table(&|t| t.committed_records as f64));
+    metric("floe_table_topic_invalid_records_total", "counter", "Records sent to the dead-letter table.", per_table(&|t| t.invalid_records as f64));
+    metric("floe_table_topic_files_written_total", "counter", "Data and delete files written by commits.", per_table(&|t| t.files_written as f64));
+    metric("floe_table_topic_bytes_written_total", "counter", "Bytes of files written by commits.", per_table(&|t| t.bytes_written as f64));
+    metric("floe_table_topic_commit_seconds_sum", "counter", "Time spent in commit cycles that committed.", per_table(&|t| t.commit_ms_sum as f64 / 1e3));
+    metric("floe_table_topic_compactions_total", "counter", "Compactions committed.", per_table(&|t| t.compactions as f64));
     out
+}
+
+/// Every Table Topic's status.
+async fn table_topics(State(b): State<Arc<Broker>>) -> Response {
+    let mut all = b.table_topics.statuses();
+    all.sort_by(|x, y| x.topic.cmp(&y.topic));
+    json(&all)
+}
+
+fn json(v: &impl serde::Serialize) -> Response {
+    match serde_json::to_string(v) {
+        Ok(body) => (StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], body).into_response(),
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
+    }
+}
+
+/// One Table Topic's status, or 404.
+async fn table_topic(State(b): State<Arc<Broker>>, Path(topic): Path<String>) -> Response {
+    match b.table_topics.statuses().into_iter().find(|s| s.topic == topic) {
+        Some(s) => json(&s),
+        None => (StatusCode::NOT_FOUND, format!("{topic} is not a Table Topic on this node")).into_response(),
+    }
 }
 
 async fn metrics(State(b): State<Arc<Broker>>) -> Response {

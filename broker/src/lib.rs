@@ -15,6 +15,7 @@
 pub mod admin;
 pub mod broker;
 pub mod catalog_store;
+pub mod cli;
 pub mod connection;
 pub mod error;
 pub mod groups;

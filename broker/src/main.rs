@@ -21,6 +21,44 @@ enum Command {
     /// Schema tools.
     #[command(subcommand)]
     Schema(SchemaCommand),
+    /// Table Topics of a running node.
+    #[command(subcommand, name = "table-topic")]
+    TableTopic(TableTopicCommand),
+}
+
+#[derive(Subcommand)]
+enum TableTopicCommand {
+    /// Each Table Topic's committed offsets, lag, freshness, commits and invalid records.
+    Status {
+        /// Only this topic.
+        topic: Option<String>,
+        /// The node's admin listener.
+        #[arg(long, default_value = "http://127.0.0.1:9644", env = "FLOE_ADMIN_URL")]
+        admin: String,
+        /// JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+        /// Wait until TOPIC's table holds everything its log holds.
+        #[arg(long, requires = "topic")]
+        wait: bool,
+        /// How long --wait waits, in seconds.
+        #[arg(long, default_value_t = 120)]
+        timeout_s: u64,
+    },
+}
+
+async fn table_topic_status(admin: &str, topic: Option<String>, json: bool, wait: bool, timeout_s: u64) -> anyhow::Result<()> {
+    use floe_broker::cli::table_status;
+    let statuses = match (&topic, wait) {
+        (Some(t), true) => vec![table_status::wait(admin, t, std::time::Duration::from_secs(timeout_s)).await?],
+        _ => table_status::fetch(admin, topic.as_deref()).await?,
+    };
+    if json {
+        println!("{}", serde_json::to_string_pretty(&statuses)?);
+    } else {
+        print!("{}", table_status::render(&statuses, floe_table_topic::status::now_ms()));
+    }
+    Ok(())
 }
 
 #[derive(Subcommand)]
@@ -235,6 +273,7 @@ fn main() -> std::process::ExitCode {
             Command::Schema(SchemaCommand::Decode { registry: Some(url), .. }) => decode_with_registry(&url).await,
             Command::Schema(SchemaCommand::Decode { schema_file: Some(f), .. }) => decode(&f),
             Command::Schema(SchemaCommand::Decode { .. }) => Err(anyhow::anyhow!("give --schema-file or --registry")),
+            Command::TableTopic(TableTopicCommand::Status { topic, admin, json, wait, timeout_s }) => table_topic_status(&admin, topic, json, wait, timeout_s).await,
         }
     });
     match r {

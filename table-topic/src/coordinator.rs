@@ -133,15 +133,18 @@ impl Coordinator {
 
     /// One commit: returns the number of records it covered.
     pub async fn cycle(&mut self) -> Result<usize> {
+        let started = std::time::Instant::now();
         let committed = self.committed_offsets().await?;
         let partitions = self.source.partitions(&self.topic).await.map_err(TableTopicError::Source)?;
         let mut next = committed.clone();
         let mut parts = Vec::new();
         let mut budget = self.cfg.commit_bytes_max;
         let mut lag = 0i64;
+        let mut behind = 0i64;
         for p in 0..partitions {
             let (start, end) = self.source.bounds(&self.topic, p).await.map_err(TableTopicError::Source)?;
             let mut from = committed.get(&p).copied().unwrap_or(start);
+            behind += end - from.max(start);
             if from < start {
                 tracing::warn!(topic = %self.topic, partition = p, committed = from, log_start = start, "records the table never committed were trimmed from the log");
                 from = start;
@@ -167,6 +170,8 @@ impl Coordinator {
             self.status.lock().caught_up(lag);
             return Ok(0);
         }
+        // Until this commit lands, everything past the committed offsets is lag.
+        self.status.lock().lag_records = behind;
         let covered: usize = parts.iter().map(|p| p.records.len()).sum();
         let commit_id = uuid::Uuid::new_v4().to_string();
 
@@ -275,7 +280,11 @@ impl Coordinator {
                 }
                 self.offsets = Some(next.clone());
                 let invalid = bad.len() as u64;
-                self.status.lock().committed(&next, covered as u64, invalid, lag);
+                let bytes: u64 = files.iter().map(|f| f.file_size_in_bytes()).sum();
+                let mut status = self.status.lock();
+                status.committed(&next, covered as u64, invalid, lag);
+                status.wrote(files.len() as u64, bytes, started.elapsed().as_millis() as u64);
+                drop(status);
                 tracing::debug!(topic = %self.topic, records = covered, invalid, files = files.len(), "table topic committed");
                 Ok(covered)
             }

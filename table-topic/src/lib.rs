@@ -31,3 +31,4 @@ pub use config::TableConfig;
 pub use error::TableTopicError;
 pub use manager::TableTopics;
 pub use source::{RecordSource, SourceRead, SourceRecord};
+pub use status::Status;
