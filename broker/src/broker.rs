@@ -106,7 +106,22 @@ impl BrokerBuilder {
             max_session_timeout_ms: s.group_max_session_timeout_ms.0 as i32,
         });
         let advertised = parking_lot::RwLock::new(split_host_port(&s.kafka_listen));
-        let committer = floe_catalog::Committer::new(catalog.clone(), catalog.storage().clone().file_io());
+        let committer = match &s.table_catalog_uri {
+            None => floe_catalog::Committer::new(catalog.clone(), catalog.storage().clone().file_io()),
+            Some(uri) => {
+                let target = floe_catalog::rest_target::RestTarget::new(uri, s.table_catalog_token.clone(), None).map_err(|e| BrokerError::Internal(format!("table catalog: {e}")))?;
+                let io = match &s.table_warehouse {
+                    None => catalog.storage().clone().file_io(),
+                    Some(w) => {
+                        let store = floe_s3stream::store::open(w, self.store_metrics.clone())?;
+                        let locations = w.split('?').next().unwrap_or(w).trim_end_matches('/');
+                        floe_catalog::ObjectStorage::new(store, locations, "").file_io()
+                    }
+                };
+                tracing::info!(catalog = %uri, warehouse = s.table_warehouse.as_deref().unwrap_or("Floe's own"), "Table Topics commit to an external REST catalog");
+                floe_catalog::Committer::new(target, io)
+            }
+        };
         let schemas = Arc::new(floe_schema::source::SchemaCache::new(registry.clone(), Duration::from_secs(5)));
         let broker = Arc::new_cyclic(|weak| Broker {
             table_topics: floe_table_topic::TableTopics::new(Arc::new(crate::table_source::BrokerSource(weak.clone())), committer, schemas),

@@ -156,6 +156,12 @@ struct ServeArgs {
     catalog_token: Option<String>,
     #[arg(long)]
     admin_listen: Option<String>,
+    /// An external Iceberg REST catalog for Table Topics (default: the built-in one).
+    #[arg(long)]
+    table_catalog_uri: Option<String>,
+    /// Object store of the external catalog's warehouse: s3://bucket?endpoint=… or file:///dir.
+    #[arg(long)]
+    table_warehouse: Option<String>,
     /// text or json.
     #[arg(long)]
     log_format: Option<String>,
@@ -177,6 +183,8 @@ fn overrides(a: &ServeArgs) -> Vec<(String, toml::Value)> {
     put("catalog_listen", &a.catalog_listen);
     put("admin_listen", &a.admin_listen);
     put("catalog_token", &a.catalog_token);
+    put("table_catalog_uri", &a.table_catalog_uri);
+    put("table_warehouse", &a.table_warehouse);
     put("log_format", &a.log_format);
     v
 }

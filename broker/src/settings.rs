@@ -26,6 +26,14 @@ pub struct Settings {
     pub catalog_listen: String,
     /// When set, the catalog asks for `Authorization: Bearer <token>`.
     pub catalog_token: Option<String>,
+    /// An external Iceberg REST catalog the Table Topics commit to; unset: the built-in one.
+    pub table_catalog_uri: Option<String>,
+    /// Bearer token sent to `table_catalog_uri`.
+    pub table_catalog_token: Option<String>,
+    /// Object store holding the external catalog's warehouse (`s3://bucket?endpoint=…`,
+    /// `file:///dir`): table locations under `s3://bucket` (or the directory) are written there.
+    /// Unset: Floe's own object store, so the catalog must place tables under Floe's warehouse.
+    pub table_warehouse: Option<String>,
     /// Metrics (`/metrics`) and health (`/health/live`, `/health/ready`) listener.
     pub admin_listen: String,
     pub node_id: i32,
@@ -111,6 +119,9 @@ impl Default for Settings {
             schema_registry_listen: "127.0.0.1:8081".into(),
             catalog_listen: "127.0.0.1:8181".into(),
             catalog_token: None,
+            table_catalog_uri: None,
+            table_catalog_token: None,
+            table_warehouse: None,
             admin_listen: "127.0.0.1:9644".into(),
             node_id: 0,
             cluster_id: "floe-cluster".into(),

@@ -226,14 +226,21 @@ impl Catalog {
         }
         let location = req.location.unwrap_or_else(|| format!("{}/{}/{}", self.warehouse(), ns.join("/"), req.name));
         self.object_path(&location)?;
+        // `format-version` chooses the format, as Java's catalogs take it; it is not kept as a property.
+        let mut properties = req.properties;
+        let format_version = match properties.remove("format-version").as_deref() {
+            None | Some("2") => FormatVersion::V2,
+            Some("1") => FormatVersion::V1,
+            Some(v) => return Err(CatalogError::BadRequest(format!("format-version {v} is not supported (1 or 2)"))),
+        };
         let creation = TableCreation {
             name: req.name.clone(),
             location: Some(location),
             schema: req.schema,
             partition_spec: req.partition_spec,
             sort_order: req.sort_order,
-            properties: req.properties,
-            format_version: FormatVersion::V2,
+            properties,
+            format_version,
         };
         let metadata = TableMetadataBuilder::from_table_creation(creation)?.build()?.metadata;
         let metadata_location = self.write_metadata(&mut state, &metadata, None).await?;

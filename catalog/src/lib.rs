@@ -15,6 +15,7 @@ pub mod files;
 pub mod error;
 pub mod server;
 pub mod storage;
+pub mod rest_target;
 pub mod store;
 
 pub use catalog::Catalog;

@@ -92,7 +92,8 @@ impl ObjectStorage {
         let rest = location.strip_prefix(&self.warehouse).filter(|r| r.is_empty() || r.starts_with('/')).ok_or_else(|| {
             Error::new(ErrorKind::DataInvalid, format!("location {location} is outside the warehouse {}", self.warehouse))
         })?;
-        Path::parse(format!("{}{rest}", self.warehouse_path))
+        let full = if self.warehouse_path.is_empty() { rest.trim_start_matches('/').to_string() } else { format!("{}{rest}", self.warehouse_path) };
+        Path::parse(full)
             .map_err(|e| Error::new(ErrorKind::DataInvalid, format!("location {location}: {e}")))
     }
 
