@@ -22,6 +22,12 @@ def test_compose_wires_minio_a_rest_catalog_and_floe():
     env = s["floe"]["environment"]
     assert env["FLOE_OBJECT_STORE"].startswith("s3://floe?endpoint=http://minio:9000")
     assert env["FLOE_STORAGE__WAL"] in ("file", "object")
+    # Table Topics go to the REST catalog, their files into the bucket its warehouse names
+    # (test_external_catalog.py runs this wiring for real, on moto S3 and a second Floe's catalog).
+    assert env["FLOE_TABLE_CATALOG_URI"] == "http://rest:8181"
+    bucket = s["rest"]["environment"]["CATALOG_WAREHOUSE"].removeprefix("s3://").strip("/")
+    assert env["FLOE_TABLE_WAREHOUSE"].startswith(f"s3://{bucket}?endpoint=http://minio:9000")
+    assert f"local/{bucket}" in s["mc"]["entrypoint"][-1], "mc creates the warehouse bucket"
     # Every FLOE_ variable names a real setting (the broker ignores others, so a typo would hide).
     with open(os.path.join(ROOT, "broker", "src", "settings.rs")) as f:
         settings = f.read()
