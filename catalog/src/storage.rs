@@ -82,6 +82,11 @@ impl ObjectStorage {
         ObjectStorage { warehouse, warehouse_path: warehouse_path.trim_end_matches('/').to_string(), store }
     }
 
+    /// A `StorageFactory`, for iceberg catalog clients that build their own `FileIO`.
+    pub fn factory(self) -> Arc<dyn StorageFactory> {
+        Arc::new(ObjectStorageFactory(self))
+    }
+
     /// A `FileIO` for the iceberg crate's readers and writers.
     pub fn file_io(self) -> FileIO {
         FileIOBuilder::new(Arc::new(ObjectStorageFactory(self))).build()

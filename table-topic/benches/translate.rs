@@ -187,11 +187,11 @@ async fn drain(b: &Bench, topic: &str, cfg: Arc<TableConfig>, source: Arc<MemSou
     took
 }
 
-/// Rows of the table's live data files, as written.
-async fn table_rows(b: &Bench, topic: &str) -> Vec<arrow_array::RecordBatch> {
+/// Rows of the table's live files of one kind (data, or position deletes), as written.
+async fn table_rows(b: &Bench, topic: &str, content: iceberg::spec::DataContentType) -> Vec<arrow_array::RecordBatch> {
     let t = b.committer.target().load(&vec!["default".to_string()], topic).await.expect("load");
     let mut out = Vec::new();
-    for f in b.committer.live_files(&t.metadata).await.expect("files") {
+    for f in b.committer.live_files(&t.metadata).await.expect("files").into_iter().filter(|f| f.file.content_type() == content) {
         let bytes = b.committer.io().new_input(f.file.file_path()).expect("input").read().await.expect("read");
         let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(bytes).and_then(|r| r.build()).expect("reader");
         out.extend(reader.map(|r| r.expect("batch")));
@@ -228,7 +228,7 @@ async fn translation(b: &Bench, format: &str, n: i64) {
     let input_bytes: usize = values.iter().map(Vec::len).sum();
     let topic = format!("{TOPIC}-{format}");
     let took = drain(b, &topic, cfg, Arc::new(MemSource(records(values, None)))).await;
-    let batches = table_rows(b, &topic).await;
+    let batches = table_rows(b, &topic, iceberg::spec::DataContentType::Data).await;
     let rows_out: usize = batches.iter().map(|b| b.num_rows()).sum();
     assert_eq!(rows_out as i64, n);
     let (raw, parquet_bytes) = raw_parquet_write(&batches);
@@ -262,12 +262,16 @@ async fn upsert(b: &Bench, keys: i64) {
     let started = Instant::now();
     while c.cycle().await.expect("cycle") > 0 {}
     let took = started.elapsed();
-    let live: usize = table_rows(b, topic).await.iter().map(|b| b.num_rows()).sum();
+    let rows = |batches: Vec<arrow_array::RecordBatch>| batches.iter().map(|b| b.num_rows()).sum::<usize>();
+    let written = rows(table_rows(b, topic, iceberg::spec::DataContentType::Data).await);
+    let deleted = rows(table_rows(b, topic, iceberg::spec::DataContentType::PositionDeletes).await);
+    assert_eq!((written - deleted) as i64, keys, "one live row per key");
     println!(
-        "upsert: {keys} keys loaded in {:.2}s; {keys} changes over them (index rebuilt from the table, then position deletes) in {:.2}s: {:.0} changes/s; {live} rows in data files",
+        "upsert: {keys} keys loaded in {:.2}s; {keys} changes over them (index rebuilt from the table, then position deletes) in {:.2}s: {:.0} changes/s; {written} rows written, {deleted} position deletes, {} live",
         load_took.as_secs_f64(),
         took.as_secs_f64(),
-        keys as f64 / took.as_secs_f64()
+        keys as f64 / took.as_secs_f64(),
+        written - deleted
     );
 }
 
