@@ -3,6 +3,7 @@ pyiceberg reads through Floe's REST catalog; a poison record goes to the dead-le
 in the middle neither loses nor duplicates a record."""
 import glob
 import json
+import random
 import signal
 import subprocess
 import time
@@ -83,18 +84,21 @@ def test_kill_9_during_commits_neither_loses_nor_duplicates(fresh_floe):
     floe = fresh_floe
     create_table_topic(floe, "crashy", partitions=3, convert_value_type="string")
     sent = 0
-    for round_ in range(4):
-        batch = [(None, f"r{round_}-{i}".encode()) for i in range(200)]
+    rounds, per_round = 20, 100
+    rng = random.Random(7)
+    for round_ in range(rounds):
+        batch = [(None, f"r{round_}-{i}".encode()) for i in range(per_round)]
         produce(floe, "crashy", batch)
         sent += len(batch)
-        time.sleep(0.2 + 0.3 * round_)
+        # Killed at a random moment: before, during or after a commit (the interval is 500 ms).
+        time.sleep(rng.uniform(0.05, 1.2))
         floe.restart(signal.SIGKILL)
     rows = read_table(floe, "crashy", sent)
     time.sleep(1.5)  # one more commit interval: nothing further may appear
     rows = read_table(floe, "crashy", sent)
     values = sorted(r["_kafka_value"] for r in rows)
     assert len(values) == sent, f"{len(values)} rows for {sent} records"
-    assert values == sorted(f"r{r}-{i}" for r in range(4) for i in range(200))
+    assert values == sorted(f"r{r}-{i}" for r in range(rounds) for i in range(per_round))
 
 
 def balances_once_equal(floe, expected, timeout=40):
