@@ -48,7 +48,8 @@ def run(floe, args):
     topic = "fresh"
     cfg = {"automq.table.topic.enable": "true", "automq.table.topic.commit.interval.ms": str(args.interval_ms),
            "automq.table.topic.convert.value.type": "json", "automq.table.topic.transform.value.type": "flatten"}
-    AdminClient({"bootstrap.servers": floe.bootstrap}).create_topics([NewTopic(topic, 1, 1, config=cfg)])[topic].result(15)
+    admin = AdminClient({"bootstrap.servers": floe.bootstrap})
+    admin.create_topics([NewTopic(topic, 1, 1, config=cfg)])[topic].result(15)
     acked = {}  # offset -> ack time
 
     def on_ack(err, msg):
