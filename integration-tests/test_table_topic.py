@@ -2,6 +2,7 @@
 pyiceberg reads through Floe's REST catalog; a poison record goes to the dead-letter table; a kill -9
 in the middle neither loses nor duplicates a record."""
 import glob
+import os
 import json
 import random
 import signal
@@ -230,3 +231,23 @@ def test_a_paused_table_shows_in_status_and_metrics_and_resumes_when_the_config_
     assert st["paused"] is None and st["lag_records"] == 0 and st["offsets"] == {"0": 11} and st["invalid_records"] == 1, st
     missing = subprocess.run(status_cmd + ["nope"], capture_output=True, text=True, timeout=30)
     assert missing.returncode != 0 and "not a Table Topic" in missing.stderr
+
+
+def test_a_file_no_snapshot_reaches_is_removed_and_committed_files_stay(fresh_floe):
+    floe = fresh_floe
+    create_table_topic(floe, "orphaned", partitions=1, convert_value_type="string",
+                       maintenance_interval_ms="300", orphan_older_than_ms="0")
+    produce(floe, "orphaned", [(None, f"v{i}".encode()) for i in range(50)])
+    assert len(read_table(floe, "orphaned", 50)) == 50
+    (data,) = glob.glob(floe.data_dir + "/**/default/orphaned/data", recursive=True)
+    # What a crash between upload and commit leaves behind.
+    stray = os.path.join(data, "00000000-crashed-before-commit.parquet")
+    with open(stray, "wb") as f:
+        f.write(b"PAR1 never committed")
+    produce(floe, "orphaned", [(None, b"one more")])
+    deadline = time.time() + 30
+    while os.path.exists(stray) and time.time() < deadline:
+        time.sleep(0.2)
+    assert not os.path.exists(stray), floe.log_tail()
+    rows = read_table(floe, "orphaned", 51)
+    assert sorted(r["_kafka_value"] for r in rows) == sorted([f"v{i}" for i in range(50)] + ["one more"])

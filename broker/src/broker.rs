@@ -107,19 +107,19 @@ impl BrokerBuilder {
         });
         let advertised = parking_lot::RwLock::new(split_host_port(&s.kafka_listen));
         let committer = match &s.table_catalog_uri {
-            None => floe_catalog::Committer::new(catalog.clone(), catalog.storage().clone().file_io()),
+            None => floe_catalog::Committer::with_storage(catalog.clone(), catalog.storage().clone()),
             Some(uri) => {
                 let target = floe_catalog::rest_target::RestTarget::new(uri, s.table_catalog_token.clone(), None).map_err(|e| BrokerError::Internal(format!("table catalog: {e}")))?;
-                let io = match &s.table_warehouse {
-                    None => catalog.storage().clone().file_io(),
+                let storage = match &s.table_warehouse {
+                    None => catalog.storage().clone(),
                     Some(w) => {
                         let store = floe_s3stream::store::open(w, self.store_metrics.clone())?;
                         let locations = w.split('?').next().unwrap_or(w).trim_end_matches('/');
-                        floe_catalog::ObjectStorage::new(store, locations, "").file_io()
+                        floe_catalog::ObjectStorage::new(store, locations, "")
                     }
                 };
                 tracing::info!(catalog = %uri, warehouse = s.table_warehouse.as_deref().unwrap_or("Floe's own"), "Table Topics commit to an external REST catalog");
-                floe_catalog::Committer::new(target, io)
+                floe_catalog::Committer::with_storage(target, storage)
             }
         };
         let schemas = Arc::new(floe_schema::source::SchemaCache::new(registry.clone(), Duration::from_secs(5)));

@@ -102,6 +102,13 @@ impl ObjectStorage {
             .map_err(|e| Error::new(ErrorKind::DataInvalid, format!("location {location}: {e}")))
     }
 
+    /// The location of an object-store path under the warehouse (the inverse of [`Self::path`]).
+    pub fn location(&self, path: &Path) -> Option<String> {
+        let p = path.as_ref();
+        let rest = if self.warehouse_path.is_empty() { Some(p) } else { p.strip_prefix(self.warehouse_path.as_str()).and_then(|r| r.strip_prefix('/')) }?;
+        Some(format!("{}/{rest}", self.warehouse))
+    }
+
     /// The warehouse URL (no trailing slash).
     pub fn warehouse(&self) -> &str {
         &self.warehouse

@@ -78,6 +78,8 @@ pub struct TableConfig {
     pub maintenance_interval_ms: u64,
     /// `None` when compaction is off.
     pub compaction: Option<CompactionPolicy>,
+    /// Files under the table's `data/` that no snapshot reaches are deleted once this old.
+    pub orphan_older_than_ms: u64,
 }
 
 fn get<'a>(c: &'a BTreeMap<String, String>, key: &str) -> Option<&'a str> {
@@ -183,6 +185,7 @@ impl TableConfig {
                     input_bytes_max: number(configs, "compaction.input.bytes.max", 512 << 20)?.max(1),
                 }),
             },
+            orphan_older_than_ms: number(configs, "orphan.older.than.ms", 3_600_000)?,
         };
         cfg.check()?;
         if get(configs, "partition.by").is_some_and(|v| !list(v).is_empty()) {

@@ -301,8 +301,8 @@ impl Coordinator {
         }
     }
 
-    /// Compaction and snapshot expiry, once per maintenance interval, between commits. A failure
-    /// is logged and tried again next interval: it never holds up commits.
+    /// Compaction, snapshot expiry and orphan removal, once per maintenance interval, between
+    /// commits. A failure is logged and tried again next interval: it never holds up commits.
     async fn maintain(&mut self) {
         let due = self.maintained_at.is_none_or(|t| t.elapsed() >= Duration::from_millis(self.cfg.maintenance_interval_ms));
         if !due || self.table.is_none() {
@@ -325,12 +325,17 @@ impl Coordinator {
                 }
             }
         }
-        if !self.cfg.expire_enabled {
-            return;
-        }
+        let orphans_before_ms = now_ms.saturating_sub(i64::try_from(self.cfg.orphan_older_than_ms).unwrap_or(i64::MAX));
         for table in [self.table.as_mut(), self.dlq.as_mut()].into_iter().flatten() {
-            if let Err(e) = crate::maintenance::expire(table, self.cfg.expire_older_than_hours, self.cfg.expire_retain_last, now_ms).await {
-                tracing::warn!(topic = %self.topic, table = %table.name, error = %e, "snapshot expiry failed; tried again next interval");
+            if self.cfg.expire_enabled {
+                if let Err(e) = crate::maintenance::expire(table, self.cfg.expire_older_than_hours, self.cfg.expire_retain_last, now_ms).await {
+                    tracing::warn!(topic = %self.topic, table = %table.name, error = %e, "snapshot expiry failed; tried again next interval");
+                }
+            }
+            // Between this loop's own commits no file of its own is in flight; the grace period
+            // covers any other writer of the table.
+            if let Err(e) = table.committer().remove_orphans(&table.loaded.metadata, orphans_before_ms).await {
+                tracing::warn!(topic = %self.topic, table = %table.name, error = %e, "orphan file removal failed; tried again next interval");
             }
         }
     }

@@ -79,7 +79,7 @@ impl Committer {
     }
 
     /// Every file the given snapshots reach: manifest lists, manifests, data and delete files.
-    async fn reachable(&self, meta: &TableMetadata, snapshots: impl Iterator<Item = i64>) -> Result<HashSet<String>> {
+    pub(super) async fn reachable(&self, meta: &TableMetadata, snapshots: impl Iterator<Item = i64>) -> Result<HashSet<String>> {
         let mut files = HashSet::new();
         let mut seen_manifests = HashSet::new();
         for id in snapshots {

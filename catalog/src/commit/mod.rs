@@ -8,6 +8,7 @@
 //! is committed before trying again (that is what makes exactly-once possible).
 
 mod expire;
+mod orphans;
 mod summary;
 mod target;
 
@@ -55,6 +56,8 @@ pub struct LiveFile {
 pub struct Committer {
     target: Arc<dyn CommitTarget>,
     io: FileIO,
+    /// The storage behind `io`, when known: it can list files (orphan removal needs that).
+    storage: Option<crate::storage::ObjectStorage>,
 }
 
 fn iceberg(context: &str) -> impl Fn(iceberg::Error) -> CatalogError + '_ {
@@ -64,7 +67,12 @@ fn iceberg(context: &str) -> impl Fn(iceberg::Error) -> CatalogError + '_ {
 impl Committer {
     /// A committer to `target`, writing through `io`.
     pub fn new(target: Arc<dyn CommitTarget>, io: FileIO) -> Self {
-        Committer { target, io }
+        Committer { target, io, storage: None }
+    }
+
+    /// A committer to `target`, writing through `storage` (which can also list files).
+    pub fn with_storage(target: Arc<dyn CommitTarget>, storage: crate::storage::ObjectStorage) -> Self {
+        Committer { target, io: storage.clone().file_io(), storage: Some(storage) }
     }
 
     /// The catalog this commits to.

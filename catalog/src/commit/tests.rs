@@ -197,3 +197,22 @@ async fn many_commits_keep_few_manifests_and_every_row() {
     assert_eq!(f.ids().await, (0..n).collect());
     assert_eq!(summary(&t)["total-records"], n.to_string());
 }
+
+#[tokio::test]
+async fn orphans_go_and_committed_files_stay() {
+    let f = fixture().await;
+    let kept = f.data_file("kept", &[1, 2]).await;
+    let kept_path = kept.file_path().to_string();
+    let t = f.commit(Change::Append(vec![kept])).await.expect("append");
+    // Written for a commit that never happened.
+    let orphan = f.data_file("orphan", &[9]).await.file_path().to_string();
+    let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_millis() as i64;
+    let lister = Committer::with_storage(f.catalog.clone(), ObjectStorage::new(f.objects.clone(), WH, "warehouse"));
+    assert_eq!(lister.remove_orphans(&t.metadata, now_ms - 60_000).await.expect("young files"), 0, "files inside the grace period stay");
+    assert!(f.exists(&orphan).await);
+    assert_eq!(lister.remove_orphans(&t.metadata, now_ms + 1_000).await.expect("orphans"), 1);
+    assert!(!f.exists(&orphan).await, "the orphan is gone");
+    assert!(f.exists(&kept_path).await, "the committed file stays");
+    assert_eq!(f.ids().await, BTreeSet::from([1, 2]));
+    assert_eq!(f.committer.remove_orphans(&t.metadata, now_ms + 1_000).await.expect("no lister"), 0, "a committer that cannot list removes nothing");
+}
