@@ -96,7 +96,7 @@ impl BrokerBuilder {
         let state = StateStore::open(engine.clone(), &topics).await?;
         let log = Arc::new(EngineLog::open(engine.clone()).await?);
         let url = s.object_store_url().map_err(BrokerError::Internal)?;
-        let warehouse = format!("{}/warehouse", url.split('?').next().unwrap_or(&url).trim_end_matches('/'));
+        let warehouse = format!("{}/warehouse", location_root(&url));
         let catalog_store = Arc::new(crate::catalog_store::EngineCatalogStore(engine.clone()));
         let catalog = Arc::new(floe_catalog::Catalog::open(catalog_store, store, &warehouse, "warehouse").map_err(|e| BrokerError::Internal(format!("catalog: {e}")))?);
         let registry = Arc::new(floe_schema::registry::Registry::open(log).await.map_err(|e| BrokerError::Internal(format!("schema registry: {e}")))?);
@@ -114,8 +114,7 @@ impl BrokerBuilder {
                     None => catalog.storage().clone(),
                     Some(w) => {
                         let store = floe_s3stream::store::open(w, self.store_metrics.clone())?;
-                        let locations = w.split('?').next().unwrap_or(w).trim_end_matches('/');
-                        floe_catalog::ObjectStorage::new(store, locations, "")
+                        floe_catalog::ObjectStorage::new(store, location_root(w), "")
                     }
                 };
                 tracing::info!(catalog = %uri, warehouse = s.table_warehouse.as_deref().unwrap_or("Floe's own"), "Table Topics commit to an external REST catalog");
@@ -240,4 +239,10 @@ impl Broker {
         self.engine.close().await?;
         Ok(())
     }
+}
+
+/// The location prefix of an object store URL (`s3://bucket?endpoint=…` → `s3://bucket`): Iceberg
+/// locations under it map onto the store's own paths.
+fn location_root(object_store_url: &str) -> &str {
+    object_store_url.split('?').next().unwrap_or(object_store_url).trim_end_matches('/')
 }

@@ -49,9 +49,10 @@ enum TableTopicCommand {
 
 async fn table_topic_status(admin: &str, topic: Option<String>, json: bool, wait: bool, timeout_s: u64) -> anyhow::Result<()> {
     use floe_broker::cli::table_status;
+    let client = table_status::client()?;
     let statuses = match (&topic, wait) {
-        (Some(t), true) => vec![table_status::wait(admin, t, std::time::Duration::from_secs(timeout_s)).await?],
-        _ => table_status::fetch(admin, topic.as_deref()).await?,
+        (Some(t), true) => vec![table_status::wait(&client, admin, t, std::time::Duration::from_secs(timeout_s)).await?],
+        _ => table_status::fetch(&client, admin, topic.as_deref()).await?,
     };
     if json {
         println!("{}", serde_json::to_string_pretty(&statuses)?);

@@ -9,6 +9,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use iceberg::spec::{Schema, TableMetadata, UnboundPartitionSpec};
 use iceberg::{TableRequirement, TableUpdate};
+use reqwest::Url;
 use serde::Deserialize;
 use serde_json::json;
 
@@ -22,10 +23,10 @@ const REQUEST_TIMEOUT_MS: u64 = 30_000;
 /// A REST catalog at `uri`.
 pub struct RestTarget {
     client: reqwest::Client,
-    root: String,
+    root: Url,
     warehouse: Option<String>,
     /// `{uri}/v1[/{prefix}]`, once `/v1/config` answered.
-    base: tokio::sync::OnceCell<String>,
+    base: tokio::sync::OnceCell<Url>,
     token: Option<String>,
 }
 
@@ -56,23 +57,29 @@ struct ConfigResult {
     defaults: HashMap<String, String>,
 }
 
-/// A namespace as a path segment: levels joined by the unit separator, percent-encoded.
-fn ns_path(ns: &Namespace) -> String {
-    ns.iter().map(|l| encode(l)).collect::<Vec<_>>().join("%1F")
+/// The calls made, for messages and for reading a 409.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Call {
+    Config,
+    Load,
+    Commit,
+    CreateNamespace,
+    CreateTable,
 }
 
-fn encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => out.push(b as char),
-            _ => out.push_str(&format!("%{b:02X}")),
-        }
+impl std::fmt::Display for Call {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Call::Config => "config",
+            Call::Load => "load table",
+            Call::Commit => "commit table",
+            Call::CreateNamespace => "create namespace",
+            Call::CreateTable => "create table",
+        })
     }
-    out
 }
 
-fn unavailable(what: &str, e: impl std::fmt::Display) -> CatalogError {
+fn unavailable(what: impl std::fmt::Display, e: impl std::fmt::Display) -> CatalogError {
     CatalogError::Storage(format!("REST catalog, {what}: {e}"))
 }
 
@@ -81,29 +88,48 @@ impl RestTarget {
     /// the config call as the spec says. Nothing is asked until the first call.
     pub fn new(uri: &str, token: Option<String>, warehouse: Option<String>) -> Result<Arc<Self>> {
         let client = reqwest::Client::builder().timeout(Duration::from_millis(REQUEST_TIMEOUT_MS)).build().map_err(|e| unavailable("client", e))?;
-        Ok(Arc::new(RestTarget { client, root: uri.trim_end_matches('/').to_string(), warehouse, base: tokio::sync::OnceCell::new(), token }))
+        let root = Url::parse(uri).map_err(|e| CatalogError::BadRequest(format!("catalog URI {uri}: {e}")))?;
+        if root.cannot_be_a_base() {
+            return Err(CatalogError::BadRequest(format!("catalog URI {uri} cannot hold paths")));
+        }
+        Ok(Arc::new(RestTarget { client, root, warehouse, base: tokio::sync::OnceCell::new(), token }))
     }
 
-    /// `{uri}/v1[/{prefix}]`, asking `/v1/config` for the prefix the first time (again after a failure).
-    async fn base(&self) -> Result<&str> {
+    /// `root` with `segments` appended, each percent-encoded as one path segment.
+    fn join(root: &Url, segments: &[&str]) -> Url {
+        let mut url = root.clone();
+        if let Ok(mut path) = url.path_segments_mut() {
+            path.pop_if_empty().extend(segments);
+        }
+        url
+    }
+
+    /// `{uri}/v1[/{prefix}]/{segments…}`, asking `/v1/config` for the prefix the first time (again
+    /// after a failure).
+    async fn url(&self, segments: &[&str]) -> Result<Url> {
         let base = self
             .base
             .get_or_try_init(|| async {
-                let url = match &self.warehouse {
-                    Some(w) => format!("{}/v1/config?warehouse={}", self.root, encode(w)),
-                    None => format!("{}/v1/config", self.root),
-                };
-                let config: ConfigResult = self.send(self.client.get(url), "config").await?;
-                Ok::<_, CatalogError>(match config.overrides.get("prefix").or(config.defaults.get("prefix")).filter(|p| !p.is_empty()) {
-                    Some(prefix) => format!("{}/v1/{}", self.root, prefix.trim_matches('/')),
-                    None => format!("{}/v1", self.root),
-                })
+                let mut url = Self::join(&self.root, &["v1", "config"]);
+                if let Some(w) = &self.warehouse {
+                    url.query_pairs_mut().append_pair("warehouse", w);
+                }
+                let config: ConfigResult = self.send(self.client.get(url), Call::Config).await?;
+                let prefix = config.overrides.get("prefix").or(config.defaults.get("prefix")).map(|p| p.trim_matches('/')).filter(|p| !p.is_empty());
+                let mut base = vec!["v1"];
+                base.extend(prefix.map(|p| p.split('/')).into_iter().flatten());
+                Ok::<_, CatalogError>(Self::join(&self.root, &base))
             })
             .await?;
-        Ok(base)
+        Ok(Self::join(base, segments))
     }
 
-    async fn send<T: serde::de::DeserializeOwned>(&self, req: reqwest::RequestBuilder, what: &str) -> Result<T> {
+    /// The URL of a table.
+    async fn table_url(&self, ns: &Namespace, name: &str) -> Result<Url> {
+        self.url(&["namespaces", &ns.join("\u{1f}"), "tables", name]).await
+    }
+
+    async fn send<T: serde::de::DeserializeOwned>(&self, req: reqwest::RequestBuilder, what: Call) -> Result<T> {
         let req = match &self.token {
             Some(t) => req.bearer_auth(t),
             None => req,
@@ -124,8 +150,8 @@ impl RestTarget {
             (404, _) => CatalogError::NoSuchTable(message),
             (409, "CommitFailedException") => CatalogError::CommitFailed(message),
             (409, "NamespaceNotEmptyException") => CatalogError::NamespaceNotEmpty(message),
-            (409, _) if what.starts_with("create namespace") => CatalogError::NamespaceExists(message),
-            (409, _) if what.starts_with("create table") => CatalogError::TableExists(message),
+            (409, _) if what == Call::CreateNamespace => CatalogError::NamespaceExists(message),
+            (409, _) if what == Call::CreateTable => CatalogError::TableExists(message),
             (409, _) => CatalogError::CommitFailed(message),
             (400 | 422, _) => CatalogError::BadRequest(message),
             (401 | 403, _) => CatalogError::Unauthorized,
@@ -134,7 +160,7 @@ impl RestTarget {
         })
     }
 
-    fn post_json(&self, url: String, body: &serde_json::Value) -> reqwest::RequestBuilder {
+    fn post_json(&self, url: Url, body: &serde_json::Value) -> reqwest::RequestBuilder {
         self.client.post(url).header(reqwest::header::CONTENT_TYPE, "application/json").body(body.to_string())
     }
 
@@ -147,36 +173,33 @@ impl RestTarget {
 #[async_trait]
 impl CommitTarget for RestTarget {
     async fn load(&self, ns: &Namespace, name: &str) -> Result<LoadedTable> {
-        let url = format!("{}/namespaces/{}/tables/{}", self.base().await?, ns_path(ns), encode(name));
-        let r: TableResult = self.send(self.client.get(url), &format!("load table {name}")).await?;
+        let r: TableResult = self.send(self.client.get(self.table_url(ns, name).await?), Call::Load).await?;
         Self::loaded(name, r)
     }
 
     async fn commit(&self, ns: &Namespace, name: &str, requirements: Vec<TableRequirement>, updates: Vec<TableUpdate>) -> Result<LoadedTable> {
-        let url = format!("{}/namespaces/{}/tables/{}", self.base().await?, ns_path(ns), encode(name));
         let body = json!({"identifier": {"namespace": ns, "name": name}, "requirements": requirements, "updates": updates});
-        let r: TableResult = self.send(self.post_json(url, &body), &format!("commit table {name}")).await?;
+        let r: TableResult = self.send(self.post_json(self.table_url(ns, name).await?, &body), Call::Commit).await?;
         Self::loaded(name, r)
     }
 
     async fn ensure_namespace(&self, ns: &Namespace) -> Result<()> {
-        let url = format!("{}/namespaces", self.base().await?);
         let body = json!({"namespace": ns, "properties": {}});
-        match self.send::<serde_json::Value>(self.post_json(url, &body), "create namespace").await {
+        match self.send::<serde_json::Value>(self.post_json(self.url(&["namespaces"]).await?, &body), Call::CreateNamespace).await {
             Ok(_) | Err(CatalogError::NamespaceExists(_)) => Ok(()),
             Err(e) => Err(e),
         }
     }
 
     async fn create(&self, ns: &Namespace, name: &str, schema: Schema, spec: Option<UnboundPartitionSpec>, properties: HashMap<String, String>) -> Result<LoadedTable> {
-        let url = format!("{}/namespaces/{}/tables", self.base().await?, ns_path(ns));
         let mut properties = properties;
         properties.entry("format-version".into()).or_insert_with(|| "2".into());
         let mut body = json!({"name": name, "schema": schema, "properties": properties, "stage-create": false});
         if let Some(spec) = spec {
             body["partition-spec"] = serde_json::to_value(spec).map_err(|e| CatalogError::BadRequest(e.to_string()))?;
         }
-        let r: TableResult = self.send(self.post_json(url, &body), &format!("create table {name}")).await?;
+        let url = self.url(&["namespaces", &ns.join("\u{1f}"), "tables"]).await?;
+        let r: TableResult = self.send(self.post_json(url, &body), Call::CreateTable).await?;
         Self::loaded(name, r)
     }
 }
@@ -187,7 +210,8 @@ mod tests {
 
     #[test]
     fn namespaces_and_names_are_path_safe() {
-        assert_eq!(ns_path(&vec!["a".into(), "b c".into()]), "a%1Fb%20c");
-        assert_eq!(encode("t/1"), "t%2F1");
+        let root = Url::parse("http://127.0.0.1:8181/catalog/").expect("url");
+        let url = RestTarget::join(&root, &["v1", "namespaces", &["a", "b c"].join("\u{1f}"), "tables", "t/1"]);
+        assert_eq!(url.as_str(), "http://127.0.0.1:8181/catalog/v1/namespaces/a%1Fb%20c/tables/t%2F1");
     }
 }

@@ -11,7 +11,7 @@ use crate::source::SchemaSource;
 
 /// A registry reached by URL.
 pub struct HttpSource {
-    base: String,
+    base: reqwest::Url,
     client: reqwest::Client,
 }
 
@@ -37,12 +37,21 @@ impl HttpSource {
     /// A source for the registry at `url` (e.g. `http://127.0.0.1:8081`), with a request timeout.
     pub fn new(url: &str, timeout: Duration) -> Result<Self> {
         let client = reqwest::Client::builder().timeout(timeout).build().map_err(|e| SchemaError::Store(e.to_string()))?;
-        Ok(Self { base: url.trim_end_matches('/').to_string(), client })
+        let base = reqwest::Url::parse(url).map_err(|e| SchemaError::Store(format!("registry URL {url}: {e}")))?;
+        if base.cannot_be_a_base() {
+            return Err(SchemaError::Store(format!("registry URL {url} cannot hold paths")));
+        }
+        Ok(Self { base, client })
     }
 
-    async fn get(&self, path: &str) -> Result<Wire> {
-        let url = format!("{}{path}", self.base);
-        let resp = self.client.get(&url).send().await.map_err(|e| SchemaError::Store(format!("GET {url}: {e}")))?;
+    /// GETs the path made of `segments`, each percent-encoded as one path segment.
+    async fn get(&self, segments: &[&str]) -> Result<Wire> {
+        let mut url = self.base.clone();
+        if let Ok(mut p) = url.path_segments_mut() {
+            p.pop_if_empty().extend(segments);
+        }
+        let path = segments.join("/");
+        let resp = self.client.get(url.clone()).send().await.map_err(|e| SchemaError::Store(format!("GET {url}: {e}")))?;
         let status = resp.status();
         let body = resp.bytes().await.map_err(|e| SchemaError::Store(format!("GET {url}: {e}")))?;
         if !status.is_success() {
@@ -50,7 +59,7 @@ impl HttpSource {
             let message = e.as_ref().and_then(|e| e.message.clone()).unwrap_or_else(|| String::from_utf8_lossy(&body).into_owned());
             return Err(match e.and_then(|e| e.error_code) {
                 Some(40401) => SchemaError::SubjectNotFound(message),
-                Some(40402) => SchemaError::VersionNotFound(path.to_string(), message),
+                Some(40402) => SchemaError::VersionNotFound(path, message),
                 Some(40403) => SchemaError::SchemaNotFound(message),
                 _ => SchemaError::Store(format!("GET {url}: {status}: {message}")),
             });
@@ -63,26 +72,20 @@ impl HttpSource {
     }
 }
 
-fn segment(s: &str) -> String {
-    s.bytes()
-        .map(|b| if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') { (b as char).to_string() } else { format!("%{b:02X}") })
-        .collect()
-}
-
 #[async_trait::async_trait]
 impl SchemaSource for HttpSource {
     async fn by_id(&self, id: u32) -> Result<StoredSchema> {
-        Ok(Self::stored(self.get(&format!("/schemas/ids/{id}")).await?, id))
+        Ok(Self::stored(self.get(&["schemas", "ids", &id.to_string()]).await?, id))
     }
 
     async fn latest(&self, subject: &str) -> Result<StoredSchema> {
-        let w = self.get(&format!("/subjects/{}/versions/latest", segment(subject))).await?;
+        let w = self.get(&["subjects", subject, "versions", "latest"]).await?;
         let id = w.id.ok_or_else(|| SchemaError::Store("the registry's answer has no id".into()))?;
         Ok(Self::stored(w, id))
     }
 
     async fn reference(&self, r: &Reference) -> Result<StoredSchema> {
-        let w = self.get(&format!("/subjects/{}/versions/{}", segment(&r.subject), r.version)).await?;
+        let w = self.get(&["subjects", &r.subject, "versions", &r.version.to_string()]).await?;
         let id = w.id.unwrap_or(0);
         Ok(Self::stored(w, id))
     }

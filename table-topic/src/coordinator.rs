@@ -246,7 +246,7 @@ impl Coordinator {
         match keyed {
             Some(plan) => {
                 if plan.batch.num_rows() > 0 {
-                    files = table.write(&commit_id[..8], &plan.batch).await?;
+                    files = table.write(&commit_id[..8], std::slice::from_ref(&plan.batch)).await?;
                     for (j, k) in plan.keys.into_iter().enumerate() {
                         let Some(f) = files.get(j / crate::table::FILE_ROWS_MAX) else { continue };
                         new_rows.push((k, (std::sync::Arc::from(f.file_path()), (j % crate::table::FILE_ROWS_MAX) as i64)));
@@ -256,12 +256,10 @@ impl Coordinator {
                 if let Some(d) = floe_catalog::files::write_position_deletes(table.committer().io(), &location, plan.deletes, &floe_catalog::files::Placement::unpartitioned()).await? {
                     delete_files.push(d);
                 }
-                removed_keys = plan.touched;
+                removed_keys = plan.removed;
             }
             None if !rows.is_empty() => {
-                let schema = rows[0].schema();
-                let batch = arrow_select::concat::concat_batches(&schema, &rows)?;
-                files = table.write(&commit_id[..8], &batch).await?;
+                files = table.write(&commit_id[..8], &rows).await?;
             }
             None => {}
         }
@@ -372,7 +370,7 @@ impl Coordinator {
         }
         let batch = dlq::batch(&dlq.arrow, &letters).map_err(|e| TableTopicError::Source(e.to_string()))?;
         let commit_id = uuid::Uuid::new_v4().to_string();
-        let files = dlq.write("dlq", &batch).await?;
+        let files = dlq.write("dlq", std::slice::from_ref(&batch)).await?;
         let base = dlq.loaded.clone();
         let t = dlq.committer().commit(&dlq.ns, &dlq.name, &base, Change::Append(files), &offsets::properties(next, &commit_id, &self.topic)).await?;
         dlq.loaded = t;
@@ -388,14 +386,13 @@ impl Coordinator {
             self.table(&Schema::new(system::fields())).await?;
         }
         let table = self.table.as_ref().ok_or_else(|| TableTopicError::Source("table not open".into()))?;
-        let batch = if rows.is_empty() { RecordBatch::new_empty(table.arrow.clone()) } else { arrow_select::concat::concat_batches(&rows[0].schema(), rows)? };
         let ids: Vec<String> = match &self.cfg.id_columns {
             crate::config::IdColumns::Columns(c) => c.clone(),
             _ => {
                 // `[_from_debezium_key_]`: the id columns are the fields of the record keys.
                 match parts.iter().flat_map(|p| &p.records).find_map(|r| r.key.as_deref().and_then(keys::key_fields)) {
                     Some(f) => f,
-                    None => return Ok(KeyedPlan { batch: RecordBatch::new_empty(table.arrow.clone()), keys: vec![], deletes: vec![], touched: vec![] }),
+                    None => return Ok(KeyedPlan { batch: RecordBatch::new_empty(table.arrow.clone()), keys: vec![], deletes: vec![], removed: vec![] }),
                 }
             }
         };
@@ -404,24 +401,16 @@ impl Coordinator {
             self.index = Some(KeyIndex::rebuild(table.committer().io(), &live, &ids).await?);
         }
         let cdc = self.cfg.cdc_field.clone().or_else(|| (self.cfg.transform == crate::config::Transform::FlattenDebezium).then(|| "_cdc.op".to_string()));
-        let row_keys = keys::row_keys(&batch, &ids)?;
-        let is_delete = keys::deletes(&batch, cdc.as_deref());
-        let meta = keys::column_at(&batch, system::METADATA);
-        let meta = meta.as_ref().and_then(|m| m.as_any().downcast_ref::<arrow_array::StructArray>());
-        let (parts, offs) = match meta {
-            Some(m) => (
-                m.column(0).as_any().downcast_ref::<arrow_array::Int32Array>().cloned(),
-                m.column(1).as_any().downcast_ref::<arrow_array::Int64Array>().cloned(),
-            ),
-            None => (None, None),
-        };
-        let (Some(parts), Some(offs)) = (parts, offs) else { return Err(TableTopicError::Schema("rows lack _kafka_metadata".into())) };
-        // (partition, offset, key, row to write)
-        let mut events: Vec<(i32, i64, String, Option<u32>)> = Vec::new();
-        for (i, k) in row_keys.into_iter().enumerate() {
-            match k {
-                Some(k) => events.push((parts.value(i), offs.value(i), k, (!is_delete[i]).then_some(i as u32))),
-                None => bad.push((parts.value(i), RecordError { offset: offs.value(i), reason: format!("an id column ({}) is null or missing", ids.join(", ")) })),
+        let mut events: Vec<KeyEvent> = Vec::new();
+        for (bi, batch) in rows.iter().enumerate() {
+            let row_keys = keys::row_keys(batch, &ids)?;
+            let is_delete = keys::deletes(batch, cdc.as_deref());
+            let (parts, offs) = system::positions(batch).ok_or_else(|| TableTopicError::Schema("rows lack _kafka_metadata".into()))?;
+            for (i, k) in row_keys.into_iter().enumerate() {
+                match k {
+                    Some(k) => events.push((parts.value(i), offs.value(i), k, (!is_delete[i]).then_some((bi, i)))),
+                    None => bad.push((parts.value(i), RecordError { offset: offs.value(i), reason: format!("an id column ({}) is null or missing", ids.join(", ")) })),
+                }
             }
         }
         for (p, o, key) in tombstones {
@@ -431,32 +420,41 @@ impl Coordinator {
             }
         }
         events.sort_by_key(|e| (e.0, e.1));
-        let mut latest: HashMap<String, Option<u32>> = HashMap::new();
+        let mut latest: HashMap<String, Option<(usize, usize)>> = HashMap::new();
         for (_, _, k, row) in events {
             latest.insert(k, row);
         }
         let index = self.index.as_ref().ok_or_else(|| TableTopicError::Source("no key index".into()))?;
         let mut deletes = Vec::new();
-        let mut keep: Vec<(u32, String)> = Vec::new();
-        let mut touched = Vec::with_capacity(latest.len());
+        let mut keep: Vec<((usize, usize), String)> = Vec::new();
+        let mut removed = Vec::new();
         for (k, row) in latest {
             if let Some((path, pos)) = index.rows.get(&k) {
                 deletes.push((path.to_string(), *pos));
             }
-            if let Some(r) = row {
-                keep.push((r, k.clone()));
+            match row {
+                Some(r) => keep.push((r, k)),
+                None => removed.push(k),
             }
-            touched.push(k);
         }
         if index.rows.len() + keep.len() > keys::KEYS_MAX {
             return Err(TableTopicError::Config(format!("more than {} live keys: the upsert index limit", keys::KEYS_MAX)));
         }
         keep.sort_by_key(|r| r.0);
-        let take = arrow_array::UInt32Array::from_iter_values(keep.iter().map(|r| r.0));
-        let batch = arrow_select::take::take_record_batch(&batch, &take)?;
-        Ok(KeyedPlan { batch, keys: keep.into_iter().map(|r| r.1).collect(), deletes, touched })
+        // Only the rows that win are copied, straight out of the decoded batches.
+        let batch = if keep.is_empty() {
+            RecordBatch::new_empty(table.arrow.clone())
+        } else {
+            let refs: Vec<&RecordBatch> = rows.iter().collect();
+            let at: Vec<(usize, usize)> = keep.iter().map(|r| r.0).collect();
+            arrow_select::interleave::interleave_record_batch(&refs, &at)?
+        };
+        Ok(KeyedPlan { batch, keys: keep.into_iter().map(|r| r.1).collect(), deletes, removed })
     }
 }
+
+/// One change of a key: partition, offset, key, and the (batch, row) to write (none for a delete).
+type KeyEvent = (i32, i64, String, Option<(usize, usize)>);
 
 /// What one upsert commit writes.
 struct KeyedPlan {
@@ -465,8 +463,8 @@ struct KeyedPlan {
     keys: Vec<String>,
     /// (data file, position) rows removed.
     deletes: Vec<(String, i64)>,
-    /// Keys whose previous row is gone (re-inserted ones come back from `keys`).
-    touched: Vec<String>,
+    /// Keys deleted without a new row (updated keys are replaced through `keys`).
+    removed: Vec<String>,
 }
 
 /// The record at `offset` (records of a read are in offset order).

@@ -5,7 +5,7 @@
 //! Limits: the index holds every live key in memory (key text + an Arc'd file path + a position,
 //! roughly 60 bytes + the key); past `KEYS_MAX` the table pauses rather than lose a delete.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use arrow_array::cast::AsArray;
@@ -14,10 +14,9 @@ use arrow_cast::display::{ArrayFormatter, FormatOptions};
 use floe_catalog::commit::LiveFile;
 use iceberg::io::FileIO;
 use iceberg::spec::DataContentType;
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-use parquet::arrow::ProjectionMask;
 
 use crate::error::{Result, TableTopicError};
+use crate::files;
 
 /// Live keys one table may index at most.
 pub const KEYS_MAX: usize = 20_000_000;
@@ -92,33 +91,13 @@ pub fn key_fields(key: &[u8]) -> Option<Vec<String>> {
     Some(json.as_object()?.keys().cloned().collect())
 }
 
-fn read_columns(bytes: bytes::Bytes, names: &[&str]) -> Result<Vec<RecordBatch>> {
-    let builder = ParquetRecordBatchReaderBuilder::try_new(bytes).map_err(|e| TableTopicError::Source(e.to_string()))?;
-    let schema = builder.schema().clone();
-    let roots: Vec<usize> = names.iter().filter_map(|n| schema.index_of(n).ok()).collect();
-    let mask = ProjectionMask::roots(builder.parquet_schema(), roots);
-    let reader = builder.with_projection(mask).build().map_err(|e| TableTopicError::Source(e.to_string()))?;
-    reader.collect::<std::result::Result<Vec<_>, _>>().map_err(TableTopicError::Arrow)
-}
-
 impl KeyIndex {
     /// The index of a table's live rows: every data file's id columns, minus rows a position
     /// delete removes; newer files win.
     pub async fn rebuild(io: &FileIO, live: &[LiveFile], ids: &[String]) -> Result<KeyIndex> {
-        let mut deleted: HashMap<String, HashSet<i64>> = HashMap::new();
-        for f in live.iter().filter(|f| f.file.content_type() == DataContentType::PositionDeletes) {
-            let bytes = io.new_input(f.file.file_path())?.read().await?;
-            for b in read_columns(bytes, &["file_path", "pos"])? {
-                let (Some(paths), Some(pos)) = (b.column(0).as_string_opt::<i32>(), b.column(1).as_primitive_opt::<arrow_array::types::Int64Type>()) else { continue };
-                for i in 0..b.num_rows() {
-                    let path = paths.value(i);
-                    match deleted.get_mut(path) {
-                        Some(set) => set.insert(pos.value(i)),
-                        None => deleted.entry(path.to_string()).or_default().insert(pos.value(i)),
-                    };
-                }
-            }
-        }
+        let delete_files: Vec<&LiveFile> = live.iter().filter(|f| f.file.content_type() == DataContentType::PositionDeletes).collect();
+        let hits = files::delete_hits(io, &delete_files).await?;
+        let deleted = files::removed_positions(&hits);
         let mut data: Vec<&LiveFile> = live.iter().filter(|f| f.file.content_type() == DataContentType::Data).collect();
         data.sort_by_key(|f| f.sequence_number);
         let top: Vec<&str> = ids.iter().map(|c| c.split('.').next().unwrap_or(c)).collect();
@@ -126,9 +105,8 @@ impl KeyIndex {
         for f in data {
             let path: Arc<str> = Arc::from(f.file.file_path());
             let gone = deleted.get(f.file.file_path());
-            let bytes = io.new_input(f.file.file_path())?.read().await?;
             let mut pos = 0i64;
-            for b in read_columns(bytes, &top)? {
+            for b in files::read(io, f.file.file_path(), Some(&top)).await? {
                 for k in row_keys(&b, ids)? {
                     if let Some(k) = k {
                         if !gone.is_some_and(|g| g.contains(&pos)) {

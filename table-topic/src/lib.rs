@@ -17,6 +17,7 @@ pub mod conform;
 pub mod coordinator;
 pub mod dlq;
 pub mod error;
+pub mod files;
 pub mod keys;
 pub mod maintenance;
 pub mod manager;

@@ -4,16 +4,14 @@
 
 use std::collections::{HashMap, HashSet};
 
-use arrow_array::cast::AsArray;
-use arrow_array::{BooleanArray, RecordBatch};
+use arrow_array::BooleanArray;
 use floe_catalog::commit::LiveFile;
 use floe_catalog::Change;
-use iceberg::io::FileIO;
 use iceberg::spec::{DataContentType, DataFile};
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 use crate::conform::conform;
 use crate::error::{Result, TableTopicError};
+use crate::files::{self, Hits};
 use crate::offsets;
 use crate::table::TableHandle;
 
@@ -44,35 +42,6 @@ pub struct Compacted {
     pub delete_files_in: usize,
     pub files_out: usize,
     pub rows: usize,
-}
-
-/// Which data files a delete file hits, and which positions.
-type Hits = HashMap<String, HashMap<String, HashSet<i64>>>;
-
-async fn read_parquet(io: &FileIO, path: &str) -> Result<Vec<RecordBatch>> {
-    let bytes = io.new_input(path)?.read().await?;
-    let reader = ParquetRecordBatchReaderBuilder::try_new(bytes).and_then(|b| b.build()).map_err(|e| TableTopicError::Source(format!("{path}: {e}")))?;
-    reader.collect::<std::result::Result<Vec<_>, _>>().map_err(TableTopicError::Arrow)
-}
-
-/// Positions each delete file removes, per data file.
-async fn delete_hits(io: &FileIO, deletes: &[&LiveFile]) -> Result<Hits> {
-    let mut out: Hits = HashMap::new();
-    for f in deletes {
-        let hits = out.entry(f.file.file_path().to_string()).or_default();
-        for b in read_parquet(io, f.file.file_path()).await? {
-            let (Some(paths), Some(pos)) = (
-                b.column_by_name("file_path").and_then(|c| c.as_string_opt::<i32>()),
-                b.column_by_name("pos").and_then(|c| c.as_primitive_opt::<arrow_array::types::Int64Type>()),
-            ) else {
-                return Err(TableTopicError::Source(format!("{}: not a position-delete file", f.file.file_path())));
-            };
-            for i in 0..b.num_rows() {
-                hits.entry(paths.value(i).to_string()).or_default().insert(pos.value(i));
-            }
-        }
-    }
-    Ok(out)
 }
 
 /// Chooses the files to rewrite: small data files, and data files some delete file hits (oldest
@@ -112,24 +81,19 @@ pub async fn compact(table: &mut TableHandle, policy: &CompactionPolicy) -> Resu
     let io = table.committer().io().clone();
     let live = table.committer().live_files(&table.loaded.metadata).await?;
     let delete_files: Vec<&LiveFile> = live.iter().filter(|f| f.file.content_type() == DataContentType::PositionDeletes).collect();
-    let hits = delete_hits(&io, &delete_files).await?;
+    let hits = files::delete_hits(&io, &delete_files).await?;
     let plan = plan(&live, &hits, policy);
     if plan.data.is_empty() && plan.deletes.is_empty() {
         return Ok(None);
     }
     // Rows still live in the chosen files, fitted to the current schema, oldest file first.
-    let mut gone: HashMap<&str, HashSet<i64>> = HashMap::new();
-    for m in hits.values() {
-        for (path, positions) in m {
-            gone.entry(path.as_str()).or_default().extend(positions);
-        }
-    }
+    let gone = files::removed_positions(&hits);
     let target = table.arrow.clone();
     let mut batches = Vec::new();
     for path in &plan.data {
         let removed = gone.get(path.as_str());
         let mut pos = 0i64;
-        for b in read_parquet(&io, path).await? {
+        for b in files::read(&io, path, None).await? {
             let n = b.num_rows() as i64;
             let b = match removed {
                 Some(r) => {
@@ -143,8 +107,7 @@ pub async fn compact(table: &mut TableHandle, policy: &CompactionPolicy) -> Resu
         }
     }
     let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
-    let merged = arrow_select::concat::concat_batches(&target, &batches)?;
-    let files: Vec<DataFile> = if rows > 0 { table.write("compacted", &merged).await? } else { Vec::new() };
+    let files: Vec<DataFile> = table.write("compacted", &batches).await?;
     let removed: HashSet<String> = plan.data.iter().chain(&plan.deletes).cloned().collect();
     // The compaction snapshot carries the table's offsets on, so expiring older snapshots never
     // loses where the table stands in its topic.

@@ -62,3 +62,9 @@ pub fn columns(partition: i32, rows: &[&SourceRecord]) -> Result<Vec<ArrayRef>, 
     .map_err(|e| e.to_string())?;
     Ok(vec![Arc::new(key), Arc::new(headers.finish()), Arc::new(meta)])
 }
+
+/// The partition and offset columns of a batch's `_kafka_metadata`, when it has them.
+pub fn positions(batch: &arrow_array::RecordBatch) -> Option<(&Int32Array, &Int64Array)> {
+    let meta = batch.column_by_name(METADATA)?.as_any().downcast_ref::<StructArray>()?;
+    Some((meta.column(0).as_any().downcast_ref::<Int32Array>()?, meta.column(1).as_any().downcast_ref::<Int64Array>()?))
+}

@@ -129,20 +129,34 @@ impl TableHandle {
         format!("{}/data/{prefix}-{}.parquet", self.loaded.metadata.location().trim_end_matches('/'), uuid::Uuid::new_v4())
     }
 
-    /// Writes `batch` (already in the table's schema) as data files.
-    pub async fn write(&self, prefix: &str, batch: &RecordBatch) -> Result<Vec<DataFile>> {
-        let schema = self.loaded.metadata.current_schema().clone();
+    /// Writes `batches` (already in the table's schema) as data files of `FILE_ROWS_MAX` rows each
+    /// (the last one fewer), in order, without copying them into one batch first.
+    pub async fn write(&self, prefix: &str, batches: &[RecordBatch]) -> Result<Vec<DataFile>> {
         let mut out = Vec::new();
-        let mut start = 0;
-        while start < batch.num_rows() {
-            let len = FILE_ROWS_MAX.min(batch.num_rows() - start);
-            let location = self.new_file_location(prefix);
-            if let Some(f) = write_data_file(self.committer.io(), &location, schema.clone(), &[batch.slice(start, len)], &Placement::unpartitioned()).await? {
-                out.push(f);
+        let mut chunk: Vec<RecordBatch> = Vec::new();
+        let mut rows = 0;
+        for b in batches {
+            let mut start = 0;
+            while start < b.num_rows() {
+                let len = (FILE_ROWS_MAX - rows).min(b.num_rows() - start);
+                chunk.push(b.slice(start, len));
+                rows += len;
+                start += len;
+                if rows == FILE_ROWS_MAX {
+                    out.extend(self.write_file(prefix, &std::mem::take(&mut chunk)).await?);
+                    rows = 0;
+                }
             }
-            start += len;
+        }
+        if rows > 0 {
+            out.extend(self.write_file(prefix, &chunk).await?);
         }
         Ok(out)
+    }
+
+    async fn write_file(&self, prefix: &str, chunk: &[RecordBatch]) -> Result<Option<DataFile>> {
+        let schema = self.loaded.metadata.current_schema().clone();
+        Ok(write_data_file(self.committer.io(), &self.new_file_location(prefix), schema, chunk, &Placement::unpartitioned()).await?)
     }
 
     /// The committer.

@@ -8,9 +8,13 @@ use floe_table_topic::Status;
 /// How long one request to the admin listener may take.
 const REQUEST_TIMEOUT_MS: u64 = 5_000;
 
+/// A client for the admin listener, each request bounded by a timeout.
+pub fn client() -> anyhow::Result<reqwest::Client> {
+    Ok(reqwest::Client::builder().timeout(Duration::from_millis(REQUEST_TIMEOUT_MS)).build()?)
+}
+
 /// Statuses from the admin listener at `admin` (all, or `topic`'s).
-pub async fn fetch(admin: &str, topic: Option<&str>) -> anyhow::Result<Vec<Status>> {
-    let client = reqwest::Client::builder().timeout(Duration::from_millis(REQUEST_TIMEOUT_MS)).build()?;
+pub async fn fetch(client: &reqwest::Client, admin: &str, topic: Option<&str>) -> anyhow::Result<Vec<Status>> {
     let base = admin.trim_end_matches('/');
     let url = match topic {
         Some(t) => format!("{base}/v1/table-topics/{t}"),
@@ -84,10 +88,10 @@ pub fn render(statuses: &[Status], now_ms: i64) -> String {
 
 /// Polls until `topic`'s table has committed everything its log held (lag 0 after at least one
 /// commit), printing progress to stderr; an error after `timeout`.
-pub async fn wait(admin: &str, topic: &str, timeout: Duration) -> anyhow::Result<Status> {
+pub async fn wait(client: &reqwest::Client, admin: &str, topic: &str, timeout: Duration) -> anyhow::Result<Status> {
     let deadline = tokio::time::Instant::now() + timeout;
     loop {
-        let s = fetch(admin, Some(topic)).await?.remove(0);
+        let s = fetch(client, admin, Some(topic)).await?.into_iter().next().ok_or_else(|| anyhow::anyhow!("{topic}: no status"))?;
         if s.lag_records == 0 && s.commits > 0 && s.paused.is_none() {
             return Ok(s);
         }
