@@ -3,53 +3,23 @@ Topics: with the keys and tombstones Debezium sends, the final table equals what
 holds, read by pyiceberg, DuckDB and Spark."""
 import json
 import os
+import subprocess
+import sys
 
 import pytest
 from confluent_kafka import Producer
 from pyiceberg.catalog.rest import RestCatalog
 
-from readers import duckdb_rows, spark_rows, spark_session, wait_rows
+from readers import EXAMPLES, duckdb_rows, spark_rows, spark_session, wait_rows
 from test_table_topic import create_table_topic
 
-FIXTURES = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "fixtures", "debezium")
-KEY_SCHEMA = {"type": "struct", "optional": False, "name": "fullfillment.inventory.products.Key",
-              "fields": [{"type": "int32", "optional": False, "field": "id"}]}
+sys.path.insert(0, os.path.join(EXAMPLES, "debezium-cdc"))
+from replay import FIXTURES, debezium_records, source_table  # noqa: E402
+from replay import events as read_events  # noqa: E402
 
 
 def events(name):
-    with open(os.path.join(FIXTURES, name)) as f:
-        return [line for line in f.read().splitlines() if line.strip()]
-
-
-def envelope(line):
-    v = json.loads(line)
-    return v["payload"] if "payload" in v and "schema" in v else v
-
-
-def source_table(lines, last_deleted_id):
-    """What the source table holds after the events: (id, name, description, weight) rows."""
-    rows = {}
-    for line in lines:
-        e = envelope(line)
-        if e["op"] == "d":
-            rows.pop((e["before"] or {}).get("id", last_deleted_id), None)
-        else:
-            rows[e["after"]["id"]] = e["after"]
-    return sorted((r["id"], r["name"], r["description"], round(r["weight"], 4)) for r in rows.values())
-
-
-def debezium_records(lines, with_key_schema, last_deleted_id):
-    """(key, value) as Debezium's JSON converter sends them: a key per event, a tombstone after each delete."""
-    out = []
-    for line in lines:
-        e = envelope(line)
-        image = e["after"] or e["before"] or {"id": last_deleted_id}
-        key = {"schema": KEY_SCHEMA, "payload": {"id": image["id"]}} if with_key_schema else {"id": image["id"]}
-        key = json.dumps(key).encode()
-        out.append((key, line.encode()))
-        if e["op"] == "d":
-            out.append((key, None))
-    return out
+    return read_events(os.path.join(FIXTURES, name))
 
 
 # fixture, key carries a Connect schema, id columns. The replica-identity stream's final delete
@@ -103,3 +73,24 @@ def test_debezium_fixture_gives_the_source_table(floe, spark, fixture, key_schem
     assert duck == expected, "DuckDB applies the position deletes"
     sparks = sorted((i, n, d, round(w, 4)) for i, n, d, w in spark_rows(spark, floe, topic, columns))
     assert sparks == expected, "Spark applies the position deletes"
+    fusion = sorted((r["id"], r["name"], r["description"], round(r["weight"], 4)) for r in datafusion_rows(floe, f"SELECT id, name, description, weight FROM {topic}"))
+    assert fusion == expected, "DataFusion (iceberg-datafusion) applies the position deletes"
+
+
+def datafusion_rows(floe, sql):
+    """Rows of a query run by the datafusion-query example (iceberg-datafusion through the REST catalog)."""
+    binary = os.environ.get("FLOE_DATAFUSION_QUERY")
+    if not binary or not os.path.exists(binary):
+        pytest.skip("FLOE_DATAFUSION_QUERY is not set: run the tests through scripts/test.sh")
+    out = subprocess.run([binary, "--catalog", floe.catalog_url, "--format", "json", "--sql", sql], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout)
+
+
+def test_the_debezium_example_replays_into_the_source_table(floe):
+    """examples/debezium-cdc, as a user runs it, against this node."""
+    script = os.path.join(EXAMPLES, "debezium-cdc", "replay.py")
+    out = subprocess.run([sys.executable, script, "--bootstrap", floe.bootstrap, "--catalog", floe.catalog_url, "--topic", "example_dbz"],
+                         capture_output=True, text=True, timeout=180)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "the table equals the source table: 10 rows" in out.stdout, out.stdout

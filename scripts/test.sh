@@ -37,7 +37,9 @@ PY
 export FLOE_TEST_S3_ENDPOINT="http://127.0.0.1:$MOTO_PORT"
 
 cargo test --workspace
-cargo build --bin floe
+# The same feature set as the tests, so nothing is built twice: floe and the datafusion-query example.
+cargo build --workspace --bins
 TARGET_DIR=${CARGO_TARGET_DIR:-$PWD/target}
 export FLOE_BIN="$TARGET_DIR/debug/floe"
+export FLOE_DATAFUSION_QUERY="$TARGET_DIR/debug/datafusion-query"
 "$VENV/bin/pytest" -q -p no:warnings -p no:cacheprovider integration-tests "$@"

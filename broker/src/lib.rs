@@ -22,6 +22,7 @@ pub mod groups;
 pub mod handlers;
 pub mod partition;
 pub mod records;
+pub mod reference;
 pub mod schema_log;
 pub mod server;
 pub mod settings;

@@ -3,7 +3,11 @@
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
-use floe_broker::{server, Broker, Settings};
+use floe_broker::cli::consume::ConsumeArgs;
+use floe_broker::cli::group::GroupCommand;
+use floe_broker::cli::produce::ProduceArgs;
+use floe_broker::cli::topic::{Conn, TopicCommand};
+use floe_broker::{cli, server, Broker, Settings};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
@@ -24,6 +28,43 @@ enum Command {
     /// Table Topics of a running node.
     #[command(subcommand, name = "table-topic")]
     TableTopic(TableTopicCommand),
+    /// Topics of a running node: create, list, describe, alter, delete.
+    Topic {
+        #[command(flatten)]
+        conn: Conn,
+        #[command(subcommand)]
+        cmd: TopicCommand,
+    },
+    /// Consumer groups of a running node: list, describe (with lag).
+    Group {
+        #[command(flatten)]
+        conn: Conn,
+        #[command(subcommand)]
+        cmd: GroupCommand,
+    },
+    /// Configuration tools.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// Produce JSON lines from stdin.
+    Produce {
+        #[command(flatten)]
+        conn: Conn,
+        #[command(flatten)]
+        args: ProduceArgs,
+    },
+    /// Print a topic's records as JSON lines.
+    Consume {
+        #[command(flatten)]
+        conn: Conn,
+        #[command(flatten)]
+        args: ConsumeArgs,
+    },
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Print the configuration reference (broker settings and topic configs) as Markdown.
+    Reference,
 }
 
 #[derive(Subcommand)]
@@ -283,6 +324,14 @@ fn main() -> std::process::ExitCode {
             Command::Schema(SchemaCommand::Decode { schema_file: Some(f), .. }) => decode(&f),
             Command::Schema(SchemaCommand::Decode { .. }) => Err(anyhow::anyhow!("give --schema-file or --registry")),
             Command::TableTopic(TableTopicCommand::Status { topic, admin, json, wait, timeout_s }) => table_topic_status(&admin, topic, json, wait, timeout_s).await,
+            Command::Config(ConfigCommand::Reference) => {
+                print!("{}", floe_broker::reference::markdown());
+                Ok(())
+            }
+            Command::Topic { conn, cmd } => cli::topic::run(&conn, cmd).await,
+            Command::Group { conn, cmd } => cli::group::run(&conn, cmd).await,
+            Command::Produce { conn, args } => cli::produce::run(&conn, args).await,
+            Command::Consume { conn, args } => cli::consume::run(&conn, args).await,
         }
     });
     match r {

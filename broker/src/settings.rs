@@ -20,7 +20,7 @@ pub struct Settings {
     pub advertised_listener: Option<String>,
     /// `file:///dir`, `s3://bucket?endpoint=…&region=…` or `memory://`; default `<data_dir>/objects`.
     pub object_store: Option<String>,
-    /// Schema Registry listener (issue 4 serves it).
+    /// Schema Registry listener (Confluent REST API).
     pub schema_registry_listen: String,
     /// Iceberg REST catalog listener.
     pub catalog_listen: String,
@@ -36,7 +36,9 @@ pub struct Settings {
     pub table_warehouse: Option<String>,
     /// Metrics (`/metrics`) and health (`/health/live`, `/health/ready`) listener.
     pub admin_listen: String,
+    /// This node's broker id in metadata responses.
     pub node_id: i32,
+    /// The cluster id in metadata responses.
     pub cluster_id: String,
     /// Create a topic when a client asks for one that does not exist (as Kafka does).
     pub auto_create_topics_enable: bool,
@@ -58,7 +60,9 @@ pub struct Settings {
     pub fetch_max_wait_ms: Millis,
     /// Delay before the first rebalance of an empty group completes (`group.initial.rebalance.delay.ms`).
     pub group_initial_rebalance_delay_ms: Millis,
+    /// Shortest session timeout a consumer may ask for (`group.min.session.timeout.ms`).
     pub group_min_session_timeout_ms: Millis,
+    /// Longest session timeout a consumer may ask for (`group.max.session.timeout.ms`).
     pub group_max_session_timeout_ms: Millis,
     /// How often retention is enforced.
     pub retention_check_interval_ms: Millis,
@@ -69,6 +73,7 @@ pub struct Settings {
     pub state_snapshot_interval_ms: Millis,
     /// `text` or `json` logs.
     pub log_format: String,
+    /// The storage engine: the `[storage]` table.
     pub storage: StorageSettings,
 }
 
@@ -78,15 +83,25 @@ pub struct Settings {
 pub struct StorageSettings {
     /// `file` (a local ring, group-committed fsync) or `object` (diskless).
     pub wal: WalKind,
+    /// Size of the local WAL ring (`file` WAL).
     pub wal_capacity_bytes: ByteSize,
+    /// Object WAL: how long appends wait to be written together in one object.
     pub wal_batch_interval_ms: Millis,
+    /// Object WAL: write as soon as this many bytes are buffered.
     pub wal_batch_bytes: ByteSize,
+    /// Upload WAL data into a stream-set object once this many bytes wait.
     pub upload_bytes: ByteSize,
+    /// Upload at least this often.
     pub upload_interval_ms: Millis,
+    /// Writes wait (back-pressure) once this many bytes are not yet uploaded.
     pub upload_pending_bytes_max: ByteSize,
+    /// Memory for recent data, serving tailing reads.
     pub log_cache_bytes: ByteSize,
+    /// Memory for blocks read from object storage, serving catch-up reads.
     pub block_cache_bytes: ByteSize,
+    /// How often compaction looks for stream-set objects to merge.
     pub compaction_interval_ms: Millis,
+    /// Objects no longer referenced are deleted after this long (readers may still hold them).
     pub object_grace_ms: Millis,
 }
 

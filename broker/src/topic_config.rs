@@ -69,6 +69,20 @@ pub fn defaults() -> impl Iterator<Item = (&'static str, Option<&'static str>, &
     KEYS.iter().map(|k| (k.name, k.default, k.doc))
 }
 
+/// Every key with its default, the values it takes, and its documentation, for the reference.
+pub fn reference() -> impl Iterator<Item = (&'static str, Option<&'static str>, String, &'static str)> {
+    KEYS.iter().map(|k| {
+        let values = match k.kind {
+            Kind::Long { min } => format!("integer ≥ {min}"),
+            Kind::Bool => "true, false".into(),
+            Kind::OneOf(vs) => vs.join(", "),
+            Kind::Text => "text".into(),
+            Kind::List => "[a, b, …]".into(),
+        };
+        (k.name, k.default, values, k.doc)
+    })
+}
+
 /// The DescribeConfigs type code of a key (BOOLEAN 1, STRING 2, LONG 5, LIST 7; 0 unknown).
 pub fn type_code(key: &str) -> i8 {
     match KEYS.iter().find(|k| k.name == key).map(|k| k.kind) {

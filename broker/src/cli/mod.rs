@@ -1,3 +1,9 @@
 //! Admin subcommands of the `floe` binary that talk to a running node.
 
+pub mod consume;
+pub mod group;
+pub mod kafka;
+pub mod produce;
+pub mod render;
 pub mod table_status;
+pub mod topic;

@@ -1,0 +1,172 @@
+//! `floe consume TOPIC`: records as JSON lines on stdout (the shape `floe produce --envelope` reads),
+//! from the earliest, the latest or a given offset, until the end of the log or for ever.
+
+use std::io::Write;
+
+use anyhow::{anyhow, bail, Context};
+use bytes::Bytes;
+use clap::Args;
+use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use kafka_protocol::messages::{FetchRequest, TopicName};
+use kafka_protocol::records::RecordBatchDecoder;
+use serde_json::{json, Map, Value};
+
+use super::kafka::{check, sb};
+use super::topic::{offsets, partitions, Conn};
+
+/// Bytes fetched per partition per request at most.
+const PARTITION_BYTES_MAX: i32 = 1 << 20;
+/// Bytes fetched per request at most.
+const FETCH_BYTES_MAX: i32 = 8 << 20;
+/// How long the broker may hold a fetch waiting for data.
+const FETCH_WAIT_MS: i32 = 500;
+
+#[derive(Args)]
+pub struct ConsumeArgs {
+    pub topic: String,
+    /// Only this partition.
+    #[arg(long)]
+    pub partition: Option<i32>,
+    /// Where to start: `earliest`, `latest`, or an offset (with --partition).
+    #[arg(long, default_value = "earliest")]
+    pub from: String,
+    /// Stop after this many records.
+    #[arg(long)]
+    pub max_messages: Option<u64>,
+    /// Keep waiting for new records instead of stopping at the end of the log.
+    #[arg(long)]
+    pub follow: bool,
+    /// Read uncommitted transactional records too.
+    #[arg(long)]
+    pub read_uncommitted: bool,
+}
+
+/// A record's key, value or header as JSON: JSON as itself, other UTF-8 as a string, anything
+/// else as `{"hex": "…"}`.
+pub fn render(b: Option<&Bytes>) -> Value {
+    let Some(b) = b else { return Value::Null };
+    if let Ok(v) = serde_json::from_slice::<Value>(b) {
+        return v;
+    }
+    match std::str::from_utf8(b) {
+        Ok(s) => Value::String(s.to_string()),
+        Err(_) => json!({ "hex": b.iter().map(|x| format!("{x:02x}")).collect::<String>() }),
+    }
+}
+
+/// The complete batches at the front of a fetched record set (a fetch may end in a partial one).
+fn complete_batches(mut data: Bytes) -> Vec<Bytes> {
+    let mut out = Vec::new();
+    while data.len() >= 12 {
+        let len = i32::from_be_bytes([data[8], data[9], data[10], data[11]]);
+        let Ok(total) = usize::try_from(len).map(|l| l + 12) else { break };
+        if total > data.len() {
+            break;
+        }
+        out.push(data.split_to(total));
+    }
+    out
+}
+
+pub async fn run(conn: &Conn, args: ConsumeArgs) -> anyhow::Result<()> {
+    let mut c = conn.connect().await?;
+    let all: Vec<i32> = partitions(&mut c, &args.topic).await?.into_iter().map(|p| p.0).collect();
+    let parts = match args.partition {
+        Some(p) if all.contains(&p) => vec![p],
+        Some(p) => bail!("{}: no partition {p} (it has {})", args.topic, all.len()),
+        None => all,
+    };
+    let mut positions: Vec<(i32, i64)> = match args.from.as_str() {
+        "earliest" => offsets(&mut c, &args.topic, &parts, -2).await?,
+        "latest" => offsets(&mut c, &args.topic, &parts, -1).await?,
+        n => {
+            let off: i64 = n.parse().map_err(|_| anyhow!("--from {n:?}: expected earliest, latest or an offset"))?;
+            if parts.len() != 1 {
+                bail!("--from {off} needs --partition");
+            }
+            vec![(parts[0], off)]
+        }
+    };
+    let mut out = std::io::stdout().lock();
+    let mut printed = 0u64;
+    let limit = args.max_messages.unwrap_or(u64::MAX);
+    while printed < limit {
+        let fetch_parts = positions.iter().map(|(p, o)| FetchPartition::default().with_partition(*p).with_fetch_offset(*o).with_partition_max_bytes(PARTITION_BYTES_MAX)).collect();
+        let req = FetchRequest::default()
+            .with_replica_id((-1).into())
+            .with_max_wait_ms(FETCH_WAIT_MS)
+            .with_min_bytes(1)
+            .with_max_bytes(FETCH_BYTES_MAX)
+            .with_isolation_level(if args.read_uncommitted { 0 } else { 1 })
+            .with_session_epoch(-1)
+            .with_topics(vec![FetchTopic::default().with_topic(TopicName(sb(&args.topic))).with_partitions(fetch_parts)]);
+        let resp = c.call(&req, 12).await?;
+        check(resp.error_code, None, "fetching")?;
+        let mut at_end = true;
+        for t in resp.responses {
+            for pd in t.partitions {
+                check(pd.error_code, None, &format!("fetching {}/{}", args.topic, pd.partition_index))?;
+                let Some(pos) = positions.iter_mut().find(|(p, _)| *p == pd.partition_index) else { continue };
+                for batch in complete_batches(pd.records.unwrap_or_default()) {
+                    let mut b = batch;
+                    let set = RecordBatchDecoder::decode(&mut b).map_err(|e| anyhow!("a corrupt batch in {}/{} at {}: {e}", args.topic, pd.partition_index, pos.1))?;
+                    let mut next = pos.1;
+                    for r in set.records {
+                        next = next.max(r.offset + 1);
+                        if r.control || r.offset < pos.1 || printed >= limit {
+                            continue;
+                        }
+                        let headers: Map<String, Value> = r.headers.iter().map(|(k, v)| (k.to_string(), render(v.as_ref()))).collect();
+                        let line = json!({
+                            "partition": pd.partition_index, "offset": r.offset, "timestamp": r.timestamp,
+                            "key": render(r.key.as_ref()), "value": render(r.value.as_ref()), "headers": headers,
+                        });
+                        writeln!(out, "{line}").context("writing stdout")?;
+                        printed += 1;
+                    }
+                    if printed < limit {
+                        pos.1 = next;
+                    }
+                }
+                let end = if args.read_uncommitted || pd.last_stable_offset < 0 { pd.high_watermark } else { pd.last_stable_offset };
+                if pos.1 < end {
+                    at_end = false;
+                }
+            }
+        }
+        out.flush().context("writing stdout")?;
+        if at_end && !args.follow {
+            break;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_render_as_json_text_or_hex() {
+        assert_eq!(render(Some(&Bytes::from(r#"{"a":1}"#))), json!({"a": 1}));
+        assert_eq!(render(Some(&Bytes::from("plain"))), json!("plain"));
+        assert_eq!(render(Some(&Bytes::from_static(&[0, 0xff]))), json!({"hex": "00ff"}));
+        assert_eq!(render(None), Value::Null);
+    }
+
+    #[test]
+    fn a_partial_batch_at_the_end_is_left_for_the_next_fetch() {
+        let mut data = Vec::new();
+        for body in [&b"abcd"[..], &b"xy"[..]] {
+            data.extend_from_slice(&0i64.to_be_bytes());
+            data.extend_from_slice(&(body.len() as i32).to_be_bytes());
+            data.extend_from_slice(body);
+        }
+        data.extend_from_slice(&0i64.to_be_bytes());
+        data.extend_from_slice(&100i32.to_be_bytes());
+        data.extend_from_slice(b"partial");
+        let got = complete_batches(Bytes::from(data));
+        assert_eq!(got.len(), 2);
+        assert_eq!(&got[1][12..], b"xy");
+    }
+}

@@ -1,0 +1,91 @@
+//! A small Kafka client for the admin subcommands: one connection, one request at a time, each
+//! bounded by a timeout and a response size cap, errors named after the Kafka error code.
+
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Context};
+use bytes::{BufMut, Bytes, BytesMut};
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::{RequestHeader, ResponseHeader};
+use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, StrBytes};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// The largest response the client accepts.
+const RESPONSE_BYTES_MAX: usize = 128 << 20;
+/// How long connecting may take.
+const CONNECT_TIMEOUT_MS: u64 = 5_000;
+
+/// One connection to a broker.
+pub struct Client {
+    stream: TcpStream,
+    correlation_id: i32,
+    timeout: Duration,
+    addr: String,
+}
+
+impl Client {
+    /// Connects to `addr` (`host:port`); each later request may take up to `timeout`.
+    pub async fn connect(addr: &str, timeout: Duration) -> anyhow::Result<Client> {
+        let stream = tokio::time::timeout(Duration::from_millis(CONNECT_TIMEOUT_MS), TcpStream::connect(addr))
+            .await
+            .map_err(|_| anyhow!("cannot reach Kafka at {addr}: timed out"))?
+            .with_context(|| format!("cannot reach Kafka at {addr}"))?;
+        stream.set_nodelay(true)?;
+        Ok(Client { stream, correlation_id: 0, timeout, addr: addr.to_string() })
+    }
+
+    /// Sends `req` at `version` and waits for its response.
+    pub async fn call<R: Request>(&mut self, req: &R, version: i16) -> anyhow::Result<R::Response> {
+        self.correlation_id = self.correlation_id.wrapping_add(1);
+        let header = RequestHeader::default()
+            .with_request_api_key(R::KEY)
+            .with_request_api_version(version)
+            .with_correlation_id(self.correlation_id)
+            .with_client_id(Some(StrBytes::from_static_str("floe-cli")));
+        let mut body = BytesMut::new();
+        header.encode(&mut body, R::header_version(version)).map_err(|e| anyhow!("encoding a request header: {e}"))?;
+        req.encode(&mut body, version).map_err(|e| anyhow!("encoding a request: {e}"))?;
+        let mut frame = BytesMut::with_capacity(body.len() + 4);
+        frame.put_i32(i32::try_from(body.len()).context("request too large")?);
+        frame.put_slice(&body);
+        let addr = self.addr.clone();
+        let mut resp = tokio::time::timeout(self.timeout, self.round_trip(&frame))
+            .await
+            .map_err(|_| anyhow!("Kafka at {addr} did not answer within {} ms", self.timeout.as_millis()))??;
+        let head = ResponseHeader::decode(&mut resp, R::Response::header_version(version)).map_err(|e| anyhow!("a malformed response header: {e}"))?;
+        if head.correlation_id != self.correlation_id {
+            bail!("a response to another request (correlation id {} instead of {})", head.correlation_id, self.correlation_id);
+        }
+        let out = R::Response::decode(&mut resp, version).map_err(|e| anyhow!("a malformed response: {e}"))?;
+        Ok(out)
+    }
+
+    async fn round_trip(&mut self, frame: &[u8]) -> anyhow::Result<Bytes> {
+        self.stream.write_all(frame).await.with_context(|| format!("sending to {}", self.addr))?;
+        let len = self.stream.read_i32().await.with_context(|| format!("reading from {}", self.addr))?;
+        let len = usize::try_from(len).map_err(|_| anyhow!("a negative response size"))?;
+        if len > RESPONSE_BYTES_MAX {
+            bail!("a response of {len} bytes is over the {RESPONSE_BYTES_MAX}-byte cap");
+        }
+        let mut buf = vec![0u8; len];
+        self.stream.read_exact(&mut buf).await.with_context(|| format!("reading from {}", self.addr))?;
+        Ok(Bytes::from(buf))
+    }
+}
+
+/// `Ok` for error code 0, otherwise the code's name with the broker's message, if any.
+pub fn check(code: i16, message: Option<&StrBytes>, what: &str) -> anyhow::Result<()> {
+    match ResponseError::try_from_code(code) {
+        None => Ok(()),
+        Some(e) => match message.map(|m| m.as_str()).filter(|m| !m.is_empty()) {
+            Some(m) => bail!("{what}: {e}: {m}"),
+            None => bail!("{what}: {e}"),
+        },
+    }
+}
+
+/// A string for the protocol's string fields.
+pub fn sb(s: &str) -> StrBytes {
+    StrBytes::from_string(s.to_string())
+}

@@ -1,0 +1,36 @@
+"""The examples under examples/, run as a user runs them, against a node of the tests: the Avro
+producer with pyiceberg and DuckDB, then Spark reading the same table, then DataFusion on it."""
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+
+from readers import EXAMPLES
+
+
+def run(args, timeout=240):
+    out = subprocess.run(args, capture_output=True, text=True, timeout=timeout)
+    assert out.returncode == 0, out.stdout + out.stderr
+    return out.stdout
+
+
+def test_avro_then_spark_then_datafusion_examples(floe):
+    topic = "example_orders"
+    out = run([sys.executable, os.path.join(EXAMPLES, "avro-schema-registry", "orders.py"), "--bootstrap", floe.bootstrap,
+               "--registry", floe.registry_url, "--catalog", floe.catalog_url, "--topic", topic, "--count", "120"])
+    assert "pyiceberg: 120 rows" in out and "pyiceberg and DuckDB agree" in out, out
+    per_customer = dict(re.findall(r"^\s+(\w+)\s+(\d+)\s", out, re.M))
+    assert per_customer == {"ada": "30", "barbara": "30", "grace": "30", "linus": "30"}, out
+
+    sql = f"SELECT customer, count(*) AS n FROM floe.`default`.{topic} GROUP BY customer ORDER BY customer"
+    out = run([sys.executable, os.path.join(EXAMPLES, "spark", "read_with_spark.py"), "--catalog", floe.catalog_url, "--table", topic, "--sql", sql])
+    assert f"floe.`default`.`{topic}`: 120 rows" in out, out
+    assert re.search(r"\|ada\s*\|30\s*\|", out), out
+
+    binary = os.environ.get("FLOE_DATAFUSION_QUERY")
+    if not binary or not os.path.exists(binary):
+        pytest.skip("FLOE_DATAFUSION_QUERY is not set: run the tests through scripts/test.sh")
+    out = run([binary, "--catalog", floe.catalog_url, "--sql", f"SELECT customer, count(*) AS n FROM {topic} GROUP BY customer ORDER BY customer"])
+    assert re.search(r"\| ada\s+\| 30 \|", out), out
