@@ -93,3 +93,49 @@ def test_protobuf_through_the_registry(fresh_floe):
     dlq = wait_rows(floe, topic + "_dlq", lambda r: len(r) >= 1)
     assert len(dlq) == 1 and "127" in dlq[0]["_error"], dlq
     assert sorted(duckdb_rows(floe, topic, ["id", "customer"])) == [(i, f"c{i % 7}") for i in range(200)]
+
+
+def test_protobuf_from_a_proto_file(floe, tmp_path):
+    """convert.value.type=protobuf_file: plain Protobuf messages described by a .proto file on the
+    broker's host (with an import), no registry involved; a message that does not parse goes to the DLQ."""
+    (tmp_path / "money.proto").write_text('syntax = "proto3";\npackage shop;\nmessage Money { int64 cents = 1; string currency = 2; }\n')
+    (tmp_path / "order.proto").write_text('syntax = "proto3";\npackage shop;\nimport "money.proto";\n'
+                                          'message Order { int64 id = 1; string customer = 2; Money total = 3; repeated string tags = 4; }\n')
+    topic = "orders_pbfile"
+    create_table_topic(floe, topic, convert_value_type="protobuf_file", transform_value_type="flatten",
+                       convert_value_protobuf_file=str(tmp_path / "order.proto"), convert_value_protobuf_message_full_name="shop.Order")
+    Order = shop_order_class()
+    p = Producer({"bootstrap.servers": floe.bootstrap, "enable.idempotence": True, "linger.ms": 5})
+    for i in range(50):
+        o = Order(id=i, customer=f"c{i % 3}", tags=[f"t{j}" for j in range(i % 3)])
+        o.total.cents, o.total.currency = i * 100, "EUR"
+        p.produce(topic, value=o.SerializeToString())
+    p.produce(topic, value=b"\xff\xff\xff not protobuf")
+    assert p.flush(30) == 0
+    rows = wait_rows(floe, topic, lambda rows: len(rows) >= 50)
+    assert sorted((r["id"], r["customer"], r["total"]["cents"], r["total"]["currency"], r["tags"]) for r in rows) == \
+        [(i, f"c{i % 3}", i * 100, "EUR", [f"t{j}" for j in range(i % 3)]) for i in range(50)]
+    dlq = wait_rows(floe, topic + "_dlq", lambda r: len(r) >= 1)
+    assert len(dlq) == 1 and dlq[0]["_error"], dlq
+    assert sorted(duckdb_rows(floe, topic, ["id", "customer"])) == [(i, f"c{i % 3}") for i in range(50)]
+
+
+def shop_order_class():
+    """shop.Order (with its shop.Money import) as a Python class built at run time, no protoc needed."""
+    from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
+
+    T = descriptor_pb2.FieldDescriptorProto
+    money = descriptor_pb2.FileDescriptorProto(name="money.proto", package="shop", syntax="proto3")
+    m = money.message_type.add(name="Money")
+    m.field.add(name="cents", number=1, type=T.TYPE_INT64, label=T.LABEL_OPTIONAL)
+    m.field.add(name="currency", number=2, type=T.TYPE_STRING, label=T.LABEL_OPTIONAL)
+    order = descriptor_pb2.FileDescriptorProto(name="order.proto", package="shop", syntax="proto3", dependency=["money.proto"])
+    o = order.message_type.add(name="Order")
+    o.field.add(name="id", number=1, type=T.TYPE_INT64, label=T.LABEL_OPTIONAL)
+    o.field.add(name="customer", number=2, type=T.TYPE_STRING, label=T.LABEL_OPTIONAL)
+    o.field.add(name="total", number=3, type=T.TYPE_MESSAGE, type_name=".shop.Money", label=T.LABEL_OPTIONAL)
+    o.field.add(name="tags", number=4, type=T.TYPE_STRING, label=T.LABEL_REPEATED)
+    pool = descriptor_pool.DescriptorPool()
+    pool.Add(money)
+    pool.Add(order)
+    return message_factory.GetMessageClass(pool.FindMessageTypeByName("shop.Order"))

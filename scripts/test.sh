@@ -36,9 +36,10 @@ sys.exit("moto_server did not start")
 PY
 export FLOE_TEST_S3_ENDPOINT="http://127.0.0.1:$MOTO_PORT"
 
+# Binaries (floe, the datafusion-query example) built with the tests' feature set (dev-dependencies
+# included), so `cargo test` reuses every artifact instead of building the workspace twice.
+cargo build --workspace --bins --tests
 cargo test --workspace
-# The same feature set as the tests, so nothing is built twice: floe and the datafusion-query example.
-cargo build --workspace --bins
 TARGET_DIR=${CARGO_TARGET_DIR:-$PWD/target}
 export FLOE_BIN="$TARGET_DIR/debug/floe"
 export FLOE_DATAFUSION_QUERY="$TARGET_DIR/debug/datafusion-query"

@@ -22,6 +22,9 @@ pub enum Convert {
     ByLatestSchema { subject: Option<String>, message: Option<String> },
     /// Schemaless JSON objects; columns inferred and widened.
     Json,
+    /// Plain (unframed) Protobuf messages of `message`, described by the `.proto` file at `file`
+    /// on the broker's host (imports resolved next to it).
+    ProtobufFile { file: String, message: String },
 }
 
 /// How a decoded value becomes a row.
@@ -124,9 +127,26 @@ fn convert(c: &BTreeMap<String, String>, side: &str) -> Result<Convert> {
             message: get(c, &format!("convert.{side}.by_latest_schema.message.full.name")).map(str::to_string),
         },
         "json" => Convert::Json,
-        "protobuf_file" => return Err(bad(format!("{PREFIX}convert.{side}.type=protobuf_file is not supported yet; register the .proto in the schema registry and use by_latest_schema"))),
-        other => return Err(bad(format!("{PREFIX}convert.{side}.type={other} is unknown (raw, string, by_schema_id, by_latest_schema, json)"))),
+        "protobuf_file" => {
+            let file = get(c, &format!("convert.{side}.protobuf.file"))
+                .ok_or_else(|| bad(format!("{PREFIX}convert.{side}.type=protobuf_file needs {PREFIX}convert.{side}.protobuf.file (a .proto file on the broker's host)")))?;
+            let message = get(c, &format!("convert.{side}.protobuf.message.full.name"))
+                .ok_or_else(|| bad(format!("{PREFIX}convert.{side}.type=protobuf_file needs {PREFIX}convert.{side}.protobuf.message.full.name (e.g. shop.Order)")))?;
+            compile_proto(file, message).map_err(|e| bad(format!("{PREFIX}convert.{side}.protobuf.file={file}: {e}")))?;
+            Convert::ProtobufFile { file: file.to_string(), message: message.to_string() }
+        }
+        other => return Err(bad(format!("{PREFIX}convert.{side}.type={other} is unknown (raw, string, by_schema_id, by_latest_schema, json, protobuf_file)"))),
     })
+}
+
+/// Compiles a `.proto` file from disk (imports resolved from its directory) and picks `message`.
+pub fn compile_proto(file: &str, message: &str) -> std::result::Result<floe_schema::protobuf::ProtoSchema, String> {
+    let path = std::path::Path::new(file);
+    if !path.is_file() {
+        return Err("no such file".into());
+    }
+    let dir = path.parent().map(std::path::Path::to_path_buf).unwrap_or_default();
+    floe_schema::protobuf::ProtoSchema::from_files(&[dir], &[path.to_path_buf()], message).map_err(|e| e.to_string())
 }
 
 impl TableConfig {
@@ -198,7 +218,7 @@ impl TableConfig {
         if self.commit_interval_ms < 100 {
             return Err(bad(format!("{PREFIX}commit.interval.ms must be at least 100")));
         }
-        if self.transform == Transform::FlattenDebezium && matches!(self.value, Convert::Raw | Convert::String) {
+        if self.transform == Transform::FlattenDebezium && matches!(self.value, Convert::Raw | Convert::String | Convert::ProtobufFile { .. }) {
             return Err(bad(format!("{PREFIX}transform.value.type=flatten_debezium needs decoded values: set {PREFIX}convert.value.type to json, by_schema_id or by_latest_schema")));
         }
         if self.transform == Transform::Flatten && matches!(self.value, Convert::Raw | Convert::String) {
@@ -255,5 +275,24 @@ mod tests {
             .expect("on");
         assert_eq!(c.id_columns, IdColumns::Columns(vec!["id".into(), "region".into()]));
         assert!(c.keyed());
+    }
+
+    #[test]
+    fn protobuf_file_is_compiled_when_the_config_is_set() {
+        let dir = tempfile::tempdir().expect("dir");
+        std::fs::write(dir.path().join("common.proto"), "syntax = \"proto3\"; package shop; message Money { int64 cents = 1; }").expect("write");
+        let file = dir.path().join("order.proto");
+        std::fs::write(&file, "syntax = \"proto3\"; package shop; import \"common.proto\"; message Order { int64 id = 1; Money total = 2; }").expect("write");
+        let file = file.to_string_lossy().to_string();
+        let ok = |message: &str| TableConfig::from_topic(&cfg(&[("convert.value.type", "protobuf_file"), ("convert.value.protobuf.file", &file), ("convert.value.protobuf.message.full.name", message)]));
+        let c = ok("shop.Order").expect("ok").expect("on");
+        assert_eq!(c.value, Convert::ProtobufFile { file: file.clone(), message: "shop.Order".into() });
+        assert!(ok("shop.Nope").expect_err("no such message").to_string().contains("shop.Nope"));
+        let missing = TableConfig::from_topic(&cfg(&[("convert.value.type", "protobuf_file"), ("convert.value.protobuf.file", "/no/such.proto"), ("convert.value.protobuf.message.full.name", "a.B")]));
+        assert!(missing.expect_err("missing").to_string().contains("/no/such.proto: no such file"));
+        let unnamed = TableConfig::from_topic(&cfg(&[("convert.value.type", "protobuf_file"), ("convert.value.protobuf.file", &file)]));
+        assert!(unnamed.expect_err("no message").to_string().contains("convert.value.protobuf.message.full.name"));
+        std::fs::write(dir.path().join("order.proto"), "syntax = \"proto3\"; message Order { int64 id = 1 }").expect("write");
+        assert!(ok("Order").is_err(), "a .proto that does not compile is refused");
     }
 }

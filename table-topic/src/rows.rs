@@ -7,10 +7,11 @@ use std::sync::Arc;
 use arrow_array::{ArrayRef, RecordBatch, RecordBatchOptions, StructArray};
 use arrow_schema::{DataType, Field, Schema};
 use floe_schema::json::JsonInference;
+use floe_schema::protobuf::ProtoSchema;
 use floe_schema::source::{decode_payload, resolve_framed, Compiled, SchemaCache};
 use floe_schema::{debezium, simple, RecordError, Value};
 
-use crate::config::{Convert, TableConfig, Transform};
+use crate::config::{compile_proto, Convert, TableConfig, Transform};
 use crate::source::SourceRecord;
 
 /// (offset, value) of one record.
@@ -63,12 +64,18 @@ pub struct Decoder {
     cfg: Arc<TableConfig>,
     topic: String,
     schemas: Arc<SchemaCache>,
+    /// The compiled `.proto` of `protobuf_file` values (read once, when the pipeline starts).
+    proto: Option<Result<ProtoSchema, String>>,
 }
 
 impl Decoder {
     /// A decoder for `topic`'s values, with schemas from `schemas`.
     pub fn new(cfg: Arc<TableConfig>, topic: &str, schemas: Arc<SchemaCache>) -> Self {
-        Decoder { cfg, topic: topic.to_string(), schemas }
+        let proto = match &cfg.value {
+            Convert::ProtobufFile { file, message } => Some(compile_proto(file, message).map_err(|e| format!("protobuf file {file}: {e}"))),
+            _ => None,
+        };
+        Decoder { cfg, topic: topic.to_string(), schemas, proto }
     }
 
     /// Decodes `records` (one partition, in offset order).
@@ -107,6 +114,14 @@ impl Decoder {
                 let plain: Vec<(i64, &[u8])> = values.iter().filter_map(|(o, v)| v.map(|v| (*o, v))).collect();
                 floe_schema::json::decode_batch(&mut inference, &plain).map_err(|e| e.to_string()).and_then(|(b, e)| Ok((wrap_value(b, t)?, e)))
             }
+            (Convert::ProtobufFile { .. }, t) => match &self.proto {
+                Some(Ok(schema)) => {
+                    let plain: Vec<(i64, &[u8])> = values.iter().filter_map(|(o, v)| v.map(|v| (*o, v))).collect();
+                    floe_schema::protobuf::decode_batch(schema, &plain).map_err(|e| e.to_string()).and_then(|(b, e)| Ok((wrap_value(b, t)?, e)))
+                }
+                Some(Err(e)) => Err(e.clone()),
+                None => Err("no protobuf schema".to_string()),
+            },
             (Convert::BySchemaId, _) | (Convert::ByLatestSchema { .. }, _) => {
                 self.decode_with_schemas(&values, &mut out).await;
                 return out;
