@@ -1,6 +1,7 @@
-//! Orphan files: files under a table's `data/` folder that no snapshot reaches — written for a
-//! commit that never happened (a crash between upload and commit) — deleted once old enough that
-//! no writer can still be about to commit them.
+//! Orphan files: data files under a table's `data/` folder, and manifests and manifest lists
+//! (`.avro`) under its `metadata/` folder, that no snapshot reaches — written for a commit that
+//! never happened (a crash between upload and commit) — deleted once old enough that no writer can
+//! still be about to commit them. Metadata JSON files are never touched.
 
 use futures::TryStreamExt;
 use iceberg::spec::TableMetadata;
@@ -14,10 +15,16 @@ impl Committer {
     /// storage that can list, none.
     pub async fn remove_orphans(&self, meta: &TableMetadata, older_than_ms: i64) -> Result<usize> {
         let Some(storage) = &self.storage else { return Ok(0) };
-        let data = format!("{}/data", meta.location().trim_end_matches('/'));
-        let prefix = storage.path(&data)?;
-        let listed: Vec<object_store::ObjectMeta> = storage.store().list(Some(&prefix)).try_collect().await.map_err(|e| CatalogError::Storage(format!("listing {data}: {e}")))?;
-        let old: Vec<&object_store::ObjectMeta> = listed.iter().filter(|o| o.last_modified.timestamp_millis() < older_than_ms).collect();
+        let root = meta.location().trim_end_matches('/');
+        let mut old: Vec<object_store::ObjectMeta> = Vec::new();
+        // (folder, which of its files are candidates)
+        let folders: [(&str, fn(&str) -> bool); 2] = [("data", |_| true), ("metadata", |name| name.ends_with(".avro"))];
+        for (folder, candidate) in folders {
+            let dir = format!("{root}/{folder}");
+            let prefix = storage.path(&dir)?;
+            let listed: Vec<object_store::ObjectMeta> = storage.store().list(Some(&prefix)).try_collect().await.map_err(|e| CatalogError::Storage(format!("listing {dir}: {e}")))?;
+            old.extend(listed.into_iter().filter(|o| o.last_modified.timestamp_millis() < older_than_ms && o.location.filename().is_some_and(candidate)));
+        }
         if old.is_empty() {
             return Ok(0);
         }

@@ -210,8 +210,17 @@ async fn orphans_go_and_committed_files_stay() {
     let lister = Committer::with_storage(f.catalog.clone(), ObjectStorage::new(f.objects.clone(), WH, "warehouse"));
     assert_eq!(lister.remove_orphans(&t.metadata, now_ms - 60_000).await.expect("young files"), 0, "files inside the grace period stay");
     assert!(f.exists(&orphan).await);
-    assert_eq!(lister.remove_orphans(&t.metadata, now_ms + 1_000).await.expect("orphans"), 1);
+    // A manifest written for that commit, and the metadata JSON files (never candidates).
+    let loc = t.metadata.location().trim_end_matches('/').to_string();
+    let stray_manifest = format!("{loc}/metadata/{}-m0.avro", uuid::Uuid::new_v4());
+    f.catalog.storage().clone().file_io().new_output(&stray_manifest).expect("out").write(bytes::Bytes::from_static(b"avro")).await.expect("write");
+    let live = [t.metadata.current_snapshot().expect("snapshot").manifest_list().to_string(), t.metadata_location.clone()];
+    assert_eq!(lister.remove_orphans(&t.metadata, now_ms + 1_000).await.expect("orphans"), 2);
     assert!(!f.exists(&orphan).await, "the orphan is gone");
+    assert!(!f.exists(&stray_manifest).await, "the stray manifest is gone");
+    for l in &live {
+        assert!(f.exists(l).await, "{l} is live and stays");
+    }
     assert!(f.exists(&kept_path).await, "the committed file stays");
     assert_eq!(f.ids().await, BTreeSet::from([1, 2]));
     assert_eq!(f.committer.remove_orphans(&t.metadata, now_ms + 1_000).await.expect("no lister"), 0, "a committer that cannot list removes nothing");
