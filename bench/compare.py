@@ -88,7 +88,7 @@ class FloeBroker:
         self.name = f"floe-{wal}-wal"
         bucket = moto.bucket(f"floe-{wal}-{uuid.uuid4().hex[:6]}")
         store = f"s3://{bucket}?endpoint={moto.endpoint}&region=us-east-1"
-        self.node = Floe(binary, os.path.join(workdir, self.name), extra=["--wal", wal, "--object-store", store], env=dict(CREDS, FLOE_LOG="warn"))
+        self.node = Floe(binary, os.path.join(workdir, self.name), extra=["--wal", wal, "--object-store", store], env=dict(CREDS))
         self.table_topics = True
 
     def start(self):
@@ -167,7 +167,8 @@ def produce_at(bootstrap, topic, rate, seconds, payload):
         if i % 64 == 0:
             p.poll(0)
     p.flush(120)
-    elapsed = time.perf_counter() - start
+    # At a fixed rate the window is the run; unthrottled, it lasts until the last acknowledgement.
+    elapsed = seconds if rate else time.perf_counter() - start
     return {"records": len(lat), "errors": len(errors), "seconds": elapsed, "records_per_s": len(lat) / elapsed,
             "mb_per_s": len(lat) * len(payload) / elapsed / 1e6,
             "p50_ms": percentile(lat, 50) * 1e3, "p99_ms": percentile(lat, 99) * 1e3, "p999_ms": percentile(lat, 99.9) * 1e3}
@@ -356,10 +357,10 @@ def plot(results, path):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     fig, ax = plt.subplots(figsize=(8, 5))
-    for r in results:
+    for i, r in enumerate(results):
         xs = [f["mb_per_s"] for f in r["fixed_rate"]]
-        ax.plot(xs, [f["p99_ms"] for f in r["fixed_rate"]], marker="o", label=f"{r['broker']} p99")
-        ax.plot(xs, [f["p50_ms"] for f in r["fixed_rate"]], marker=".", linestyle="--", label=f"{r['broker']} p50")
+        ax.plot(xs, [f["p99_ms"] for f in r["fixed_rate"]], marker="o", color=f"C{i}", label=f"{r['broker']} p99")
+        ax.plot(xs, [f["p50_ms"] for f in r["fixed_rate"]], marker=".", linestyle="--", color=f"C{i}", label=f"{r['broker']} p50")
     ax.set_xlabel("produce throughput (MB/s, 1 KiB records, acks=all)")
     ax.set_ylabel("produce latency (ms)")
     ax.set_yscale("log")
