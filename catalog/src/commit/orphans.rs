@@ -17,9 +17,9 @@ impl Committer {
         let Some(storage) = &self.storage else { return Ok(0) };
         let root = meta.location().trim_end_matches('/');
         let mut old: Vec<object_store::ObjectMeta> = Vec::new();
-        // (folder, which of its files are candidates)
-        let folders: [(&str, fn(&str) -> bool); 2] = [("data", |_| true), ("metadata", |name| name.ends_with(".avro"))];
-        for (folder, candidate) in folders {
+        // Every file under data/; only manifests and manifest lists (.avro) under metadata/.
+        for (folder, avro_only) in [("data", false), ("metadata", true)] {
+            let candidate = |name: &str| !avro_only || name.ends_with(".avro");
             let dir = format!("{root}/{folder}");
             let prefix = storage.path(&dir)?;
             let listed: Vec<object_store::ObjectMeta> = storage.store().list(Some(&prefix)).try_collect().await.map_err(|e| CatalogError::Storage(format!("listing {dir}: {e}")))?;
