@@ -24,6 +24,9 @@ from conftest import Floe  # noqa: E402
 
 
 def percentile(xs, q):
+    """The q-th percentile of xs (nearest rank); NaN for no samples."""
+    if not xs:
+        return float("nan")
     xs = sorted(xs)
     return xs[min(len(xs) - 1, int(round(q / 100 * (len(xs) - 1))))]
 

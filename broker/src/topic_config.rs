@@ -147,7 +147,7 @@ pub fn validate(configs: &BTreeMap<String, String>) -> Result<()> {
         validate_entry(k, v)?;
     }
     // The combinations are the Table Topic's to judge (its message names the key).
-    if let Err(e) = floe_table_topic::TableConfig::parse(configs) {
+    if let Err(e) = floe_table_topic::TableConfig::validate(configs) {
         let msg = e.to_string();
         let key = msg.split(|c: char| c == '=' || c.is_whitespace()).find(|w| w.starts_with(TT)).unwrap_or("automq.table.topic.enable").to_string();
         return Err(invalid(&key, msg));

@@ -132,7 +132,6 @@ fn convert(c: &BTreeMap<String, String>, side: &str) -> Result<Convert> {
                 .ok_or_else(|| bad(format!("{PREFIX}convert.{side}.type=protobuf_file needs {PREFIX}convert.{side}.protobuf.file (a .proto file on the broker's host)")))?;
             let message = get(c, &format!("convert.{side}.protobuf.message.full.name"))
                 .ok_or_else(|| bad(format!("{PREFIX}convert.{side}.type=protobuf_file needs {PREFIX}convert.{side}.protobuf.message.full.name (e.g. shop.Order)")))?;
-            compile_proto(file, message).map_err(|e| bad(format!("{PREFIX}convert.{side}.protobuf.file={file}: {e}")))?;
             Convert::ProtobufFile { file: file.to_string(), message: message.to_string() }
         }
         other => return Err(bad(format!("{PREFIX}convert.{side}.type={other} is unknown (raw, string, by_schema_id, by_latest_schema, json, protobuf_file)"))),
@@ -156,6 +155,19 @@ impl TableConfig {
             return Ok(None);
         }
         Self::parse(configs).map(Some)
+    }
+
+    /// As [`Self::parse`], and the files the config names are read too (a `protobuf_file`'s `.proto`
+    /// must compile): the check for when a config is set. `parse` itself reads nothing, so the
+    /// broker's periodic reconcile never touches the disk.
+    pub fn validate(configs: &BTreeMap<String, String>) -> Result<TableConfig> {
+        let cfg = Self::parse(configs)?;
+        for (side, convert) in [("value", &cfg.value), ("key", &cfg.key)] {
+            if let Convert::ProtobufFile { file, message } = convert {
+                compile_proto(file, message).map_err(|e| bad(format!("{PREFIX}convert.{side}.protobuf.file={file}: {e}")))?;
+            }
+        }
+        Ok(cfg)
     }
 
     /// The settings the keys describe, whether or not the table is enabled (a topic's config is
@@ -284,15 +296,17 @@ mod tests {
         let file = dir.path().join("order.proto");
         std::fs::write(&file, "syntax = \"proto3\"; package shop; import \"common.proto\"; message Order { int64 id = 1; Money total = 2; }").expect("write");
         let file = file.to_string_lossy().to_string();
-        let ok = |message: &str| TableConfig::from_topic(&cfg(&[("convert.value.type", "protobuf_file"), ("convert.value.protobuf.file", &file), ("convert.value.protobuf.message.full.name", message)]));
-        let c = ok("shop.Order").expect("ok").expect("on");
+        let ok = |message: &str| TableConfig::validate(&cfg(&[("convert.value.type", "protobuf_file"), ("convert.value.protobuf.file", &file), ("convert.value.protobuf.message.full.name", message)]));
+        let c = ok("shop.Order").expect("ok");
         assert_eq!(c.value, Convert::ProtobufFile { file: file.clone(), message: "shop.Order".into() });
         assert!(ok("shop.Nope").expect_err("no such message").to_string().contains("shop.Nope"));
-        let missing = TableConfig::from_topic(&cfg(&[("convert.value.type", "protobuf_file"), ("convert.value.protobuf.file", "/no/such.proto"), ("convert.value.protobuf.message.full.name", "a.B")]));
+        let missing = TableConfig::validate(&cfg(&[("convert.value.type", "protobuf_file"), ("convert.value.protobuf.file", "/no/such.proto"), ("convert.value.protobuf.message.full.name", "a.B")]));
         assert!(missing.expect_err("missing").to_string().contains("/no/such.proto: no such file"));
-        let unnamed = TableConfig::from_topic(&cfg(&[("convert.value.type", "protobuf_file"), ("convert.value.protobuf.file", &file)]));
+        let unnamed = TableConfig::validate(&cfg(&[("convert.value.type", "protobuf_file"), ("convert.value.protobuf.file", &file)]));
         assert!(unnamed.expect_err("no message").to_string().contains("convert.value.protobuf.message.full.name"));
         std::fs::write(dir.path().join("order.proto"), "syntax = \"proto3\"; message Order { int64 id = 1 }").expect("write");
         assert!(ok("Order").is_err(), "a .proto that does not compile is refused");
+        let gone = cfg(&[("convert.value.type", "protobuf_file"), ("convert.value.protobuf.file", "/no/such.proto"), ("convert.value.protobuf.message.full.name", "a.B")]);
+        assert!(TableConfig::parse(&gone).is_ok(), "parsing alone reads no file");
     }
 }

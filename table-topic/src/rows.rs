@@ -59,6 +59,11 @@ fn wrap_value(batch: RecordBatch, transform: Transform) -> Result<RecordBatch, S
     RecordBatch::try_new_with_options(schema, vec![col], &RecordBatchOptions::new().with_row_count(Some(rows))).map_err(|e| e.to_string())
 }
 
+/// The (offset, bytes) of the records that have a value.
+fn present<'a>(values: &[(i64, Option<&'a [u8]>)]) -> Vec<(i64, &'a [u8])> {
+    values.iter().filter_map(|(o, v)| v.map(|v| (*o, v))).collect()
+}
+
 /// Decodes record values as the table's config says.
 pub struct Decoder {
     cfg: Arc<TableConfig>,
@@ -111,14 +116,10 @@ impl Decoder {
             }
             (Convert::Json, t) => {
                 let mut inference = JsonInference::default();
-                let plain: Vec<(i64, &[u8])> = values.iter().filter_map(|(o, v)| v.map(|v| (*o, v))).collect();
-                floe_schema::json::decode_batch(&mut inference, &plain).map_err(|e| e.to_string()).and_then(|(b, e)| Ok((wrap_value(b, t)?, e)))
+                floe_schema::json::decode_batch(&mut inference, &present(&values)).map_err(|e| e.to_string()).and_then(|(b, e)| Ok((wrap_value(b, t)?, e)))
             }
             (Convert::ProtobufFile { .. }, t) => match &self.proto {
-                Some(Ok(schema)) => {
-                    let plain: Vec<(i64, &[u8])> = values.iter().filter_map(|(o, v)| v.map(|v| (*o, v))).collect();
-                    floe_schema::protobuf::decode_batch(schema, &plain).map_err(|e| e.to_string()).and_then(|(b, e)| Ok((wrap_value(b, t)?, e)))
-                }
+                Some(Ok(schema)) => floe_schema::protobuf::decode_batch(schema, &present(&values)).map_err(|e| e.to_string()).and_then(|(b, e)| Ok((wrap_value(b, t)?, e))),
                 Some(Err(e)) => Err(e.clone()),
                 None => Err("no protobuf schema".to_string()),
             },

@@ -7,9 +7,10 @@ use clap::Subcommand;
 use kafka_protocol::messages::{DescribeGroupsRequest, GroupId, ListGroupsRequest, OffsetFetchRequest};
 use serde::Serialize;
 
-use super::kafka::{check, sb, Client};
+use super::kafka::{check, Client, Conn};
+use crate::handlers::sb;
 use super::render;
-use super::topic::{offsets, Conn};
+use super::topic::offsets;
 
 #[derive(Subcommand)]
 pub enum GroupCommand {

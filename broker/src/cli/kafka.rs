@@ -16,6 +16,24 @@ const RESPONSE_BYTES_MAX: usize = 128 << 20;
 /// How long connecting may take.
 const CONNECT_TIMEOUT_MS: u64 = 5_000;
 
+/// Where the node is and how long a request may take (the admin subcommands' shared flags).
+#[derive(clap::Args, Clone)]
+pub struct Conn {
+    /// A node's Kafka listener.
+    #[arg(long, global = true, default_value = "127.0.0.1:9092", env = "FLOE_BOOTSTRAP")]
+    pub bootstrap: String,
+    /// How long one request may take, in milliseconds.
+    #[arg(long, global = true, default_value_t = 30_000)]
+    pub timeout_ms: u64,
+}
+
+impl Conn {
+    /// A connection to the node.
+    pub async fn connect(&self) -> anyhow::Result<Client> {
+        Client::connect(&self.bootstrap, Duration::from_millis(self.timeout_ms)).await
+    }
+}
+
 /// One connection to a broker.
 pub struct Client {
     stream: TcpStream,
@@ -83,9 +101,4 @@ pub fn check(code: i16, message: Option<&StrBytes>, what: &str) -> anyhow::Resul
             None => bail!("{what}: {e}"),
         },
     }
-}
-
-/// A string for the protocol's string fields.
-pub fn sb(s: &str) -> StrBytes {
-    StrBytes::from_string(s.to_string())
 }

@@ -14,8 +14,9 @@ use kafka_protocol::records::{Compression, Record, RecordBatchEncoder, RecordEnc
 use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
 
-use super::kafka::{check, sb, Client};
-use super::topic::{partitions, Conn};
+use super::kafka::{check, Client, Conn};
+use crate::handlers::sb;
+use super::topic::partitions;
 
 /// The longest input line.
 const LINE_BYTES_MAX: u64 = 8 << 20;

@@ -2,6 +2,11 @@
 
 /// `rows` under `header`, each column as wide as its widest cell, trailing spaces trimmed.
 pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
+    lines(header, rows).into_iter().map(|l| l + "\n").collect()
+}
+
+/// The lines of [`table`]: the header first, then one per row.
+pub fn lines(header: &[&str], rows: &[Vec<String>]) -> Vec<String> {
     let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
     for r in rows {
         for (w, c) in widths.iter_mut().zip(r) {
@@ -9,14 +14,11 @@ pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
         }
     }
     let line = |cells: &mut dyn Iterator<Item = &str>| {
-        let mut s = cells.zip(&widths).map(|(c, w)| format!("{c:<w$}")).collect::<Vec<_>>().join("  ");
-        s.truncate(s.trim_end().len());
-        s + "\n"
+        let s = cells.zip(&widths).map(|(c, w)| format!("{c:<w$}")).collect::<Vec<_>>().join("  ");
+        s.trim_end().to_string()
     };
-    let mut out = line(&mut header.iter().copied());
-    for r in rows {
-        out += &line(&mut r.iter().map(String::as_str));
-    }
+    let mut out = vec![line(&mut header.iter().copied())];
+    out.extend(rows.iter().map(|r| line(&mut r.iter().map(String::as_str))));
     out
 }
 

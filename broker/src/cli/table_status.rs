@@ -52,32 +52,27 @@ fn ago(now_ms: i64, at_ms: i64) -> String {
 /// The statuses as a table, one row per topic, with the reason under a paused or failing one.
 pub fn render(statuses: &[Status], now_ms: i64) -> String {
     let header = ["TOPIC", "TABLE", "STATE", "LAG", "FRESHNESS", "COMMITS", "RECORDS", "INVALID", "LAST COMMIT", "OFFSETS"];
-    let mut rows: Vec<Vec<String>> = Vec::with_capacity(statuses.len());
-    let mut out = String::new();
-    for s in statuses {
-        let row = vec![
-            s.topic.clone(),
-            s.table.clone(),
-            state(s).into(),
-            s.lag_records.to_string(),
-            format!("{:.1}s", s.freshness_seconds(now_ms)),
-            s.commits.to_string(),
-            s.committed_records.to_string(),
-            s.invalid_records.to_string(),
-            ago(now_ms, s.last_commit_ms),
-            s.offsets.iter().map(|(p, o)| format!("{p}:{o}")).collect::<Vec<_>>().join(","),
-        ];
-        rows.push(row);
-    }
-    let lines = super::render::table(&header, &rows);
-    let mut lines = lines.lines();
-    if let Some(h) = lines.next() {
-        out += h;
-        out += "\n";
-    }
+    let rows: Vec<Vec<String>> = statuses
+        .iter()
+        .map(|s| {
+            vec![
+                s.topic.clone(),
+                s.table.clone(),
+                state(s).into(),
+                s.lag_records.to_string(),
+                format!("{:.1}s", s.freshness_seconds(now_ms)),
+                s.commits.to_string(),
+                s.committed_records.to_string(),
+                s.invalid_records.to_string(),
+                ago(now_ms, s.last_commit_ms),
+                s.offsets.iter().map(|(p, o)| format!("{p}:{o}")).collect::<Vec<_>>().join(","),
+            ]
+        })
+        .collect();
+    let mut lines = super::render::lines(&header, &rows).into_iter();
+    let mut out = lines.next().unwrap_or_default() + "\n";
     for (l, s) in lines.zip(statuses) {
-        out += l;
-        out += "\n";
+        out += &(l + "\n");
         if let Some(why) = s.paused.as_ref().or(s.last_error.as_ref()) {
             out += &format!("  └ {why}\n");
         }

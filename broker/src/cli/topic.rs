@@ -1,10 +1,8 @@
 //! `floe topic create|list|describe|alter|delete`: topic administration over the Kafka protocol,
 //! so it works against any node (or any Kafka broker) the way `kafka-topics.sh` does.
 
-use std::time::Duration;
-
 use anyhow::{anyhow, bail};
-use clap::{Args, Subcommand};
+use clap::Subcommand;
 use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
 use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
 use kafka_protocol::messages::incremental_alter_configs_request::{AlterConfigsResource, AlterableConfig};
@@ -15,26 +13,9 @@ use kafka_protocol::messages::{
 };
 use serde::Serialize;
 
-use super::kafka::{check, sb, Client};
+use super::kafka::{check, Client, Conn};
+use crate::handlers::sb;
 use super::render;
-
-/// Where the node is and how long a request may take.
-#[derive(Args, Clone)]
-pub struct Conn {
-    /// A node's Kafka listener.
-    #[arg(long, global = true, default_value = "127.0.0.1:9092", env = "FLOE_BOOTSTRAP")]
-    pub bootstrap: String,
-    /// How long one request may take, in milliseconds.
-    #[arg(long, global = true, default_value_t = 30_000)]
-    pub timeout_ms: u64,
-}
-
-impl Conn {
-    /// A connection to the node.
-    pub async fn connect(&self) -> anyhow::Result<Client> {
-        Client::connect(&self.bootstrap, Duration::from_millis(self.timeout_ms)).await
-    }
-}
 
 #[derive(Subcommand)]
 pub enum TopicCommand {

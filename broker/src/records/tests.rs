@@ -45,6 +45,18 @@ fn valid_batches_are_read_and_offsets_assigned_without_breaking_the_crc() {
 }
 
 #[test]
+fn a_partial_batch_at_the_end_is_left_for_the_next_fetch() {
+    let (a, b) = (encode(3, -1, -1, 2), encode(2, -1, -1, 2));
+    let mut data = BytesMut::new();
+    data.extend_from_slice(&a);
+    data.extend_from_slice(&b);
+    data.extend_from_slice(&encode(4, -1, -1, 2)[..30]);
+    let got = headers(&data);
+    assert_eq!(got.len(), 2);
+    assert_eq!(&data[got[1].1.position..got[1].1.position + got[1].1.size], &b[..]);
+}
+
+#[test]
 fn the_first_record_at_a_timestamp_is_found_inside_a_batch() {
     let b = encode(5, -1, -1, 2);
     let info = validate(&b).expect("valid")[0];
