@@ -247,26 +247,40 @@ def table_topic(broker, records, interval_ms=1000):
         time.sleep(0.2)
     translate_s = time.perf_counter() - start
 
-    # Freshness: each acked record's wait until a snapshot holds it.
+    # Freshness: each acked record's wait until a snapshot holds it, watched while producing
+    # (watching only after the last send would count the send time as staleness).
     acked, seen = {}, {}
-    fp = Producer({"bootstrap.servers": broker.bootstrap, "acks": "all", "linger.ms": 0})
-    t0 = time.time()
-    for i in range(200):
-        while time.time() < t0 + i / 50:
-            fp.poll(0.002)
-        fp.produce(topic, value=json.dumps({"id": records + i, "name": "f", "amount": 0.0, "tags": [], "pad": ""}).encode(),
-                   on_delivery=lambda e, m: acked.__setitem__(m.offset(), time.time()) if e is None else None)
-        fp.poll(0)
-    fp.flush(30)
-    deadline = time.time() + 30
-    while len(seen) < len(acked) and time.time() < deadline:
+    lock = threading.Lock()
+
+    def on_ack(e, m):
+        if e is None:
+            with lock:
+                acked[m.offset()] = time.time()
+
+    def produce():
+        fp = Producer({"bootstrap.servers": broker.bootstrap, "acks": "all", "linger.ms": 0})
+        t0 = time.time()
+        for i in range(200):
+            while time.time() < t0 + i / 50:
+                fp.poll(0.002)
+            fp.produce(topic, value=json.dumps({"id": records + i, "name": "f", "amount": 0.0, "tags": [], "pad": ""}).encode(), on_delivery=on_ack)
+            fp.poll(0)
+        fp.flush(30)
+
+    sender = threading.Thread(target=produce)
+    sender.start()
+    deadline = time.time() + 40
+    while (sender.is_alive() or len(seen) < len(acked)) and time.time() < deadline:
         snap = catalog.load_table(("default", topic)).current_snapshot()
         total = int(snap.summary.additional_properties.get("total-records", 0))
         now = time.time()
-        for off, at in acked.items():
-            if off < total and off not in seen:
+        with lock:
+            pending = [(off, at) for off, at in acked.items() if off not in seen]
+        for off, at in pending:
+            if off < total:
                 seen[off] = now - at
         time.sleep(0.05)
+    sender.join()
     fresh = list(seen.values())
     return {"records": rows, "rows_per_s": rows / translate_s, "seconds": translate_s,
             "freshness_p50_ms": percentile(fresh, 50) * 1e3, "freshness_p99_ms": percentile(fresh, 99) * 1e3}

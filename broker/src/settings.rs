@@ -48,7 +48,10 @@ pub struct Settings {
     pub socket_request_max_bytes: ByteSize,
     /// Most client connections at once.
     pub connections_max: usize,
-    /// Most requests read ahead of their responses on one connection.
+    /// Most requests read ahead of their responses on one connection. A produce is answered
+    /// when its WAL group is durable (with the object WAL, up to `wal_batch_interval_ms` later),
+    /// so a connection sends at most about this many produce requests per group; memory is
+    /// bounded by the bytes cap below.
     pub connection_inflight_requests_max: usize,
     /// Most request bytes read ahead of their responses on one connection.
     pub connection_inflight_bytes_max: ByteSize,
@@ -144,7 +147,7 @@ impl Default for Settings {
             num_partitions: 1,
             socket_request_max_bytes: ByteSize(100 << 20),
             connections_max: 1024,
-            connection_inflight_requests_max: 64,
+            connection_inflight_requests_max: 1024,
             connection_inflight_bytes_max: ByteSize(64 << 20),
             connections_idle_ms: Millis(600_000),
             message_max_bytes: ByteSize(1_048_588),

@@ -53,7 +53,7 @@ static KEYS: &[Key] = &[
     Key { name: "automq.table.topic.convert.key.protobuf.message.full.name", kind: Kind::Text, default: None, doc: "protobuf_file keys: the message (Floe's own)." },
     Key { name: "automq.table.topic.transform.value.type", kind: Kind::OneOf(&["none", "flatten", "flatten_debezium"]), default: Some("none"), doc: "How decoded values become rows." },
     Key { name: "automq.table.topic.id.columns", kind: Kind::List, default: None, doc: "Identifier columns, e.g. [id]." },
-    Key { name: "automq.table.topic.partition.by", kind: Kind::List, default: None, doc: "Partition spec, e.g. [bucket(id, 16), day(ts)]." },
+    Key { name: "automq.table.topic.partition.by", kind: Kind::List, default: None, doc: "Partition fields: identity (a bare column), year, month, day, hour, bucket(col, N), truncate(col, W); e.g. [bucket(id, 16), day(ts)]. Changing it evolves the spec with the next commit; written files keep theirs." },
     Key { name: "automq.table.topic.upsert.enable", kind: Kind::Bool, default: Some("false"), doc: "Each record replaces the row of its key." },
     Key { name: "automq.table.topic.cdc.field", kind: Kind::Text, default: None, doc: "Field holding the I/U/D operation." },
     Key { name: "automq.table.topic.errors.tolerance", kind: Kind::OneOf(&["none", "invalid_data", "all"]), default: Some("invalid_data"), doc: "What happens to a record that cannot be converted." },

@@ -18,7 +18,7 @@ pub const DELETE_FILE_PATH_ID: i32 = 2_147_483_546;
 pub const DELETE_POS_ID: i32 = 2_147_483_545;
 
 /// Where a file goes in the table's partitioning.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Placement {
     pub partition_spec_id: i32,
     pub partition: Struct,
@@ -29,6 +29,14 @@ impl Placement {
     pub fn unpartitioned() -> Self {
         Placement { partition_spec_id: 0, partition: Struct::empty() }
     }
+}
+
+/// A file just written, with the partition spec it was written for (a `DataFile` does not say,
+/// and a commit puts each file in a manifest of its own spec).
+#[derive(Debug, Clone)]
+pub struct NewFile {
+    pub file: DataFile,
+    pub partition_spec_id: i32,
 }
 
 fn err(location: &str) -> impl Fn(iceberg::Error) -> CatalogError + '_ {
@@ -42,7 +50,7 @@ fn props() -> WriterProperties {
 
 /// Writes `batches` (their Arrow fields carry the schema's field ids) as one Parquet data file at
 /// `location`. `None` when there are no rows (nothing is left behind).
-pub async fn write_data_file(io: &FileIO, location: &str, schema: SchemaRef, batches: &[RecordBatch], placement: &Placement) -> Result<Option<DataFile>> {
+pub async fn write_data_file(io: &FileIO, location: &str, schema: SchemaRef, batches: &[RecordBatch], placement: &Placement) -> Result<Option<NewFile>> {
     write(io, location, schema, batches, DataContentType::Data, placement, None).await
 }
 
@@ -60,7 +68,7 @@ pub fn position_delete_schema() -> Result<SchemaRef> {
 
 /// Writes a position-delete file: `rows` are (data file path, row position) and are sorted here,
 /// as the spec asks. `None` when there are no rows.
-pub async fn write_position_deletes(io: &FileIO, location: &str, mut rows: Vec<(String, i64)>, placement: &Placement) -> Result<Option<DataFile>> {
+pub async fn write_position_deletes(io: &FileIO, location: &str, mut rows: Vec<(String, i64)>, placement: &Placement) -> Result<Option<NewFile>> {
     if rows.is_empty() {
         return Ok(None);
     }
@@ -75,7 +83,7 @@ pub async fn write_position_deletes(io: &FileIO, location: &str, mut rows: Vec<(
     write(io, location, schema, &[batch], DataContentType::PositionDeletes, placement, referenced).await
 }
 
-async fn write(io: &FileIO, location: &str, schema: SchemaRef, batches: &[RecordBatch], content: DataContentType, placement: &Placement, referenced: Option<String>) -> Result<Option<DataFile>> {
+async fn write(io: &FileIO, location: &str, schema: SchemaRef, batches: &[RecordBatch], content: DataContentType, placement: &Placement, referenced: Option<String>) -> Result<Option<NewFile>> {
     if batches.iter().all(|b| b.num_rows() == 0) {
         return Ok(None);
     }
@@ -90,5 +98,6 @@ async fn write(io: &FileIO, location: &str, schema: SchemaRef, batches: &[Record
     if let Some(r) = referenced {
         b.referenced_data_file(Some(r));
     }
-    b.build().map(Some).map_err(|e| CatalogError::Storage(format!("{location}: {e}")))
+    let file = b.build().map_err(|e| CatalogError::Storage(format!("{location}: {e}")))?;
+    Ok(Some(NewFile { file, partition_spec_id: placement.partition_spec_id }))
 }

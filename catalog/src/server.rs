@@ -90,6 +90,7 @@ pub fn router(catalog: Arc<Catalog>, config: ServerConfig) -> Router {
         .route("/v1/namespaces/{ns}/properties", post(update_namespace))
         .route("/v1/namespaces/{ns}/tables", get(list_tables).post(create_table))
         .route("/v1/namespaces/{ns}/tables/{table}", get(load_table).head(table_exists).delete(drop_table).post(commit_table))
+        .route("/v1/namespaces/{ns}/tables/{table}/metrics", post(report_metrics))
         .route("/v1/namespaces/{ns}/register", post(register_table))
         .route("/v1/tables/rename", post(rename_table))
         .route("/v1/transactions/commit", post(commit_transaction))
@@ -205,6 +206,12 @@ async fn load_table(State(ctx): Shared, Path((n, table)): Path<(String, String)>
 }
 
 async fn table_exists(State(ctx): Shared, Path((n, table)): Path<(String, String)>) -> Reply {
+    ctx.catalog.load_table(&ns(&n), &table).await?;
+    no_content()
+}
+
+/// Scan and commit reports engines send (Spark does after each scan): taken and not kept.
+async fn report_metrics(State(ctx): Shared, Path((n, table)): Path<(String, String)>) -> Reply {
     ctx.catalog.load_table(&ns(&n), &table).await?;
     no_content()
 }

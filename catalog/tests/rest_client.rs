@@ -56,7 +56,8 @@ async fn iceberg_rust_rest_client_creates_appends_and_loads() {
     let file = write_data_file(table.file_io(), &location, table.metadata().current_schema().clone(), &[batch], &Placement::unpartitioned())
         .await
         .expect("write")
-        .expect("a file");
+        .expect("a file")
+        .file;
     let tx = Transaction::new(&table);
     let tx = tx.fast_append().add_data_files(vec![file]).apply(tx).expect("apply");
     tx.commit(&client).await.expect("commit");

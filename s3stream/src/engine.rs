@@ -77,6 +77,9 @@ struct AppendReq {
     stream: StreamId,
     batch: Batch,
     done: oneshot::Sender<Result<()>>,
+    /// When it was queued: a group's linger counts from its first request's arrival, not from
+    /// when the writer got to it (which may be a whole WAL write later).
+    queued: tokio::time::Instant,
 }
 
 pub(crate) struct Inner {
@@ -331,7 +334,7 @@ impl Engine {
         // Only this task can move `next` while the stream's append lock is held.
         let batch = Batch { base_offset: base, count, payload: make(base) };
         let sender = inner.append_tx.lock().clone().ok_or(Error::ShuttingDown)?;
-        if sender.send(AppendReq { stream: id, batch, done: tx }).await.is_err() {
+        if sender.send(AppendReq { stream: id, batch, done: tx, queued: tokio::time::Instant::now() }).await.is_err() {
             return Err(Error::ShuttingDown);
         }
         if let Some(st) = inner.state.lock().streams.get_mut(&id) {
@@ -636,8 +639,8 @@ async fn writer_loop(inner: Arc<Inner>, mut rx: mpsc::Receiver<AppendReq>) {
     let linger_bytes = if inner.wal_linger.is_zero() { 0 } else { inner.config.wal_batch_bytes };
     while let Some(first) = rx.recv().await {
         let mut bytes = first.batch.payload.len() as u64;
+        let deadline = first.queued + inner.wal_linger;
         let mut group = vec![first];
-        let deadline = tokio::time::Instant::now() + inner.wal_linger;
         while bytes < bytes_max {
             match rx.try_recv() {
                 Ok(r) => {

@@ -145,6 +145,12 @@ pub fn decode_batch(inference: &mut JsonInference, records: &[(i64, &[u8])]) -> 
         }
     }
     let schema = Arc::new(inference.schema());
+    // Every parsed record fits the widened schema, so the columns are built straight from them;
+    // should one not fit after all, each record is converted alone and a misfit is its error.
+    let refs: Vec<&Json> = parsed.iter().map(|(_, j)| j).collect();
+    if let Some(batch) = crate::json_arrow::batch(&schema, &refs) {
+        return Ok((batch, errors));
+    }
     let row_type = DataType::Struct(schema.fields().clone());
     let mut rows = Vec::with_capacity(parsed.len());
     for (offset, j) in parsed {

@@ -1,4 +1,4 @@
-//! Record values into Arrow: Avro, JSON (and, next, Protobuf and Debezium), with stable Iceberg field ids.
+//! Record values into Arrow: Avro, JSON, Protobuf and Debezium envelopes, with stable Iceberg field ids.
 //!
 //! Pure: decoders take bytes and a schema and return Arrow arrays; no network, no tokio.
 //! Modules:
@@ -6,7 +6,7 @@
 //! - [`avro`]: Avro schemas (JSON) and the binary decoder.
 //! - [`jsonschema`]: JSON Schema into Arrow, and JSON records decoded by it.
 //! - [`protobuf`]: Protobuf schemas (`.proto` text, files, descriptor sets) and decoding.
-//! - [`json`]: schemaless JSON with an inferred, widening Arrow schema.
+//! - [`json`]: schemaless JSON with an inferred, widening Arrow schema; [`json_arrow`]: its records straight into columns.
 //! - [`debezium`]: `flatten_debezium` — change events into row images plus a `_cdc` column.
 //! - [`registry`]: the built-in Schema Registry (Confluent REST API) on an injected durable log.
 //! - [`simple`]: the `raw` and `string` conversions.
@@ -25,6 +25,7 @@ pub mod evolve;
 pub mod http_source;
 pub mod ids;
 pub mod json;
+pub mod json_arrow;
 pub mod jsonschema;
 pub mod protobuf;
 pub mod registry;

@@ -3,8 +3,9 @@
 
 use std::collections::BTreeMap;
 
-use crate::maintenance::CompactionPolicy;
 use crate::error::{Result, TableTopicError};
+use crate::maintenance::CompactionPolicy;
+use crate::partitioning::{self, PartitionBy};
 
 /// The prefix of every Table Topic key.
 pub const PREFIX: &str = "automq.table.topic.";
@@ -83,6 +84,9 @@ pub struct TableConfig {
     pub compaction: Option<CompactionPolicy>,
     /// Files under the table's `data/` that no snapshot reaches are deleted once this old.
     pub orphan_older_than_ms: u64,
+    /// The table's partition fields (empty: unpartitioned); a change evolves the spec on the
+    /// next commit, and files already written keep theirs.
+    pub partition_by: Vec<PartitionBy>,
 }
 
 fn get<'a>(c: &'a BTreeMap<String, String>, key: &str) -> Option<&'a str> {
@@ -218,11 +222,12 @@ impl TableConfig {
                 }),
             },
             orphan_older_than_ms: number(configs, "orphan.older.than.ms", 3_600_000)?,
+            partition_by: match get(configs, "partition.by") {
+                None => Vec::new(),
+                Some(v) => partitioning::parse(v).map_err(|e| bad(format!("{PREFIX}partition.by={v}: {e}")))?,
+            },
         };
         cfg.check()?;
-        if get(configs, "partition.by").is_some_and(|v| !list(v).is_empty()) {
-            return Err(bad(format!("{PREFIX}partition.by is not supported yet: Floe writes unpartitioned tables for now")));
-        }
         Ok(cfg)
     }
 
@@ -281,6 +286,7 @@ mod tests {
         refused(&[("transform.value.type", "explode")], "explode");
         refused(&[("convert.value.type", "xml")], "xml");
         refused(&[("commit.interval.ms", "soon")], "commit.interval.ms");
+        refused(&[("partition.by", "[bucket(id)]")], "partition.by=[bucket(id)]");
         refused(&[("id.columns", "[_from_debezium_key_]"), ("upsert.enable", "true"), ("transform.value.type", "flatten_debezium"), ("convert.value.type", "json")], "convert.key.type");
         let c = TableConfig::from_topic(&cfg(&[("upsert.enable", "true"), ("transform.value.type", "flatten"), ("convert.value.type", "json"), ("id.columns", "[id, region]")]))
             .expect("ok")

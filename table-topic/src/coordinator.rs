@@ -12,7 +12,8 @@ use arrow_schema::{Field, Schema, SchemaRef};
 use floe_catalog::{CatalogError, Change, Committer};
 use floe_schema::source::SchemaCache;
 use floe_schema::RecordError;
-use iceberg::spec::DataFile;
+use floe_catalog::files::{NewFile, Placement};
+use iceberg::spec::DataContentType;
 use parking_lot::Mutex;
 
 use crate::config::{TableConfig, Tolerance};
@@ -111,7 +112,7 @@ impl Coordinator {
 
     async fn table(&mut self, initial: &Schema) -> Result<&mut TableHandle> {
         if self.table.is_none() {
-            let t = TableHandle::open_or_create(self.committer.clone(), ns_of(&self.cfg), &self.topic, initial, HashMap::from([("floe.topic".to_string(), self.topic.clone())])).await?;
+            let t = TableHandle::open_or_create(self.committer.clone(), ns_of(&self.cfg), &self.topic, initial, &self.cfg.partition_by, HashMap::from([("floe.topic".to_string(), self.topic.clone())])).await?;
             self.table = Some(t);
         }
         self.table.as_mut().ok_or_else(|| TableTopicError::Source("table not open".into()))
@@ -232,34 +233,44 @@ impl Coordinator {
         // Write and commit.
         let is_keyed = self.cfg.keyed();
         let props = offsets::properties(&next, &commit_id, &self.topic);
-        let mut files: Vec<DataFile> = Vec::new();
-        let table = match self.table.as_mut() {
-            Some(t) => t,
-            None => {
-                let initial = Schema::new(system::fields());
-                self.table(&initial).await?
-            }
-        };
-        let mut delete_files: Vec<DataFile> = Vec::new();
+        let mut files: Vec<NewFile> = Vec::new();
+        if self.table.is_none() {
+            self.table(&Schema::new(system::fields())).await?;
+        }
+        let table = self.table.as_mut().ok_or_else(|| TableTopicError::Source("table not open".into()))?;
+        let writes_rows = keyed.as_ref().map_or(!rows.is_empty(), |plan| plan.batch.num_rows() > 0);
+        if writes_rows {
+            // A changed `partition.by` takes effect with this commit's rows.
+            table.evolve_spec(&self.cfg.partition_by).await?;
+        }
+        let mut delete_files: Vec<NewFile> = Vec::new();
         let mut new_rows: Vec<(String, (std::sync::Arc<str>, i64))> = Vec::new();
         let mut removed_keys: Vec<String> = Vec::new();
         match keyed {
             Some(plan) => {
                 if plan.batch.num_rows() > 0 {
-                    files = table.write(&commit_id[..8], std::slice::from_ref(&plan.batch)).await?;
-                    for (j, k) in plan.keys.into_iter().enumerate() {
-                        let Some(f) = files.get(j / crate::table::FILE_ROWS_MAX) else { continue };
-                        new_rows.push((k, (std::sync::Arc::from(f.file_path()), (j % crate::table::FILE_ROWS_MAX) as i64)));
+                    let written = table.write(&commit_id[..8], std::slice::from_ref(&plan.batch)).await?;
+                    let paths: Vec<std::sync::Arc<str>> = written.files.iter().map(|f| std::sync::Arc::from(f.file.file_path())).collect();
+                    for (k, (f, pos)) in plan.keys.into_iter().zip(written.rows) {
+                        new_rows.push((k, (paths[f].clone(), pos)));
                     }
+                    files = written.files;
                 }
-                let location = table.new_file_location(&format!("{}-deletes", &commit_id[..8]));
-                if let Some(d) = floe_catalog::files::write_position_deletes(table.committer().io(), &location, plan.deletes, &floe_catalog::files::Placement::unpartitioned()).await? {
-                    delete_files.push(d);
+                // A position delete goes in the partition (and spec) of the data file it hits.
+                let index = self.index.as_ref();
+                let mut by_placement: HashMap<Placement, Vec<(String, i64)>> = HashMap::new();
+                for (path, pos) in plan.deletes {
+                    let placement = index.and_then(|i| i.placements.get(path.as_str())).cloned().unwrap_or_else(Placement::unpartitioned);
+                    by_placement.entry(placement).or_default().push((path, pos));
+                }
+                for (placement, rows) in by_placement {
+                    let location = table.new_file_location(&format!("{}-deletes", &commit_id[..8]));
+                    delete_files.extend(floe_catalog::files::write_position_deletes(table.committer().io(), &location, rows, &placement).await?);
                 }
                 removed_keys = plan.removed;
             }
             None if !rows.is_empty() => {
-                files = table.write(&commit_id[..8], &rows).await?;
+                files = table.write(&commit_id[..8], &rows).await?.files;
             }
             None => {}
         }
@@ -275,10 +286,13 @@ impl Coordinator {
                         index.rows.remove(&k);
                     }
                     index.rows.extend(new_rows);
+                    for f in files.iter().filter(|f| f.file.content_type() == DataContentType::Data) {
+                        index.placements.insert(std::sync::Arc::from(f.file.file_path()), Placement { partition_spec_id: f.partition_spec_id, partition: f.file.partition().clone() });
+                    }
                 }
                 self.offsets = Some(next.clone());
                 let invalid = bad.len() as u64;
-                let bytes: u64 = files.iter().map(|f| f.file_size_in_bytes()).sum();
+                let bytes: u64 = files.iter().map(|f| f.file.file_size_in_bytes()).sum();
                 let mut status = self.status.lock();
                 status.committed(&next, covered as u64, invalid, lag);
                 status.wrote(files.len() as u64, bytes, started.elapsed().as_millis() as u64);
@@ -288,7 +302,7 @@ impl Coordinator {
             }
             Err(CatalogError::CommitFailed(m)) => {
                 for f in &files {
-                    let _ = table.committer().io().delete(f.file_path()).await;
+                    let _ = table.committer().io().delete(f.file.file_path()).await;
                 }
                 Err(TableTopicError::Catalog(CatalogError::CommitFailed(m)))
             }
@@ -303,8 +317,20 @@ impl Coordinator {
     /// commits. A failure is logged and tried again next interval: it never holds up commits.
     async fn maintain(&mut self) {
         let due = self.maintained_at.is_none_or(|t| t.elapsed() >= Duration::from_millis(self.cfg.maintenance_interval_ms));
-        if !due || self.table.is_none() {
+        if !due {
             return;
+        }
+        if self.table.is_none() {
+            // An idle table (no record since this loop started) is maintained too.
+            match TableHandle::open(self.committer.clone(), ns_of(&self.cfg), &self.topic).await {
+                Ok(Some(t)) => self.table = Some(t),
+                Ok(None) => return,
+                Err(e) => {
+                    tracing::warn!(topic = %self.topic, error = %e, "the table could not be loaded for maintenance; tried again next interval");
+                    self.maintained_at = Some(tokio::time::Instant::now());
+                    return;
+                }
+            }
         }
         self.maintained_at = Some(tokio::time::Instant::now());
         let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
@@ -354,7 +380,7 @@ impl Coordinator {
     async fn dead_letters(&mut self, parts: &[PartitionRows], bad: &[(i32, RecordError)], next: &Offsets) -> Result<()> {
         if self.dlq.is_none() {
             let name = self.cfg.dlq_name(&self.topic);
-            let t = TableHandle::open_or_create(self.committer.clone(), ns_of(&self.cfg), &name, &dlq::schema(), HashMap::from([("floe.dead-letters-of".to_string(), self.topic.clone())])).await?;
+            let t = TableHandle::open_or_create(self.committer.clone(), ns_of(&self.cfg), &name, &dlq::schema(), &[], HashMap::from([("floe.dead-letters-of".to_string(), self.topic.clone())])).await?;
             self.dlq = Some(t);
         }
         let dlq = self.dlq.as_mut().ok_or_else(|| TableTopicError::Source("dead-letter table not open".into()))?;
@@ -370,7 +396,7 @@ impl Coordinator {
         }
         let batch = dlq::batch(&dlq.arrow, &letters).map_err(|e| TableTopicError::Source(e.to_string()))?;
         let commit_id = uuid::Uuid::new_v4().to_string();
-        let files = dlq.write("dlq", std::slice::from_ref(&batch)).await?;
+        let files = dlq.write("dlq", std::slice::from_ref(&batch)).await?.files;
         let base = dlq.loaded.clone();
         let t = dlq.committer().commit(&dlq.ns, &dlq.name, &base, Change::Append(files), &offsets::properties(next, &commit_id, &self.topic)).await?;
         dlq.loaded = t;

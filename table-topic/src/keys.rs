@@ -12,6 +12,7 @@ use arrow_array::cast::AsArray;
 use arrow_array::{Array, ArrayRef, RecordBatch};
 use arrow_cast::display::{ArrayFormatter, FormatOptions};
 use floe_catalog::commit::LiveFile;
+use floe_catalog::files::Placement;
 use iceberg::io::FileIO;
 use iceberg::spec::DataContentType;
 
@@ -25,6 +26,8 @@ pub const KEYS_MAX: usize = 20_000_000;
 #[derive(Default)]
 pub struct KeyIndex {
     pub rows: HashMap<String, (Arc<str>, i64)>,
+    /// The partition (and spec) of each data file, for the position deletes that hit it.
+    pub placements: HashMap<Arc<str>, Placement>,
 }
 
 /// The column at a dotted path (`_cdc.op`), if there is one.
@@ -104,6 +107,7 @@ impl KeyIndex {
         let mut index = KeyIndex::default();
         for f in data {
             let path: Arc<str> = Arc::from(f.file.file_path());
+            index.placements.insert(path.clone(), Placement { partition_spec_id: f.partition_spec_id, partition: f.file.partition().clone() });
             let gone = deleted.get(f.file.file_path());
             let mut pos = 0i64;
             for b in files::read(io, f.file.file_path(), Some(&top)).await? {

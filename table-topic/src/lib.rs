@@ -22,6 +22,7 @@ pub mod keys;
 pub mod maintenance;
 pub mod manager;
 pub mod offsets;
+pub mod partitioning;
 pub mod rows;
 pub mod source;
 pub mod status;

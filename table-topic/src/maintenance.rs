@@ -7,7 +7,7 @@ use std::collections::{HashMap, HashSet};
 use arrow_array::BooleanArray;
 use floe_catalog::commit::LiveFile;
 use floe_catalog::Change;
-use iceberg::spec::{DataContentType, DataFile};
+use iceberg::spec::DataContentType;
 
 use crate::conform::conform;
 use crate::error::{Result, TableTopicError};
@@ -107,7 +107,7 @@ pub async fn compact(table: &mut TableHandle, policy: &CompactionPolicy) -> Resu
         }
     }
     let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
-    let files: Vec<DataFile> = table.write("compacted", &batches).await?;
+    let files = table.write("compacted", &batches).await?.files;
     let removed: HashSet<String> = plan.data.iter().chain(&plan.deletes).cloned().collect();
     // The compaction snapshot carries the table's offsets on, so expiring older snapshots never
     // loses where the table stands in its topic.
@@ -127,7 +127,7 @@ pub async fn compact(table: &mut TableHandle, policy: &CompactionPolicy) -> Resu
         }
         Err(e) => {
             for f in &files {
-                let _ = io.delete(f.file_path()).await;
+                let _ = io.delete(f.file.file_path()).await;
             }
             Err(e.into())
         }

@@ -7,13 +7,15 @@ use std::sync::Arc;
 use arrow_array::RecordBatch;
 use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use floe_catalog::catalog::{LoadedTable, Namespace};
-use floe_catalog::files::{write_data_file, Placement};
+use floe_catalog::files::{write_data_file, NewFile, Placement};
 use floe_catalog::{CatalogError, Committer};
 use floe_schema::ids::FieldIds;
-use iceberg::spec::DataFile;
+use iceberg::arrow::{arrow_struct_to_literal, PartitionValueCalculator};
+use iceberg::spec::{Literal, Struct};
 use iceberg::{TableRequirement, TableUpdate};
 
 use crate::error::{Result, TableTopicError};
+use crate::partitioning::{self, PartitionBy};
 use crate::rows::all_nullable;
 
 /// Rows per Parquet file written at most in one go (files also roll on commit).
@@ -43,6 +45,19 @@ pub fn table_shape(s: &Schema) -> Schema {
     Schema::new(s.fields().iter().map(|f| normalize_field(f).with_nullable(true)).collect::<Vec<_>>())
 }
 
+/// Files written from rows, and where each row went: (index into `files`, position in that file),
+/// in the order the rows were given.
+#[derive(Debug, Default)]
+pub struct Written {
+    pub files: Vec<NewFile>,
+    pub rows: Vec<(usize, i64)>,
+}
+
+/// Each row's (file, position) when files of `sizes` rows, numbered from `first`, hold the rows in order.
+fn positions(sizes: &[usize], first: usize) -> Vec<(usize, i64)> {
+    sizes.iter().enumerate().flat_map(|(f, n)| (0..*n).map(move |i| (first + f, i as i64))).collect()
+}
+
 /// A table being written.
 pub struct TableHandle {
     committer: Committer,
@@ -58,8 +73,9 @@ fn arrow_of(loaded: &LoadedTable) -> Result<SchemaRef> {
 }
 
 impl TableHandle {
-    /// Opens the table, creating it (and its namespace) with `initial` columns when missing.
-    pub async fn open_or_create(committer: Committer, ns: Namespace, name: &str, initial: &Schema, properties: HashMap<String, String>) -> Result<Self> {
+    /// Opens the table, creating it (and its namespace) with `initial` columns when missing,
+    /// partitioned by `partition_by` when those columns are among them.
+    pub async fn open_or_create(committer: Committer, ns: Namespace, name: &str, initial: &Schema, partition_by: &[PartitionBy], properties: HashMap<String, String>) -> Result<Self> {
         let target = committer.target().clone();
         let loaded = match target.load(&ns, name).await {
             Ok(t) => t,
@@ -67,7 +83,8 @@ impl TableHandle {
                 target.ensure_namespace(&ns).await?;
                 let with_ids = FieldIds::default().assign(&table_shape(initial));
                 let schema = iceberg::arrow::arrow_schema_to_schema(&with_ids)?;
-                match target.create(&ns, name, schema, None, properties).await {
+                let spec = partitioning::spec(partition_by, &schema).ok().filter(|s| !s.fields().is_empty());
+                match target.create(&ns, name, schema, spec, properties).await {
                     Ok(t) => t,
                     // Created meanwhile (another node, or a retry after an unclear answer).
                     Err(CatalogError::TableExists(_)) => target.load(&ns, name).await?,
@@ -78,6 +95,17 @@ impl TableHandle {
         };
         let arrow = arrow_of(&loaded)?;
         Ok(TableHandle { committer, ns, name: name.to_string(), loaded, arrow })
+    }
+
+    /// Opens the table when it exists.
+    pub async fn open(committer: Committer, ns: Namespace, name: &str) -> Result<Option<Self>> {
+        let loaded = match committer.target().load(&ns, name).await {
+            Ok(t) => t,
+            Err(CatalogError::NoSuchTable(_) | CatalogError::NoSuchNamespace(_)) => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
+        let arrow = arrow_of(&loaded)?;
+        Ok(Some(TableHandle { committer, ns, name: name.to_string(), loaded, arrow }))
     }
 
     /// Reads the table back from the catalog.
@@ -124,15 +152,91 @@ impl TableHandle {
         Err(TableTopicError::Catalog(CatalogError::CommitFailed(format!("{}: the schema kept changing under this writer", self.name))))
     }
 
+    /// Makes the table's default partition spec the one `partition_by` asks for (a no-op when it
+    /// is). Files already written keep their spec. An error names a column the table lacks.
+    pub async fn evolve_spec(&mut self, partition_by: &[PartitionBy]) -> Result<()> {
+        for _ in 0..3 {
+            let meta = self.loaded.metadata.clone();
+            let want = partitioning::spec(partition_by, meta.current_schema()).map_err(TableTopicError::Config)?;
+            if partitioning::same(meta.default_partition_spec(), &want) {
+                return Ok(());
+            }
+            let requirements = vec![
+                TableRequirement::UuidMatch { uuid: meta.uuid() },
+                TableRequirement::DefaultSpecIdMatch { default_spec_id: meta.default_partition_spec_id() },
+                TableRequirement::LastAssignedPartitionIdMatch { last_assigned_partition_id: meta.last_partition_id() },
+            ];
+            let updates = vec![TableUpdate::AddSpec { spec: want }, TableUpdate::SetDefaultSpec { spec_id: -1 }];
+            match self.committer.target().commit(&self.ns, &self.name, requirements, updates).await {
+                Ok(t) => {
+                    self.loaded = t;
+                    self.arrow = arrow_of(&self.loaded)?;
+                    tracing::info!(table = %self.name, spec_id = self.loaded.metadata.default_partition_spec_id(), "table partition spec evolved");
+                    return Ok(());
+                }
+                Err(CatalogError::CommitFailed(_)) => self.reload().await?,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(TableTopicError::Catalog(CatalogError::CommitFailed(format!("{}: the partition spec kept changing under this writer", self.name))))
+    }
+
     /// Where a new data file goes.
     pub fn new_file_location(&self, prefix: &str) -> String {
         format!("{}/data/{prefix}-{}.parquet", self.loaded.metadata.location().trim_end_matches('/'), uuid::Uuid::new_v4())
     }
 
-    /// Writes `batches` (already in the table's schema) as data files of `FILE_ROWS_MAX` rows each
-    /// (the last one fewer), in order, without copying them into one batch first.
-    pub async fn write(&self, prefix: &str, batches: &[RecordBatch]) -> Result<Vec<DataFile>> {
-        let mut out = Vec::new();
+    /// Writes `batches` (already in the table's schema) as data files of the default partition
+    /// spec: one run of files per partition, `FILE_ROWS_MAX` rows each at most.
+    pub async fn write(&self, prefix: &str, batches: &[RecordBatch]) -> Result<Written> {
+        let meta = &self.loaded.metadata;
+        let spec = meta.default_partition_spec();
+        let mut out = Written::default();
+        if spec.is_unpartitioned() {
+            let placement = Placement { partition_spec_id: spec.spec_id(), partition: Struct::empty() };
+            let sizes = self.write_run(prefix, batches, &placement, &mut out.files).await?;
+            out.rows = positions(&sizes, out.files.len() - sizes.len());
+            return Ok(out);
+        }
+        // Each row's partition, then the rows of each partition in their order.
+        let calc = PartitionValueCalculator::try_new(spec, meta.current_schema())?;
+        let mut groups: Vec<(Struct, Vec<(usize, usize)>)> = Vec::new();
+        let mut group_of: HashMap<Struct, usize> = HashMap::new();
+        let mut row_group: Vec<(usize, usize)> = Vec::new();
+        for (bi, b) in batches.iter().enumerate() {
+            let values = arrow_struct_to_literal(&calc.calculate(b)?, calc.partition_type())?;
+            for (ri, v) in values.into_iter().enumerate() {
+                let Some(Literal::Struct(key)) = v else {
+                    return Err(TableTopicError::Schema("a row has no partition value".into()));
+                };
+                let g = match group_of.get(&key) {
+                    Some(g) => *g,
+                    None => {
+                        groups.push((key.clone(), Vec::new()));
+                        group_of.insert(key, groups.len() - 1);
+                        groups.len() - 1
+                    }
+                };
+                row_group.push((g, groups[g].1.len()));
+                groups[g].1.push((bi, ri));
+            }
+        }
+        let refs: Vec<&RecordBatch> = batches.iter().collect();
+        let mut first_file = Vec::with_capacity(groups.len());
+        for (key, rows) in groups {
+            let rows_batch = arrow_select::interleave::interleave_record_batch(&refs, &rows)?;
+            let placement = Placement { partition_spec_id: spec.spec_id(), partition: key };
+            first_file.push(out.files.len());
+            self.write_run(prefix, std::slice::from_ref(&rows_batch), &placement, &mut out.files).await?;
+        }
+        out.rows = row_group.into_iter().map(|(g, i)| (first_file[g] + i / FILE_ROWS_MAX, (i % FILE_ROWS_MAX) as i64)).collect();
+        Ok(out)
+    }
+
+    /// Writes one partition's rows as files of `FILE_ROWS_MAX` rows (the last one fewer), in
+    /// order, without copying them into one batch first; returns each file's row count.
+    async fn write_run(&self, prefix: &str, batches: &[RecordBatch], placement: &Placement, files: &mut Vec<NewFile>) -> Result<Vec<usize>> {
+        let mut sizes = Vec::new();
         let mut chunk: Vec<RecordBatch> = Vec::new();
         let mut rows = 0;
         for b in batches {
@@ -143,20 +247,22 @@ impl TableHandle {
                 rows += len;
                 start += len;
                 if rows == FILE_ROWS_MAX {
-                    out.extend(self.write_file(prefix, &std::mem::take(&mut chunk)).await?);
+                    files.extend(self.write_file(prefix, &std::mem::take(&mut chunk), placement).await?);
+                    sizes.push(rows);
                     rows = 0;
                 }
             }
         }
         if rows > 0 {
-            out.extend(self.write_file(prefix, &chunk).await?);
+            files.extend(self.write_file(prefix, &chunk, placement).await?);
+            sizes.push(rows);
         }
-        Ok(out)
+        Ok(sizes)
     }
 
-    async fn write_file(&self, prefix: &str, chunk: &[RecordBatch]) -> Result<Option<DataFile>> {
+    async fn write_file(&self, prefix: &str, chunk: &[RecordBatch], placement: &Placement) -> Result<Option<NewFile>> {
         let schema = self.loaded.metadata.current_schema().clone();
-        Ok(write_data_file(self.committer.io(), &self.new_file_location(prefix), schema, chunk, &Placement::unpartitioned()).await?)
+        Ok(write_data_file(self.committer.io(), &self.new_file_location(prefix), schema, chunk, placement).await?)
     }
 
     /// The committer.

@@ -12,7 +12,7 @@ mod orphans;
 mod summary;
 mod target;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 use iceberg::io::FileIO;
@@ -28,6 +28,7 @@ pub use target::CommitTarget;
 
 use crate::catalog::{LoadedTable, Namespace};
 use crate::error::{CatalogError, Result};
+use crate::files::NewFile;
 
 /// Manifests of one kind (data or deletes) carried over before they are merged into one.
 pub const MANIFESTS_MERGE_COUNT_MIN: usize = 32;
@@ -36,11 +37,11 @@ pub const MANIFESTS_MERGE_COUNT_MIN: usize = 32;
 #[derive(Debug, Clone)]
 pub enum Change {
     /// New data files.
-    Append(Vec<DataFile>),
+    Append(Vec<NewFile>),
     /// New data files and position-delete files together, all at the new sequence number.
-    RowDelta { data: Vec<DataFile>, deletes: Vec<DataFile> },
+    RowDelta { data: Vec<NewFile>, deletes: Vec<NewFile> },
     /// Files (data or delete) out by path, files in. Every removed file must still be live.
-    Replace { removed: HashSet<String>, data: Vec<DataFile>, deletes: Vec<DataFile> },
+    Replace { removed: HashSet<String>, data: Vec<NewFile>, deletes: Vec<NewFile> },
 }
 
 /// A live file of a snapshot, with the sequence number that orders it against deletes.
@@ -153,28 +154,32 @@ impl Committer {
             }
         };
         for f in &data {
-            if f.content_type() != DataContentType::Data {
-                return Err(CatalogError::BadRequest(format!("{} is not a data file", f.file_path())));
+            if f.file.content_type() != DataContentType::Data {
+                return Err(CatalogError::BadRequest(format!("{} is not a data file", f.file.file_path())));
             }
         }
         for f in &deletes {
-            if f.content_type() != DataContentType::PositionDeletes {
-                return Err(CatalogError::BadRequest(format!("{} is not a position-delete file", f.file_path())));
+            if f.file.content_type() != DataContentType::PositionDeletes {
+                return Err(CatalogError::BadRequest(format!("{} is not a position-delete file", f.file.file_path())));
             }
         }
         let mut added = Side::default();
         let mut gone = Side::default();
         let mut manifests = Vec::new();
+        // One manifest per (content, partition spec): a manifest holds files of one spec.
         for (content, files) in [(ManifestContentType::Data, data), (ManifestContentType::Deletes, deletes)] {
-            if files.is_empty() {
-                continue;
-            }
-            let mut w = self.manifest_writer(meta, snapshot_id, meta.default_partition_spec_id(), content, written)?;
+            let mut by_spec: BTreeMap<i32, Vec<DataFile>> = BTreeMap::new();
             for f in files {
-                added.add(&f);
-                w.add_file(f, data_seq).map_err(iceberg("manifest"))?;
+                by_spec.entry(f.partition_spec_id).or_default().push(f.file);
             }
-            manifests.push(w.write_manifest_file().await.map_err(iceberg("manifest"))?);
+            for (spec_id, files) in by_spec {
+                let mut w = self.manifest_writer(meta, snapshot_id, spec_id, content, written)?;
+                for f in files {
+                    added.add(&f);
+                    w.add_file(f, data_seq).map_err(iceberg("manifest"))?;
+                }
+                manifests.push(w.write_manifest_file().await.map_err(iceberg("manifest"))?);
+            }
         }
 
         // Carry the parent's manifests over: rewritten where a file leaves, merged when many.

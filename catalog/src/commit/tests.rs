@@ -14,7 +14,7 @@ use object_store::{ObjectStore, ObjectStoreExt};
 
 use super::*;
 use crate::catalog::{Catalog, CreateTable};
-use crate::files::{write_data_file, write_position_deletes, Placement};
+use crate::files::{write_data_file, write_position_deletes, NewFile, Placement};
 use crate::storage::ObjectStorage;
 use crate::store::MemoryStore;
 
@@ -52,7 +52,7 @@ impl Fixture {
         self.catalog.load_table(&self.ns, "t").await.expect("load")
     }
 
-    async fn data_file(&self, name: &str, ids: &[i64]) -> DataFile {
+    async fn data_file(&self, name: &str, ids: &[i64]) -> NewFile {
         let t = self.load().await;
         let schema = t.metadata.current_schema().clone();
         let arrow = Arc::new(iceberg::arrow::schema_to_arrow_schema(&schema).expect("arrow schema"));
@@ -65,7 +65,7 @@ impl Fixture {
         write_data_file(self.committer.io(), &loc, schema, &[batch], &Placement::unpartitioned()).await.expect("write").expect("rows")
     }
 
-    async fn deletes(&self, name: &str, rows: Vec<(String, i64)>) -> DataFile {
+    async fn deletes(&self, name: &str, rows: Vec<(String, i64)>) -> NewFile {
         let t = self.load().await;
         let loc = format!("{}/data/{name}-deletes.parquet", t.metadata.location());
         write_position_deletes(self.committer.io(), &loc, rows, &Placement::unpartitioned()).await.expect("write").expect("rows")
@@ -110,7 +110,7 @@ fn summary(t: &LoadedTable) -> HashMap<String, String> {
 async fn append_row_delta_replace_and_expire_read_back_right() {
     let f = fixture().await;
     let a = f.data_file("a", &[1, 2, 3, 4, 5]).await;
-    let a_path = a.file_path().to_string();
+    let a_path = a.file.file_path().to_string();
     let t1 = f.commit(Change::Append(vec![a])).await.expect("append");
     assert_eq!(f.ids().await, BTreeSet::from([1, 2, 3, 4, 5]));
     let s1 = summary(&t1);
@@ -121,7 +121,7 @@ async fn append_row_delta_replace_and_expire_read_back_right() {
     // Row-delta: rows 2 and 4 of `a` (ids 3, 5) go, 6 and 7 come, in one snapshot.
     let b = f.data_file("b", &[6, 7]).await;
     let d = f.deletes("d1", vec![(a_path.clone(), 4), (a_path.clone(), 2)]).await;
-    let d_path = d.file_path().to_string();
+    let d_path = d.file.file_path().to_string();
     let t2 = f.commit(Change::RowDelta { data: vec![b], deletes: vec![d] }).await.expect("row delta");
     assert_eq!(f.ids().await, BTreeSet::from([1, 2, 4, 6, 7]));
     let s2 = summary(&t2);
@@ -173,7 +173,7 @@ async fn a_stale_commit_is_refused_and_leaves_no_metadata_behind() {
     f.commit(Change::Append(vec![a])).await.expect("first");
     let before: BTreeSet<_> = f.objects.list(None).map_ok(|m| m.location.to_string()).try_collect().await.expect("list");
     let b = f.data_file("b", &[2]).await;
-    let b_path = b.file_path().to_string();
+    let b_path = b.file.file_path().to_string();
     let stale = f.committer.commit(&f.ns, "t", &base, Change::Append(vec![b]), &HashMap::new()).await;
     assert!(matches!(stale, Err(CatalogError::CommitFailed(_))), "{stale:?}");
     let after: BTreeSet<_> = f.objects.list(None).map_ok(|m| m.location.to_string()).try_collect().await.expect("list");
@@ -202,10 +202,10 @@ async fn many_commits_keep_few_manifests_and_every_row() {
 async fn orphans_go_and_committed_files_stay() {
     let f = fixture().await;
     let kept = f.data_file("kept", &[1, 2]).await;
-    let kept_path = kept.file_path().to_string();
+    let kept_path = kept.file.file_path().to_string();
     let t = f.commit(Change::Append(vec![kept])).await.expect("append");
     // Written for a commit that never happened.
-    let orphan = f.data_file("orphan", &[9]).await.file_path().to_string();
+    let orphan = f.data_file("orphan", &[9]).await.file.file_path().to_string();
     let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_millis() as i64;
     let lister = Committer::with_storage(f.catalog.clone(), ObjectStorage::new(f.objects.clone(), WH, "warehouse"));
     assert_eq!(lister.remove_orphans(&t.metadata, now_ms - 60_000).await.expect("young files"), 0, "files inside the grace period stay");

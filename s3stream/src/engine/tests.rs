@@ -136,6 +136,36 @@ async fn the_object_wal_needs_no_disk() {
     assert!(!other.path().join("unused").exists(), "the object WAL touches no local disk");
 }
 
+/// A request that queued while the previous WAL object was being written has already waited:
+/// its group goes out as soon as the writer is free, not a whole linger after that.
+#[tokio::test]
+async fn the_object_wal_linger_counts_from_arrival() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let mem: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+    let slow = FaultConfig { put_latency_ms: 1000, ..Default::default() };
+    let e = {
+        let store: Arc<dyn ObjectStore> = Arc::new(FaultyStore::new(mem, slow));
+        let mut c = cfg(dir.path());
+        c.wal = WalKind::Object;
+        c.wal_batch_interval_ms = 600;
+        Engine::open(c, store).await.expect("open")
+    };
+    let ids = open_streams(&e, 1).await;
+    let t0 = Instant::now();
+    let (_, first) = e.append_start(ids[0], e.epoch(), 1, 4, |_| Bytes::from_static(b"aaaa")).await.expect("first");
+    // The first group lingers 600 ms and is written from 600 to 1600 ms; the second request
+    // comes at 700 ms, so its linger is over (at 1300 ms) when the writer is free again.
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let (_, second) = e.append_start(ids[0], e.epoch(), 1, 4, |_| Bytes::from_static(b"bbbb")).await.expect("second");
+    second.wait().await.expect("second durable");
+    first.wait().await.expect("first durable");
+    let took = t0.elapsed();
+    // Written from 1600 to 2600 ms; had it lingered again from 1600 ms, 3200 ms.
+    assert!(took >= Duration::from_millis(2600), "two puts and a linger take at least 2.6 s, took {took:?}");
+    assert!(took < Duration::from_millis(3100), "the second group lingered again after the first put: {took:?}");
+    same(&read_all(&e, ids[0]).await, &[(0, Bytes::from_static(b"aaaa")), (1, Bytes::from_static(b"bbbb"))]);
+}
+
 #[tokio::test]
 async fn a_crash_between_upload_and_commit_loses_and_duplicates_nothing() {
     let dir = tempfile::tempdir().expect("tmp");

@@ -23,6 +23,8 @@ pub struct FaultConfig {
     pub error_rate: f64,
     /// Added to every call, uniformly in `[0, latency_ms_max]`.
     pub latency_ms_max: u64,
+    /// Added to every put, fixed (a slow store, for timing tests under paused time).
+    pub put_latency_ms: u64,
     /// Seed of the random source, so a failing run can be replayed.
     pub seed: u64,
     pub on_put: bool,
@@ -77,6 +79,9 @@ impl ObjectStore for FaultyStore {
             return Err(object_store::Error::Generic { store: "faulty", source: format!("injected failure on put {location}").into() });
         }
         self.fault("put", self.config.on_put).await?;
+        if self.config.put_latency_ms > 0 {
+            tokio::time::sleep(Duration::from_millis(self.config.put_latency_ms)).await;
+        }
         self.inner.put_opts(location, payload, opts).await
     }
 
