@@ -12,6 +12,7 @@ use serde_json::Value as Json;
 
 use crate::arrow::record_batch;
 use crate::error::{RecordError, Result, SchemaError};
+use crate::json_doc::Doc;
 use crate::jsonschema::convert;
 use crate::value::Value;
 
@@ -45,39 +46,47 @@ fn merge(parent: &str, mut have: Vec<Field>, new: &Fields) -> Result<Vec<Field>>
     Ok(have)
 }
 
+/// The field named `name`, looked for first at `pos` (records keep their keys in one order).
+fn field_at<'a, F: AsRef<Field> + 'a>(fields: impl IntoIterator<Item = &'a F> + Copy, pos: usize, name: &str) -> Option<&'a Field> {
+    match fields.into_iter().nth(pos).map(AsRef::as_ref) {
+        Some(f) if f.name() == name => Some(f),
+        _ => fields.into_iter().map(AsRef::as_ref).find(|f| f.name() == name),
+    }
+}
+
 /// True when `v` can be written to a column of type `dt` as it is.
-fn fits(v: &Json, dt: &DataType) -> bool {
+fn fits(v: &Doc, dt: &DataType) -> bool {
     match (v, dt) {
-        (Json::Null, _) => true,
-        (Json::Bool(_), DataType::Boolean) => true,
-        (Json::Number(n), DataType::Int32) => n.as_i64().is_some_and(|i| i32::try_from(i).is_ok()),
-        (Json::Number(n), DataType::Int64) => n.as_i64().is_some(),
-        (Json::Number(_), DataType::Float64) => true,
-        (Json::String(_), DataType::Utf8) => true,
-        (Json::Array(items), DataType::List(f)) => items.iter().all(|i| fits(i, f.data_type())),
-        (Json::Object(o), DataType::Struct(fs)) => o.iter().all(|(k, x)| fs.iter().find(|f| f.name() == k).is_some_and(|f| fits(x, f.data_type()))),
+        (Doc::Null, _) => true,
+        (Doc::Bool(_), DataType::Boolean) => true,
+        (Doc::Number(n), DataType::Int32) => n.as_i64().is_some_and(|i| i32::try_from(i).is_ok()),
+        (Doc::Number(n), DataType::Int64) => n.as_i64().is_some(),
+        (Doc::Number(_), DataType::Float64) => true,
+        (Doc::String(_), DataType::Utf8) => true,
+        (Doc::Array(items), DataType::List(f)) => items.iter().all(|i| fits(i, f.data_type())),
+        (Doc::Object(o), DataType::Struct(fs)) => o.iter().enumerate().all(|(pos, (k, x))| field_at(fs, pos, k).is_some_and(|f| fits(x, f.data_type()))),
         _ => false,
     }
 }
 
-fn infer(v: &Json) -> DataType {
+fn infer(v: &Doc) -> DataType {
     match v {
-        Json::Null => DataType::Null,
-        Json::Bool(_) => DataType::Boolean,
-        Json::Number(n) => match n.as_i64() {
+        Doc::Null => DataType::Null,
+        Doc::Bool(_) => DataType::Boolean,
+        Doc::Number(n) => match n.as_i64() {
             Some(i) if i32::try_from(i).is_ok() => DataType::Int32,
             Some(_) => DataType::Int64,
             None => DataType::Float64,
         },
-        Json::String(_) => DataType::Utf8,
-        Json::Array(items) => {
+        Doc::String(_) => DataType::Utf8,
+        Doc::Array(items) => {
             let mut t = DataType::Null;
             for i in items {
                 t = widen("", &t, &infer(i)).unwrap_or(DataType::Utf8);
             }
             DataType::List(Arc::new(Field::new("element", t, true)))
         }
-        Json::Object(o) => DataType::Struct(Fields::from(o.iter().map(|(k, v)| Field::new(k, infer(v), true)).collect::<Vec<_>>())),
+        Doc::Object(o) => DataType::Struct(Fields::from(o.iter().map(|(k, v)| Field::new(k.as_ref(), infer(v), true)).collect::<Vec<_>>())),
     }
 }
 
@@ -99,9 +108,14 @@ impl JsonInference {
 
     /// Widens the schema to hold this record; on error the schema is unchanged.
     pub fn observe(&mut self, record: &Json) -> Result<()> {
+        self.observe_doc(&Doc::from(record))
+    }
+
+    /// As [`Self::observe`], for a parsed [`Doc`].
+    pub fn observe_doc(&mut self, record: &Doc) -> Result<()> {
         // The steady state: the record fits the schema as it is, and nothing is built.
-        if let Json::Object(o) = record {
-            if o.iter().all(|(k, v)| self.fields.iter().find(|f| f.name() == k).is_some_and(|f| fits(v, f.data_type()))) {
+        if let Doc::Object(o) = record {
+            if o.iter().enumerate().all(|(pos, (k, v))| field_at(&self.fields, pos, k).is_some_and(|f| fits(v, f.data_type()))) {
                 return Ok(());
             }
         }
@@ -119,14 +133,14 @@ impl JsonInference {
     }
 }
 
-fn kind(v: &Json) -> &'static str {
+fn kind(v: &Doc) -> &'static str {
     match v {
-        Json::Null => "null",
-        Json::Bool(_) => "a boolean",
-        Json::Number(_) => "a number",
-        Json::String(_) => "a string",
-        Json::Array(_) => "an array",
-        Json::Object(_) => "an object",
+        Doc::Null => "null",
+        Doc::Bool(_) => "a boolean",
+        Doc::Number(_) => "a number",
+        Doc::String(_) => "a string",
+        Doc::Array(_) => "an array",
+        Doc::Object(_) => "an object",
     }
 }
 
@@ -135,8 +149,8 @@ pub fn decode_batch(inference: &mut JsonInference, records: &[(i64, &[u8])]) -> 
     let mut parsed = Vec::with_capacity(records.len());
     let mut errors = Vec::new();
     for (offset, bytes) in records {
-        let r = serde_json::from_slice::<Json>(bytes).map_err(|e| SchemaError::Decode(format!("not JSON: {e}"))).and_then(|j| {
-            inference.observe(&j)?;
+        let r = Doc::parse(bytes).map_err(|e| SchemaError::Decode(format!("not JSON: {e}"))).and_then(|j| {
+            inference.observe_doc(&j)?;
             Ok(j)
         });
         match r {
@@ -147,14 +161,14 @@ pub fn decode_batch(inference: &mut JsonInference, records: &[(i64, &[u8])]) -> 
     let schema = Arc::new(inference.schema());
     // Every parsed record fits the widened schema, so the columns are built straight from them;
     // should one not fit after all, each record is converted alone and a misfit is its error.
-    let refs: Vec<&Json> = parsed.iter().map(|(_, j)| j).collect();
+    let refs: Vec<&Doc> = parsed.iter().map(|(_, j)| j).collect();
     if let Some(batch) = crate::json_arrow::batch(&schema, &refs) {
         return Ok((batch, errors));
     }
     let row_type = DataType::Struct(schema.fields().clone());
     let mut rows = Vec::with_capacity(parsed.len());
     for (offset, j) in parsed {
-        match convert(&j, &row_type, "") {
+        match convert(&j.to_json(), &row_type, "") {
             Ok(v) => rows.push(v),
             Err(e) => errors.push(RecordError { offset, reason: e.to_string() }),
         }

@@ -6,7 +6,7 @@
 //! - [`avro`]: Avro schemas (JSON) and the binary decoder.
 //! - [`jsonschema`]: JSON Schema into Arrow, and JSON records decoded by it.
 //! - [`protobuf`]: Protobuf schemas (`.proto` text, files, descriptor sets) and decoding.
-//! - [`json`]: schemaless JSON with an inferred, widening Arrow schema; [`json_arrow`]: its records straight into columns.
+//! - [`json`]: schemaless JSON with an inferred, widening Arrow schema; [`json_doc`]: records parsed borrowing their bytes; [`json_arrow`]: them straight into columns.
 //! - [`debezium`]: `flatten_debezium` — change events into row images plus a `_cdc` column.
 //! - [`registry`]: the built-in Schema Registry (Confluent REST API) on an injected durable log.
 //! - [`simple`]: the `raw` and `string` conversions.
@@ -26,6 +26,7 @@ pub mod http_source;
 pub mod ids;
 pub mod json;
 pub mod json_arrow;
+pub mod json_doc;
 pub mod jsonschema;
 pub mod protobuf;
 pub mod registry;
