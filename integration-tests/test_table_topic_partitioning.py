@@ -75,10 +75,19 @@ def test_partitioned_upserts_and_a_spec_change_read_right_everywhere(fresh_floe,
     res = ConfigResource(ConfigResource.Type.TOPIC, "parts",
                          incremental_configs=[ConfigEntry(TT + "partition.by", "[truncate(region, 1)]", incremental_operation=AlterConfigOpType.SET)])
     admin.incremental_alter_configs([res])[res].result(timeout=15)
-    time.sleep(1.5)  # the pipeline restarts with the new config
-    changes = [(i, REGIONS[(i + 1) % 3], 2000 + i) for i in range(20, 30)]
-    send(floe, changes)
-    state.update({i: (r, v) for i, r, v in changes})
+    # The loop picks the new config up within a reconcile or two: update keys 20..29 until a
+    # commit carries the new spec.
+    deadline = time.time() + 30
+    round_ = 0
+    while True:
+        changes = [(i, REGIONS[(i + round_) % 3], 2000 + 100 * round_ + i) for i in range(20, 30)]
+        send(floe, changes)
+        state.update({i: (r, v) for i, r, v in changes})
+        wait_rows(floe, "parts", lambda rs: {x["id"]: x["v"] for x in rs}.get(29) == changes[-1][2])
+        t, _ = files(floe)
+        if t.spec().spec_id != old_spec or time.time() > deadline:
+            break
+        round_ += 1
     agree(floe, spark, state)
     t, data = files(floe)
     assert t.spec().spec_id != old_spec and [(f.name, str(f.transform)) for f in t.spec().fields] == [("region_trunc", "truncate[1]")]

@@ -29,6 +29,11 @@ impl Placement {
     pub fn unpartitioned() -> Self {
         Placement { partition_spec_id: 0, partition: Struct::empty() }
     }
+
+    /// Where `file`, written for spec `partition_spec_id`, is.
+    pub fn of(partition_spec_id: i32, file: &DataFile) -> Self {
+        Placement { partition_spec_id, partition: file.partition().clone() }
+    }
 }
 
 /// A file just written, with the partition spec it was written for (a `DataFile` does not say,

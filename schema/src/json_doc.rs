@@ -25,14 +25,6 @@ impl<'a> Doc<'a> {
         serde_json::from_slice(bytes)
     }
 
-    /// The field `name` of an object (its last value).
-    pub fn get(&self, name: &str) -> Option<&Doc<'a>> {
-        match self {
-            Doc::Object(pairs) => pairs.iter().rev().find(|(k, _)| k == name).map(|(_, v)| v),
-            _ => None,
-        }
-    }
-
     pub fn as_bool(&self) -> Option<bool> {
         if let Doc::Bool(b) = self { Some(*b) } else { None }
     }
@@ -169,17 +161,22 @@ impl<'de> Visitor<'de> for KeySeed {
 mod tests {
     use super::*;
 
+    /// The field `name` of an object (its last value, as readers take it).
+    fn field<'d, 'a>(doc: &'d Doc<'a>, name: &str) -> Option<&'d Doc<'a>> {
+        doc.as_object()?.iter().rev().find(|(k, _)| k == name).map(|(_, v)| v)
+    }
+
     #[test]
     fn parses_as_serde_json_does_and_borrows_plain_text() {
         let text = br#"{"id": 7, "big": 18446744073709551615, "x": -1.5, "s": "plain", "e": "tab\tbed", "n": null, "a": [true, {"k": []}], "id": 8}"#;
         let doc = Doc::parse(text).expect("parses");
         let want: Json = serde_json::from_slice(text).expect("serde");
         assert_eq!(doc.to_json(), want, "same value, the repeated key's last value winning");
-        assert!(matches!(doc.get("s"), Some(Doc::String(Cow::Borrowed("plain")))));
-        assert!(matches!(doc.get("e"), Some(Doc::String(Cow::Owned(_)))));
+        assert!(matches!(field(&doc, "s"), Some(Doc::String(Cow::Borrowed("plain")))));
+        assert!(matches!(field(&doc, "e"), Some(Doc::String(Cow::Owned(_)))));
         let Doc::Object(pairs) = &doc else { panic!("object") };
         assert_eq!(pairs.iter().map(|(k, _)| k.as_ref()).collect::<Vec<_>>(), ["id", "big", "x", "s", "e", "n", "a", "id"]);
-        assert_eq!(doc.get("id"), Some(&Doc::Number(8.into())));
+        assert_eq!(field(&doc, "id"), Some(&Doc::Number(8.into())));
         assert!(Doc::parse(b"{\"a\": }").is_err());
     }
 }

@@ -238,7 +238,7 @@ impl Coordinator {
             self.table(&Schema::new(system::fields())).await?;
         }
         let table = self.table.as_mut().ok_or_else(|| TableTopicError::Source("table not open".into()))?;
-        let writes_rows = keyed.as_ref().map_or(!rows.is_empty(), |plan| plan.batch.num_rows() > 0);
+        let writes_rows = keyed.as_ref().map_or(!rows.is_empty(), |plan| !plan.rows.is_empty());
         if writes_rows {
             // A changed `partition.by` takes effect with this commit's rows.
             table.evolve_spec(&self.cfg.partition_by).await?;
@@ -248,8 +248,8 @@ impl Coordinator {
         let mut removed_keys: Vec<String> = Vec::new();
         match keyed {
             Some(plan) => {
-                if plan.batch.num_rows() > 0 {
-                    let written = table.write(&commit_id[..8], std::slice::from_ref(&plan.batch)).await?;
+                if !plan.rows.is_empty() {
+                    let written = table.write(&commit_id[..8], &rows, Some(&plan.rows)).await?;
                     let paths: Vec<std::sync::Arc<str>> = written.files.iter().map(|f| std::sync::Arc::from(f.file.file_path())).collect();
                     for (k, (f, pos)) in plan.keys.into_iter().zip(written.rows) {
                         new_rows.push((k, (paths[f].clone(), pos)));
@@ -257,10 +257,10 @@ impl Coordinator {
                     files = written.files;
                 }
                 // A position delete goes in the partition (and spec) of the data file it hits.
-                let index = self.index.as_ref();
+                let index = self.index.as_ref().ok_or_else(|| TableTopicError::Source("no key index".into()))?;
                 let mut by_placement: HashMap<Placement, Vec<(String, i64)>> = HashMap::new();
                 for (path, pos) in plan.deletes {
-                    let placement = index.and_then(|i| i.placements.get(path.as_str())).cloned().unwrap_or_else(Placement::unpartitioned);
+                    let placement = index.placements.get(path.as_str()).cloned().ok_or_else(|| TableTopicError::Source(format!("the key index knows no partition for {path}")))?;
                     by_placement.entry(placement).or_default().push((path, pos));
                 }
                 for (placement, rows) in by_placement {
@@ -270,7 +270,7 @@ impl Coordinator {
                 removed_keys = plan.removed;
             }
             None if !rows.is_empty() => {
-                files = table.write(&commit_id[..8], &rows).await?.files;
+                files = table.write(&commit_id[..8], &rows, None).await?.files;
             }
             None => {}
         }
@@ -287,7 +287,7 @@ impl Coordinator {
                     }
                     index.rows.extend(new_rows);
                     for f in files.iter().filter(|f| f.file.content_type() == DataContentType::Data) {
-                        index.placements.insert(std::sync::Arc::from(f.file.file_path()), Placement { partition_spec_id: f.partition_spec_id, partition: f.file.partition().clone() });
+                        index.placements.insert(std::sync::Arc::from(f.file.file_path()), Placement::of(f.partition_spec_id, &f.file));
                     }
                 }
                 self.offsets = Some(next.clone());
@@ -396,7 +396,7 @@ impl Coordinator {
         }
         let batch = dlq::batch(&dlq.arrow, &letters).map_err(|e| TableTopicError::Source(e.to_string()))?;
         let commit_id = uuid::Uuid::new_v4().to_string();
-        let files = dlq.write("dlq", std::slice::from_ref(&batch)).await?.files;
+        let files = dlq.write("dlq", std::slice::from_ref(&batch), None).await?.files;
         let base = dlq.loaded.clone();
         let t = dlq.committer().commit(&dlq.ns, &dlq.name, &base, Change::Append(files), &offsets::properties(next, &commit_id, &self.topic)).await?;
         dlq.loaded = t;
@@ -418,7 +418,7 @@ impl Coordinator {
                 // `[_from_debezium_key_]`: the id columns are the fields of the record keys.
                 match parts.iter().flat_map(|p| &p.records).find_map(|r| r.key.as_deref().and_then(keys::key_fields)) {
                     Some(f) => f,
-                    None => return Ok(KeyedPlan { batch: RecordBatch::new_empty(table.arrow.clone()), keys: vec![], deletes: vec![], removed: vec![] }),
+                    None => return Ok(KeyedPlan { rows: vec![], keys: vec![], deletes: vec![], removed: vec![] }),
                 }
             }
         };
@@ -467,15 +467,9 @@ impl Coordinator {
             return Err(TableTopicError::Config(format!("more than {} live keys: the upsert index limit", keys::KEYS_MAX)));
         }
         keep.sort_by_key(|r| r.0);
-        // Only the rows that win are copied, straight out of the decoded batches.
-        let batch = if keep.is_empty() {
-            RecordBatch::new_empty(table.arrow.clone())
-        } else {
-            let refs: Vec<&RecordBatch> = rows.iter().collect();
-            let at: Vec<(usize, usize)> = keep.iter().map(|r| r.0).collect();
-            arrow_select::interleave::interleave_record_batch(&refs, &at)?
-        };
-        Ok(KeyedPlan { batch, keys: keep.into_iter().map(|r| r.1).collect(), deletes, removed })
+        // Only the rows that win are written, picked out of the decoded batches by the writer.
+        let (rows, keys) = keep.into_iter().unzip();
+        Ok(KeyedPlan { rows, keys, deletes, removed })
     }
 }
 
@@ -484,8 +478,8 @@ type KeyEvent = (i32, i64, String, Option<(usize, usize)>);
 
 /// What one upsert commit writes.
 struct KeyedPlan {
-    /// Rows to write, in the order of `keys`.
-    batch: RecordBatch,
+    /// Rows to write, as (batch, row) of the decoded batches, in the order of `keys`.
+    rows: Vec<(usize, usize)>,
     keys: Vec<String>,
     /// (data file, position) rows removed.
     deletes: Vec<(String, i64)>,

@@ -107,7 +107,7 @@ impl KeyIndex {
         let mut index = KeyIndex::default();
         for f in data {
             let path: Arc<str> = Arc::from(f.file.file_path());
-            index.placements.insert(path.clone(), Placement { partition_spec_id: f.partition_spec_id, partition: f.file.partition().clone() });
+            index.placements.insert(path.clone(), Placement::of(f.partition_spec_id, &f.file));
             let gone = deleted.get(f.file.file_path());
             let mut pos = 0i64;
             for b in files::read(io, f.file.file_path(), Some(&top)).await? {

@@ -107,7 +107,7 @@ pub async fn compact(table: &mut TableHandle, policy: &CompactionPolicy) -> Resu
         }
     }
     let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
-    let files = table.write("compacted", &batches).await?.files;
+    let files = table.write("compacted", &batches, None).await?.files;
     let removed: HashSet<String> = plan.data.iter().chain(&plan.deletes).cloned().collect();
     // The compaction snapshot carries the table's offsets on, so expiring older snapshots never
     // loses where the table stands in its topic.

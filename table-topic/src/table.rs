@@ -10,6 +10,7 @@ use floe_catalog::catalog::{LoadedTable, Namespace};
 use floe_catalog::files::{write_data_file, NewFile, Placement};
 use floe_catalog::{CatalogError, Committer};
 use floe_schema::ids::FieldIds;
+use arrow_select::interleave::interleave_record_batch;
 use iceberg::arrow::{arrow_struct_to_literal, PartitionValueCalculator};
 use iceberg::spec::{Literal, Struct};
 use iceberg::{TableRequirement, TableUpdate};
@@ -53,9 +54,9 @@ pub struct Written {
     pub rows: Vec<(usize, i64)>,
 }
 
-/// Each row's (file, position) when files of `sizes` rows, numbered from `first`, hold the rows in order.
-fn positions(sizes: &[usize], first: usize) -> Vec<(usize, i64)> {
-    sizes.iter().enumerate().flat_map(|(f, n)| (0..*n).map(move |i| (first + f, i as i64))).collect()
+/// Where the `i`th row of a run of files starting at file `first` lands: (file, position).
+fn position(first: usize, i: usize) -> (usize, i64) {
+    (first + i / FILE_ROWS_MAX, (i % FILE_ROWS_MAX) as i64)
 }
 
 /// A table being written.
@@ -76,23 +77,24 @@ impl TableHandle {
     /// Opens the table, creating it (and its namespace) with `initial` columns when missing,
     /// partitioned by `partition_by` when those columns are among them.
     pub async fn open_or_create(committer: Committer, ns: Namespace, name: &str, initial: &Schema, partition_by: &[PartitionBy], properties: HashMap<String, String>) -> Result<Self> {
+        if let Some(t) = Self::open(committer.clone(), ns.clone(), name).await? {
+            return Ok(t);
+        }
         let target = committer.target().clone();
-        let loaded = match target.load(&ns, name).await {
+        target.ensure_namespace(&ns).await?;
+        let with_ids = FieldIds::default().assign(&table_shape(initial));
+        let schema = iceberg::arrow::arrow_schema_to_schema(&with_ids)?;
+        let spec = partitioning::spec(partition_by, &schema).ok().filter(|s| !s.fields().is_empty());
+        let loaded = match target.create(&ns, name, schema, spec, properties).await {
             Ok(t) => t,
-            Err(CatalogError::NoSuchTable(_) | CatalogError::NoSuchNamespace(_)) => {
-                target.ensure_namespace(&ns).await?;
-                let with_ids = FieldIds::default().assign(&table_shape(initial));
-                let schema = iceberg::arrow::arrow_schema_to_schema(&with_ids)?;
-                let spec = partitioning::spec(partition_by, &schema).ok().filter(|s| !s.fields().is_empty());
-                match target.create(&ns, name, schema, spec, properties).await {
-                    Ok(t) => t,
-                    // Created meanwhile (another node, or a retry after an unclear answer).
-                    Err(CatalogError::TableExists(_)) => target.load(&ns, name).await?,
-                    Err(e) => return Err(e.into()),
-                }
-            }
+            // Created meanwhile (another node, or a retry after an unclear answer).
+            Err(CatalogError::TableExists(_)) => target.load(&ns, name).await?,
             Err(e) => return Err(e.into()),
         };
+        Self::of(committer, ns, name, loaded)
+    }
+
+    fn of(committer: Committer, ns: Namespace, name: &str, loaded: LoadedTable) -> Result<Self> {
         let arrow = arrow_of(&loaded)?;
         Ok(TableHandle { committer, ns, name: name.to_string(), loaded, arrow })
     }
@@ -104,8 +106,7 @@ impl TableHandle {
             Err(CatalogError::NoSuchTable(_) | CatalogError::NoSuchNamespace(_)) => return Ok(None),
             Err(e) => return Err(e.into()),
         };
-        let arrow = arrow_of(&loaded)?;
-        Ok(Some(TableHandle { committer, ns, name: name.to_string(), loaded, arrow }))
+        Self::of(committer, ns, name, loaded).map(Some)
     }
 
     /// Reads the table back from the catalog.
@@ -113,6 +114,23 @@ impl TableHandle {
         self.loaded = self.committer.target().load(&self.ns, &self.name).await?;
         self.arrow = arrow_of(&self.loaded)?;
         Ok(())
+    }
+
+    /// Commits a metadata change; the handle then holds the table as committed. `false` when
+    /// another writer changed the table first: the handle is reloaded, for the caller to look again.
+    async fn commit_metadata(&mut self, requirements: Vec<TableRequirement>, updates: Vec<TableUpdate>) -> Result<bool> {
+        match self.committer.target().commit(&self.ns, &self.name, requirements, updates).await {
+            Ok(t) => {
+                self.loaded = t;
+                self.arrow = arrow_of(&self.loaded)?;
+                Ok(true)
+            }
+            Err(CatalogError::CommitFailed(_)) => {
+                self.reload().await?;
+                Ok(false)
+            }
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// Makes the table's schema take `record` (a no-op when it already does). A schema that
@@ -133,20 +151,12 @@ impl TableHandle {
                 TableRequirement::LastAssignedFieldIdMatch { last_assigned_field_id: meta.last_column_id() },
             ];
             let updates = vec![TableUpdate::AddSchema { schema }, TableUpdate::SetCurrentSchema { schema_id: -1 }];
-            match self.committer.target().commit(&self.ns, &self.name, requirements, updates).await {
-                Ok(t) => {
-                    self.loaded = t;
-                    self.arrow = arrow_of(&self.loaded)?;
-                    tracing::info!(table = %self.name, schema_id = self.loaded.metadata.current_schema_id(), "table schema evolved");
-                    return Ok(());
-                }
-                Err(CatalogError::CommitFailed(_)) => {
-                    self.reload().await?;
-                    if floe_schema::evolve::fits(&self.arrow, &record) {
-                        return Ok(());
-                    }
-                }
-                Err(e) => return Err(e.into()),
+            if self.commit_metadata(requirements, updates).await? {
+                tracing::info!(table = %self.name, schema_id = self.loaded.metadata.current_schema_id(), "table schema evolved");
+                return Ok(());
+            }
+            if floe_schema::evolve::fits(&self.arrow, &record) {
+                return Ok(());
             }
         }
         Err(TableTopicError::Catalog(CatalogError::CommitFailed(format!("{}: the schema kept changing under this writer", self.name))))
@@ -167,15 +177,9 @@ impl TableHandle {
                 TableRequirement::LastAssignedPartitionIdMatch { last_assigned_partition_id: meta.last_partition_id() },
             ];
             let updates = vec![TableUpdate::AddSpec { spec: want }, TableUpdate::SetDefaultSpec { spec_id: -1 }];
-            match self.committer.target().commit(&self.ns, &self.name, requirements, updates).await {
-                Ok(t) => {
-                    self.loaded = t;
-                    self.arrow = arrow_of(&self.loaded)?;
-                    tracing::info!(table = %self.name, spec_id = self.loaded.metadata.default_partition_spec_id(), "table partition spec evolved");
-                    return Ok(());
-                }
-                Err(CatalogError::CommitFailed(_)) => self.reload().await?,
-                Err(e) => return Err(e.into()),
+            if self.commit_metadata(requirements, updates).await? {
+                tracing::info!(table = %self.name, spec_id = self.loaded.metadata.default_partition_spec_id(), "table partition spec evolved");
+                return Ok(());
             }
         }
         Err(TableTopicError::Catalog(CatalogError::CommitFailed(format!("{}: the partition spec kept changing under this writer", self.name))))
@@ -186,57 +190,74 @@ impl TableHandle {
         format!("{}/data/{prefix}-{}.parquet", self.loaded.metadata.location().trim_end_matches('/'), uuid::Uuid::new_v4())
     }
 
-    /// Writes `batches` (already in the table's schema) as data files of the default partition
-    /// spec: one run of files per partition, `FILE_ROWS_MAX` rows each at most.
-    pub async fn write(&self, prefix: &str, batches: &[RecordBatch]) -> Result<Written> {
+    /// Writes rows (already in the table's schema) as data files of the default partition spec:
+    /// one run of files per partition, `FILE_ROWS_MAX` rows each at most. The rows are those of
+    /// `batches` in order, or the (batch, row) pairs `select` picks; unpartitioned and unpicked,
+    /// they are written as they are, without a copy.
+    pub async fn write(&self, prefix: &str, batches: &[RecordBatch], select: Option<&[(usize, usize)]>) -> Result<Written> {
         let meta = &self.loaded.metadata;
         let spec = meta.default_partition_spec();
+        let refs: Vec<&RecordBatch> = batches.iter().collect();
         let mut out = Written::default();
         if spec.is_unpartitioned() {
             let placement = Placement { partition_spec_id: spec.spec_id(), partition: Struct::empty() };
-            let sizes = self.write_run(prefix, batches, &placement, &mut out.files).await?;
-            out.rows = positions(&sizes, out.files.len() - sizes.len());
+            let rows = match select {
+                None => {
+                    self.write_run(prefix, batches, &placement, &mut out.files).await?;
+                    batches.iter().map(RecordBatch::num_rows).sum()
+                }
+                Some(at) => {
+                    let picked = interleave_record_batch(&refs, at)?;
+                    self.write_run(prefix, std::slice::from_ref(&picked), &placement, &mut out.files).await?;
+                    at.len()
+                }
+            };
+            out.rows = (0..rows).map(|i| position(0, i)).collect();
             return Ok(out);
         }
         // Each row's partition, then the rows of each partition in their order.
         let calc = PartitionValueCalculator::try_new(spec, meta.current_schema())?;
+        let mut values = batches.iter().map(|b| Ok(arrow_struct_to_literal(&calc.calculate(b)?, calc.partition_type())?)).collect::<Result<Vec<_>>>()?;
+        let every: Vec<(usize, usize)>;
+        let at = match select {
+            Some(at) => at,
+            None => {
+                every = batches.iter().enumerate().flat_map(|(bi, b)| (0..b.num_rows()).map(move |ri| (bi, ri))).collect();
+                &every
+            }
+        };
         let mut groups: Vec<(Struct, Vec<(usize, usize)>)> = Vec::new();
         let mut group_of: HashMap<Struct, usize> = HashMap::new();
-        let mut row_group: Vec<(usize, usize)> = Vec::new();
-        for (bi, b) in batches.iter().enumerate() {
-            let values = arrow_struct_to_literal(&calc.calculate(b)?, calc.partition_type())?;
-            for (ri, v) in values.into_iter().enumerate() {
-                let Some(Literal::Struct(key)) = v else {
-                    return Err(TableTopicError::Schema("a row has no partition value".into()));
-                };
-                let g = match group_of.get(&key) {
-                    Some(g) => *g,
-                    None => {
-                        groups.push((key.clone(), Vec::new()));
-                        group_of.insert(key, groups.len() - 1);
-                        groups.len() - 1
-                    }
-                };
-                row_group.push((g, groups[g].1.len()));
-                groups[g].1.push((bi, ri));
-            }
+        let mut row_group: Vec<(usize, usize)> = Vec::with_capacity(at.len());
+        for &(bi, ri) in at {
+            let Some(Literal::Struct(key)) = values.get_mut(bi).and_then(|v| v.get_mut(ri)).and_then(Option::take) else {
+                return Err(TableTopicError::Schema("a row has no partition value".into()));
+            };
+            let g = match group_of.get(&key) {
+                Some(g) => *g,
+                None => {
+                    group_of.insert(key.clone(), groups.len());
+                    groups.push((key, Vec::new()));
+                    groups.len() - 1
+                }
+            };
+            row_group.push((g, groups[g].1.len()));
+            groups[g].1.push((bi, ri));
         }
-        let refs: Vec<&RecordBatch> = batches.iter().collect();
         let mut first_file = Vec::with_capacity(groups.len());
         for (key, rows) in groups {
-            let rows_batch = arrow_select::interleave::interleave_record_batch(&refs, &rows)?;
+            let picked = interleave_record_batch(&refs, &rows)?;
             let placement = Placement { partition_spec_id: spec.spec_id(), partition: key };
             first_file.push(out.files.len());
-            self.write_run(prefix, std::slice::from_ref(&rows_batch), &placement, &mut out.files).await?;
+            self.write_run(prefix, std::slice::from_ref(&picked), &placement, &mut out.files).await?;
         }
-        out.rows = row_group.into_iter().map(|(g, i)| (first_file[g] + i / FILE_ROWS_MAX, (i % FILE_ROWS_MAX) as i64)).collect();
+        out.rows = row_group.into_iter().map(|(g, i)| position(first_file[g], i)).collect();
         Ok(out)
     }
 
     /// Writes one partition's rows as files of `FILE_ROWS_MAX` rows (the last one fewer), in
-    /// order, without copying them into one batch first; returns each file's row count.
-    async fn write_run(&self, prefix: &str, batches: &[RecordBatch], placement: &Placement, files: &mut Vec<NewFile>) -> Result<Vec<usize>> {
-        let mut sizes = Vec::new();
+    /// order, without copying them into one batch first.
+    async fn write_run(&self, prefix: &str, batches: &[RecordBatch], placement: &Placement, files: &mut Vec<NewFile>) -> Result<()> {
         let mut chunk: Vec<RecordBatch> = Vec::new();
         let mut rows = 0;
         for b in batches {
@@ -248,16 +269,14 @@ impl TableHandle {
                 start += len;
                 if rows == FILE_ROWS_MAX {
                     files.extend(self.write_file(prefix, &std::mem::take(&mut chunk), placement).await?);
-                    sizes.push(rows);
                     rows = 0;
                 }
             }
         }
         if rows > 0 {
             files.extend(self.write_file(prefix, &chunk, placement).await?);
-            sizes.push(rows);
         }
-        Ok(sizes)
+        Ok(())
     }
 
     async fn write_file(&self, prefix: &str, chunk: &[RecordBatch], placement: &Placement) -> Result<Option<NewFile>> {
