@@ -36,6 +36,8 @@ sys.exit("moto_server did not start")
 PY
 export FLOE_TEST_S3_ENDPOINT="http://127.0.0.1:$MOTO_PORT"
 
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets -- -D warnings
 # Binaries (floe, the datafusion-query example) built with the tests' feature set (dev-dependencies
 # included), so `cargo test` reuses every artifact instead of building the workspace twice.
 cargo build --workspace --bins --tests

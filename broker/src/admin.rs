@@ -25,7 +25,11 @@ pub fn router(broker: Arc<Broker>) -> Router {
 }
 
 /// Serves the admin API until `shutdown` resolves.
-pub async fn serve(broker: Arc<Broker>, listener: tokio::net::TcpListener, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+pub async fn serve(
+    broker: Arc<Broker>,
+    listener: tokio::net::TcpListener,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
     axum::serve(listener, router(broker)).with_graceful_shutdown(shutdown).await
 }
 
@@ -114,7 +118,12 @@ pub fn render(b: &Broker) -> String {
         tables.iter().map(|t| (format!("{{topic=\"{}\",table=\"{}\"}}", label(&t.topic), label(&t.table)), f(t))).collect()
     };
     metric("floe_table_topic_lag_records", "gauge", "Records in the log not yet committed to the table.", per_table(&|t| t.lag_records as f64));
-    metric("floe_table_topic_freshness_seconds", "gauge", "How long the table has been behind its log (0: caught up).", per_table(&|t| t.freshness_seconds(now)));
+    metric(
+        "floe_table_topic_freshness_seconds",
+        "gauge",
+        "How long the table has been behind its log (0: caught up).",
+        per_table(&|t| t.freshness_seconds(now)),
+    );
     metric("floe_table_topic_last_commit_timestamp_seconds", "gauge", "When the last commit landed.", per_table(&|t| t.last_commit_ms as f64 / 1e3));
     metric("floe_table_topic_paused", "gauge", "1 while the table is paused at a bad record.", per_table(&|t| f64::from(u8::from(t.paused.is_some()))));
     metric("floe_table_topic_commits_total", "counter", "Snapshots committed.", per_table(&|t| t.commits as f64));

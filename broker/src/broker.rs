@@ -49,8 +49,17 @@ pub struct Broker {
     pub table_topics: Arc<floe_table_topic::TableTopics>,
     /// Woken after every durable produce, for long-polling fetches.
     pub data_appended: Notify,
+    /// Request bytes read and not yet answered, across all connections: a permit per byte,
+    /// `requests_inflight_bytes_max` of them (at least one request's worth).
+    pub requests_inflight: Arc<tokio::sync::Semaphore>,
     /// (host, port) given to clients; set once the Kafka listener is bound.
     pub advertised: parking_lot::RwLock<(String, i32)>,
+}
+
+/// Semaphore permits for a byte budget (a semaphore holds fewer than 2^61 permits; one request
+/// takes at most them all).
+pub fn inflight_permits(bytes: u64) -> u32 {
+    bytes.clamp(1, u64::from(u32::MAX >> 3)) as u32
 }
 
 /// Builds a [`Broker`] from settings and components.
@@ -98,7 +107,8 @@ impl BrokerBuilder {
         let url = s.object_store_url().map_err(BrokerError::Internal)?;
         let warehouse = format!("{}/warehouse", location_root(&url));
         let catalog_store = Arc::new(crate::catalog_store::EngineCatalogStore(engine.clone()));
-        let catalog = Arc::new(floe_catalog::Catalog::open(catalog_store, store, &warehouse, "warehouse").map_err(|e| BrokerError::Internal(format!("catalog: {e}")))?);
+        let catalog =
+            Arc::new(floe_catalog::Catalog::open(catalog_store, store, &warehouse, "warehouse").map_err(|e| BrokerError::Internal(format!("catalog: {e}")))?);
         let registry = Arc::new(floe_schema::registry::Registry::open(log).await.map_err(|e| BrokerError::Internal(format!("schema registry: {e}")))?);
         let groups = Coordinator::new(GroupSettings {
             initial_rebalance_delay: Duration::from_millis(s.group_initial_rebalance_delay_ms.0),
@@ -109,7 +119,8 @@ impl BrokerBuilder {
         let committer = match &s.table_catalog_uri {
             None => floe_catalog::Committer::with_storage(catalog.clone(), catalog.storage().clone()),
             Some(uri) => {
-                let target = floe_catalog::rest_target::RestTarget::new(uri, s.table_catalog_token.clone(), None).map_err(|e| BrokerError::Internal(format!("table catalog: {e}")))?;
+                let target = floe_catalog::rest_target::RestTarget::new(uri, s.table_catalog_token.clone(), None)
+                    .map_err(|e| BrokerError::Internal(format!("table catalog: {e}")))?;
                 let storage = match &s.table_warehouse {
                     None => catalog.storage().clone(),
                     Some(w) => {
@@ -122,6 +133,8 @@ impl BrokerBuilder {
             }
         };
         let schemas = Arc::new(floe_schema::source::SchemaCache::new(registry.clone(), Duration::from_secs(5)));
+        let inflight = Arc::new(tokio::sync::Semaphore::new(inflight_permits(s.requests_inflight_bytes_max.0.max(s.socket_request_max_bytes.0)) as usize));
+        // (At least one request's worth, so that the largest request can always be read.)
         let broker = Arc::new_cyclic(|weak| Broker {
             table_topics: floe_table_topic::TableTopics::new(Arc::new(crate::table_source::BrokerSource(weak.clone())), committer, schemas),
             settings: s,
@@ -134,6 +147,7 @@ impl BrokerBuilder {
             clock: self.clock,
             store_metrics: self.store_metrics,
             data_appended: Notify::new(),
+            requests_inflight: inflight,
             advertised,
         });
         spawn_background(&broker);
@@ -171,7 +185,8 @@ where
 fn spawn_background(b: &Arc<Broker>) {
     every(b, Duration::from_millis(100), |b| async move { b.groups.tick() });
     every(b, Duration::from_millis(TABLE_TOPIC_RECONCILE_MS), |b| async move {
-        let topics: Vec<(String, std::collections::BTreeMap<String, String>)> = b.topics.all().iter().map(|t| (t.meta.name.clone(), t.meta.configs.clone())).collect();
+        let topics: Vec<(String, std::collections::BTreeMap<String, String>)> =
+            b.topics.all().iter().map(|t| (t.meta.name.clone(), t.meta.configs.clone())).collect();
         b.table_topics.reconcile(&topics);
     });
     every(b, Duration::from_millis(b.settings.retention_check_interval_ms.0.max(100)), |b| async move { b.enforce_retention().await });

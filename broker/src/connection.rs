@@ -10,13 +10,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
-use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseHeader, ResponseKind};
-use kafka_protocol::protocol::{Decodable, Encodable};
+use kafka_protocol::messages::{ApiKey, ResponseHeader, ResponseKind};
+use kafka_protocol::protocol::Encodable;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::sync::{mpsc, oneshot, watch, Semaphore};
+use tokio::sync::{mpsc, oneshot, watch, OwnedSemaphorePermit, Semaphore};
 
 use crate::broker::Broker;
+use crate::decode;
 use crate::handlers;
 
 /// Longest wait for the rest of a request once its size was read.
@@ -49,7 +50,7 @@ pub async fn serve(b: Arc<Broker>, stream: TcpStream, peer: SocketAddr, mut shut
         }
         let _ = wr.shutdown().await;
     });
-    let inflight_cap = s.connection_inflight_bytes_max.0.clamp(1, u64::from(u32::MAX >> 3)) as u32;
+    let inflight_cap = crate::broker::inflight_permits(s.connection_inflight_bytes_max.0);
     let inflight = Arc::new(Semaphore::new(inflight_cap as usize));
     let why = loop {
         match read_one(&b, &mut rd, &mut shutdown, &inflight, inflight_cap, &tx, peer).await {
@@ -90,18 +91,14 @@ async fn read_one(
     if size < 8 || size as u64 > s.socket_request_max_bytes.0 {
         return Err(Close::Reason(format!("request size {size} is outside 8..={}", s.socket_request_max_bytes.0)));
     }
-    let permit = inflight
-        .clone()
-        .acquire_many_owned((size as u32).min(inflight_cap))
-        .await
-        .map_err(|_| Close::Reason("in-flight limiter closed".into()))?;
-    let mut body = BytesMut::zeroed(size as usize);
-    match tokio::time::timeout(BODY_TIMEOUT, rd.read_exact(&mut body)).await {
-        Ok(Ok(_)) => {}
+    // Room in this connection's budget before the body is read; the node's is taken as bytes arrive.
+    let permit = inflight.clone().acquire_many_owned((size as u32).min(inflight_cap)).await.map_err(|_| Close::Reason("in-flight limiter closed".into()))?;
+    let (body, node_permit) = match tokio::time::timeout(BODY_TIMEOUT, read_body(b, rd, size as usize)).await {
+        Ok(Ok(body)) => body,
         Ok(Err(e)) => return Err(Close::Reason(format!("request body cut short: {e}"))),
         Err(_) => return Err(Close::Reason("request body timed out".into())),
-    }
-    let mut body = body.freeze();
+    };
+    let body = body.freeze();
     let (key, version, correlation) = {
         let mut h = &body[..8];
         (h.get_i16(), h.get_i16(), h.get_i32())
@@ -120,9 +117,7 @@ async fn read_one(
         }
         return Err(Close::Reason(format!("{api:?} v{version} is outside the supported {min}..={max}")));
     }
-    let header = RequestHeader::decode(&mut body, api.request_header_version(version))
-        .map_err(|e| Close::Reason(format!("malformed {api:?} header: {e}")))?;
-    let req = RequestKind::decode(api, &mut body, version).map_err(|e| Close::Reason(format!("malformed {api:?} v{version} request: {e}")))?;
+    let (header, req) = decode::request(body, api, version).map_err(Close::Reason)?;
     let reply = handlers::dispatch(b, &header, req, peer).await;
     let (otx, orx) = oneshot::channel();
     tx.send(orx).await.map_err(|_| Close::Quiet)?;
@@ -138,9 +133,33 @@ async fn read_one(
             None => None,
         };
         let _ = otx.send(out);
-        drop(permit);
+        drop((permit, node_permit));
     });
     Ok(())
+}
+
+/// Reads a body of `size` bytes. Room in the node's request budget is taken for the whole body
+/// at once (piecewise grants would let partial requests wait on each other forever), but only once
+/// its first bytes have arrived, and the buffer grows as bytes arrive: a client that announces a
+/// large frame and sends nothing holds neither memory nor budget.
+async fn read_body(b: &Broker, rd: &mut tokio::net::tcp::OwnedReadHalf, size: usize) -> std::io::Result<(BytesMut, OwnedSemaphorePermit)> {
+    const READ_CHUNK_BYTES: usize = 256 << 10;
+    // `readable` may report the readiness the size prefix left behind: wait for a real byte.
+    if rd.peek(&mut [0u8; 1]).await? == 0 {
+        return Err(std::io::ErrorKind::UnexpectedEof.into());
+    }
+    let node_cap = crate::broker::inflight_permits(b.settings.requests_inflight_bytes_max.0.max(b.settings.socket_request_max_bytes.0));
+    let held =
+        b.requests_inflight.clone().acquire_many_owned((size as u32).min(node_cap)).await.map_err(|_| std::io::Error::other("node request budget closed"))?;
+    let mut body = BytesMut::new();
+    while body.len() < size {
+        body.reserve((size - body.len()).min(READ_CHUNK_BYTES));
+        let room = (size - body.len()).min(body.capacity() - body.len());
+        if rd.read_buf(&mut (&mut body).limit(room)).await? == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+    }
+    Ok((body, held))
 }
 
 async fn send(tx: &mpsc::Sender<oneshot::Receiver<Option<Bytes>>>, out: Option<Bytes>) -> Result<(), Close> {

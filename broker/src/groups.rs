@@ -151,11 +151,8 @@ impl Group {
                 let _ = tx.send(Err(BrokerError::RebalanceInProgress));
             }
         }
-        let wait = if self.state == GroupState::Empty {
-            initial_delay
-        } else {
-            self.members.values().map(|m| m.rebalance_timeout).max().unwrap_or(initial_delay)
-        };
+        let wait =
+            if self.state == GroupState::Empty { initial_delay } else { self.members.values().map(|m| m.rebalance_timeout).max().unwrap_or(initial_delay) };
         self.delaying = self.state == GroupState::Empty;
         self.state = GroupState::PreparingRebalance;
         self.deadline = Some(now + wait);
@@ -201,10 +198,7 @@ impl Group {
         }
         let leader = self.leader.clone().unwrap_or_default();
         let candidates: Vec<String> = self.members.get(&leader).map(|m| m.protocols.iter().map(|(n, _)| n.clone()).collect()).unwrap_or_default();
-        let protocol = candidates
-            .into_iter()
-            .find(|p| self.members.values().all(|m| m.protocols.iter().any(|(n, _)| n == p)))
-            .unwrap_or_default();
+        let protocol = candidates.into_iter().find(|p| self.members.values().all(|m| m.protocols.iter().any(|(n, _)| n == p))).unwrap_or_default();
         self.protocol = protocol.clone();
         self.state = GroupState::CompletingRebalance;
         let all: Vec<(String, Option<String>, Bytes)> = self
@@ -286,9 +280,7 @@ impl Coordinator {
             if !g.members.is_empty() && g.protocol_type != req.protocol_type {
                 return Err(BrokerError::InconsistentGroupProtocol);
             }
-            if !g.members.is_empty()
-                && !req.protocols.iter().any(|(p, _)| g.members.values().all(|m| m.protocols.iter().any(|(n, _)| n == p)))
-            {
+            if !g.members.is_empty() && !req.protocols.iter().any(|(p, _)| g.members.values().all(|m| m.protocols.iter().any(|(n, _)| n == p))) {
                 return Err(BrokerError::InconsistentGroupProtocol);
             }
             let mut member_id = req.member_id.clone();
@@ -379,7 +371,9 @@ impl Coordinator {
             if g.all_joined() && !g.delaying {
                 g.complete_join(now);
             }
-            let wait = Duration::from_millis(req.rebalance_timeout_ms.max(req.session_timeout_ms) as u64) + self.settings.initial_rebalance_delay + Duration::from_secs(5);
+            let wait = Duration::from_millis(req.rebalance_timeout_ms.max(req.session_timeout_ms) as u64)
+                + self.settings.initial_rebalance_delay
+                + Duration::from_secs(5);
             (rx, wait)
         };
         match tokio::time::timeout(wait, rx).await {
@@ -390,7 +384,14 @@ impl Coordinator {
     }
 
     /// Syncs a member: the leader hands in assignments, everybody gets theirs.
-    pub async fn sync(&self, group: &str, member_id: &str, instance_id: Option<&str>, generation: i32, assignments: Vec<(String, Bytes)>) -> Result<(String, String, Bytes)> {
+    pub async fn sync(
+        &self,
+        group: &str,
+        member_id: &str,
+        instance_id: Option<&str>,
+        generation: i32,
+        assignments: Vec<(String, Bytes)>,
+    ) -> Result<(String, String, Bytes)> {
         let rx = {
             let mut groups = self.groups.lock();
             let g = groups.get_mut(group).ok_or_else(|| BrokerError::UnknownMemberId(member_id.to_string()))?;

@@ -3,7 +3,8 @@
 //! Modules:
 //! - [`admin`]: health and Prometheus metrics on the admin listener.
 //! - [`broker`]: the `Broker` component, its builder and background tasks.
-//! - [`server`], [`connection`]: the listener and the per-connection request loop.
+//! - [`server`], [`connection`]: the listener and the per-connection request loop; [`decode`]:
+//!   request decoding under an allocation budget (with the guarded global allocator below).
 //! - [`handlers`]: one function per Kafka API, and the version table.
 //! - [`topics`], [`topic_config`], [`partition`]: topics, their configs, partitions.
 //! - [`records`]: record batch validation (stored as received).
@@ -17,6 +18,7 @@ pub mod broker;
 pub mod catalog_store;
 pub mod cli;
 pub mod connection;
+pub mod decode;
 pub mod error;
 pub mod groups;
 pub mod handlers;
@@ -31,6 +33,10 @@ pub mod table_source;
 pub mod topic_config;
 pub mod topics;
 pub mod units;
+
+/// Every binary and test that links the broker decodes requests under an allocation guard.
+#[global_allocator]
+static ALLOCATOR: floe_alloc_guard::GuardedAlloc = floe_alloc_guard::GuardedAlloc;
 
 pub use broker::{Broker, BrokerBuilder, Clock, SystemClock};
 pub use error::BrokerError;

@@ -5,8 +5,8 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 use floe_broker::cli::consume::ConsumeArgs;
 use floe_broker::cli::group::GroupCommand;
-use floe_broker::cli::produce::ProduceArgs;
 use floe_broker::cli::kafka::Conn;
+use floe_broker::cli::produce::ProduceArgs;
 use floe_broker::cli::topic::TopicCommand;
 use floe_broker::{cli, server, Broker, Settings};
 use tokio::net::TcpListener;
@@ -258,13 +258,11 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .await
         .map_err(|e| anyhow::anyhow!("binding the schema registry on {}: {e}", settings.schema_registry_listen))?;
     let registry_addr = registry_listener.local_addr()?;
-    let catalog_listener = TcpListener::bind(&settings.catalog_listen)
-        .await
-        .map_err(|e| anyhow::anyhow!("binding the catalog on {}: {e}", settings.catalog_listen))?;
+    let catalog_listener =
+        TcpListener::bind(&settings.catalog_listen).await.map_err(|e| anyhow::anyhow!("binding the catalog on {}: {e}", settings.catalog_listen))?;
     let catalog_addr = catalog_listener.local_addr()?;
-    let admin_listener = TcpListener::bind(&settings.admin_listen)
-        .await
-        .map_err(|e| anyhow::anyhow!("binding the admin listener on {}: {e}", settings.admin_listen))?;
+    let admin_listener =
+        TcpListener::bind(&settings.admin_listen).await.map_err(|e| anyhow::anyhow!("binding the admin listener on {}: {e}", settings.admin_listen))?;
     let admin_addr = admin_listener.local_addr()?;
     let (stop_tx, stop_rx) = watch::channel(false);
     let kafka = tokio::spawn(server::run(broker.clone(), listener, stop_rx.clone()));
@@ -324,7 +322,9 @@ fn main() -> std::process::ExitCode {
             Command::Schema(SchemaCommand::Decode { registry: Some(url), .. }) => decode_with_registry(&url).await,
             Command::Schema(SchemaCommand::Decode { schema_file: Some(f), .. }) => decode(&f),
             Command::Schema(SchemaCommand::Decode { .. }) => Err(anyhow::anyhow!("give --schema-file or --registry")),
-            Command::TableTopic(TableTopicCommand::Status { topic, admin, json, wait, timeout_s }) => table_topic_status(&admin, topic, json, wait, timeout_s).await,
+            Command::TableTopic(TableTopicCommand::Status { topic, admin, json, wait, timeout_s }) => {
+                table_topic_status(&admin, topic, json, wait, timeout_s).await
+            }
             Command::Config(ConfigCommand::Reference) => {
                 print!("{}", floe_broker::reference::markdown());
                 Ok(())

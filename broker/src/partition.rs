@@ -50,7 +50,11 @@ pub struct ProducerTable {
 }
 
 fn next_seq(s: i32) -> i32 {
-    if s == i32::MAX { 0 } else { s + 1 }
+    if s == i32::MAX {
+        0
+    } else {
+        s + 1
+    }
 }
 
 impl ProducerTable {
@@ -194,14 +198,7 @@ pub struct Partition {
 
 impl Partition {
     pub fn new(topic: String, index: i32, stream: StreamId) -> Self {
-        Self {
-            topic,
-            index,
-            stream,
-            sequencing: tokio::sync::Mutex::new(()),
-            producers: Default::default(),
-            time_index: Default::default(),
-        }
+        Self { topic, index, stream, sequencing: tokio::sync::Mutex::new(()), producers: Default::default(), time_index: Default::default() }
     }
 }
 
@@ -210,7 +207,18 @@ mod tests {
     use super::*;
 
     fn info(pid: i64, epoch: i16, seq: i32, records: u32) -> BatchInfo {
-        BatchInfo { position: 0, size: 100, records, producer_id: pid, producer_epoch: epoch, base_sequence: seq, max_timestamp: 0, base_timestamp: 0, transactional: false, control: false }
+        BatchInfo {
+            position: 0,
+            size: 100,
+            records,
+            producer_id: pid,
+            producer_epoch: epoch,
+            base_sequence: seq,
+            max_timestamp: 0,
+            base_timestamp: 0,
+            transactional: false,
+            control: false,
+        }
     }
 
     #[test]

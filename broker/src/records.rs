@@ -1,4 +1,4 @@
-//! Kafka record batches (magic v2) as the broker sees them: validated, never decompressed or re-encoded.
+//! Kafka record batches (magic v2) as the broker sees them: validated record by record, stored as received.
 //!
 //! Header layout (big-endian): base_offset i64 @0, batch_length i32 @8, partition_leader_epoch
 //! i32 @12, magic i8 @16, crc u32 @17 (CRC-32C of bytes 21..), attributes i16 @21,
@@ -8,6 +8,9 @@
 use bytes::{Bytes, BytesMut};
 
 use crate::error::{BrokerError, Result};
+
+pub mod decompress;
+pub mod walk;
 
 /// Bytes in a v2 batch header.
 pub const HEADER_BYTES: usize = 61;
@@ -52,8 +55,10 @@ fn i64_at(b: &[u8], at: usize) -> i64 {
     i64::from_be_bytes(x)
 }
 
-/// Validates every batch in a produce payload: framing, magic, CRC, record counts.
-pub fn validate(buf: &[u8]) -> Result<Vec<BatchInfo>> {
+/// Validates every batch in a produce payload: framing, magic, CRC, and every record (count,
+/// lengths, varints, offset deltas), compressed ones decompressed into at most
+/// `decompressed_bytes_max` bytes.
+pub fn validate(buf: &[u8], decompressed_bytes_max: usize) -> Result<Vec<BatchInfo>> {
     let mut out = Vec::new();
     let mut pos = 0;
     while pos < buf.len() {
@@ -82,10 +87,9 @@ pub fn validate(buf: &[u8]) -> Result<Vec<BatchInfo>> {
         let last_offset_delta = i32_at(b, 23);
         let records_count = i32_at(b, 57);
         if records_count <= 0 || last_offset_delta != records_count - 1 {
-            return Err(BrokerError::InvalidRecord(format!(
-                "batch declares {records_count} records and last offset delta {last_offset_delta}"
-            )));
+            return Err(BrokerError::InvalidRecord(format!("batch declares {records_count} records and last offset delta {last_offset_delta}")));
         }
+        records_of(b, records_count as u32, decompressed_bytes_max, |_| {}).map_err(BrokerError::InvalidRecord)?;
         out.push(BatchInfo {
             position: pos,
             size,
@@ -104,6 +108,18 @@ pub fn validate(buf: &[u8]) -> Result<Vec<BatchInfo>> {
         return Err(BrokerError::InvalidRecord("no record batch in the request".into()));
     }
     Ok(out)
+}
+
+/// Walks the records of one batch (`b` starts at its header), decompressing them first if they
+/// are compressed; `f` sees each record.
+pub fn records_of(b: &[u8], count: u32, decompressed_bytes_max: usize, f: impl FnMut(walk::RecordView<'_>)) -> std::result::Result<(), String> {
+    let body = b.get(HEADER_BYTES..).ok_or("a batch is shorter than its header")?;
+    let codec = i16_at(b, 21) & 0x07;
+    if codec == 0 {
+        return walk::records(body, count, f);
+    }
+    let plain = decompress::decompress(codec, body, decompressed_bytes_max)?;
+    walk::records(&plain, count, f)
 }
 
 /// Parses the headers of stored batches (already validated when produced).

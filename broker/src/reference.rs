@@ -67,7 +67,13 @@ pub fn markdown() -> String {
     out += "\n### `[storage]`: the storage engine\n\n| key | environment | default | meaning |\n| --- | --- | --- | --- |\n";
     let storage = defaults.get("storage");
     for f in fields(SETTINGS_SOURCE, "StorageSettings") {
-        out += &format!("| `{}` | `FLOE_STORAGE__{}` | {} | {} |\n", f.name, f.name.to_uppercase(), default_text(storage.and_then(|s| s.get(&f.name))), cell(&f.doc));
+        out += &format!(
+            "| `{}` | `FLOE_STORAGE__{}` | {} | {} |\n",
+            f.name,
+            f.name.to_uppercase(),
+            default_text(storage.and_then(|s| s.get(&f.name))),
+            cell(&f.doc)
+        );
     }
     out += "\n## Topic configs\n\n\
             Set at create time (`floe topic create --config k=v`, any Kafka admin client) or live with \
@@ -107,7 +113,10 @@ mod tests {
             std::fs::write(path, &want).expect("write");
         }
         let got = std::fs::read_to_string(path).unwrap_or_default();
-        assert!(got == want, "docs/configuration.md is stale: run `cargo run --bin floe -- config reference > docs/configuration.md` (or FLOE_UPDATE_DOCS=1 cargo test)");
+        assert!(
+            got == want,
+            "docs/configuration.md is stale: run `cargo run --bin floe -- config reference > docs/configuration.md` (or FLOE_UPDATE_DOCS=1 cargo test)"
+        );
     }
 
     #[test]

@@ -59,6 +59,15 @@ pub struct Settings {
     pub connections_idle_ms: Millis,
     /// Default `max.message.bytes` of topics.
     pub message_max_bytes: ByteSize,
+    /// Most bytes a compressed batch's records may inflate to when they are validated (on
+    /// produce) or decoded (by a Table Topic); a batch past it is refused (dead-lettered).
+    pub batch_decompressed_bytes_max: ByteSize,
+    /// Most bytes of record data in one Fetch response, whatever the client asks
+    /// (`fetch.max.bytes`).
+    pub fetch_max_bytes: ByteSize,
+    /// Most request bytes read but not yet answered across all connections of the node; a
+    /// connection waits for room before it reads the next request's body.
+    pub requests_inflight_bytes_max: ByteSize,
     /// Longest a Fetch may wait, whatever the client asks.
     pub fetch_max_wait_ms: Millis,
     /// Delay before the first rebalance of an empty group completes (`group.initial.rebalance.delay.ms`).
@@ -151,6 +160,9 @@ impl Default for Settings {
             connection_inflight_bytes_max: ByteSize(64 << 20),
             connections_idle_ms: Millis(600_000),
             message_max_bytes: ByteSize(1_048_588),
+            batch_decompressed_bytes_max: ByteSize(64 << 20),
+            fetch_max_bytes: ByteSize(55 << 20),
+            requests_inflight_bytes_max: ByteSize(512 << 20),
             fetch_max_wait_ms: Millis(30_000),
             group_initial_rebalance_delay_ms: Millis(300),
             group_min_session_timeout_ms: Millis(1_000),
@@ -236,7 +248,9 @@ impl Settings {
                 _ => {}
             }
         }
-        for (var, key) in [("AWS_ACCESS_KEY_ID", "s3.access-key-id"), ("AWS_SECRET_ACCESS_KEY", "s3.secret-access-key"), ("AWS_SESSION_TOKEN", "s3.session-token")] {
+        for (var, key) in
+            [("AWS_ACCESS_KEY_ID", "s3.access-key-id"), ("AWS_SECRET_ACCESS_KEY", "s3.secret-access-key"), ("AWS_SESSION_TOKEN", "s3.session-token")]
+        {
             if let Some(v) = env.get(var) {
                 out.insert(key.into(), v.clone());
             }
@@ -311,8 +325,7 @@ mod tests {
             ("FLOE_OBJECT_STORE".to_string(), "memory://".to_string()),
             ("PATH".to_string(), "/bin".to_string()),
         ];
-        let (s, ignored) = Settings::load(Some(&f), env, vec![("kafka_listen".into(), toml::Value::String("127.0.0.1:0".into()))])
-            .expect("load");
+        let (s, ignored) = Settings::load(Some(&f), env, vec![("kafka_listen".into(), toml::Value::String("127.0.0.1:0".into()))]).expect("load");
         assert!(ignored.is_empty());
         assert_eq!(s.kafka_listen, "127.0.0.1:0");
         assert_eq!(s.num_partitions, 5);

@@ -51,8 +51,14 @@ struct PartitionSnapshot {
 #[derive(Debug, Serialize, Deserialize)]
 enum Record {
     /// Offsets committed (Some) or deleted (None) for one group.
-    Offsets { group: String, entries: Vec<(String, i32, Option<Committed>)> },
-    Snapshot { offsets: Vec<(OffsetKey, Committed)>, partitions: Vec<PartitionSnapshot> },
+    Offsets {
+        group: String,
+        entries: Vec<(String, i32, Option<Committed>)>,
+    },
+    Snapshot {
+        offsets: Vec<(OffsetKey, Committed)>,
+        partitions: Vec<PartitionSnapshot>,
+    },
 }
 
 /// The broker's durable state.
@@ -157,13 +163,7 @@ impl StateStore {
 
     /// Every committed offset of a group.
     pub fn group_offsets(&self, group: &str) -> Vec<(String, i32, Committed)> {
-        let mut v: Vec<_> = self
-            .offsets
-            .read()
-            .iter()
-            .filter(|((g, _, _), _)| g == group)
-            .map(|((_, t, p), c)| (t.clone(), *p, c.clone()))
-            .collect();
+        let mut v: Vec<_> = self.offsets.read().iter().filter(|((g, _, _), _)| g == group).map(|((_, t, p), c)| (t.clone(), *p, c.clone())).collect();
         v.sort_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
         v
     }

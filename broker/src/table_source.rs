@@ -1,13 +1,15 @@
 //! The broker as a Table Topic record source: durable batches read from the engine and decoded
-//! (decompressed) into records; control records left out.
+//! (decompressed under a cap) into records; control records left out; a batch that cannot be
+//! decoded becomes one dead-letter record instead of an error retried forever.
 
 use std::sync::{Arc, Weak};
 
 use async_trait::async_trait;
+use bytes::Bytes;
 use floe_table_topic::{RecordSource, SourceRead, SourceRecord};
-use kafka_protocol::records::RecordBatchDecoder;
 
 use crate::broker::Broker;
+use crate::records::{self, walk};
 
 /// Reads a node's topics for its Table Topics (weakly held: the broker owns the Table Topics).
 pub struct BrokerSource(pub Weak<Broker>);
@@ -39,25 +41,63 @@ impl RecordSource for BrokerSource {
         let info = b.engine.stream_info(p.stream).map_err(|e| e.to_string())?;
         let batches = b.engine.read(p.stream, from.max(0) as u64, info.end, bytes_max.max(1)).await.map_err(|e| e.to_string())?;
         let mut out = SourceRead { records: Vec::new(), next_offset: from, log_end: info.end as i64 };
+        let cap = b.settings.batch_decompressed_bytes_max.0 as usize;
         for batch in batches {
-            let mut buf = batch.payload.clone();
-            let sets = RecordBatchDecoder::decode_all(&mut buf).map_err(|e| format!("{topic}-{partition} batch at offset {}: {e}", batch.base_offset))?;
-            for set in sets {
-                for r in set.records {
-                    if r.control || r.offset < from {
-                        continue;
-                    }
+            let end = batch.base_offset + u64::from(batch.count);
+            match decode(&batch.payload, cap) {
+                Ok(recs) => out.records.extend(recs.into_iter().filter(|r| r.offset >= from)),
+                Err(reason) if end as i64 > from => {
+                    let reason = format!("batch at offsets {}..{end} cannot be decoded: {reason}", batch.base_offset);
+                    tracing::warn!(topic, partition, %reason, "undecodable batch sent to the dead-letter table");
                     out.records.push(SourceRecord {
-                        offset: r.offset,
-                        timestamp_ms: r.timestamp,
-                        key: r.key,
-                        value: r.value,
-                        headers: r.headers.into_iter().map(|(k, v)| (k.to_string(), v)).collect(),
+                        offset: batch.base_offset as i64,
+                        value: Some(batch.payload.clone()),
+                        undecodable: Some(reason),
+                        ..SourceRecord::default()
                     });
                 }
+                Err(_) => {}
             }
-            out.next_offset = out.next_offset.max((batch.base_offset + u64::from(batch.count)) as i64);
+            out.next_offset = out.next_offset.max(end as i64);
         }
         Ok(out)
     }
 }
+
+/// The records of one stored append (one or more v2 batches), control records left out.
+pub fn decode(payload: &Bytes, decompressed_bytes_max: usize) -> Result<Vec<SourceRecord>, String> {
+    let mut out = Vec::new();
+    let batches = records::headers(payload);
+    let covered = batches.last().map_or(0, |(_, i)| i.position + i.size);
+    if covered != payload.len() {
+        return Err(format!("{} of {} bytes are not whole batches", payload.len() - covered, payload.len()));
+    }
+    for (base, info) in batches {
+        if info.control {
+            continue;
+        }
+        let b = payload.slice(info.position..info.position + info.size);
+        let log_append_time = b[21] & 0x08 != 0;
+        let codec = i16::from(b[22] & 0x07);
+        let plain = if codec == 0 {
+            b.slice(records::HEADER_BYTES..)
+        } else {
+            Bytes::from(records::decompress::decompress(codec, &b[records::HEADER_BYTES..], decompressed_bytes_max)?)
+        };
+        let own = |s: &[u8]| plain.slice_ref(s);
+        walk::records(&plain, info.records, |r| {
+            out.push(SourceRecord {
+                offset: base + i64::from(r.offset_delta),
+                timestamp_ms: if log_append_time { info.max_timestamp } else { info.base_timestamp.saturating_add(r.timestamp_delta) },
+                key: r.key.map(own),
+                value: r.value.map(own),
+                headers: walk::headers(&r).into_iter().map(|(k, v)| (String::from_utf8_lossy(k).into_owned(), v.map(own))).collect(),
+                undecodable: None,
+            })
+        })?;
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests;

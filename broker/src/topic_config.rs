@@ -9,7 +9,9 @@ use crate::error::{BrokerError, Result};
 /// How a key's value is checked.
 #[derive(Debug, Clone, Copy)]
 enum Kind {
-    Long { min: i64 },
+    Long {
+        min: i64,
+    },
     Bool,
     OneOf(&'static [&'static str]),
     Text,
@@ -157,11 +159,7 @@ pub fn validate(configs: &BTreeMap<String, String>) -> Result<()> {
 
 /// A key's effective value as a number, from the topic or its default.
 pub fn long(configs: &BTreeMap<String, String>, key: &str) -> Option<i64> {
-    configs
-        .get(key)
-        .map(String::as_str)
-        .or_else(|| KEYS.iter().find(|k| k.name == key).and_then(|k| k.default))
-        .and_then(|v| v.trim().parse().ok())
+    configs.get(key).map(String::as_str).or_else(|| KEYS.iter().find(|k| k.name == key).and_then(|k| k.default)).and_then(|v| v.trim().parse().ok())
 }
 
 #[cfg(test)]

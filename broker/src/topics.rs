@@ -70,8 +70,7 @@ impl Topics {
     pub async fn load(engine: Engine) -> Result<Self> {
         let mut by_name = HashMap::new();
         for (key, value) in engine.kv_scan(KEY_PREFIX) {
-            let meta: TopicMeta = serde_json::from_str(&value)
-                .map_err(|e| BrokerError::Internal(format!("topic metadata {key} is unreadable: {e}")))?;
+            let meta: TopicMeta = serde_json::from_str(&value).map_err(|e| BrokerError::Internal(format!("topic metadata {key} is unreadable: {e}")))?;
             let topic = open(&engine, meta).await?;
             by_name.insert(topic.meta.name.clone(), Arc::new(topic));
         }

@@ -80,11 +80,7 @@ impl Catalog {
                 state.tables.insert((ns.split('\u{1f}').map(str::to_string).collect(), name.to_string()), v);
             }
         }
-        Ok(Self {
-            store,
-            storage: ObjectStorage::new(objects, warehouse, warehouse_path),
-            state: tokio::sync::Mutex::new(state),
-        })
+        Ok(Self { store, storage: ObjectStorage::new(objects, warehouse, warehouse_path), state: tokio::sync::Mutex::new(state) })
     }
 
     /// The warehouse URL.
@@ -110,7 +106,15 @@ impl Catalog {
             return Ok(m.clone());
         }
         let path = self.object_path(location)?;
-        let bytes = self.storage.store().get(&path).await.map_err(|e| CatalogError::Storage(format!("{location}: {e}")))?.bytes().await.map_err(|e| CatalogError::Storage(e.to_string()))?;
+        let bytes = self
+            .storage
+            .store()
+            .get(&path)
+            .await
+            .map_err(|e| CatalogError::Storage(format!("{location}: {e}")))?
+            .bytes()
+            .await
+            .map_err(|e| CatalogError::Storage(e.to_string()))?;
         let m: TableMetadata = serde_json::from_slice(&bytes).map_err(|e| CatalogError::Storage(format!("{location}: {e}")))?;
         let m = Arc::new(m);
         if state.cache.len() >= CACHE_ENTRIES_MAX {
@@ -121,11 +125,7 @@ impl Catalog {
     }
 
     async fn write_metadata(&self, state: &mut State, metadata: &TableMetadata, previous: Option<&str>) -> Result<String> {
-        let version = previous
-            .and_then(|p| p.rsplit('/').next())
-            .and_then(|f| f.split('-').next())
-            .and_then(|n| n.parse::<u64>().ok())
-            .map_or(0, |n| n + 1);
+        let version = previous.and_then(|p| p.rsplit('/').next()).and_then(|f| f.split('-').next()).and_then(|n| n.parse::<u64>().ok()).map_or(0, |n| n + 1);
         let location = format!("{}/metadata/{version:05}-{}.metadata.json", metadata.location().trim_end_matches('/'), uuid::Uuid::new_v4());
         let json = serde_json::to_vec(metadata).map_err(|e| CatalogError::Storage(e.to_string()))?;
         let opts = PutOptions { mode: PutMode::Create, ..Default::default() };
@@ -143,12 +143,7 @@ impl Catalog {
             }
         }
         let depth = parent.as_ref().map_or(0, Vec::len);
-        Ok(state
-            .namespaces
-            .keys()
-            .filter(|ns| ns.len() == depth + 1 && parent.as_ref().is_none_or(|p| ns.starts_with(p)))
-            .cloned()
-            .collect())
+        Ok(state.namespaces.keys().filter(|ns| ns.len() == depth + 1 && parent.as_ref().is_none_or(|p| ns.starts_with(p))).cloned().collect())
     }
 
     /// Creates a namespace.
@@ -187,7 +182,12 @@ impl Catalog {
     }
 
     /// Updates properties; returns (updated, removed, missing).
-    pub async fn update_namespace(&self, ns: &Namespace, removals: Vec<String>, updates: HashMap<String, String>) -> Result<(Vec<String>, Vec<String>, Vec<String>)> {
+    pub async fn update_namespace(
+        &self,
+        ns: &Namespace,
+        removals: Vec<String>,
+        updates: HashMap<String, String>,
+    ) -> Result<(Vec<String>, Vec<String>, Vec<String>)> {
         if removals.iter().any(|r| updates.contains_key(r)) {
             return Err(CatalogError::BadRequest("a key is both removed and updated".into()));
         }
@@ -195,7 +195,11 @@ impl Catalog {
         let mut props = state.namespaces.get(ns).cloned().ok_or_else(|| CatalogError::NoSuchNamespace(show(ns)))?;
         let (mut removed, mut missing) = (vec![], vec![]);
         for r in removals {
-            if props.remove(&r).is_some() { removed.push(r) } else { missing.push(r) }
+            if props.remove(&r).is_some() {
+                removed.push(r)
+            } else {
+                missing.push(r)
+            }
         }
         let updated: Vec<String> = updates.keys().cloned().collect();
         props.extend(updates);

@@ -88,7 +88,15 @@ pub async fn write_position_deletes(io: &FileIO, location: &str, mut rows: Vec<(
     write(io, location, schema, &[batch], DataContentType::PositionDeletes, placement, referenced).await
 }
 
-async fn write(io: &FileIO, location: &str, schema: SchemaRef, batches: &[RecordBatch], content: DataContentType, placement: &Placement, referenced: Option<String>) -> Result<Option<NewFile>> {
+async fn write(
+    io: &FileIO,
+    location: &str,
+    schema: SchemaRef,
+    batches: &[RecordBatch],
+    content: DataContentType,
+    placement: &Placement,
+    referenced: Option<String>,
+) -> Result<Option<NewFile>> {
     if batches.iter().all(|b| b.num_rows() == 0) {
         return Ok(None);
     }

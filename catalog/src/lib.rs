@@ -11,14 +11,14 @@
 
 pub mod catalog;
 pub mod commit;
-pub mod files;
 pub mod error;
+pub mod files;
+pub mod rest_target;
 pub mod server;
 pub mod storage;
-pub mod rest_target;
 pub mod store;
 
 pub use catalog::Catalog;
-pub use error::CatalogError;
 pub use commit::{Change, CommitTarget, Committer};
+pub use error::CatalogError;
 pub use storage::ObjectStorage;

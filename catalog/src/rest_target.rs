@@ -191,7 +191,14 @@ impl CommitTarget for RestTarget {
         }
     }
 
-    async fn create(&self, ns: &Namespace, name: &str, schema: Schema, spec: Option<UnboundPartitionSpec>, properties: HashMap<String, String>) -> Result<LoadedTable> {
+    async fn create(
+        &self,
+        ns: &Namespace,
+        name: &str,
+        schema: Schema,
+        spec: Option<UnboundPartitionSpec>,
+        properties: HashMap<String, String>,
+    ) -> Result<LoadedTable> {
         let mut properties = properties;
         properties.entry("format-version".into()).or_insert_with(|| "2".into());
         let mut body = json!({"name": name, "schema": schema, "properties": properties, "stage-create": false});

@@ -195,7 +195,14 @@ async fn create_table(State(ctx): Shared, Path(n): Path<String>, raw: Bytes) -> 
     if b.stage_create {
         return Err(ApiError(CatalogError::BadRequest("staged creates are not supported yet".into())));
     }
-    let req = CreateTable { name: b.name, location: b.location, schema: b.schema, partition_spec: b.partition_spec, sort_order: b.write_order, properties: b.properties };
+    let req = CreateTable {
+        name: b.name,
+        location: b.location,
+        schema: b.schema,
+        partition_spec: b.partition_spec,
+        sort_order: b.write_order,
+        properties: b.properties,
+    };
     let t = ctx.catalog.create_table(&ns(&n), req).await?;
     ok(load_result(&t, &ctx.config))
 }

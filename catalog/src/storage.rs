@@ -94,12 +94,12 @@ impl ObjectStorage {
 
     /// The object-store path of a location, or an error when it is outside the warehouse.
     pub fn path(&self, location: &str) -> iceberg::Result<Path> {
-        let rest = location.strip_prefix(&self.warehouse).filter(|r| r.is_empty() || r.starts_with('/')).ok_or_else(|| {
-            Error::new(ErrorKind::DataInvalid, format!("location {location} is outside the warehouse {}", self.warehouse))
-        })?;
+        let rest = location
+            .strip_prefix(&self.warehouse)
+            .filter(|r| r.is_empty() || r.starts_with('/'))
+            .ok_or_else(|| Error::new(ErrorKind::DataInvalid, format!("location {location} is outside the warehouse {}", self.warehouse)))?;
         let full = if self.warehouse_path.is_empty() { rest.trim_start_matches('/').to_string() } else { format!("{}{rest}", self.warehouse_path) };
-        Path::parse(full)
-            .map_err(|e| Error::new(ErrorKind::DataInvalid, format!("location {location}: {e}")))
+        Path::parse(full).map_err(|e| Error::new(ErrorKind::DataInvalid, format!("location {location}: {e}")))
     }
 
     /// The location of an object-store path under the warehouse (the inverse of [`Self::path`]).

@@ -102,7 +102,13 @@ async fn main() {
             let (mb, lat) = appends(&e, clients, size, secs).await;
             println!(
                 "{:>7}K {:>8} {:>10.1} {:>10.0} {:>9.2} {:>9.2} {:>7.0}%",
-                size >> 10, clients, mb, lat.len() as f64 / secs, pct(&lat, 0.5), pct(&lat, 0.99), mb / raw * 100.0
+                size >> 10,
+                clients,
+                mb,
+                lat.len() as f64 / secs,
+                pct(&lat, 0.5),
+                pct(&lat, 0.99),
+                mb / raw * 100.0
             );
             e.close().await.expect("close");
         }

@@ -79,11 +79,7 @@ impl LogCache {
         }
         *up = end;
         if let Some(q) = self.streams.get(&stream) {
-            let newly: u64 = q
-                .iter()
-                .filter(|b| b.end_offset() > before && b.end_offset() <= end)
-                .map(|b| b.payload.len() as u64)
-                .sum();
+            let newly: u64 = q.iter().filter(|b| b.end_offset() > before && b.end_offset() <= end).map(|b| b.payload.len() as u64).sum();
             self.pending_bytes -= newly.min(self.pending_bytes);
         }
         self.evict();

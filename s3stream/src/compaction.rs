@@ -18,7 +18,6 @@ use crate::manifest::{object_path, ObjectMeta, RangeRef};
 use crate::object::{self, ObjectBuilder};
 use crate::{Batch, Result, StreamId};
 
-
 /// Most bytes of objects read by one compaction pass.
 pub const COMPACTION_BYTES_MAX: u64 = 256 << 20;
 

@@ -141,14 +141,7 @@ impl Engine {
         let mut streams = HashMap::new();
         let mut log_cache = LogCache::new(config.log_cache_bytes);
         for (&id, s) in &manifest.streams {
-            streams.insert(id, StreamState {
-                epoch: s.epoch,
-                start: s.start,
-                next: s.end,
-                confirmed: s.end,
-                open: false,
-                append_lock: Arc::default(),
-            });
+            streams.insert(id, StreamState { epoch: s.epoch, start: s.start, next: s.end, confirmed: s.end, open: false, append_lock: Arc::default() });
             log_cache.set_uploaded(id, s.end);
         }
         let (mut replayed, mut skipped) = (0u64, 0u64);
@@ -163,8 +156,12 @@ impl Engine {
                 continue;
             }
             if r.batch.base_offset != st.confirmed {
-                tracing::error!(stream = r.stream, expected = st.confirmed, found = r.batch.base_offset,
-                    "WAL replay found a gap in a stream; keeping the data after it");
+                tracing::error!(
+                    stream = r.stream,
+                    expected = st.confirmed,
+                    found = r.batch.base_offset,
+                    "WAL replay found a gap in a stream; keeping the data after it"
+                );
             }
             st.confirmed = end;
             st.next = end;
@@ -295,14 +292,7 @@ impl Engine {
     /// Assigns the next `count` offsets and queues the batch `make(base_offset)` for the WAL,
     /// in call order per stream; returns the base offset and a handle that resolves once the
     /// batch is durable. `len` is the payload's size, known before it is made.
-    pub async fn append_start(
-        &self,
-        id: StreamId,
-        epoch: u64,
-        count: u32,
-        len: usize,
-        make: impl FnOnce(u64) -> Bytes,
-    ) -> Result<(u64, Durable)> {
+    pub async fn append_start(&self, id: StreamId, epoch: u64, count: u32, len: usize, make: impl FnOnce(u64) -> Bytes) -> Result<(u64, Durable)> {
         let inner = &self.inner;
         if count == 0 {
             return Err(Error::InvalidArgument("a batch must hold at least one offset".into()));
@@ -396,9 +386,11 @@ impl Engine {
             if r.end <= pos {
                 continue;
             }
-            let size = manifest.objects.get(&r.object).map(|o| o.size).ok_or_else(|| {
-                Error::corrupt(format!("stream {id}"), format!("range refers to unknown object {}", r.object))
-            })?;
+            let size = manifest
+                .objects
+                .get(&r.object)
+                .map(|o| o.size)
+                .ok_or_else(|| Error::corrupt(format!("stream {id}"), format!("range refers to unknown object {}", r.object)))?;
             // Bounded by the range: one object may hold several runs of a stream (after compaction).
             for b in self.read_object(r.object, size, id, pos, to.min(r.end), bytes_max.saturating_sub(bytes), !out.is_empty()).await? {
                 pos = b.end_offset();

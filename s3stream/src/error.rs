@@ -49,9 +49,7 @@ impl Error {
     pub fn kind(&self) -> ErrorKind {
         match self {
             Error::Fenced { .. } => ErrorKind::Fenced,
-            Error::StreamNotFound(_) | Error::StreamNotOpen(_) | Error::OffsetOutOfRange { .. } | Error::InvalidArgument(_) => {
-                ErrorKind::InvalidInput
-            }
+            Error::StreamNotFound(_) | Error::StreamNotOpen(_) | Error::OffsetOutOfRange { .. } | Error::InvalidArgument(_) => ErrorKind::InvalidInput,
             Error::ChecksumMismatch { .. } | Error::Corrupt { .. } => ErrorKind::Corruption,
             Error::ShuttingDown | Error::ObjectStore(_) | Error::Io(_) => ErrorKind::Unavailable,
             Error::Json(_) => ErrorKind::Internal,

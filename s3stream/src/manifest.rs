@@ -105,10 +105,7 @@ impl ManifestStore {
     pub async fn open(store: Arc<dyn ObjectStore>) -> Result<Self> {
         let prefix = Path::from(PREFIX);
         let metas: Vec<_> = store.list(Some(&prefix)).try_collect().await?;
-        let newest = metas
-            .iter()
-            .filter_map(|m| m.location.filename()?.strip_prefix("manifest-")?.strip_suffix(".json")?.parse::<u64>().ok())
-            .max();
+        let newest = metas.iter().filter_map(|m| m.location.filename()?.strip_prefix("manifest-")?.strip_suffix(".json")?.parse::<u64>().ok()).max();
         let current = match newest {
             Some(v) => read(&store, v).await?,
             None => Manifest::default(),

@@ -3,8 +3,8 @@
 use std::sync::Arc;
 
 use arrow_array::builder::{
-    BinaryBuilder, BooleanBuilder, Date32Builder, Decimal128Builder, FixedSizeBinaryBuilder, Float32Builder, Float64Builder,
-    Int32Builder, Int64Builder, StringBuilder, Time64MicrosecondBuilder, TimestampMicrosecondBuilder,
+    BinaryBuilder, BooleanBuilder, Date32Builder, Decimal128Builder, FixedSizeBinaryBuilder, Float32Builder, Float64Builder, Int32Builder, Int64Builder,
+    StringBuilder, Time64MicrosecondBuilder, TimestampMicrosecondBuilder,
 };
 use arrow_array::{ArrayRef, ListArray, MapArray, RecordBatch, StructArray};
 use arrow_buffer::{NullBuffer, OffsetBuffer, ScalarBuffer};
@@ -131,7 +131,10 @@ pub fn array(values: &[&Value], f: &Field) -> Result<ArrayRef> {
                 offsets.push(i32::try_from(children.len()).map_err(|_| mismatch(f, "list too long"))?);
             }
             let child = array(&children, item)?;
-            Arc::new(ListArray::try_new(item.clone(), OffsetBuffer::new(ScalarBuffer::from(offsets)), child, nulls(valid)).map_err(|e| mismatch(f, e.to_string()))?)
+            Arc::new(
+                ListArray::try_new(item.clone(), OffsetBuffer::new(ScalarBuffer::from(offsets)), child, nulls(valid))
+                    .map_err(|e| mismatch(f, e.to_string()))?,
+            )
         }
         DataType::Map(entries, sorted) => {
             let DataType::Struct(kv) = entries.data_type() else { return Err(mismatch(f, "map entries are not a struct")) };

@@ -85,9 +85,7 @@ pub fn flatten(value: Option<&[u8]>) -> Result<Option<Change>> {
             if op == Op::Delete { REPLICA_HINT } else { "" }
         )));
     }
-    let row_schema = schema.as_ref().and_then(|s| {
-        s.get("fields")?.as_array()?.iter().find(|f| f.get("field").and_then(Json::as_str) == Some(image)).cloned()
-    });
+    let row_schema = schema.as_ref().and_then(|s| s.get("fields")?.as_array()?.iter().find(|f| f.get("field").and_then(Json::as_str) == Some(image)).cloned());
     let source = envelope.get("source").map(|s| {
         let db = s.get("db").and_then(Json::as_str).unwrap_or("");
         let table = s.get("table").and_then(Json::as_str).unwrap_or("");
@@ -102,9 +100,10 @@ fn connect_type(s: &Json) -> Result<DataType> {
     let ty = s.get("type").and_then(Json::as_str).unwrap_or("");
     Ok(match (name, ty) {
         ("org.apache.kafka.connect.data.Date" | "io.debezium.time.Date", "int32") => DataType::Date32,
-        ("org.apache.kafka.connect.data.Timestamp" | "io.debezium.time.Timestamp" | "io.debezium.time.MicroTimestamp" | "io.debezium.time.NanoTimestamp", "int64") => {
-            DataType::Timestamp(TimeUnit::Microsecond, None)
-        }
+        (
+            "org.apache.kafka.connect.data.Timestamp" | "io.debezium.time.Timestamp" | "io.debezium.time.MicroTimestamp" | "io.debezium.time.NanoTimestamp",
+            "int64",
+        ) => DataType::Timestamp(TimeUnit::Microsecond, None),
         (_, "int8" | "int16" | "int32") => DataType::Int32,
         (_, "int64") => DataType::Int64,
         (_, "float32" | "float") => DataType::Float32,

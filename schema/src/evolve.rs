@@ -78,7 +78,10 @@ pub fn fits(table: &Schema, record: &Schema) -> bool {
             (a, b) if a == b => true,
             (Int64, Int32) | (Float64, Float32) => true,
             (Decimal128(p1, s1), Decimal128(p2, s2)) => s1 == s2 && p1 >= p2,
-            (Struct(a), Struct(b)) => b.iter().all(|rf| a.iter().any(|tf| tf.name() == rf.name() && field_fits(tf, rf))) && a.iter().all(|tf| tf.is_nullable() || b.iter().any(|rf| rf.name() == tf.name())),
+            (Struct(a), Struct(b)) => {
+                b.iter().all(|rf| a.iter().any(|tf| tf.name() == rf.name() && field_fits(tf, rf)))
+                    && a.iter().all(|tf| tf.is_nullable() || b.iter().any(|rf| rf.name() == tf.name()))
+            }
             (List(a), List(b)) => field_fits(a, b),
             (Map(a, _), Map(b, _)) => type_fits(a.data_type(), b.data_type()),
             _ => false,

@@ -103,7 +103,10 @@ mod tests {
     #[tokio::test]
     async fn an_external_registry_over_http_serves_the_cache() {
         let registry = Arc::new(Registry::open(Arc::new(MemoryLog::default())).await.expect("registry"));
-        let id = registry.register("topic a/value", SchemaType::Avro, r#"{"type":"record","name":"R","fields":[{"name":"n","type":"long"}]}"#, vec![]).await.expect("register");
+        let id = registry
+            .register("topic a/value", SchemaType::Avro, r#"{"type":"record","name":"R","fields":[{"name":"n","type":"long"}]}"#, vec![])
+            .await
+            .expect("register");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
         tokio::spawn(crate::registry::server::serve(registry, listener, std::future::pending()));

@@ -73,9 +73,7 @@ impl FieldIds {
         let path = if parent.is_empty() { f.name().clone() } else { format!("{parent}.{}", f.name()) };
         let id = self.id_for(&path);
         let data_type = match f.data_type() {
-            DataType::Struct(children) => {
-                DataType::Struct(Fields::from(children.iter().map(|c| self.field(c, &path)).collect::<Vec<_>>()))
-            }
+            DataType::Struct(children) => DataType::Struct(Fields::from(children.iter().map(|c| self.field(c, &path)).collect::<Vec<_>>())),
             DataType::List(item) => DataType::List(Arc::new(self.field(&item.as_ref().clone().with_name("element"), &path))),
             DataType::Map(entries, sorted) => {
                 let DataType::Struct(kv) = entries.data_type() else { return f.clone() };

@@ -5,10 +5,10 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use crate::json_doc::Doc;
 use arrow_array::{ArrayRef, BooleanArray, Float64Array, Int32Array, Int64Array, ListArray, NullArray, RecordBatch, StringArray, StructArray};
 use arrow_buffer::{NullBuffer, OffsetBuffer};
 use arrow_schema::{DataType, Fields, SchemaRef};
-use crate::json_doc::Doc;
 
 fn nulls(valid: &[bool]) -> Option<NullBuffer> {
     valid.iter().any(|v| !v).then(|| NullBuffer::from(valid.to_vec()))
@@ -75,10 +75,13 @@ fn column(values: &[Option<&Doc>], dt: &DataType) -> Option<ArrayRef> {
     })
 }
 
+/// One field's values across the rows (`None`: absent or null).
+type Column<'a> = Vec<Option<&'a Doc<'a>>>;
+
 /// Objects (or nulls) into one list of values per field, walking each object once in its own
 /// order (records written by one program keep their keys in the schema's order, so the position
 /// is tried before the name). `None` when a value is not an object or has a field `fields` lacks.
-fn split<'a>(objects: &[Option<&'a Doc<'a>>], fields: &Fields) -> Option<(Vec<bool>, Vec<Vec<Option<&'a Doc<'a>>>>)> {
+fn split<'a>(objects: &[Option<&'a Doc<'a>>], fields: &Fields) -> Option<(Vec<bool>, Vec<Column<'a>>)> {
     let by_name: HashMap<&str, usize> = fields.iter().enumerate().map(|(i, f)| (f.name().as_str(), i)).collect();
     let mut columns: Vec<Vec<Option<&Doc>>> = vec![Vec::with_capacity(objects.len()); fields.len()];
     let mut valid = Vec::with_capacity(objects.len());

@@ -26,22 +26,46 @@ impl<'a> Doc<'a> {
     }
 
     pub fn as_bool(&self) -> Option<bool> {
-        if let Doc::Bool(b) = self { Some(*b) } else { None }
+        if let Doc::Bool(b) = self {
+            Some(*b)
+        } else {
+            None
+        }
     }
     pub fn as_i64(&self) -> Option<i64> {
-        if let Doc::Number(n) = self { n.as_i64() } else { None }
+        if let Doc::Number(n) = self {
+            n.as_i64()
+        } else {
+            None
+        }
     }
     pub fn as_f64(&self) -> Option<f64> {
-        if let Doc::Number(n) = self { n.as_f64() } else { None }
+        if let Doc::Number(n) = self {
+            n.as_f64()
+        } else {
+            None
+        }
     }
     pub fn as_str(&self) -> Option<&str> {
-        if let Doc::String(s) = self { Some(s) } else { None }
+        if let Doc::String(s) = self {
+            Some(s)
+        } else {
+            None
+        }
     }
     pub fn as_array(&self) -> Option<&[Doc<'a>]> {
-        if let Doc::Array(a) = self { Some(a) } else { None }
+        if let Doc::Array(a) = self {
+            Some(a)
+        } else {
+            None
+        }
     }
     pub fn as_object(&self) -> Option<&[(Cow<'a, str>, Doc<'a>)]> {
-        if let Doc::Object(o) = self { Some(o) } else { None }
+        if let Doc::Object(o) = self {
+            Some(o)
+        } else {
+            None
+        }
     }
 
     /// As a `serde_json::Value` (for the slow paths that take one).

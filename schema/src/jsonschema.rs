@@ -70,42 +70,16 @@ pub fn arrow_schema(schema: &Json) -> Result<Schema> {
     }
 }
 
-/// Days since 1970-01-01 of a `YYYY-MM-DD` date.
+/// Days since 1970-01-01 of a `YYYY-MM-DD` date (chrono's range; anything else is `None`).
 fn days(s: &str) -> Option<i32> {
-    let (y, rest) = s.split_once('-')?;
-    let (m, d) = rest.split_once('-')?;
-    let (y, m, d): (i64, i64, i64) = (y.parse().ok()?, m.parse().ok()?, d.get(..2)?.parse().ok()?);
-    if !(1..=12).contains(&m) || !(1..=31).contains(&d) {
-        return None;
-    }
-    // Days from civil (H. Hinnant's algorithm).
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let doy = (153 * (m + if m > 2 { -3 } else { 9 }) + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    i32::try_from(era * 146_097 + doe - 719_468).ok()
+    let d = chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").ok()?;
+    i32::try_from(d.signed_duration_since(chrono::NaiveDate::from_ymd_opt(1970, 1, 1)?).num_days()).ok()
 }
 
-/// Microseconds since the epoch of an RFC 3339 date-time (`2024-05-01T10:00:00.5Z`, `+02:00`).
+/// Microseconds since the epoch of an RFC 3339 date-time (`2024-05-01T10:00:00.5Z`, `+02:00`),
+/// `None` outside what a microsecond timestamp holds.
 fn micros(s: &str) -> Option<i64> {
-    let (date, time) = s.split_once(['T', 't', ' '])?;
-    let day = i64::from(days(date)?);
-    let (clock, offset_secs) = if let Some(c) = time.strip_suffix(['Z', 'z']) {
-        (c, 0)
-    } else {
-        let at = time.rfind(['+', '-'])?;
-        let (c, off) = time.split_at(at);
-        let sign = if off.starts_with('-') { -1 } else { 1 };
-        let (h, m) = off[1..].split_once(':')?;
-        (c, sign * (h.parse::<i64>().ok()? * 3600 + m.parse::<i64>().ok()? * 60))
-    };
-    let mut parts = clock.splitn(3, ':');
-    let (h, mi, sec) = (parts.next()?.parse::<i64>().ok()?, parts.next()?.parse::<i64>().ok()?, parts.next()?);
-    let (whole, frac) = sec.split_once('.').unwrap_or((sec, ""));
-    let frac_us: i64 = format!("{:0<6}", frac.get(..frac.len().min(6))?).parse().ok()?;
-    let secs = day * 86_400 + h * 3600 + mi * 60 + whole.parse::<i64>().ok()? - offset_secs;
-    Some(secs * 1_000_000 + frac_us)
+    chrono::DateTime::parse_from_rfc3339(s).ok().map(|t| t.timestamp_micros())
 }
 
 /// A JSON value as a [`Value`] of the given Arrow type (shared by schemaless JSON).
@@ -136,10 +110,13 @@ mod tests {
 
     #[test]
     fn json_schema_maps_and_values_convert() {
-        let s: Json = serde_json::from_str(r#"{"type":"object","required":["id"],"properties":{
+        let s: Json = serde_json::from_str(
+            r#"{"type":"object","required":["id"],"properties":{
             "id":{"type":"integer"}, "name":{"type":["null","string"]}, "at":{"type":"string","format":"date-time"},
             "day":{"type":"string","format":"date"}, "tags":{"type":"array","items":{"type":"string"}},
-            "geo":{"type":"object","properties":{"lat":{"type":"number"}}}}}"#).expect("json");
+            "geo":{"type":"object","properties":{"lat":{"type":"number"}}}}}"#,
+        )
+        .expect("json");
         let a = arrow_schema(&s).expect("arrow");
         assert!(!a.field_with_name("id").expect("id").is_nullable());
         assert!(a.field_with_name("name").expect("name").is_nullable());
@@ -152,5 +129,16 @@ mod tests {
         assert!(arrow_schema(&serde_json::json!({"oneOf": []})).is_err());
         assert_eq!(days("1970-01-01"), Some(0));
         assert_eq!(micros("1970-01-01T00:00:01Z"), Some(1_000_000));
+    }
+
+    #[test]
+    fn out_of_range_dates_and_times_are_errors_not_overflows() {
+        // Each of these overflowed the hand-written arithmetic (a panic in a debug build).
+        for bad in ["99999999999999999-01-01T00:00:00Z", "2024-01-01T99999999999999:00:00Z", "2024-01-01T00:00:00+99999999999:00", "2024-13-01T00:00:00Z"] {
+            assert_eq!(micros(bad), None, "{bad}");
+        }
+        assert_eq!(days("-9999999999999-01-01"), None);
+        assert_eq!(days("2024-02-30"), None);
+        assert_eq!(micros("2024-01-01T00:00:00.123456789Z"), Some(1_704_067_200_123_456));
     }
 }

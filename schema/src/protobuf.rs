@@ -20,6 +20,9 @@ use crate::value::Value;
 
 /// Nesting deeper than this is refused (recursive messages have no table form).
 const DEPTH_MAX: usize = 32;
+/// Most columns (nested ones included) of a message's table form: a message used by two fields
+/// of the next, 32 levels deep, would expand to 2^32.
+pub const COLUMNS_MAX: usize = 100_000;
 
 /// A message type to decode records with.
 #[derive(Debug, Clone)]
@@ -48,32 +51,8 @@ impl FileResolver for Sources {
 
 /// Standard base64 (with padding) into bytes; `None` if `s` is not base64.
 fn base64(s: &str) -> Option<Vec<u8>> {
-    let s = s.trim();
-    if s.is_empty() || !s.len().is_multiple_of(4) {
-        return None;
-    }
-    let val = |c: u8| -> Option<u32> {
-        Some(match c {
-            b'A'..=b'Z' => c - b'A',
-            b'a'..=b'z' => c - b'a' + 26,
-            b'0'..=b'9' => c - b'0' + 52,
-            b'+' => 62,
-            b'/' => 63,
-            _ => return None,
-        } as u32)
-    };
-    let mut out = Vec::with_capacity(s.len() / 4 * 3);
-    for chunk in s.as_bytes().chunks(4) {
-        let pad = chunk.iter().rev().take_while(|&&c| c == b'=').count();
-        let mut n = 0u32;
-        for &c in &chunk[..4 - pad] {
-            n = (n << 6) | val(c)?;
-        }
-        n <<= 6 * pad as u32;
-        let bytes = n.to_be_bytes();
-        out.extend_from_slice(&bytes[1..4 - pad]);
-    }
-    Some(out)
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.decode(s.trim()).ok().filter(|b| !b.is_empty())
 }
 
 /// A file given as a base64 `FileDescriptorProto`, with the name it declares.
@@ -125,10 +104,7 @@ impl ProtoSchema {
     fn pick(pool: &DescriptorPool, file: &str, message: Option<&str>) -> Result<Self> {
         let message = match message {
             Some(m) => pool.get_message_by_name(m).ok_or_else(|| invalid(format!("no message {m}")))?,
-            None => pool
-                .get_file_by_name(file)
-                .and_then(|f| f.messages().next())
-                .ok_or_else(|| invalid(format!("{file} defines no message")))?,
+            None => pool.get_file_by_name(file).and_then(|f| f.messages().next()).ok_or_else(|| invalid(format!("{file} defines no message")))?,
         };
         let s = Self { message };
         s.arrow_schema()?;
@@ -161,7 +137,7 @@ impl ProtoSchema {
 
     /// The Arrow schema: the message's fields are the columns.
     pub fn arrow_schema(&self) -> Result<Schema> {
-        Ok(Schema::new(fields_of(&self.message, 0)?))
+        Ok(Schema::new(fields_of(&self.message, 0, &mut { COLUMNS_MAX })?))
     }
 
     /// Decodes one message.
@@ -184,7 +160,7 @@ fn wrapper(name: &str) -> Option<DataType> {
     })
 }
 
-fn kind_type(kind: &Kind, depth: usize) -> Result<DataType> {
+fn kind_type(kind: &Kind, depth: usize, budget: &mut usize) -> Result<DataType> {
     Ok(match kind {
         Kind::Double => DataType::Float64,
         Kind::Float => DataType::Float32,
@@ -196,20 +172,21 @@ fn kind_type(kind: &Kind, depth: usize) -> Result<DataType> {
         Kind::Message(m) if m.full_name() == "google.protobuf.Timestamp" => DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
         Kind::Message(m) => match wrapper(m.full_name()) {
             Some(t) => t,
-            None => DataType::Struct(Fields::from(fields_of(m, depth + 1)?)),
+            None => DataType::Struct(Fields::from(fields_of(m, depth + 1, budget)?)),
         },
     })
 }
 
-fn field_of(fd: &FieldDescriptor, depth: usize) -> Result<Field> {
+fn field_of(fd: &FieldDescriptor, depth: usize, budget: &mut usize) -> Result<Field> {
+    *budget = budget.checked_sub(1).ok_or_else(|| SchemaError::Unsupported(format!("the message expands to more than {COLUMNS_MAX} columns (COLUMNS_MAX)")))?;
     if fd.is_map() {
         let Kind::Message(entry) = fd.kind() else { return Err(invalid("a map without an entry message")) };
         let v = entry.map_entry_value_field();
-        let value = Field::new("value", kind_type(&v.kind(), depth)?, matches!(v.kind(), Kind::Message(_)));
+        let value = Field::new("value", kind_type(&v.kind(), depth, budget)?, matches!(v.kind(), Kind::Message(_)));
         let entries = Fields::from(vec![Field::new("key", DataType::Utf8, false), value]);
         return Ok(Field::new(fd.name(), DataType::Map(Arc::new(Field::new("key_value", DataType::Struct(entries), false)), false), false));
     }
-    let t = kind_type(&fd.kind(), depth)?;
+    let t = kind_type(&fd.kind(), depth, budget)?;
     if fd.is_list() {
         return Ok(Field::new(fd.name(), DataType::List(Arc::new(Field::new("element", t, false))), false));
     }
@@ -217,11 +194,11 @@ fn field_of(fd: &FieldDescriptor, depth: usize) -> Result<Field> {
     Ok(Field::new(fd.name(), t, nullable))
 }
 
-fn fields_of(m: &MessageDescriptor, depth: usize) -> Result<Vec<Field>> {
+fn fields_of(m: &MessageDescriptor, depth: usize, budget: &mut usize) -> Result<Vec<Field>> {
     if depth > DEPTH_MAX {
         return Err(SchemaError::Unsupported(format!("message {} nests deeper than {DEPTH_MAX} (recursive?)", m.full_name())));
     }
-    m.fields().map(|f| field_of(&f, depth)).collect()
+    m.fields().map(|f| field_of(&f, depth, budget)).collect()
 }
 
 fn scalar(v: &PValue, kind: &Kind) -> Result<Value> {

@@ -166,7 +166,14 @@ fn records(values: Vec<Vec<u8>>, keys: Option<Vec<Vec<u8>>>) -> Vec<SourceRecord
     values
         .into_iter()
         .enumerate()
-        .map(|(i, v)| SourceRecord { offset: i as i64, timestamp_ms: 1_767_225_600_000 + i as i64, key: keys.as_mut().and_then(|k| k.next()).map(Bytes::from), value: Some(Bytes::from(v)), headers: vec![] })
+        .map(|(i, v)| SourceRecord {
+            offset: i as i64,
+            timestamp_ms: 1_767_225_600_000 + i as i64,
+            key: keys.as_mut().and_then(|k| k.next()).map(Bytes::from),
+            value: Some(Bytes::from(v)),
+            headers: vec![],
+            undecodable: None,
+        })
         .collect()
 }
 
@@ -247,7 +254,13 @@ async fn translation(b: &Bench, format: &str, n: i64) {
 }
 
 async fn upsert(b: &Bench, keys: i64) {
-    let cfg = config(&[("convert.value.type", "json"), ("transform.value.type", "flatten"), ("upsert.enable", "true"), ("id.columns", "[id]"), ("compaction.enable", "false")]);
+    let cfg = config(&[
+        ("convert.value.type", "json"),
+        ("transform.value.type", "flatten"),
+        ("upsert.enable", "true"),
+        ("id.columns", "[id]"),
+        ("compaction.enable", "false"),
+    ]);
     let change = |i: i64, v: i64| format!("{{\"id\":{i},\"v\":{v},\"name\":\"n{i}\"}}").into_bytes();
     // Phase 1: every key once. Phase 2: as many changes to keys spread over the whole table.
     let mut values: Vec<Vec<u8>> = (0..keys).map(|i| change(i, 0)).collect();

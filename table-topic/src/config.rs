@@ -132,10 +132,12 @@ fn convert(c: &BTreeMap<String, String>, side: &str) -> Result<Convert> {
         },
         "json" => Convert::Json,
         "protobuf_file" => {
-            let file = get(c, &format!("convert.{side}.protobuf.file"))
-                .ok_or_else(|| bad(format!("{PREFIX}convert.{side}.type=protobuf_file needs {PREFIX}convert.{side}.protobuf.file (a .proto file on the broker's host)")))?;
-            let message = get(c, &format!("convert.{side}.protobuf.message.full.name"))
-                .ok_or_else(|| bad(format!("{PREFIX}convert.{side}.type=protobuf_file needs {PREFIX}convert.{side}.protobuf.message.full.name (e.g. shop.Order)")))?;
+            let file = get(c, &format!("convert.{side}.protobuf.file")).ok_or_else(|| {
+                bad(format!("{PREFIX}convert.{side}.type=protobuf_file needs {PREFIX}convert.{side}.protobuf.file (a .proto file on the broker's host)"))
+            })?;
+            let message = get(c, &format!("convert.{side}.protobuf.message.full.name")).ok_or_else(|| {
+                bad(format!("{PREFIX}convert.{side}.type=protobuf_file needs {PREFIX}convert.{side}.protobuf.message.full.name (e.g. shop.Order)"))
+            })?;
             Convert::ProtobufFile { file: file.to_string(), message: message.to_string() }
         }
         other => return Err(bad(format!("{PREFIX}convert.{side}.type={other} is unknown (raw, string, by_schema_id, by_latest_schema, json, protobuf_file)"))),
@@ -236,7 +238,9 @@ impl TableConfig {
             return Err(bad(format!("{PREFIX}commit.interval.ms must be at least 100")));
         }
         if self.transform == Transform::FlattenDebezium && matches!(self.value, Convert::Raw | Convert::String | Convert::ProtobufFile { .. }) {
-            return Err(bad(format!("{PREFIX}transform.value.type=flatten_debezium needs decoded values: set {PREFIX}convert.value.type to json, by_schema_id or by_latest_schema")));
+            return Err(bad(format!(
+                "{PREFIX}transform.value.type=flatten_debezium needs decoded values: set {PREFIX}convert.value.type to json, by_schema_id or by_latest_schema"
+            )));
         }
         if self.transform == Transform::Flatten && matches!(self.value, Convert::Raw | Convert::String) {
             return Err(bad(format!("{PREFIX}transform.value.type=flatten needs decoded values, not {:?}", self.value)));
@@ -287,10 +291,18 @@ mod tests {
         refused(&[("convert.value.type", "xml")], "xml");
         refused(&[("commit.interval.ms", "soon")], "commit.interval.ms");
         refused(&[("partition.by", "[bucket(id)]")], "partition.by=[bucket(id)]");
-        refused(&[("id.columns", "[_from_debezium_key_]"), ("upsert.enable", "true"), ("transform.value.type", "flatten_debezium"), ("convert.value.type", "json")], "convert.key.type");
-        let c = TableConfig::from_topic(&cfg(&[("upsert.enable", "true"), ("transform.value.type", "flatten"), ("convert.value.type", "json"), ("id.columns", "[id, region]")]))
-            .expect("ok")
-            .expect("on");
+        refused(
+            &[("id.columns", "[_from_debezium_key_]"), ("upsert.enable", "true"), ("transform.value.type", "flatten_debezium"), ("convert.value.type", "json")],
+            "convert.key.type",
+        );
+        let c = TableConfig::from_topic(&cfg(&[
+            ("upsert.enable", "true"),
+            ("transform.value.type", "flatten"),
+            ("convert.value.type", "json"),
+            ("id.columns", "[id, region]"),
+        ]))
+        .expect("ok")
+        .expect("on");
         assert_eq!(c.id_columns, IdColumns::Columns(vec!["id".into(), "region".into()]));
         assert!(c.keyed());
     }
@@ -302,17 +314,31 @@ mod tests {
         let file = dir.path().join("order.proto");
         std::fs::write(&file, "syntax = \"proto3\"; package shop; import \"common.proto\"; message Order { int64 id = 1; Money total = 2; }").expect("write");
         let file = file.to_string_lossy().to_string();
-        let ok = |message: &str| TableConfig::validate(&cfg(&[("convert.value.type", "protobuf_file"), ("convert.value.protobuf.file", &file), ("convert.value.protobuf.message.full.name", message)]));
+        let ok = |message: &str| {
+            TableConfig::validate(&cfg(&[
+                ("convert.value.type", "protobuf_file"),
+                ("convert.value.protobuf.file", &file),
+                ("convert.value.protobuf.message.full.name", message),
+            ]))
+        };
         let c = ok("shop.Order").expect("ok");
         assert_eq!(c.value, Convert::ProtobufFile { file: file.clone(), message: "shop.Order".into() });
         assert!(ok("shop.Nope").expect_err("no such message").to_string().contains("shop.Nope"));
-        let missing = TableConfig::validate(&cfg(&[("convert.value.type", "protobuf_file"), ("convert.value.protobuf.file", "/no/such.proto"), ("convert.value.protobuf.message.full.name", "a.B")]));
+        let missing = TableConfig::validate(&cfg(&[
+            ("convert.value.type", "protobuf_file"),
+            ("convert.value.protobuf.file", "/no/such.proto"),
+            ("convert.value.protobuf.message.full.name", "a.B"),
+        ]));
         assert!(missing.expect_err("missing").to_string().contains("/no/such.proto: no such file"));
         let unnamed = TableConfig::validate(&cfg(&[("convert.value.type", "protobuf_file"), ("convert.value.protobuf.file", &file)]));
         assert!(unnamed.expect_err("no message").to_string().contains("convert.value.protobuf.message.full.name"));
         std::fs::write(dir.path().join("order.proto"), "syntax = \"proto3\"; message Order { int64 id = 1 }").expect("write");
         assert!(ok("Order").is_err(), "a .proto that does not compile is refused");
-        let gone = cfg(&[("convert.value.type", "protobuf_file"), ("convert.value.protobuf.file", "/no/such.proto"), ("convert.value.protobuf.message.full.name", "a.B")]);
+        let gone = cfg(&[
+            ("convert.value.type", "protobuf_file"),
+            ("convert.value.protobuf.file", "/no/such.proto"),
+            ("convert.value.protobuf.message.full.name", "a.B"),
+        ]);
         assert!(TableConfig::parse(&gone).is_ok(), "parsing alone reads no file");
     }
 }

@@ -40,10 +40,7 @@ mod tests {
     #[test]
     fn columns_match_by_name_promote_and_fill_nulls() {
         let inner = Fields::from(vec![Field::new("b", DataType::Int32, true)]);
-        let src_schema = Arc::new(Schema::new(vec![
-            Field::new("x", DataType::Int32, true),
-            Field::new("s", DataType::Struct(inner.clone()), true),
-        ]));
+        let src_schema = Arc::new(Schema::new(vec![Field::new("x", DataType::Int32, true), Field::new("s", DataType::Struct(inner.clone()), true)]));
         let s = StructArray::try_new(inner, vec![Arc::new(Int32Array::from(vec![7, 8]))], None).expect("struct");
         let batch = RecordBatch::try_new(src_schema, vec![Arc::new(Int32Array::from(vec![1, 2])), Arc::new(s)]).expect("batch");
         let target_inner = Fields::from(vec![Field::new("a", DataType::Utf8, true), Field::new("b", DataType::Int64, true)]);

@@ -9,18 +9,18 @@ use std::time::Duration;
 
 use arrow_array::RecordBatch;
 use arrow_schema::{Field, Schema, SchemaRef};
+use floe_catalog::files::{NewFile, Placement};
 use floe_catalog::{CatalogError, Change, Committer};
 use floe_schema::source::SchemaCache;
 use floe_schema::RecordError;
-use floe_catalog::files::{NewFile, Placement};
 use iceberg::spec::DataContentType;
 use parking_lot::Mutex;
 
 use crate::config::{TableConfig, Tolerance};
 use crate::conform::conform;
 use crate::dlq;
-use crate::keys::{self, KeyIndex};
 use crate::error::{Result, TableTopicError};
+use crate::keys::{self, KeyIndex};
 use crate::offsets::{self, Offsets};
 use crate::rows::Decoder;
 use crate::source::{RecordSource, SourceRecord};
@@ -61,7 +61,14 @@ fn ns_of(cfg: &TableConfig) -> Vec<String> {
 
 impl Coordinator {
     /// A loop for `topic` with `cfg`.
-    pub fn new(topic: &str, cfg: Arc<TableConfig>, source: Arc<dyn RecordSource>, committer: Committer, schemas: Arc<SchemaCache>, status: Arc<Mutex<Status>>) -> Self {
+    pub fn new(
+        topic: &str,
+        cfg: Arc<TableConfig>,
+        source: Arc<dyn RecordSource>,
+        committer: Committer,
+        schemas: Arc<SchemaCache>,
+        status: Arc<Mutex<Status>>,
+    ) -> Self {
         Coordinator {
             topic: topic.to_string(),
             decoder: Decoder::new(cfg.clone(), topic, schemas),
@@ -112,7 +119,15 @@ impl Coordinator {
 
     async fn table(&mut self, initial: &Schema) -> Result<&mut TableHandle> {
         if self.table.is_none() {
-            let t = TableHandle::open_or_create(self.committer.clone(), ns_of(&self.cfg), &self.topic, initial, &self.cfg.partition_by, HashMap::from([("floe.topic".to_string(), self.topic.clone())])).await?;
+            let t = TableHandle::open_or_create(
+                self.committer.clone(),
+                ns_of(&self.cfg),
+                &self.topic,
+                initial,
+                &self.cfg.partition_by,
+                HashMap::from([("floe.topic".to_string(), self.topic.clone())]),
+            )
+            .await?;
             self.table = Some(t);
         }
         self.table.as_mut().ok_or_else(|| TableTopicError::Source("table not open".into()))
@@ -156,7 +171,8 @@ impl Coordinator {
                 if read.next_offset <= from {
                     break;
                 }
-                let bytes: u64 = read.records.iter().map(|r| (r.value.as_ref().map_or(0, |v| v.len()) + r.key.as_ref().map_or(0, |k| k.len()) + 64) as u64).sum();
+                let bytes: u64 =
+                    read.records.iter().map(|r| (r.value.as_ref().map_or(0, |v| v.len()) + r.key.as_ref().map_or(0, |k| k.len()) + 64) as u64).sum();
                 budget = budget.saturating_sub(bytes.max(1));
                 records.extend(read.records.into_iter().filter(|r| r.offset < end));
                 from = read.next_offset.min(end);
@@ -181,7 +197,19 @@ impl Coordinator {
         let mut bad: Vec<(i32, RecordError)> = Vec::new();
         let mut tombstones: Vec<(i32, i64, Option<bytes::Bytes>)> = Vec::new();
         for part in &parts {
-            let out = self.decoder.decode(&part.records).await;
+            let clean: Vec<SourceRecord>;
+            let records = if part.records.iter().any(|r| r.undecodable.is_some()) {
+                bad.extend(
+                    part.records
+                        .iter()
+                        .filter_map(|r| r.undecodable.as_ref().map(|reason| (part.partition, RecordError { offset: r.offset, reason: reason.clone() }))),
+                );
+                clean = part.records.iter().filter(|r| r.undecodable.is_none()).cloned().collect();
+                &clean
+            } else {
+                &part.records
+            };
+            let out = self.decoder.decode(records).await;
             tombstones.extend(out.tombstones.iter().filter_map(|o| record_at(&part.records, *o)).map(|r| (part.partition, r.offset, r.key.clone())));
             bad.extend(out.errors.into_iter().map(|e| (part.partition, e)));
             runs.extend(out.runs.into_iter().map(|r| (part.partition, r.batch, r.offsets)));
@@ -207,7 +235,9 @@ impl Coordinator {
                 let record_schema = Arc::new(Schema::new(record_fields));
                 match table.evolve(&record_schema).await {
                     Ok(()) => ok_runs.push((p, b, offs, record_schema)),
-                    Err(TableTopicError::Schema(reason)) => bad.extend(offs.iter().map(|o| (p, RecordError { offset: *o, reason: format!("schema cannot evolve: {reason}") }))),
+                    Err(TableTopicError::Schema(reason)) => {
+                        bad.extend(offs.iter().map(|o| (p, RecordError { offset: *o, reason: format!("schema cannot evolve: {reason}") })))
+                    }
                     Err(e) => return Err(e),
                 }
             }
@@ -260,7 +290,11 @@ impl Coordinator {
                 let index = self.index.as_ref().ok_or_else(|| TableTopicError::Source("no key index".into()))?;
                 let mut by_placement: HashMap<Placement, Vec<(String, i64)>> = HashMap::new();
                 for (path, pos) in plan.deletes {
-                    let placement = index.placements.get(path.as_str()).cloned().ok_or_else(|| TableTopicError::Source(format!("the key index knows no partition for {path}")))?;
+                    let placement = index
+                        .placements
+                        .get(path.as_str())
+                        .cloned()
+                        .ok_or_else(|| TableTopicError::Source(format!("the key index knows no partition for {path}")))?;
                     by_placement.entry(placement).or_default().push((path, pos));
                 }
                 for (placement, rows) in by_placement {
@@ -380,7 +414,15 @@ impl Coordinator {
     async fn dead_letters(&mut self, parts: &[PartitionRows], bad: &[(i32, RecordError)], next: &Offsets) -> Result<()> {
         if self.dlq.is_none() {
             let name = self.cfg.dlq_name(&self.topic);
-            let t = TableHandle::open_or_create(self.committer.clone(), ns_of(&self.cfg), &name, &dlq::schema(), &[], HashMap::from([("floe.dead-letters-of".to_string(), self.topic.clone())])).await?;
+            let t = TableHandle::open_or_create(
+                self.committer.clone(),
+                ns_of(&self.cfg),
+                &name,
+                &dlq::schema(),
+                &[],
+                HashMap::from([("floe.dead-letters-of".to_string(), self.topic.clone())]),
+            )
+            .await?;
             self.dlq = Some(t);
         }
         let dlq = self.dlq.as_mut().ok_or_else(|| TableTopicError::Source("dead-letter table not open".into()))?;
@@ -406,7 +448,13 @@ impl Coordinator {
 
     /// Upsert: the last change of each key in this commit wins; a key's previous live row is
     /// removed with a position delete; deletes and tombstones write no row.
-    async fn keyed(&mut self, parts: &[PartitionRows], rows: &[RecordBatch], tombstones: &[(i32, i64, Option<bytes::Bytes>)], bad: &mut Vec<(i32, RecordError)>) -> Result<KeyedPlan> {
+    async fn keyed(
+        &mut self,
+        parts: &[PartitionRows],
+        rows: &[RecordBatch],
+        tombstones: &[(i32, i64, Option<bytes::Bytes>)],
+        bad: &mut Vec<(i32, RecordError)>,
+    ) -> Result<KeyedPlan> {
         if self.table.is_none() {
             // Only tombstones so far: the table starts with the system columns.
             self.table(&Schema::new(system::fields())).await?;
@@ -435,7 +483,8 @@ impl Coordinator {
             for (i, k) in row_keys.into_iter().enumerate() {
                 match k {
                     Some(k) => events.push((parts.value(i), offs.value(i), k, (!is_delete[i]).then_some((bi, i)))),
-                    None => bad.push((parts.value(i), RecordError { offset: offs.value(i), reason: format!("an id column ({}) is null or missing", ids.join(", ")) })),
+                    None => bad
+                        .push((parts.value(i), RecordError { offset: offs.value(i), reason: format!("an id column ({}) is null or missing", ids.join(", ")) })),
                 }
             }
         }

@@ -54,7 +54,8 @@ pub fn plan(live: &[LiveFile], hits: &Hits, policy: &CompactionPolicy) -> Plan {
     if small < policy.files_min && delete_count < policy.files_min {
         return Plan::default();
     }
-    let mut chosen: Vec<&LiveFile> = data.into_iter().filter(|f| f.file.file_size_in_bytes() < policy.target_file_bytes || hit.contains(f.file.file_path())).collect();
+    let mut chosen: Vec<&LiveFile> =
+        data.into_iter().filter(|f| f.file.file_size_in_bytes() < policy.target_file_bytes || hit.contains(f.file.file_path())).collect();
     chosen.sort_by_key(|f| f.sequence_number);
     let mut budget = policy.input_bytes_max;
     let mut out = Plan::default();

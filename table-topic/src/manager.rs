@@ -61,7 +61,12 @@ impl TableTopics {
             if tasks.contains_key(name) {
                 continue;
             }
-            let status = Arc::new(Mutex::new(Status { topic: name.to_string(), table: format!("{}.{name}", cfg.namespace), started_ms: crate::status::now_ms(), ..Default::default() }));
+            let status = Arc::new(Mutex::new(Status {
+                topic: name.to_string(),
+                table: format!("{}.{name}", cfg.namespace),
+                started_ms: crate::status::now_ms(),
+                ..Default::default()
+            }));
             let (stop, rx) = tokio::sync::watch::channel(false);
             let coordinator = Coordinator::new(name, Arc::new(cfg.clone()), self.source.clone(), self.committer.clone(), self.schemas.clone(), status.clone());
             let handle = tokio::spawn(coordinator.run(rx));

@@ -111,7 +111,9 @@ pub fn spec(fields: &[PartitionBy], schema: &Schema) -> Result<UnboundPartitionS
     let mut b = UnboundPartitionSpec::builder();
     for f in fields {
         let source = schema.field_by_name(&f.column).ok_or_else(|| format!("partition.by names `{}`, which the table does not have", f.column))?;
-        f.transform.result_type(&source.field_type).map_err(|e| format!("partition.by: {} cannot take `{}` ({}): {}", f.transform, f.column, source.field_type, e.message()))?;
+        f.transform
+            .result_type(&source.field_type)
+            .map_err(|e| format!("partition.by: {} cannot take `{}` ({}): {}", f.transform, f.column, source.field_type, e.message()))?;
         b = b.add_partition_field(source.id, f.name(), f.transform).map_err(|e| format!("partition.by: {}", e.message()))?;
     }
     Ok(b.build())

@@ -119,7 +119,9 @@ impl Decoder {
                 floe_schema::json::decode_batch(&mut inference, &present(&values)).map_err(|e| e.to_string()).and_then(|(b, e)| Ok((wrap_value(b, t)?, e)))
             }
             (Convert::ProtobufFile { .. }, t) => match &self.proto {
-                Some(Ok(schema)) => floe_schema::protobuf::decode_batch(schema, &present(&values)).map_err(|e| e.to_string()).and_then(|(b, e)| Ok((wrap_value(b, t)?, e))),
+                Some(Ok(schema)) => {
+                    floe_schema::protobuf::decode_batch(schema, &present(&values)).map_err(|e| e.to_string()).and_then(|(b, e)| Ok((wrap_value(b, t)?, e)))
+                }
                 Some(Err(e)) => Err(e.clone()),
                 None => Err("no protobuf schema".to_string()),
             },
@@ -158,7 +160,9 @@ impl Decoder {
         let mut run_raw: Vec<(i64, Option<&[u8]>)> = Vec::new();
         let mut run_schema: Option<(u32, Arc<Compiled>)> = None;
         let latest_subject = match &self.cfg.value {
-            Convert::ByLatestSchema { subject, message } => Some((subject.clone().unwrap_or_else(|| floe_schema::source::default_subject(&self.topic, false)), message.clone())),
+            Convert::ByLatestSchema { subject, message } => {
+                Some((subject.clone().unwrap_or_else(|| floe_schema::source::default_subject(&self.topic, false)), message.clone()))
+            }
             _ => None,
         };
         for &(offset, value) in values {

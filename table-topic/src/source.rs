@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 
 /// One Kafka record, decoded from its batch.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct SourceRecord {
     pub offset: i64,
     /// Milliseconds since the Unix epoch.
@@ -12,6 +12,10 @@ pub struct SourceRecord {
     pub key: Option<Bytes>,
     pub value: Option<Bytes>,
     pub headers: Vec<(String, Option<Bytes>)>,
+    /// Set when the record stands for a stored batch that could not be decoded (a lying record
+    /// count, a compression bomb, corrupt bytes): `offset` is the batch's first, `value` its raw
+    /// bytes, and the record goes to the dead-letter table with this reason.
+    pub undecodable: Option<String>,
 }
 
 /// Records read from one partition.

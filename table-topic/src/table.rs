@@ -6,11 +6,11 @@ use std::sync::Arc;
 
 use arrow_array::RecordBatch;
 use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use arrow_select::interleave::interleave_record_batch;
 use floe_catalog::catalog::{LoadedTable, Namespace};
 use floe_catalog::files::{write_data_file, NewFile, Placement};
 use floe_catalog::{CatalogError, Committer};
 use floe_schema::ids::FieldIds;
-use arrow_select::interleave::interleave_record_batch;
 use iceberg::arrow::{arrow_struct_to_literal, PartitionValueCalculator};
 use iceberg::spec::{Literal, Struct};
 use iceberg::{TableRequirement, TableUpdate};
@@ -76,7 +76,14 @@ fn arrow_of(loaded: &LoadedTable) -> Result<SchemaRef> {
 impl TableHandle {
     /// Opens the table, creating it (and its namespace) with `initial` columns when missing,
     /// partitioned by `partition_by` when those columns are among them.
-    pub async fn open_or_create(committer: Committer, ns: Namespace, name: &str, initial: &Schema, partition_by: &[PartitionBy], properties: HashMap<String, String>) -> Result<Self> {
+    pub async fn open_or_create(
+        committer: Committer,
+        ns: Namespace,
+        name: &str,
+        initial: &Schema,
+        partition_by: &[PartitionBy],
+        properties: HashMap<String, String>,
+    ) -> Result<Self> {
         if let Some(t) = Self::open(committer.clone(), ns.clone(), name).await? {
             return Ok(t);
         }

@@ -12,8 +12,8 @@ use kafka_protocol::records::RecordBatchDecoder;
 use serde_json::{json, Map, Value};
 
 use super::kafka::{check, Conn};
-use crate::handlers::sb;
 use super::topic::{offsets, partitions};
+use crate::handlers::sb;
 
 /// Bytes fetched per partition per request at most.
 const PARTITION_BYTES_MAX: i32 = 1 << 20;
@@ -78,7 +78,10 @@ pub async fn run(conn: &Conn, args: ConsumeArgs) -> anyhow::Result<()> {
     let mut printed = 0u64;
     let limit = args.max_messages.unwrap_or(u64::MAX);
     while printed < limit {
-        let fetch_parts = positions.iter().map(|(p, o)| FetchPartition::default().with_partition(*p).with_fetch_offset(*o).with_partition_max_bytes(PARTITION_BYTES_MAX)).collect();
+        let fetch_parts = positions
+            .iter()
+            .map(|(p, o)| FetchPartition::default().with_partition(*p).with_fetch_offset(*o).with_partition_max_bytes(PARTITION_BYTES_MAX))
+            .collect();
         let req = FetchRequest::default()
             .with_replica_id((-1).into())
             .with_max_wait_ms(FETCH_WAIT_MS)
@@ -100,7 +103,8 @@ pub async fn run(conn: &Conn, args: ConsumeArgs) -> anyhow::Result<()> {
                 let data = pd.records.unwrap_or_default();
                 for (_, info) in crate::records::headers(&data) {
                     let mut b = data.slice(info.position..info.position + info.size);
-                    let set = RecordBatchDecoder::decode(&mut b).map_err(|e| anyhow!("a corrupt batch in {}/{} at {}: {e}", args.topic, pd.partition_index, pos.1))?;
+                    let set = RecordBatchDecoder::decode(&mut b)
+                        .map_err(|e| anyhow!("a corrupt batch in {}/{} at {}: {e}", args.topic, pd.partition_index, pos.1))?;
                     let mut next = pos.1;
                     for r in set.records {
                         next = next.max(r.offset + 1);

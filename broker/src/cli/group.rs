@@ -8,9 +8,9 @@ use kafka_protocol::messages::{DescribeGroupsRequest, GroupId, ListGroupsRequest
 use serde::Serialize;
 
 use super::kafka::{check, Client, Conn};
-use crate::handlers::sb;
 use super::render;
 use super::topic::offsets;
+use crate::handlers::sb;
 
 #[derive(Subcommand)]
 pub enum GroupCommand {
@@ -67,8 +67,11 @@ pub async fn run(conn: &Conn, cmd: GroupCommand) -> anyhow::Result<()> {
         GroupCommand::List { json } => {
             let resp = c.call(&ListGroupsRequest::default(), 4).await?;
             check(resp.error_code, None, "listing groups")?;
-            let mut rows: Vec<GroupRow> =
-                resp.groups.iter().map(|g| GroupRow { group: g.group_id.0.to_string(), state: g.group_state.to_string(), protocol_type: g.protocol_type.to_string() }).collect();
+            let mut rows: Vec<GroupRow> = resp
+                .groups
+                .iter()
+                .map(|g| GroupRow { group: g.group_id.0.to_string(), state: g.group_state.to_string(), protocol_type: g.protocol_type.to_string() })
+                .collect();
             rows.sort_by(|a, b| a.group.cmp(&b.group));
             if json {
                 println!("{}", serde_json::to_string_pretty(&rows)?);
@@ -87,8 +90,11 @@ pub async fn run(conn: &Conn, cmd: GroupCommand) -> anyhow::Result<()> {
                 if !members.is_empty() {
                     print!("{}", render::table(&["MEMBER", "CLIENT", "HOST"], &members));
                 }
-                let offsets: Vec<Vec<String>> =
-                    d.offsets.iter().map(|o| vec![o.topic.clone(), o.partition.to_string(), o.committed.to_string(), o.end_offset.to_string(), o.lag.to_string()]).collect();
+                let offsets: Vec<Vec<String>> = d
+                    .offsets
+                    .iter()
+                    .map(|o| vec![o.topic.clone(), o.partition.to_string(), o.committed.to_string(), o.end_offset.to_string(), o.lag.to_string()])
+                    .collect();
                 println!();
                 print!("{}", render::table(&["TOPIC", "PARTITION", "COMMITTED", "END OFFSET", "LAG"], &offsets));
             }
@@ -101,7 +107,8 @@ async fn describe(c: &mut Client, group: &str) -> anyhow::Result<Description> {
     let resp = c.call(&DescribeGroupsRequest::default().with_groups(vec![GroupId(sb(group))]), 5).await?;
     let g = resp.groups.into_iter().next().ok_or_else(|| anyhow!("{group}: no answer"))?;
     check(g.error_code, g.error_message.as_ref(), group)?;
-    let members = g.members.iter().map(|m| Member { member_id: m.member_id.to_string(), client_id: m.client_id.to_string(), host: m.client_host.to_string() }).collect();
+    let members =
+        g.members.iter().map(|m| Member { member_id: m.member_id.to_string(), client_id: m.client_id.to_string(), host: m.client_host.to_string() }).collect();
     let fetched = c.call(&OffsetFetchRequest::default().with_group_id(GroupId(sb(group))).with_topics(None), 7).await?;
     check(fetched.error_code, None, &format!("offsets of {group}"))?;
     let mut committed: BTreeMap<String, Vec<(i32, i64)>> = BTreeMap::new();

@@ -15,8 +15,8 @@ use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
 
 use super::kafka::{check, Client, Conn};
-use crate::handlers::sb;
 use super::topic::partitions;
+use crate::handlers::sb;
 
 /// The longest input line.
 const LINE_BYTES_MAX: u64 = 8 << 20;
@@ -141,7 +141,8 @@ fn encode(records: &[Draft]) -> anyhow::Result<Bytes> {
         })
         .collect();
     let mut buf = BytesMut::new();
-    RecordBatchEncoder::encode(&mut buf, recs.iter(), &RecordEncodeOptions { version: 2, compression: Compression::None }).map_err(|e| anyhow!("encoding records: {e}"))?;
+    RecordBatchEncoder::encode(&mut buf, recs.iter(), &RecordEncodeOptions { version: 2, compression: Compression::None })
+        .map_err(|e| anyhow!("encoding records: {e}"))?;
     Ok(buf.freeze())
 }
 
@@ -159,7 +160,10 @@ async fn send(c: &mut Client, topic: &str, pending: &mut Pending, timeout_ms: i3
             data.push(PartitionProduceData::default().with_index(p as i32).with_records(Some(encode(drafts)?)));
         }
     }
-    let req = ProduceRequest::default().with_acks(-1).with_timeout_ms(timeout_ms).with_topic_data(vec![TopicProduceData::default().with_name(TopicName(sb(topic))).with_partition_data(data)]);
+    let req = ProduceRequest::default()
+        .with_acks(-1)
+        .with_timeout_ms(timeout_ms)
+        .with_topic_data(vec![TopicProduceData::default().with_name(TopicName(sb(topic))).with_partition_data(data)]);
     let resp = c.call(&req, 9).await?;
     for t in &resp.responses {
         for p in &t.partition_responses {

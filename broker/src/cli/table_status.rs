@@ -106,8 +106,23 @@ mod tests {
 
     #[test]
     fn a_paused_table_shows_its_reason_and_columns_line_up() {
-        let running = Status { topic: "orders".into(), table: "default.orders".into(), commits: 3, committed_records: 1200, last_commit_ms: 9_000, offsets: [(0, 600), (1, 600)].into(), ..Default::default() };
-        let paused = Status { topic: "t".into(), table: "default.t".into(), lag_records: 5, caught_up_ms: 4_000, paused: Some("paused at partition 0 offset 7: not JSON".into()), ..Default::default() };
+        let running = Status {
+            topic: "orders".into(),
+            table: "default.orders".into(),
+            commits: 3,
+            committed_records: 1200,
+            last_commit_ms: 9_000,
+            offsets: [(0, 600), (1, 600)].into(),
+            ..Default::default()
+        };
+        let paused = Status {
+            topic: "t".into(),
+            table: "default.t".into(),
+            lag_records: 5,
+            caught_up_ms: 4_000,
+            paused: Some("paused at partition 0 offset 7: not JSON".into()),
+            ..Default::default()
+        };
         let out = render(&[running, paused], 10_000);
         let lines: Vec<&str> = out.lines().collect();
         assert_eq!(lines.len(), 4, "{out}");

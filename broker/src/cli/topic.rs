@@ -9,13 +9,14 @@ use kafka_protocol::messages::incremental_alter_configs_request::{AlterConfigsRe
 use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::{
-    CreateTopicsRequest, DeleteTopicsRequest, DescribeConfigsRequest, IncrementalAlterConfigsRequest, ListOffsetsRequest, MetadataRequest, MetadataResponse, TopicName,
+    CreateTopicsRequest, DeleteTopicsRequest, DescribeConfigsRequest, IncrementalAlterConfigsRequest, ListOffsetsRequest, MetadataRequest, MetadataResponse,
+    TopicName,
 };
 use serde::Serialize;
 
 use super::kafka::{check, Client, Conn};
-use crate::handlers::sb;
 use super::render;
+use crate::handlers::sb;
 
 #[derive(Subcommand)]
 pub enum TopicCommand {
@@ -77,7 +78,8 @@ pub async fn run(conn: &Conn, cmd: TopicCommand) -> anyhow::Result<()> {
     match cmd {
         TopicCommand::Create { name, partitions, configs } => {
             let configs = pairs(&configs)?.into_iter().map(|(k, v)| CreatableTopicConfig::default().with_name(sb(&k)).with_value(Some(sb(&v)))).collect();
-            let topic = CreatableTopic::default().with_name(TopicName(sb(&name))).with_num_partitions(partitions).with_replication_factor(-1).with_configs(configs);
+            let topic =
+                CreatableTopic::default().with_name(TopicName(sb(&name))).with_num_partitions(partitions).with_replication_factor(-1).with_configs(configs);
             let req = CreateTopicsRequest::default().with_topics(vec![topic]).with_timeout_ms(conn.timeout_ms as i32);
             let resp = c.call(&req, 7).await?;
             for t in &resp.topics {
@@ -87,7 +89,8 @@ pub async fn run(conn: &Conn, cmd: TopicCommand) -> anyhow::Result<()> {
         }
         TopicCommand::List { json } => {
             let meta = metadata(&mut c, None).await?;
-            let mut rows: Vec<TopicRow> = meta.topics.iter().filter_map(|t| Some(TopicRow { name: t.name.as_ref()?.0.to_string(), partitions: t.partitions.len() })).collect();
+            let mut rows: Vec<TopicRow> =
+                meta.topics.iter().filter_map(|t| Some(TopicRow { name: t.name.as_ref()?.0.to_string(), partitions: t.partitions.len() })).collect();
             rows.sort_by(|a, b| a.name.cmp(&b.name));
             if json {
                 println!("{}", serde_json::to_string_pretty(&rows)?);
@@ -101,7 +104,11 @@ pub async fn run(conn: &Conn, cmd: TopicCommand) -> anyhow::Result<()> {
             if json {
                 println!("{}", serde_json::to_string_pretty(&d)?);
             } else {
-                let parts: Vec<Vec<String>> = d.partitions.iter().map(|p| vec![p.partition.to_string(), p.leader.to_string(), p.start_offset.to_string(), p.end_offset.to_string()]).collect();
+                let parts: Vec<Vec<String>> = d
+                    .partitions
+                    .iter()
+                    .map(|p| vec![p.partition.to_string(), p.leader.to_string(), p.start_offset.to_string(), p.end_offset.to_string()])
+                    .collect();
                 println!("topic {name}: {} partition(s)", d.partitions.len());
                 print!("{}", render::table(&["PARTITION", "LEADER", "START OFFSET", "END OFFSET"], &parts));
                 let confs: Vec<Vec<String>> = d.configs.iter().map(|c| vec![c.name.clone(), c.value.clone().unwrap_or_default(), c.source.into()]).collect();
@@ -113,7 +120,10 @@ pub async fn run(conn: &Conn, cmd: TopicCommand) -> anyhow::Result<()> {
             if configs.is_empty() && delete.is_empty() {
                 bail!("nothing to change: give --config KEY=VALUE or --delete-config KEY");
             }
-            let mut alter: Vec<AlterableConfig> = pairs(&configs)?.into_iter().map(|(k, v)| AlterableConfig::default().with_name(sb(&k)).with_config_operation(0).with_value(Some(sb(&v)))).collect();
+            let mut alter: Vec<AlterableConfig> = pairs(&configs)?
+                .into_iter()
+                .map(|(k, v)| AlterableConfig::default().with_name(sb(&k)).with_config_operation(0).with_value(Some(sb(&v))))
+                .collect();
             alter.extend(delete.iter().map(|k| AlterableConfig::default().with_name(sb(k)).with_config_operation(1)));
             let res = AlterConfigsResource::default().with_resource_type(TOPIC_RESOURCE).with_resource_name(sb(&name)).with_configs(alter);
             let resp = c.call(&IncrementalAlterConfigsRequest::default().with_resources(vec![res]), 1).await?;
@@ -182,7 +192,9 @@ pub async fn partitions(c: &mut Client, topic: &str) -> anyhow::Result<Vec<(i32,
 /// Offsets of `topic`'s `parts` at `timestamp` (-2 earliest, -1 latest).
 pub async fn offsets(c: &mut Client, topic: &str, parts: &[i32], timestamp: i64) -> anyhow::Result<Vec<(i32, i64)>> {
     let ps = parts.iter().map(|p| ListOffsetsPartition::default().with_partition_index(*p).with_timestamp(timestamp)).collect();
-    let req = ListOffsetsRequest::default().with_replica_id((-1).into()).with_topics(vec![ListOffsetsTopic::default().with_name(TopicName(sb(topic))).with_partitions(ps)]);
+    let req = ListOffsetsRequest::default()
+        .with_replica_id((-1).into())
+        .with_topics(vec![ListOffsetsTopic::default().with_name(TopicName(sb(topic))).with_partitions(ps)]);
     let resp = c.call(&req, 7).await?;
     let mut out = Vec::new();
     for t in resp.topics {

@@ -130,8 +130,7 @@ pub async fn alter_configs(b: &Arc<Broker>, req: AlterConfigsRequest) -> AlterCo
         let r: Result<()> = if res.resource_type != TOPIC {
             Err(not_a_topic(res.resource_type))
         } else {
-            let configs: BTreeMap<String, String> =
-                res.configs.iter().filter_map(|c| Some((c.name.to_string(), c.value.as_ref()?.to_string()))).collect();
+            let configs: BTreeMap<String, String> = res.configs.iter().filter_map(|c| Some((c.name.to_string(), c.value.as_ref()?.to_string()))).collect();
             b.topics.set_configs(res.resource_name.as_str(), configs, req.validate_only).await
         };
         let mut out = AlterConfigsResourceResponse::default();

@@ -50,12 +50,19 @@ pub async fn fetch(b: &Arc<Broker>, req: FetchRequest, ctx: &RequestContext) -> 
             (t.topic.clone(), id)
         };
         for p in &t.partitions {
-            slots.push(Slot { topic: name.clone(), topic_id: id, partition: p.partition, offset: p.fetch_offset, max_bytes: p.partition_max_bytes.max(0) as u64 });
+            slots.push(Slot {
+                topic: name.clone(),
+                topic_id: id,
+                partition: p.partition,
+                offset: p.fetch_offset,
+                max_bytes: (p.partition_max_bytes.max(0) as u64).min(b.settings.fetch_max_bytes.0),
+            });
         }
     }
     let wait_ms = (req.max_wait_ms.max(0) as u64).min(b.settings.fetch_max_wait_ms.0);
     let deadline = tokio::time::Instant::now() + Duration::from_millis(wait_ms);
-    let response_max = if req.max_bytes > 0 { req.max_bytes as u64 } else { u64::MAX };
+    // Never more than the broker's `fetch_max_bytes`, whatever the client asks (up to 2 GiB).
+    let response_max = if req.max_bytes > 0 { req.max_bytes as u64 } else { u64::MAX }.min(b.settings.fetch_max_bytes.0);
     let min_bytes = req.min_bytes.max(0) as u64;
     let read_committed = req.isolation_level == 1;
     let results = loop {

@@ -76,11 +76,7 @@ fn ready(r: ResponseKind) -> Reply {
 
 /// Runs the in-order phase of a request and returns the rest as a future.
 pub async fn dispatch(b: &Arc<Broker>, header: &RequestHeader, req: RequestKind, peer: SocketAddr) -> Reply {
-    let ctx = RequestContext {
-        version: header.request_api_version,
-        client_id: header.client_id.as_ref().map(|s| s.to_string()).unwrap_or_default(),
-        peer,
-    };
+    let ctx = RequestContext { version: header.request_api_version, client_id: header.client_id.as_ref().map(|s| s.to_string()).unwrap_or_default(), peer };
     let b = b.clone();
     match req {
         RequestKind::ApiVersions(_) => ready(ResponseKind::ApiVersions(meta::api_versions(0))),

@@ -89,7 +89,9 @@ pub async fn start(b: Arc<Broker>, req: ProduceRequest, ctx: RequestContext) -> 
 async fn start_partition(b: &Arc<Broker>, topic: &str, index: i32, data: Bytes) -> Result<Pending> {
     let t = b.topics.get(topic).ok_or_else(|| BrokerError::UnknownTopicOrPartition(topic.to_string()))?;
     let p = t.partition(index)?;
-    let infos = records::validate(&data)?;
+    let infos = records::validate(&data, b.settings.batch_decompressed_bytes_max.0 as usize).inspect_err(|e| {
+        tracing::warn!(topic, partition = index, error = %e, "produce refused: invalid record batch");
+    })?;
     let max = topic_config::long(&t.meta.configs, "max.message.bytes").map_or(b.settings.message_max_bytes.0 as usize, |v| v as usize);
     for i in &infos {
         if i.size > max {
@@ -119,13 +121,11 @@ async fn start_partition(b: &Arc<Broker>, topic: &str, index: i32, data: Bytes) 
             }
         }
     }
-    let count: u32 = infos.iter().map(|i| i.records).sum();
+    let count: u64 = infos.iter().map(|i| u64::from(i.records)).sum();
+    let count = u32::try_from(count).map_err(|_| BrokerError::InvalidRecord(format!("{count} records in one request")))?;
     let len = data.len();
     let epoch = b.engine.epoch();
-    let (base, durable) = b
-        .engine
-        .append_start(p.stream, epoch, count, len, |base| records::assign_offsets(&data, &infos, base as i64))
-        .await?;
+    let (base, durable) = b.engine.append_start(p.stream, epoch, count, len, |base| records::assign_offsets(&data, &infos, base as i64)).await?;
     let base = base as i64;
     {
         let mut producers = p.producers.lock();

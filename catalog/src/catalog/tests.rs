@@ -7,10 +7,7 @@ use iceberg::spec::{NestedField, PrimitiveType, Type};
 use object_store::memory::InMemory;
 
 fn schema() -> Schema {
-    Schema::builder()
-        .with_fields(vec![NestedField::required(1, "id", Type::Primitive(PrimitiveType::Long)).into()])
-        .build()
-        .expect("schema")
+    Schema::builder().with_fields(vec![NestedField::required(1, "id", Type::Primitive(PrimitiveType::Long)).into()]).build().expect("schema")
 }
 
 fn create(name: &str) -> CreateTable {
@@ -48,5 +45,8 @@ async fn commits_are_checked_atomic_and_durable() {
     let again = Catalog::open(store, objects, "memory:///wh", "wh").expect("reopen");
     assert_eq!(again.list_tables(&ns).await.expect("list"), vec!["a".to_string(), "b".to_string()]);
     assert_eq!(again.load_table(&ns, "a").await.expect("a").metadata.properties().get("k").map(String::as_str), Some("1"));
-    assert!(matches!(again.create_table(&ns, CreateTable { location: Some("s3://elsewhere/t".into()), ..create("c") }).await, Err(CatalogError::BadRequest(_))));
+    assert!(matches!(
+        again.create_table(&ns, CreateTable { location: Some("s3://elsewhere/t".into()), ..create("c") }).await,
+        Err(CatalogError::BadRequest(_))
+    ));
 }

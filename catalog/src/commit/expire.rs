@@ -45,14 +45,22 @@ pub fn to_expire(meta: &TableMetadata, older_than_ms: i64, retain_last: usize) -
         n += 1;
         cursor = s.parent_snapshot_id().and_then(|p| meta.snapshot_by_id(p));
     }
-    let mut out: Vec<i64> = meta.snapshots().filter(|s| s.timestamp_ms() < older_than_ms && !keep.contains(&s.snapshot_id())).map(|s| s.snapshot_id()).collect();
+    let mut out: Vec<i64> =
+        meta.snapshots().filter(|s| s.timestamp_ms() < older_than_ms && !keep.contains(&s.snapshot_id())).map(|s| s.snapshot_id()).collect();
     out.sort_unstable();
     out
 }
 
 impl Committer {
     /// Expires snapshots of `base` (see [`to_expire`]) and deletes the files only they reached.
-    pub async fn expire_snapshots(&self, ns: &Namespace, name: &str, base: &LoadedTable, older_than_ms: i64, retain_last: usize) -> Result<(LoadedTable, ExpireReport)> {
+    pub async fn expire_snapshots(
+        &self,
+        ns: &Namespace,
+        name: &str,
+        base: &LoadedTable,
+        older_than_ms: i64,
+        retain_last: usize,
+    ) -> Result<(LoadedTable, ExpireReport)> {
         let meta = base.metadata.as_ref();
         let expired = to_expire(meta, older_than_ms, retain_last);
         if expired.is_empty() {

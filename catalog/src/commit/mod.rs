@@ -17,8 +17,8 @@ use std::sync::Arc;
 
 use iceberg::io::FileIO;
 use iceberg::spec::{
-    DataContentType, DataFile, FormatVersion, ManifestContentType, ManifestFile, ManifestList, ManifestListWriter, ManifestStatus, ManifestWriterBuilder, Operation,
-    Snapshot, SnapshotReference, SnapshotRetention, Summary, TableMetadata,
+    DataContentType, DataFile, FormatVersion, ManifestContentType, ManifestFile, ManifestList, ManifestListWriter, ManifestStatus, ManifestWriterBuilder,
+    Operation, Snapshot, SnapshotReference, SnapshotRetention, Summary, TableMetadata,
 };
 use iceberg::{TableRequirement, TableUpdate};
 use summary::Side;
@@ -101,7 +101,11 @@ impl Committer {
             let manifest = mf.load_manifest(&self.io).await.map_err(iceberg(&mf.manifest_path))?;
             for e in manifest.entries() {
                 if e.is_alive() {
-                    out.push(LiveFile { file: e.data_file().clone(), sequence_number: e.sequence_number().unwrap_or(0), partition_spec_id: mf.partition_spec_id });
+                    out.push(LiveFile {
+                        file: e.data_file().clone(),
+                        sequence_number: e.sequence_number().unwrap_or(0),
+                        partition_spec_id: mf.partition_spec_id,
+                    });
                 }
             }
         }
@@ -113,7 +117,11 @@ impl Committer {
     pub async fn commit(&self, ns: &Namespace, name: &str, base: &LoadedTable, change: Change, properties: &HashMap<String, String>) -> Result<LoadedTable> {
         let meta = base.metadata.as_ref();
         if meta.format_version() != FormatVersion::V2 {
-            return Err(CatalogError::BadRequest(format!("{}.{name}: Floe commits to format version 2 tables, this one is {:?}", ns.join("."), meta.format_version())));
+            return Err(CatalogError::BadRequest(format!(
+                "{}.{name}: Floe commits to format version 2 tables, this one is {:?}",
+                ns.join("."),
+                meta.format_version()
+            )));
         }
         let parent = meta.current_snapshot().cloned();
         let parent_id = parent.as_ref().map(|s| s.snapshot_id());
@@ -147,7 +155,9 @@ impl Committer {
         let meta = base.metadata.as_ref();
         let (operation, data, deletes, removed, data_seq) = match change {
             Change::Append(data) => (Operation::Append, data, Vec::new(), HashSet::new(), seq),
-            Change::RowDelta { data, deletes } => (if data.is_empty() && !deletes.is_empty() { Operation::Delete } else { Operation::Overwrite }, data, deletes, HashSet::new(), seq),
+            Change::RowDelta { data, deletes } => {
+                (if data.is_empty() && !deletes.is_empty() { Operation::Delete } else { Operation::Overwrite }, data, deletes, HashSet::new(), seq)
+            }
             Change::Replace { removed, data, deletes } => {
                 let start = meta.current_snapshot().map_or(seq, |s| s.sequence_number());
                 (Operation::Replace, data, deletes, removed, start)
@@ -206,7 +216,8 @@ impl Committer {
                     gone.add(e.data_file());
                     w.add_delete_file(e.data_file().clone(), eseq, fseq.or(Some(eseq))).map_err(iceberg("manifest"))?;
                 } else {
-                    w.add_existing_file(e.data_file().clone(), e.snapshot_id().unwrap_or(snapshot_id), eseq, fseq.or(Some(eseq))).map_err(iceberg("manifest"))?;
+                    w.add_existing_file(e.data_file().clone(), e.snapshot_id().unwrap_or(snapshot_id), eseq, fseq.or(Some(eseq)))
+                        .map_err(iceberg("manifest"))?;
                 }
             }
             manifests.push(w.write_manifest_file().await.map_err(iceberg("manifest"))?);
@@ -234,18 +245,26 @@ impl Committer {
             .with_summary(Summary { operation, additional_properties: summary })
             .with_schema_id(meta.current_schema_id())
             .build();
-        let requirements = vec![
-            TableRequirement::UuidMatch { uuid: meta.uuid() },
-            TableRequirement::RefSnapshotIdMatch { r#ref: "main".into(), snapshot_id: parent_id },
-        ];
+        let requirements =
+            vec![TableRequirement::UuidMatch { uuid: meta.uuid() }, TableRequirement::RefSnapshotIdMatch { r#ref: "main".into(), snapshot_id: parent_id }];
         let updates = vec![
             TableUpdate::AddSnapshot { snapshot },
-            TableUpdate::SetSnapshotRef { ref_name: "main".into(), reference: SnapshotReference::new(snapshot_id, SnapshotRetention::branch(None, None, None)) },
+            TableUpdate::SetSnapshotRef {
+                ref_name: "main".into(),
+                reference: SnapshotReference::new(snapshot_id, SnapshotRetention::branch(None, None, None)),
+            },
         ];
         self.target.commit(ns, name, requirements, updates).await
     }
 
-    fn manifest_writer(&self, meta: &TableMetadata, snapshot_id: i64, spec_id: i32, content: ManifestContentType, written: &mut Vec<String>) -> Result<iceberg::spec::ManifestWriter> {
+    fn manifest_writer(
+        &self,
+        meta: &TableMetadata,
+        snapshot_id: i64,
+        spec_id: i32,
+        content: ManifestContentType,
+        written: &mut Vec<String>,
+    ) -> Result<iceberg::spec::ManifestWriter> {
         let spec = meta.partition_spec_by_id(spec_id).ok_or_else(|| CatalogError::Storage(format!("partition spec {spec_id} is not in the table")))?;
         let location = format!("{}/metadata/{}-m{}.avro", meta.location().trim_end_matches('/'), uuid::Uuid::new_v4(), written.len());
         written.push(location.clone());
@@ -279,7 +298,8 @@ impl Committer {
                         continue;
                     }
                     let eseq = e.sequence_number().unwrap_or(0);
-                    w.add_existing_file(e.data_file().clone(), e.snapshot_id().unwrap_or(snapshot_id), eseq, e.file_sequence_number.or(Some(eseq))).map_err(iceberg("manifest"))?;
+                    w.add_existing_file(e.data_file().clone(), e.snapshot_id().unwrap_or(snapshot_id), eseq, e.file_sequence_number.or(Some(eseq)))
+                        .map_err(iceberg("manifest"))?;
                 }
             }
             out.push(w.write_manifest_file().await.map_err(iceberg("manifest"))?);

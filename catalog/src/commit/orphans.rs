@@ -22,7 +22,8 @@ impl Committer {
             let candidate = |name: &str| !avro_only || name.ends_with(".avro");
             let dir = format!("{root}/{folder}");
             let prefix = storage.path(&dir)?;
-            let listed: Vec<object_store::ObjectMeta> = storage.store().list(Some(&prefix)).try_collect().await.map_err(|e| CatalogError::Storage(format!("listing {dir}: {e}")))?;
+            let listed: Vec<object_store::ObjectMeta> =
+                storage.store().list(Some(&prefix)).try_collect().await.map_err(|e| CatalogError::Storage(format!("listing {dir}: {e}")))?;
             old.extend(listed.into_iter().filter(|o| o.last_modified.timestamp_millis() < older_than_ms && o.location.filename().is_some_and(candidate)));
         }
         if old.is_empty() {

@@ -20,7 +20,14 @@ pub trait CommitTarget: Send + Sync {
     /// Creates the namespace when missing (no error when it exists).
     async fn ensure_namespace(&self, ns: &Namespace) -> Result<()>;
     /// Creates a table (format version 2).
-    async fn create(&self, ns: &Namespace, name: &str, schema: Schema, spec: Option<UnboundPartitionSpec>, properties: HashMap<String, String>) -> Result<LoadedTable>;
+    async fn create(
+        &self,
+        ns: &Namespace,
+        name: &str,
+        schema: Schema,
+        spec: Option<UnboundPartitionSpec>,
+        properties: HashMap<String, String>,
+    ) -> Result<LoadedTable>;
 }
 
 #[async_trait]
@@ -41,7 +48,14 @@ impl CommitTarget for Catalog {
         }
     }
 
-    async fn create(&self, ns: &Namespace, name: &str, schema: Schema, spec: Option<UnboundPartitionSpec>, properties: HashMap<String, String>) -> Result<LoadedTable> {
+    async fn create(
+        &self,
+        ns: &Namespace,
+        name: &str,
+        schema: Schema,
+        spec: Option<UnboundPartitionSpec>,
+        properties: HashMap<String, String>,
+    ) -> Result<LoadedTable> {
         self.create_table(ns, CreateTable { name: name.to_string(), location: None, schema, partition_spec: spec, sort_order: None, properties }).await
     }
 }

@@ -170,10 +170,7 @@ async fn the_object_wal_linger_counts_from_arrival() {
 async fn a_crash_between_upload_and_commit_loses_and_duplicates_nothing() {
     let dir = tempfile::tempdir().expect("tmp");
     let mem: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
-    let failing: Arc<dyn ObjectStore> = Arc::new(FaultyStore::new(
-        mem.clone(),
-        FaultConfig { fail_puts_under: Some("meta/".into()), ..Default::default() },
-    ));
+    let failing: Arc<dyn ObjectStore> = Arc::new(FaultyStore::new(mem.clone(), FaultConfig { fail_puts_under: Some("meta/".into()), ..Default::default() }));
     let e = Engine::open(cfg(dir.path()), mem.clone()).await.expect("open");
     let ids = open_streams(&e, 2).await;
     let a = fill(&e, &ids, 10).await;

@@ -23,12 +23,7 @@ fn read_all(obj: &Bytes) -> Vec<(StreamId, Batch)> {
 #[test]
 fn round_trip_many_streams_and_blocks() {
     let mut b = ObjectBuilder::new(40);
-    let input = vec![
-        (1, batch(0, 3, b"abc")),
-        (1, batch(3, 1, b"defghijklmnopqrstuvwxyz0123456789")),
-        (1, batch(4, 2, b"")),
-        (7, batch(100, 5, b"seven")),
-    ];
+    let input = vec![(1, batch(0, 3, b"abc")), (1, batch(3, 1, b"defghijklmnopqrstuvwxyz0123456789")), (1, batch(4, 2, b"")), (7, batch(100, 5, b"seven"))];
     for (s, bt) in &input {
         b.push(*s, bt);
     }
@@ -47,10 +42,23 @@ fn snapshot_of_the_byte_format() {
     assert_eq!(
         hex,
         concat!(
-            "000000000000000a", "00000002", "00000002", "6869",
-            "0000000000000002", "000000000000000a", "000000000000000c", "0000000000000000", "00000012",
-            "d5819416", "00000001",
-            "0000000000000012", "0000002c", "c609bafc", "00000001", "11ddacae", "464c4f454f424a31"
+            "000000000000000a",
+            "00000002",
+            "00000002",
+            "6869",
+            "0000000000000002",
+            "000000000000000a",
+            "000000000000000c",
+            "0000000000000000",
+            "00000012",
+            "d5819416",
+            "00000001",
+            "0000000000000012",
+            "0000002c",
+            "c609bafc",
+            "00000001",
+            "11ddacae",
+            "464c4f454f424a31"
         )
     );
 }

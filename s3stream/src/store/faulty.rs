@@ -10,8 +10,8 @@ use bytes::Bytes;
 use futures::stream::BoxStream;
 use futures::StreamExt;
 use object_store::{
-    path::Path, CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore,
-    PutMultipartOptions, PutOptions, PutPayload, PutResult, Result,
+    path::Path, CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore, PutMultipartOptions, PutOptions, PutPayload,
+    PutResult, Result,
 };
 use parking_lot::Mutex;
 use rand::{rngs::StdRng, Rng, SeedableRng};
@@ -103,9 +103,7 @@ impl ObjectStore for FaultyStore {
     fn delete_stream(&self, locations: BoxStream<'static, Result<Path>>) -> BoxStream<'static, Result<Path>> {
         let fail = self.config.on_delete && self.rng.lock().random_bool(self.config.error_rate.clamp(0.0, 1.0));
         if fail {
-            return locations
-                .map(|_| Err(object_store::Error::Generic { store: "faulty", source: "injected fault on delete".into() }))
-                .boxed();
+            return locations.map(|_| Err(object_store::Error::Generic { store: "faulty", source: "injected fault on delete".into() })).boxed();
         }
         self.inner.delete_stream(locations)
     }
@@ -113,10 +111,7 @@ impl ObjectStore for FaultyStore {
     fn list(&self, prefix: Option<&Path>) -> BoxStream<'static, Result<ObjectMeta>> {
         let fail = self.config.on_list && self.rng.lock().random_bool(self.config.error_rate.clamp(0.0, 1.0));
         if fail {
-            return futures::stream::once(async {
-                Err(object_store::Error::Generic { store: "faulty", source: "injected fault on list".into() })
-            })
-            .boxed();
+            return futures::stream::once(async { Err(object_store::Error::Generic { store: "faulty", source: "injected fault on list".into() }) }).boxed();
         }
         self.inner.list(prefix)
     }

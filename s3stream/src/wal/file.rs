@@ -84,7 +84,13 @@ impl FileWal {
             let a = decode_header(&slots[..SLOT_BYTES as usize]);
             let b = decode_header(&slots[SLOT_BYTES as usize..]);
             match (a, b) {
-                (Some(a), Some(b)) => if a.generation >= b.generation { a } else { b },
+                (Some(a), Some(b)) => {
+                    if a.generation >= b.generation {
+                        a
+                    } else {
+                        b
+                    }
+                }
                 (Some(h), None) | (None, Some(h)) => h,
                 (None, None) => return Err(Error::corrupt(path.display().to_string(), "no valid WAL header")),
             }

@@ -69,10 +69,7 @@ impl ObjectWal {
     pub async fn recover(&mut self) -> Result<Recovered> {
         let prefix = Path::from(PREFIX);
         let metas: Vec<_> = self.store.list(Some(&prefix)).try_collect().await?;
-        let mut seqs: Vec<u64> = metas
-            .iter()
-            .filter_map(|m| m.location.filename()?.strip_suffix(".wal")?.parse().ok())
-            .collect();
+        let mut seqs: Vec<u64> = metas.iter().filter_map(|m| m.location.filename()?.strip_suffix(".wal")?.parse().ok()).collect();
         seqs.sort_unstable();
         let mut records = Vec::new();
         for &seq in &seqs {

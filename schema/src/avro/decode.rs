@@ -1,7 +1,8 @@
 //! The Avro binary decoder: one datum into a [`Value`], many into a record batch with per-record errors.
 //!
 //! Bounded: lengths are checked against what is left, and a record may hold at most
-//! [`ITEMS_MAX`] array/map items in all (null items take no bytes, so a count alone proves nothing).
+//! [`ITEMS_MAX`] array/map items in all, of which at most [`EMPTY_ITEMS_MAX`] may take no bytes
+//! (null items take none, so a count alone proves nothing: 5 bytes could claim millions).
 
 use std::sync::Arc;
 
@@ -14,11 +15,14 @@ use crate::value::Value;
 
 /// Array and map items one record may hold.
 pub const ITEMS_MAX: usize = 1 << 22;
+/// Array and map items of no bytes (nulls, empty records) one record may hold.
+pub const EMPTY_ITEMS_MAX: usize = 1 << 12;
 
 struct Reader<'a> {
     buf: &'a [u8],
     pos: usize,
     items: usize,
+    empty_items: usize,
 }
 
 fn err(msg: impl Into<String>) -> SchemaError {
@@ -45,7 +49,8 @@ impl<'a> Reader<'a> {
     }
 
     fn take(&mut self, n: usize) -> Result<&'a [u8]> {
-        let end = self.pos.checked_add(n).filter(|&e| e <= self.buf.len()).ok_or_else(|| err(format!("{n} bytes wanted, {} left", self.buf.len() - self.pos)))?;
+        let end =
+            self.pos.checked_add(n).filter(|&e| e <= self.buf.len()).ok_or_else(|| err(format!("{n} bytes wanted, {} left", self.buf.len() - self.pos)))?;
         let s = &self.buf[self.pos..end];
         self.pos = end;
         Ok(s)
@@ -76,7 +81,14 @@ impl<'a> Reader<'a> {
             let count = usize::try_from(count).map_err(|_| err("bad block count"))?;
             self.items = self.items.checked_add(count).filter(|&n| n <= ITEMS_MAX).ok_or_else(|| err(format!("more than {ITEMS_MAX} items in one record")))?;
             for _ in 0..count {
+                let at = self.pos;
                 item(self)?;
+                if self.pos == at {
+                    self.empty_items += 1;
+                    if self.empty_items > EMPTY_ITEMS_MAX {
+                        return Err(err(format!("more than {EMPTY_ITEMS_MAX} items of no bytes in one record")));
+                    }
+                }
             }
         }
     }
@@ -97,7 +109,7 @@ impl<'a> Reader<'a> {
             AvroSchema::String => Value::String(self.string()?),
             AvroSchema::Record { fields, .. } => {
                 let mut out = Vec::with_capacity(fields.len());
-                for f in fields {
+                for f in fields.iter() {
                     out.push(self.value(&f.schema).map_err(|e| err(format!("field {}: {e}", f.name)))?);
                 }
                 Value::Record(out)
@@ -175,7 +187,7 @@ fn parse_uuid(s: &str) -> Option<[u8; 16]> {
 
 /// Decodes one datum; every byte must be used.
 pub fn decode(schema: &AvroSchema, bytes: &[u8]) -> Result<Value> {
-    let mut r = Reader { buf: bytes, pos: 0, items: 0 };
+    let mut r = Reader { buf: bytes, pos: 0, items: 0, empty_items: 0 };
     let v = r.value(schema)?;
     if r.pos != bytes.len() {
         return Err(err(format!("{} bytes left after the record", bytes.len() - r.pos)));

@@ -20,14 +20,29 @@ pub enum AvroSchema {
     Double,
     Bytes,
     String,
-    Record { name: String, fields: Vec<AvroField> },
-    Enum { name: String, symbols: Vec<String> },
+    /// A record's fields are shared by every reference to it (a named type used twice is one
+    /// allocation, not two copies).
+    Record {
+        name: String,
+        fields: Arc<[AvroField]>,
+    },
+    Enum {
+        name: String,
+        symbols: Vec<String>,
+    },
     Array(Box<AvroSchema>),
     Map(Box<AvroSchema>),
     Union(Vec<AvroSchema>),
-    Fixed { name: String, size: usize },
+    Fixed {
+        name: String,
+        size: usize,
+    },
     /// On bytes (`fixed: None`) or fixed (`Some(size)`).
-    Decimal { precision: u8, scale: i8, fixed: Option<usize> },
+    Decimal {
+        precision: u8,
+        scale: i8,
+        fixed: Option<usize>,
+    },
     Uuid,
     Date,
     TimeMillis,
@@ -46,13 +61,40 @@ pub struct AvroField {
     pub default: Option<Json>,
 }
 
+/// Most nodes of a schema with every named reference expanded (what decoding and the Arrow
+/// conversion walk): a 4 KB schema that references each named type twice would expand to 2^40.
+pub const SCHEMA_NODES_MAX: usize = 100_000;
+/// Largest `fixed` size (Arrow's fixed-size binary holds it for every row, null or not).
+pub const FIXED_BYTES_MAX: usize = 1 << 16;
+/// Deepest nesting of a schema with every named reference expanded.
+pub const SCHEMA_DEPTH_MAX: usize = 64;
+
 fn invalid(msg: impl Into<String>) -> SchemaError {
     SchemaError::InvalidSchema(msg.into())
 }
 
 struct Parser {
     named: HashMap<String, AvroSchema>,
+    /// (expanded nodes, expanded depth) of each named type.
+    sizes: HashMap<String, (usize, usize)>,
     defining: Vec<String>,
+    /// Expanded nodes so far, the current depth, and the deepest expanded depth reached.
+    nodes: usize,
+    depth: usize,
+    deepest: usize,
+}
+
+/// (expanded nodes, expanded depth) of a parsed schema; stops counting past the limit.
+fn measure(s: &AvroSchema) -> (usize, usize) {
+    let (n, d) = match s {
+        AvroSchema::Record { fields, .. } => {
+            fields.iter().map(|f| measure(&f.schema)).fold((0usize, 0usize), |(n, d), (fn_, fd)| (n.saturating_add(fn_).min(SCHEMA_NODES_MAX + 1), d.max(fd)))
+        }
+        AvroSchema::Array(x) | AvroSchema::Map(x) => measure(x),
+        AvroSchema::Union(xs) => xs.iter().map(measure).fold((0usize, 0usize), |(n, d), (xn, xd)| (n.saturating_add(xn).min(SCHEMA_NODES_MAX + 1), d.max(xd))),
+        _ => (0, 0),
+    };
+    (n + 1, d + 1)
 }
 
 impl AvroSchema {
@@ -69,7 +111,7 @@ impl AvroSchema {
 
     /// Parses a schema that may name types defined by `references` (schemas of other subjects).
     pub fn parse_with(json: &Json, references: &[AvroSchema]) -> Result<Self> {
-        let mut p = Parser { named: HashMap::new(), defining: vec![] };
+        let mut p = Parser { named: HashMap::new(), sizes: HashMap::new(), defining: vec![], nodes: 0, depth: 0, deepest: 0 };
         for r in references {
             p.register(r);
         }
@@ -95,7 +137,7 @@ impl AvroSchema {
             AvroSchema::Double => (DataType::Float64, false),
             AvroSchema::Bytes => (DataType::Binary, false),
             AvroSchema::String | AvroSchema::Enum { .. } => (DataType::Utf8, false),
-            AvroSchema::Fixed { size, .. } => (DataType::FixedSizeBinary(*size as i32), false),
+            AvroSchema::Fixed { size, .. } => (DataType::FixedSizeBinary(i32::try_from(*size).map_err(|_| invalid(format!("fixed size {size}")))?), false),
             AvroSchema::Uuid => (DataType::FixedSizeBinary(16), false),
             AvroSchema::Decimal { precision, scale, .. } => (DataType::Decimal128(*precision, *scale), false),
             AvroSchema::Date => (DataType::Date32, false),
@@ -147,12 +189,14 @@ impl Parser {
         match s {
             AvroSchema::Record { name, fields } => {
                 self.named.insert(name.clone(), s.clone());
-                for f in fields {
+                self.sizes.insert(name.clone(), measure(s));
+                for f in fields.iter() {
                     self.register(&f.schema);
                 }
             }
             AvroSchema::Enum { name, .. } | AvroSchema::Fixed { name, .. } => {
                 self.named.insert(name.clone(), s.clone());
+                self.sizes.insert(name.clone(), (1, 1));
             }
             AvroSchema::Array(x) | AvroSchema::Map(x) => self.register(x),
             AvroSchema::Union(xs) => xs.iter().for_each(|x| self.register(x)),
@@ -160,7 +204,27 @@ impl Parser {
         }
     }
 
+    /// Counts `nodes` more expanded nodes reaching `depth` levels below the current one.
+    fn grow(&mut self, nodes: usize, depth: usize) -> Result<()> {
+        self.nodes = self.nodes.saturating_add(nodes);
+        self.deepest = self.deepest.max(self.depth + depth);
+        if self.nodes > SCHEMA_NODES_MAX {
+            return Err(invalid(format!("the schema expands to more than {SCHEMA_NODES_MAX} nodes (SCHEMA_NODES_MAX) with its named types in place")));
+        }
+        if self.deepest > SCHEMA_DEPTH_MAX {
+            return Err(invalid(format!("the schema nests deeper than {SCHEMA_DEPTH_MAX} levels (SCHEMA_DEPTH_MAX) with its named types in place")));
+        }
+        Ok(())
+    }
+
     fn parse(&mut self, json: &Json, ns: Option<&str>) -> Result<AvroSchema> {
+        self.depth += 1;
+        let r = self.grow(1, 0).and_then(|()| self.parse_node(json, ns));
+        self.depth -= 1;
+        r
+    }
+
+    fn parse_node(&mut self, json: &Json, ns: Option<&str>) -> Result<AvroSchema> {
         match json {
             Json::String(s) => self.by_name(s, ns),
             Json::Array(branches) => {
@@ -193,13 +257,19 @@ impl Parser {
                             .map(|s| s.as_str().map(str::to_string).ok_or_else(|| invalid("enum symbols must be strings")))
                             .collect::<Result<Vec<_>>>()?;
                         let s = AvroSchema::Enum { name: name.clone(), symbols };
+                        self.sizes.insert(name.clone(), (1, 1));
                         self.named.insert(name, s.clone());
                         Ok(s)
                     }
                     Some("fixed") => {
                         let name = self.name_of(o, ns)?;
-                        let size = o.get("size").and_then(Json::as_u64).ok_or_else(|| invalid(format!("fixed {name} needs a size")))? as usize;
+                        let size = o.get("size").and_then(Json::as_u64).ok_or_else(|| invalid(format!("fixed {name} needs a size")))?;
+                        let size = usize::try_from(size)
+                            .ok()
+                            .filter(|&n| n <= FIXED_BYTES_MAX)
+                            .ok_or_else(|| invalid(format!("fixed {name} of {size} bytes is over FIXED_BYTES_MAX ({FIXED_BYTES_MAX})")))?;
                         let s = AvroSchema::Fixed { name: name.clone(), size };
+                        self.sizes.insert(name.clone(), (1, 1));
                         self.named.insert(name, s.clone());
                         Ok(s)
                     }
@@ -212,7 +282,7 @@ impl Parser {
         }
     }
 
-    fn by_name(&self, s: &str, ns: Option<&str>) -> Result<AvroSchema> {
+    fn by_name(&mut self, s: &str, ns: Option<&str>) -> Result<AvroSchema> {
         Ok(match s {
             "null" => AvroSchema::Null,
             "boolean" => AvroSchema::Boolean,
@@ -227,7 +297,12 @@ impl Parser {
                 if self.defining.contains(&full) || self.defining.iter().any(|d| d == name) {
                     return Err(SchemaError::Unsupported(format!("recursive type {full} has no table representation")));
                 }
-                self.named.get(&full).or_else(|| self.named.get(name)).cloned().ok_or_else(|| invalid(format!("unknown type {name}")))?
+                let key = if self.named.contains_key(&full) { full } else { name.to_string() };
+                let found = self.named.get(&key).cloned().ok_or_else(|| invalid(format!("unknown type {name}")))?;
+                // The reference node itself was counted by `parse`; its type adds the rest.
+                let (n, d) = self.sizes.get(&key).copied().unwrap_or((1, 1));
+                self.grow(n - 1, d - 1)?;
+                found
             }
         })
     }
@@ -241,6 +316,7 @@ impl Parser {
     fn record(&mut self, o: &serde_json::Map<String, Json>, ns: Option<&str>) -> Result<AvroSchema> {
         let name = self.name_of(o, ns)?;
         let child_ns = name.rsplit_once('.').map(|(n, _)| n.to_string());
+        let (nodes_before, outer_deepest) = (self.nodes, std::mem::replace(&mut self.deepest, self.depth));
         self.defining.push(name.clone());
         let mut fields = Vec::new();
         for f in o.get("fields").and_then(Json::as_array).ok_or_else(|| invalid(format!("record {name} needs fields")))? {
@@ -249,7 +325,11 @@ impl Parser {
             fields.push(AvroField { name: fname.to_string(), schema, default: f.get("default").cloned() });
         }
         self.defining.pop();
-        let s = AvroSchema::Record { name: name.clone(), fields };
+        // The record node was counted by `parse`, one level up.
+        let size = (self.nodes - nodes_before + 1, self.deepest - self.depth + 1);
+        self.deepest = self.deepest.max(outer_deepest);
+        let s = AvroSchema::Record { name: name.clone(), fields: fields.into() };
+        self.sizes.insert(name.clone(), size);
         self.named.insert(name, s.clone());
         Ok(s)
     }

@@ -94,14 +94,33 @@ fn avro_encoded_envelopes_flatten_too() {
     fn zz(v: i64) -> Vec<u8> {
         let mut u = ((v << 1) ^ (v >> 63)) as u64;
         let mut out = vec![];
-        while u >= 0x80 { out.push((u as u8 & 0x7f) | 0x80); u >>= 7; }
+        while u >= 0x80 {
+            out.push((u as u8 & 0x7f) | 0x80);
+            u >>= 7;
+        }
         out.push(u as u8);
         out
     }
-    fn s(x: &str) -> Vec<u8> { let mut o = zz(x.len() as i64); o.extend(x.as_bytes()); o }
-    let row = |id: i64, name: &str| { let mut o = zz(1); o.extend(zz(id)); o.extend(s(name)); o };
+    fn s(x: &str) -> Vec<u8> {
+        let mut o = zz(x.len() as i64);
+        o.extend(x.as_bytes());
+        o
+    }
+    let row = |id: i64, name: &str| {
+        let mut o = zz(1);
+        o.extend(zz(id));
+        o.extend(s(name));
+        o
+    };
     let event = |before: Vec<u8>, after: Vec<u8>, op: &str| {
-        let mut e = before; e.extend(after); e.extend(s("inv")); e.extend(s("products")); e.extend(s(op)); e.extend(zz(1)); e.extend(zz(1_700_000_000_000)); e
+        let mut e = before;
+        e.extend(after);
+        e.extend(s("inv"));
+        e.extend(s("products"));
+        e.extend(s(op));
+        e.extend(zz(1));
+        e.extend(zz(1_700_000_000_000));
+        e
     };
     let insert = event(zz(0), row(1, "a"), "c");
     let update = event(row(1, "a"), row(1, "b"), "u");

@@ -13,9 +13,15 @@ fn avro(fields: &str) -> Schema {
 #[test]
 fn four_avro_versions_evolve_the_table() {
     let v1 = avro(r#"{"name":"id","type":"int"},{"name":"name","type":"string"},{"name":"price","type":"float"}"#);
-    let v2 = avro(r#"{"name":"id","type":"long"},{"name":"name","type":"string"},{"name":"price","type":"float"},{"name":"tags","type":{"type":"array","items":"string"}}"#);
-    let v3 = avro(r#"{"name":"id","type":"long"},{"name":"name","type":["null","string"]},{"name":"price","type":"double"},{"name":"tags","type":{"type":"array","items":"string"}}"#);
-    let v4 = avro(r#"{"name":"id","type":"long"},{"name":"price","type":"double"},{"name":"addr","type":{"type":"record","name":"A","fields":[{"name":"city","type":"string"}]}}"#);
+    let v2 = avro(
+        r#"{"name":"id","type":"long"},{"name":"name","type":"string"},{"name":"price","type":"float"},{"name":"tags","type":{"type":"array","items":"string"}}"#,
+    );
+    let v3 = avro(
+        r#"{"name":"id","type":"long"},{"name":"name","type":["null","string"]},{"name":"price","type":"double"},{"name":"tags","type":{"type":"array","items":"string"}}"#,
+    );
+    let v4 = avro(
+        r#"{"name":"id","type":"long"},{"name":"price","type":"double"},{"name":"addr","type":{"type":"record","name":"A","fields":[{"name":"city","type":"string"}]}}"#,
+    );
     let mut ids = FieldIds::default();
     let mut table = ids.assign(&v1);
     assert!(!fits(&table, &v2), "v1's table cannot hold v2 (longs, tags) before it evolves");
@@ -47,7 +53,9 @@ fn incompatible_changes_are_refused_with_the_column() {
             other => panic!("{bad}: {other:?}"),
         }
     }
-    let wider = evolve(&table, &avro(r#"{"name":"id","type":"int"},{"name":"d","type":{"type":"bytes","logicalType":"decimal","precision":14,"scale":2}}"#), &mut ids).expect("ok");
+    let wider =
+        evolve(&table, &avro(r#"{"name":"id","type":"int"},{"name":"d","type":{"type":"bytes","logicalType":"decimal","precision":14,"scale":2}}"#), &mut ids)
+            .expect("ok");
     assert_eq!(wider.field_with_name("d").expect("d").data_type(), &DataType::Decimal128(14, 2));
     assert_eq!(wider.field_with_name("id").expect("id").data_type(), &DataType::Int64, "never narrowed back to int");
 }
@@ -75,7 +83,11 @@ fn apply(fields: &mut Vec<(String, &'static str, bool)>, c: &Change, next: &mut 
         }
         Change::Widen(k) => {
             if let Some(i) = pick(k, fields.len()) {
-                fields[i].1 = match fields[i].1 { "int" => "long", "float" => "double", t => t };
+                fields[i].1 = match fields[i].1 {
+                    "int" => "long",
+                    "float" => "double",
+                    t => t,
+                };
             }
         }
         Change::Optional(k) => {

@@ -133,3 +133,24 @@ fn a_base64_file_descriptor_compiles_like_the_text() {
     let rec = order(&text, 3, 1);
     assert_eq!(from_b64.decode(&rec).expect("decode"), text.decode(&rec).expect("decode"));
 }
+
+#[test]
+fn text_that_only_looks_like_base64_is_compiled_as_proto_text_and_refused() {
+    // "====" panicked the hand-written base64 decoder.
+    for text in ["====", "A===", "AB=C", "=", "\u{00e9}\u{00e9}\u{00e9}\u{00e9}"] {
+        assert!(ProtoSchema::from_source("x.proto", text, &[], None).is_err(), "{text:?}");
+    }
+}
+
+#[test]
+fn a_message_used_twice_at_every_level_is_refused_by_column_count() {
+    // M(i) has two fields of M(i-1): 2^30 columns once expanded.
+    let mut text = String::from("syntax = \"proto3\"; message M0 { int64 a = 1; }\n");
+    for i in 1..=30 {
+        text.push_str(&format!("message M{i} {{ M{} x = 1; M{} y = 2; }}\n", i - 1, i - 1));
+    }
+    let started = std::time::Instant::now();
+    let err = ProtoSchema::from_source("deep.proto", &text, &[], Some("M30")).expect_err("refused when compiled");
+    assert!(err.to_string().contains("COLUMNS_MAX"), "{err}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(2));
+}

@@ -32,7 +32,7 @@ pub fn can_read(reader: &AvroSchema, writer: &AvroSchema) -> Result<(), String> 
             if short(rn) != short(wn) {
                 return Err(format!("record {rn} cannot read record {wn}"));
             }
-            for f in rf {
+            for f in rf.iter() {
                 match wf.iter().find(|w| w.name == f.name) {
                     Some(w) => can_read(&f.schema, &w.schema).map_err(|e| format!("field {}: {e}", f.name))?,
                     None if has_default(f) => {}

@@ -48,7 +48,14 @@ pub fn protobuf_can_read(reader: &ProtoSchema, writer: &ProtoSchema) -> Result<(
         for rf in rm.fields() {
             let Some(wf) = wm.get_field(rf.number()) else { continue };
             if kind_class(&rf.kind()) != kind_class(&wf.kind()) {
-                return Err(format!("field {} (#{}) of {} changed from {} to {}", rf.name(), rf.number(), rm.full_name(), kind_class(&wf.kind()), kind_class(&rf.kind())));
+                return Err(format!(
+                    "field {} (#{}) of {} changed from {} to {}",
+                    rf.name(),
+                    rf.number(),
+                    rm.full_name(),
+                    kind_class(&wf.kind()),
+                    kind_class(&rf.kind())
+                ));
             }
             if rf.is_list() != wf.is_list() || rf.is_map() != wf.is_map() {
                 return Err(format!("field {} (#{}) of {} changed between single and repeated", rf.name(), rf.number(), rm.full_name()));
@@ -85,7 +92,9 @@ pub fn json_can_read(reader: &Json, writer: &Json, path: &str) -> Result<(), Str
     let empty = serde_json::Map::new();
     let rp = reader.get("properties").and_then(Json::as_object).unwrap_or(&empty);
     let wp = writer.get("properties").and_then(Json::as_object).unwrap_or(&empty);
-    let required = |s: &Json| -> Vec<String> { s.get("required").and_then(Json::as_array).map(|r| r.iter().filter_map(|x| x.as_str().map(str::to_string)).collect()).unwrap_or_default() };
+    let required = |s: &Json| -> Vec<String> {
+        s.get("required").and_then(Json::as_array).map(|r| r.iter().filter_map(|x| x.as_str().map(str::to_string)).collect()).unwrap_or_default()
+    };
     let wreq = required(writer);
     for r in required(reader) {
         if !wreq.contains(&r) {

@@ -17,6 +17,9 @@ use serde::{Deserialize, Serialize};
 use crate::avro::AvroSchema;
 use crate::error::{Result, SchemaError};
 
+/// Schemas one registration may parse through its references, counted once per path.
+pub const REFERENCES_MAX: usize = 256;
+
 /// The schema languages a subject can hold.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
 #[serde(rename_all = "UPPERCASE")]
@@ -205,9 +208,18 @@ impl Registry {
     }
 
     fn avro(state: &State, s: &StoredSchema) -> Result<AvroSchema> {
+        Self::avro_within(state, s, &mut { REFERENCES_MAX })
+    }
+
+    /// Parses `s` and what it references, at most `budget` schemas in all (a reference graph
+    /// that reaches one schema by many paths parses it once per path).
+    fn avro_within(state: &State, s: &StoredSchema, budget: &mut usize) -> Result<AvroSchema> {
+        *budget = budget
+            .checked_sub(1)
+            .ok_or_else(|| SchemaError::InvalidSchema(format!("the schema's references reach more than {REFERENCES_MAX} schemas (REFERENCES_MAX)")))?;
         let mut refs = Vec::new();
         for r in &s.references {
-            refs.push(Self::avro(state, Self::referenced(state, r)?)?);
+            refs.push(Self::avro_within(state, Self::referenced(state, r)?, budget)?);
         }
         let json: serde_json::Value = serde_json::from_str(&s.schema).map_err(|e| SchemaError::InvalidSchema(e.to_string()))?;
         AvroSchema::parse_with(&json, &refs)
@@ -407,7 +419,14 @@ impl Registry {
     }
 
     /// Is `schema` compatible with a version of the subject (under the subject's level)?
-    pub async fn compatible(&self, subject: &str, version: &str, schema_type: SchemaType, schema: &str, references: Vec<Reference>) -> Result<(bool, Vec<String>)> {
+    pub async fn compatible(
+        &self,
+        subject: &str,
+        version: &str,
+        schema_type: SchemaType,
+        schema: &str,
+        references: Vec<Reference>,
+    ) -> Result<(bool, Vec<String>)> {
         let against = self.version(subject, version, false).await?;
         let text = normalize(schema_type, schema)?;
         let state = self.state.lock().await;

@@ -42,9 +42,12 @@ pub fn status_of(e: &SchemaError) -> (StatusCode, u32) {
         SchemaError::InvalidCompatibility(_) => (StatusCode::UNPROCESSABLE_ENTITY, 42203),
         SchemaError::Incompatible { .. } => (StatusCode::CONFLICT, 409),
         SchemaError::Store(_) => (StatusCode::INTERNAL_SERVER_ERROR, 50001),
-        SchemaError::InvalidSchema(_) | SchemaError::Unsupported(_) | SchemaError::Decode(_) | SchemaError::KeylessDelete(_) | SchemaError::Mismatch { .. } | SchemaError::WireFormat(_) => {
-            (StatusCode::UNPROCESSABLE_ENTITY, 42201)
-        }
+        SchemaError::InvalidSchema(_)
+        | SchemaError::Unsupported(_)
+        | SchemaError::Decode(_)
+        | SchemaError::KeylessDelete(_)
+        | SchemaError::Mismatch { .. }
+        | SchemaError::WireFormat(_) => (StatusCode::UNPROCESSABLE_ENTITY, 42201),
     }
 }
 
@@ -113,7 +116,11 @@ pub fn router(registry: Arc<Registry>) -> Router {
 }
 
 /// Serves the API on `listener` until `shutdown` resolves.
-pub async fn serve(registry: Arc<Registry>, listener: tokio::net::TcpListener, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+pub async fn serve(
+    registry: Arc<Registry>,
+    listener: tokio::net::TcpListener,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
     axum::serve(listener, router(registry)).with_graceful_shutdown(shutdown).await
 }
 

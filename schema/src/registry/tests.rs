@@ -29,7 +29,10 @@ async fn register_versions_compatibility_deletes_and_replay() {
     // Replay from the log: everything is as it was, and the next id is new.
     let again = Registry::open(log).await.expect("reopen");
     assert_eq!(again.subjects(true).await, vec!["other".to_string()]);
-    assert_eq!(again.schema(id2).await.expect("by id").schema, serde_json::to_string(&serde_json::from_str::<serde_json::Value>(V2).expect("json")).expect("json"));
+    assert_eq!(
+        again.schema(id2).await.expect("by id").schema,
+        serde_json::to_string(&serde_json::from_str::<serde_json::Value>(V2).expect("json")).expect("json")
+    );
     let id4 = again.register("fresh", SchemaType::Avro, r#"{"type":"string"}"#, vec![]).await.expect("new");
     assert!(id4 > id3, "ids are never reused");
     assert!(matches!(again.register("x", SchemaType::Avro, "{nope", vec![]).await, Err(SchemaError::InvalidSchema(_))));
@@ -59,7 +62,9 @@ async fn protobuf_and_json_schemas_are_checked_on_register() {
 async fn protobuf_and_json_compatibility_is_enforced_on_register() {
     let r = Registry::open(Arc::new(MemoryLog::default())).await.expect("open");
     r.register("p", SchemaType::Protobuf, "syntax = \"proto3\"; message M { int64 a = 1; }", vec![]).await.expect("v1");
-    r.register("p", SchemaType::Protobuf, "syntax = \"proto3\"; message M { int64 a = 1; string b = 2; }", vec![]).await.expect("a new field is backward compatible");
+    r.register("p", SchemaType::Protobuf, "syntax = \"proto3\"; message M { int64 a = 1; string b = 2; }", vec![])
+        .await
+        .expect("a new field is backward compatible");
     let e = r.register("p", SchemaType::Protobuf, "syntax = \"proto3\"; message M { string a = 1; string b = 2; }", vec![]).await.expect_err("retyped");
     assert!(matches!(e, SchemaError::Incompatible { .. }), "{e}");
     r.register("j", SchemaType::Json, r#"{"type":"object","properties":{"n":{"type":"integer"}}}"#, vec![]).await.expect("v1");

@@ -33,9 +33,16 @@ fn records() -> Vec<SourceRecord> {
         let id = row.get("id").cloned().unwrap_or(serde_json::json!(111));
         let key = Bytes::from(serde_json::json!({ "id": id }).to_string());
         let delete = v["op"] == "d";
-        out.push(SourceRecord { offset: out.len() as i64, timestamp_ms: 0, key: Some(key.clone()), value: Some(Bytes::from(line)), headers: vec![] });
+        out.push(SourceRecord {
+            offset: out.len() as i64,
+            timestamp_ms: 0,
+            key: Some(key.clone()),
+            value: Some(Bytes::from(line)),
+            headers: vec![],
+            undecodable: None,
+        });
         if delete {
-            out.push(SourceRecord { offset: out.len() as i64, timestamp_ms: 0, key: Some(key), value: None, headers: vec![] });
+            out.push(SourceRecord { offset: out.len() as i64, timestamp_ms: 0, key: Some(key), value: None, headers: vec![], undecodable: None });
         }
     }
     out
@@ -43,7 +50,14 @@ fn records() -> Vec<SourceRecord> {
 
 #[tokio::test]
 async fn a_keyed_table_deletes_a_row_image_less_delete_by_its_key() {
-    let d = decoder(&[("convert.value.type", "json"), ("convert.key.type", "json"), ("transform.value.type", "flatten_debezium"), ("upsert.enable", "true"), ("id.columns", "[id]")]).await;
+    let d = decoder(&[
+        ("convert.value.type", "json"),
+        ("convert.key.type", "json"),
+        ("transform.value.type", "flatten_debezium"),
+        ("upsert.enable", "true"),
+        ("id.columns", "[id]"),
+    ])
+    .await;
     let recs = records();
     assert_eq!(recs.len(), 17);
     let out = d.decode(&recs).await;

@@ -2,6 +2,7 @@
 //! property test that random bytes never panic.
 
 use super::*;
+use crate::avro::schema::FIXED_BYTES_MAX;
 use arrow_array::{Array, Decimal128Array, Int64Array, StringArray, TimestampMicrosecondArray};
 use proptest::prelude::*;
 
@@ -83,10 +84,10 @@ fn a_full_record_decodes_into_arrow() {
     assert_eq!(created.value(0), 1_700_000_000_123_000);
     assert!(batch.column(9).is_null(0));
     let Value::Record(fields) = decode(&schema, &order(1)).expect("decode") else { panic!("not a record") };
-    assert_eq!(fields[6], Value::Array(vec![
-        Value::Record(vec![Value::String("a".into()), Value::Int(3)]),
-        Value::Record(vec![Value::String("b".into()), Value::Int(-4)]),
-    ]));
+    assert_eq!(
+        fields[6],
+        Value::Array(vec![Value::Record(vec![Value::String("a".into()), Value::Int(3)]), Value::Record(vec![Value::String("b".into()), Value::Int(-4)]),])
+    );
     assert_eq!(fields[7], Value::Map(vec![("k".into(), Value::String("v".into()))]));
     assert_eq!(fields[8], Value::Fixed(vec![0x12, 0x3e, 0x45, 0x67, 0xe8, 0x9b, 0x12, 0xd3, 0xa4, 0x56, 0x42, 0x66, 0x14, 0x17, 0x40, 0x00]));
 }
@@ -136,4 +137,57 @@ proptest! {
         let schema = AvroSchema::parse_str(SCHEMA).expect("schema");
         let _ = decode(&schema, &bytes);
     }
+}
+
+#[test]
+fn named_types_that_double_at_each_level_are_refused_by_size_not_expanded() {
+    // T(i) has two fields of type T(i-1): 2^40 nodes once expanded, from a few KB of JSON.
+    let mut schema = serde_json::json!({"type": "record", "name": "T0", "fields": [{"name": "a", "type": "int"}]});
+    for i in 1..=40 {
+        schema = serde_json::json!({"type": "record", "name": format!("T{i}"), "fields": [{"name": "x", "type": schema}, {"name": "y", "type": format!("T{}", i - 1)}]});
+    }
+    let started = std::time::Instant::now();
+    let err = AvroSchema::parse(&schema).expect_err("refused");
+    assert!(err.to_string().contains("SCHEMA_NODES_MAX"), "{err}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(2), "took {:?}", started.elapsed());
+    // Ten levels (2^10 nodes) are a legitimate, shared schema.
+    let mut ok = serde_json::json!({"type": "record", "name": "T0", "fields": [{"name": "a", "type": "int"}]});
+    for i in 1..=10 {
+        ok =
+            serde_json::json!({"type": "record", "name": format!("T{i}"), "fields": [{"name": "x", "type": ok}, {"name": "y", "type": format!("T{}", i - 1)}]});
+    }
+    let parsed = AvroSchema::parse(&ok).expect("within the limits");
+    assert_eq!(parsed.arrow_schema().expect("arrow").fields().len(), 2);
+}
+
+#[test]
+fn a_chain_of_named_types_deeper_than_the_limit_is_refused() {
+    let mut schema = serde_json::json!({"type": "record", "name": "T0", "fields": [{"name": "a", "type": "int"}]});
+    for i in 1..=80 {
+        schema = serde_json::json!({"type": "record", "name": format!("T{i}"), "fields": [{"name": "x", "type": schema}]});
+    }
+    let err = AvroSchema::parse(&schema).expect_err("refused");
+    assert!(err.to_string().contains("SCHEMA_DEPTH_MAX"), "{err}");
+}
+
+#[test]
+fn a_fixed_size_past_the_limit_is_refused() {
+    for size in [u64::from(u32::MAX) + 1, 1 << 40, (FIXED_BYTES_MAX + 1) as u64] {
+        let err = AvroSchema::parse_str(&format!(r#"{{"type":"fixed","name":"F","size":{size}}}"#)).expect_err("refused");
+        assert!(err.to_string().contains("FIXED_BYTES_MAX"), "{err}");
+    }
+    assert!(AvroSchema::parse_str(r#"{"type":"fixed","name":"F","size":16}"#).is_ok());
+}
+
+#[test]
+fn five_bytes_cannot_make_millions_of_null_items() {
+    let schema = AvroSchema::parse_str(r#"{"type":"record","name":"R","fields":[{"name":"xs","type":{"type":"array","items":"null"}}]}"#).expect("schema");
+    // One block of 4,000,000 null items (no bytes each), then the end of the array.
+    let mut bytes = zz(4_000_000);
+    bytes.extend(zz(0));
+    let err = decode(&schema, &bytes).expect_err("refused");
+    assert!(err.to_string().contains("items of no bytes"), "{err}");
+    let mut few = zz(100);
+    few.extend(zz(0));
+    assert!(decode(&schema, &few).is_ok());
 }

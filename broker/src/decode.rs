@@ -1,0 +1,119 @@
+//! Request decoding that no length or count on the wire can turn into an allocation beyond the frame's budget.
+//!
+//! `kafka-protocol` pre-allocates arrays from the count it reads. Decoding runs inside
+//! [`floe_alloc_guard::decode_scope`]: an allocation above [`budget_bytes`] for the frame gets
+//! unbacked address space and trips the scope, and [`GuardedBuf`] then reports no bytes left, so
+//! the decoder fails at its next read, before anything is written. Such a request is refused as
+//! malformed and costs its sender the connection.
+
+use std::ops::Range;
+
+use bytes::{Buf, Bytes};
+use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind};
+use kafka_protocol::protocol::buf::ByteBuf;
+use kafka_protocol::protocol::Decodable;
+
+/// The largest in-memory size of a decoded array, as a multiple of its frame's bytes: an element
+/// takes at least one byte on the wire and its Rust form (strings, optional fields, the tagged
+/// field map) at most about a hundred.
+pub const DECODE_EXPANSION_MAX: usize = 128;
+/// No single allocation of a request's decode exceeds this, whatever its frame's size.
+pub const DECODE_ALLOCATION_MAX_BYTES: usize = 256 << 20;
+
+/// The allocation budget of a frame of `frame_bytes`.
+pub fn budget_bytes(frame_bytes: usize) -> usize {
+    frame_bytes.saturating_mul(DECODE_EXPANSION_MAX).min(DECODE_ALLOCATION_MAX_BYTES)
+}
+
+/// A request body that reads as exhausted once the decode scope has tripped.
+pub struct GuardedBuf<'a>(pub &'a mut Bytes);
+
+impl Buf for GuardedBuf<'_> {
+    fn remaining(&self) -> usize {
+        if floe_alloc_guard::tripped() {
+            0
+        } else {
+            self.0.remaining()
+        }
+    }
+    fn chunk(&self) -> &[u8] {
+        if floe_alloc_guard::tripped() {
+            &[]
+        } else {
+            self.0.chunk()
+        }
+    }
+    fn advance(&mut self, cnt: usize) {
+        self.0.advance(cnt)
+    }
+}
+
+impl ByteBuf for GuardedBuf<'_> {
+    fn peek_bytes(&mut self, r: Range<usize>) -> Bytes {
+        self.0.slice(r)
+    }
+    fn get_bytes(&mut self, size: usize) -> Bytes {
+        self.0.split_to(size)
+    }
+}
+
+/// Decodes a request's header and body (the frame after its size prefix).
+pub fn request(mut frame: Bytes, api: ApiKey, version: i16) -> Result<(RequestHeader, RequestKind), String> {
+    let frame_bytes = frame.len();
+    let budget = budget_bytes(frame_bytes);
+    let (decoded, tripped) = floe_alloc_guard::decode_scope(budget, || {
+        let mut buf = GuardedBuf(&mut frame);
+        let header = RequestHeader::decode(&mut buf, api.request_header_version(version)).map_err(|e| format!("malformed {api:?} header: {e}"))?;
+        let body = body(api, &mut buf, version).map_err(|e| format!("malformed {api:?} v{version} request: {e}"))?;
+        Ok((header, body))
+    });
+    if tripped {
+        return Err(format!("{api:?} v{version} request claims more elements than its {frame_bytes} bytes can hold"));
+    }
+    decoded
+}
+
+/// `RequestKind::decode` takes only `Bytes`; this is the same dispatch over any `ByteBuf`, for
+/// the APIs Floe serves (the others are refused before decoding; a test keeps the two in step).
+macro_rules! bodies {
+    ($($api:ident),* $(,)?) => {
+        fn body<B: ByteBuf>(api: ApiKey, buf: &mut B, version: i16) -> anyhow::Result<RequestKind> {
+            Ok(match api {
+                $(ApiKey::$api => RequestKind::$api(Decodable::decode(buf, version)?),)*
+                other => anyhow::bail!("{other:?} is not served"),
+            })
+        }
+    };
+}
+
+bodies!(
+    Produce,
+    Fetch,
+    ListOffsets,
+    Metadata,
+    OffsetCommit,
+    OffsetFetch,
+    FindCoordinator,
+    JoinGroup,
+    Heartbeat,
+    LeaveGroup,
+    SyncGroup,
+    DescribeGroups,
+    ListGroups,
+    ApiVersions,
+    CreateTopics,
+    DeleteTopics,
+    DeleteRecords,
+    InitProducerId,
+    OffsetForLeaderEpoch,
+    DescribeConfigs,
+    AlterConfigs,
+    CreatePartitions,
+    DeleteGroups,
+    IncrementalAlterConfigs,
+    OffsetDelete,
+    DescribeCluster,
+);
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,59 @@
+//! Stored batches into Table Topic records: honest ones decode (compressed too), lying ones are one dead letter.
+
+use bytes::BytesMut;
+use kafka_protocol::records::{Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
+
+use super::*;
+
+fn batch(values: &[Vec<u8>], compression: Compression) -> Bytes {
+    let records: Vec<Record> = values
+        .iter()
+        .enumerate()
+        .map(|(i, v)| Record {
+            transactional: false,
+            control: false,
+            delete_horizon: false,
+            partition_leader_epoch: 0,
+            producer_id: 1,
+            producer_epoch: 0,
+            timestamp_type: TimestampType::Creation,
+            offset: 100 + i as i64,
+            sequence: i as i32,
+            timestamp: 1_700_000_000_000 + i as i64,
+            key: Some(Bytes::from(format!("k{i}"))),
+            value: Some(Bytes::from(v.clone())),
+            headers: [(kafka_protocol::protocol::StrBytes::from_static_str("h"), Some(Bytes::from_static(b"v")))].into_iter().collect(),
+        })
+        .collect();
+    let mut buf = BytesMut::new();
+    RecordBatchEncoder::encode(&mut buf, records.iter(), &RecordEncodeOptions { version: 2, compression }).expect("encode");
+    buf.freeze()
+}
+
+#[test]
+fn stored_batches_decode_into_records_with_offsets_timestamps_and_headers() {
+    for c in [Compression::None, Compression::Gzip, Compression::Zstd] {
+        let b = batch(&[b"a".to_vec(), b"bb".to_vec()], c);
+        let recs = decode(&b, 1 << 20).expect("decodes");
+        assert_eq!(recs.len(), 2, "{c:?}");
+        assert_eq!((recs[1].offset, recs[1].timestamp_ms), (101, 1_700_000_000_001));
+        assert_eq!(recs[1].value.as_deref(), Some(&b"bb"[..]));
+        assert_eq!(recs[0].key.as_deref(), Some(&b"k0"[..]));
+        assert_eq!(recs[0].headers, vec![("h".to_string(), Some(Bytes::from_static(b"v")))]);
+    }
+}
+
+#[test]
+fn a_stored_bomb_or_lying_count_is_an_error_for_the_dead_letter_table_not_an_allocation() {
+    let bomb = batch(&vec![vec![0u8; 1 << 20]; 8], Compression::Gzip);
+    let err = decode(&bomb, 1 << 20).expect_err("over the cap");
+    assert!(err.contains("inflate past"), "{err}");
+    let mut lying = batch(&[b"one".to_vec()], Compression::None).to_vec();
+    lying[23..27].copy_from_slice(&(i32::MAX - 1).to_be_bytes());
+    lying[57..61].copy_from_slice(&i32::MAX.to_be_bytes());
+    let err = decode(&Bytes::from(lying), 1 << 20).expect_err("lying count");
+    assert!(err.contains("record 1"), "{err}");
+    let mut cut = batch(&[b"one".to_vec()], Compression::None).to_vec();
+    cut.truncate(cut.len() - 2);
+    assert!(decode(&Bytes::from(cut), 1 << 20).is_err());
+}
