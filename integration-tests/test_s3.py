@@ -5,6 +5,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 import uuid
 
@@ -86,3 +87,47 @@ def test_tables_in_an_s3_warehouse_through_the_catalog(s3, tmp_path):
         assert cat.load_table("lake.t").scan().to_arrow().column("id").to_pylist() == list(range(10))
     finally:
         node.stop()
+
+
+def test_a_paused_node_whose_bucket_was_taken_over_acknowledges_nothing_after_it_resumes(s3, tmp_path, topic_name):
+    """Two nodes, one bucket, the object WAL: the first is SIGSTOPped, the second takes over, the
+    first resumes. Every record the first acknowledged is on the second; nothing produced to the
+    first after the takeover is acknowledged, and the first reports itself not ready."""
+    from confluent_kafka import Producer
+
+    bucket = make_bucket(s3)
+    url = f"s3://{bucket}?endpoint={s3}&region=us-east-1"
+    first = Floe(floe_binary(), tmp_path / "node-a", ["--object-store", url, "--wal", "object"]).start()
+    second = None
+    try:
+        create_topic(first.bootstrap, topic_name)
+        before = [f"before-{i}".encode() for i in range(300)]
+        produce(first.bootstrap, topic_name, before, acks="all")
+        first.proc.send_signal(signal.SIGSTOP)
+        second = Floe(floe_binary(), tmp_path / "node-b", ["--object-store", url, "--wal", "object"]).start()
+        first.proc.send_signal(signal.SIGCONT)
+
+        acked, failed = [], []
+        p = Producer({"bootstrap.servers": first.bootstrap, "acks": "all", "message.timeout.ms": 8000, "retries": 2})
+        for i in range(200):
+            p.produce(topic_name, value=f"after-{i}".encode(),
+                      on_delivery=lambda err, msg: (failed if err else acked).append(msg.value()))
+        p.flush(30)
+        assert len(acked) + len(failed) == 200
+        assert acked == [], f"{len(acked)} records acknowledged by a fenced node"
+        ready = urllib.request.Request(f"{first.admin_url}/health/ready")
+        with pytest.raises(urllib.error.HTTPError) as e:
+            urllib.request.urlopen(ready, timeout=10)
+        assert e.value.code == 503 and b"fenced" in e.value.read()
+
+        got = consume_all(second.bootstrap, topic_name, len(before))
+        assert sorted(m.value() for m in got) == sorted(before), "every acknowledged record is on the new owner"
+        more = [b"on-the-new-owner"] * 20
+        produce(second.bootstrap, topic_name, more, acks="all")
+        assert len(consume_all(second.bootstrap, topic_name, len(before) + 20)) == len(before) + 20
+    finally:
+        if first.proc and first.proc.poll() is None:
+            first.proc.send_signal(signal.SIGCONT)
+        first.stop(signal.SIGKILL)
+        if second:
+            second.stop()

@@ -70,7 +70,36 @@ pub(crate) struct State {
     pub(crate) committed: Arc<Manifest>,
     /// WAL position just past the last durable group.
     wal_end: u64,
-    failed: Option<String>,
+    failed: Option<Failure>,
+}
+
+/// Why the engine stopped taking appends.
+#[derive(Debug, Clone)]
+struct Failure {
+    reason: String,
+    /// A newer owner took the bucket over: appends are answered `Fenced`.
+    fenced: bool,
+}
+
+impl Failure {
+    fn error(&self, epoch: u64) -> Error {
+        if self.fenced {
+            Error::Fenced { ours: epoch, current: epoch + 1 }
+        } else {
+            Error::Io(std::io::Error::other(self.reason.clone()))
+        }
+    }
+}
+
+/// Stops the engine taking appends; a fenced engine also stops uploading.
+fn fail(inner: &Inner, e: &Error) -> Error {
+    let fenced = matches!(e, Error::Fenced { .. }) || matches!(e, Error::ObjectStore(object_store::Error::AlreadyExists { .. }));
+    let failure =
+        Failure { reason: if fenced { format!("fenced: a newer owner took the bucket over ({e})") } else { format!("WAL write failed: {e}") }, fenced };
+    tracing::error!(reason = %failure.reason, "the engine stops taking appends");
+    let err = failure.error(inner.epoch);
+    inner.state.lock().failed.get_or_insert(failure);
+    err
 }
 
 struct AppendReq {
@@ -136,7 +165,8 @@ impl Engine {
             WalKind::File => Wal::File(FileWal::open(&config.wal_dir, config.wal_capacity_bytes)?),
             WalKind::Object => Wal::Object(ObjectWal::new(store.clone(), Duration::from_millis(config.wal_batch_interval_ms))),
         };
-        let recovered = wal.recover().await?;
+        // The object WAL is also fenced here: the previous owner's next write finds its name taken.
+        let recovered = wal.recover_and_fence(meta.current().wal_committed_pos).await?;
         let manifest = meta.current().clone();
         let mut streams = HashMap::new();
         let mut log_cache = LogCache::new(config.log_cache_bytes);
@@ -209,7 +239,7 @@ impl Engine {
 
     /// Why the engine stopped taking appends, if it did (a failed WAL write).
     pub fn failure(&self) -> Option<String> {
-        self.inner.state.lock().failed.clone()
+        self.inner.state.lock().failed.as_ref().map(|f| f.reason.clone())
     }
 
     /// (log cache bytes, pending upload bytes, block cache hits, block cache misses).
@@ -309,8 +339,8 @@ impl Engine {
         let (tx, rx) = oneshot::channel();
         let base = {
             let s = inner.state.lock();
-            if let Some(reason) = &s.failed {
-                return Err(Error::Io(std::io::Error::other(reason.clone())));
+            if let Some(f) = &s.failed {
+                return Err(f.error(inner.epoch));
             }
             let st = s.streams.get(&id).ok_or(Error::StreamNotFound(id))?;
             if !st.open {
@@ -676,14 +706,22 @@ async fn writer_loop(inner: Arc<Inner>, mut rx: mpsc::Receiver<AppendReq>) {
                 }
             }
             Err(e) => {
-                let reason = format!("WAL write failed: {e}");
-                tracing::error!(%reason, "the engine stops taking appends");
-                inner.state.lock().failed = Some(reason.clone());
+                // With the object WAL, a taken name means a newer owner fenced this one (see
+                // `ObjectWal::recover_and_fence`): nothing of this group may be acknowledged.
+                let err = fail(&inner, &e);
                 for r in group {
-                    let _ = r.done.send(Err(Error::Io(std::io::Error::other(reason.clone()))));
+                    let _ = r.done.send(Err(clone_error(&err)));
                 }
             }
         }
+    }
+}
+
+/// The same error again, for every append of a failed group.
+fn clone_error(e: &Error) -> Error {
+    match e {
+        Error::Fenced { ours, current } => Error::Fenced { ours: *ours, current: *current },
+        other => Error::Io(std::io::Error::other(other.to_string())),
     }
 }
 
@@ -724,7 +762,14 @@ async fn upload_loop(inner: Arc<Inner>) {
             _ = inner.upload_wake.notified() => {}
             _ = tokio::time::sleep(interval) => {}
         }
+        if inner.state.lock().failed.as_ref().is_some_and(|f| f.fenced) {
+            return;
+        }
         if let Err(e) = upload_once(&inner).await {
+            if matches!(e, Error::Fenced { .. }) {
+                fail(&inner, &e);
+                return;
+            }
             tracing::warn!(error = %e, "upload failed; the data stays in the WAL and is retried");
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
@@ -789,6 +834,7 @@ pub(crate) async fn upload_once(inner: &Arc<Inner>) -> Result<bool> {
             }
         }
     }
+    next.wal_committed_pos = wal_pos;
     let uploaded: Vec<(StreamId, u64)> =
         pending.iter().filter_map(|(s, b)| Some((*s, b.last()?.end_offset()))).filter(|(s, _)| next.streams.contains_key(s)).collect();
     next.collect_garbage(now_ms());

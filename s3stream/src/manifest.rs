@@ -56,6 +56,10 @@ pub struct Manifest {
     pub epoch: u64,
     pub next_stream_id: StreamId,
     pub next_object_id: u64,
+    /// WAL position up to which every record is uploaded (the WAL is trimmed to here once this
+    /// version is committed). A new owner of an object WAL never writes below it.
+    #[serde(default)]
+    pub wal_committed_pos: u64,
     pub streams: BTreeMap<StreamId, StreamMeta>,
     pub objects: BTreeMap<u64, ObjectMeta>,
     /// Objects no longer referenced, with the time they became so; deleted after a grace period.

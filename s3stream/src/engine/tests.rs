@@ -261,6 +261,40 @@ async fn a_later_epoch_fences_the_earlier_owner() {
     assert_eq!(new.stream_info(ids[0]).expect("info").end, 9);
 }
 
+/// With the object WAL, the new owner claims the next WAL name: the old owner's next write finds
+/// it taken and nothing more is acknowledged, and everything it did acknowledge is recovered —
+/// also when its WAL was trimmed empty (the manifest's committed position is the floor).
+#[tokio::test]
+async fn with_the_object_wal_a_fenced_owner_acknowledges_nothing_more_and_loses_nothing() {
+    for trimmed in [false, true] {
+        let (d1, d2) = (tempfile::tempdir().expect("tmp"), tempfile::tempdir().expect("tmp"));
+        let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+        let mut c = cfg(d1.path());
+        c.wal = WalKind::Object;
+        c.wal_batch_interval_ms = 1;
+        let old = Engine::open(c.clone(), store.clone()).await.expect("open");
+        let ids = open_streams(&old, 1).await;
+        let mut acked = fill(&old, &ids, 5).await.remove(0);
+        if trimmed {
+            old.flush().await.expect("flush");
+            acked.extend(fill(&old, &ids, 2).await.remove(0));
+            old.flush().await.expect("upload and trim everything");
+        }
+        c.wal_dir = d2.path().join("wal");
+        let new = Engine::open(c, store.clone()).await.expect("take over");
+        let err = old.append(ids[0], old.epoch(), 3, payload(9, 9)).await.expect_err("fenced");
+        assert!(matches!(err, Error::Fenced { .. }), "trimmed={trimmed}: {err}");
+        assert!(old.failure().is_some_and(|r| r.contains("fenced")), "the old owner reports itself not ready");
+        assert!(matches!(old.append(ids[0], old.epoch(), 3, payload(9, 10)).await, Err(Error::Fenced { .. })), "and stays fenced");
+        new.open_stream(ids[0], new.epoch()).await.expect("open");
+        same(&read_all(&new, ids[0]).await, &acked);
+        let more = fill(&new, &ids, 2).await.remove(0);
+        acked.extend(more);
+        new.flush().await.expect("the new owner writes and uploads on");
+        same(&read_all(&new, ids[0]).await, &acked);
+    }
+}
+
 #[tokio::test]
 async fn compaction_merges_objects_and_keeps_every_batch() {
     let dir = tempfile::tempdir().expect("tmp");

@@ -49,6 +49,16 @@ impl Wal {
         }
     }
 
+    /// Recovers, then (object WAL) claims the next object name so that a previous owner's next
+    /// write fails: see [`object::ObjectWal::recover_and_fence`]. The file WAL is local to its
+    /// node and only recovers.
+    pub async fn recover_and_fence(&mut self, floor: u64) -> Result<Recovered> {
+        match self {
+            Wal::File(w) => w.recover().await,
+            Wal::Object(w) => w.recover_and_fence(floor).await,
+        }
+    }
+
     /// Bytes that fit before the WAL is full (`u64::MAX` for the object WAL).
     pub fn free_bytes(&self) -> u64 {
         match self {

@@ -13,6 +13,9 @@ use super::Recovered;
 use crate::{Error, Result};
 
 const PREFIX: &str = "wal";
+/// Rounds of recover-then-claim before a new owner gives up (each lost round means the previous
+/// owner wrote one more object meanwhile).
+const FENCE_ROUNDS_MAX: u32 = 100;
 
 /// A WAL on object storage.
 pub struct ObjectWal {
@@ -65,6 +68,30 @@ impl ObjectWal {
         Ok(())
     }
 
+    /// Recovers, then writes an empty object at the next name (never below `floor`, the committed
+    /// WAL position of the manifest). Names are claimed with create-if-absent and written in
+    /// order, so a previous owner's next write — at that name at the earliest — fails, and it
+    /// stops acknowledging; every write of its that did succeed came before, and was recovered
+    /// here. If the previous owner took the name first, recovery runs again.
+    pub async fn recover_and_fence(&mut self, floor: u64) -> Result<Recovered> {
+        for _ in 0..FENCE_ROUNDS_MAX {
+            let mut recovered = self.recover().await?;
+            let seq = self.next_seq.max(floor);
+            let opts = PutOptions { mode: PutMode::Create, ..Default::default() };
+            match self.store.put_opts(&path(seq), PutPayload::new(), opts).await {
+                Ok(_) => {
+                    self.live.insert(seq);
+                    self.next_seq = seq + 1;
+                    recovered.end = self.next_seq;
+                    return Ok(recovered);
+                }
+                Err(object_store::Error::AlreadyExists { .. }) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(Error::Io(std::io::Error::other(format!("the object WAL could not be claimed in {FENCE_ROUNDS_MAX} rounds"))))
+    }
+
     /// Lists and reads every WAL object left; a corrupt one stops recovery with an error.
     pub async fn recover(&mut self) -> Result<Recovered> {
         let prefix = Path::from(PREFIX);
@@ -74,7 +101,12 @@ impl ObjectWal {
         let mut records = Vec::new();
         for &seq in &seqs {
             let p = path(seq);
-            let mut bytes = self.store.get(&p).await?.bytes().await?;
+            let mut bytes = match self.store.get(&p).await {
+                Ok(got) => got.bytes().await?,
+                // Trimmed meanwhile by a previous owner: its records were uploaded and committed.
+                Err(object_store::Error::NotFound { .. }) => continue,
+                Err(e) => return Err(e.into()),
+            };
             while !bytes.is_empty() {
                 match record::decode(&bytes, seq, bytes.len()) {
                     Ok(r) => {
