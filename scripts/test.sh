@@ -45,4 +45,7 @@ cargo test --workspace
 TARGET_DIR=${CARGO_TARGET_DIR:-$PWD/target}
 export FLOE_BIN="$TARGET_DIR/debug/floe"
 export FLOE_DATAFUSION_QUERY="$TARGET_DIR/debug/datafusion-query"
+export FLOE_FUZZ="$TARGET_DIR/debug/floe-fuzz"
+# A short fuzz smoke of every target (the long run: see fuzz/README.md).
+"$FLOE_FUZZ" all --execs "${FLOE_FUZZ_SMOKE_EXECS:-20000}" --seed "${FLOE_FUZZ_SEED:-1}"
 "$VENV/bin/pytest" -q -p no:warnings -p no:cacheprovider integration-tests "$@"

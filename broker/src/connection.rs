@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::{Buf, BufMut, Bytes, BytesMut};
+use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::{ApiKey, ResponseHeader, ResponseKind};
 use kafka_protocol::protocol::Encodable;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -98,26 +98,16 @@ async fn read_one(
         Ok(Err(e)) => return Err(Close::Reason(format!("request body cut short: {e}"))),
         Err(_) => return Err(Close::Reason("request body timed out".into())),
     };
-    let body = body.freeze();
-    let (key, version, correlation) = {
-        let mut h = &body[..8];
-        (h.get_i16(), h.get_i16(), h.get_i32())
-    };
-    let api = ApiKey::try_from(key).map_err(|_| Close::Reason(format!("unknown API key {key}")))?;
-    let Some((min, max)) = handlers::supported(api) else {
-        return Err(Close::Reason(format!("API {api:?} is not supported")));
-    };
-    if version < min || version > max {
-        if api == ApiKey::ApiVersions {
+    let (api, version, correlation, header, req) = match decode::frame(body.freeze()).map_err(Close::Reason)? {
+        decode::Frame::Request { api, version, correlation, header, body } => (api, version, correlation, header, *body),
+        decode::Frame::UnsupportedApiVersions { correlation } => {
             // KIP-511: answer in v0 with UNSUPPORTED_VERSION and the ranges, so the client can retry.
             let resp = ResponseKind::ApiVersions(handlers::meta_api_versions_unsupported());
             let out = encode(ApiKey::ApiVersions, 0, correlation, resp).map_err(Close::Reason)?;
             send(tx, Some(out)).await?;
             return Ok(());
         }
-        return Err(Close::Reason(format!("{api:?} v{version} is outside the supported {min}..={max}")));
-    }
-    let (header, req) = decode::request(body, api, version).map_err(Close::Reason)?;
+    };
     let reply = handlers::dispatch(b, &header, req, peer).await;
     let (otx, orx) = oneshot::channel();
     tx.send(orx).await.map_err(|_| Close::Quiet)?;

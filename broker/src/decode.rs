@@ -57,6 +57,43 @@ impl ByteBuf for GuardedBuf<'_> {
     }
 }
 
+/// A frame as the connection sees it.
+#[derive(Debug)]
+pub enum Frame {
+    Request {
+        api: ApiKey,
+        version: i16,
+        correlation: i32,
+        header: RequestHeader,
+        body: Box<RequestKind>,
+    },
+    /// ApiVersions in a version Floe lacks: answered in v0 with the ranges (KIP-511).
+    UnsupportedApiVersions {
+        correlation: i32,
+    },
+}
+
+/// Reads a frame (after its size prefix): API key and version checked against what Floe
+/// serves, then the header and body decoded. An error closes the connection.
+pub fn frame(frame: Bytes) -> Result<Frame, String> {
+    let Some(&[k0, k1, v0, v1, c0, c1, c2, c3]) = frame.first_chunk::<8>() else {
+        return Err(format!("a request of {} bytes has no header", frame.len()));
+    };
+    let (key, version, correlation) = (i16::from_be_bytes([k0, k1]), i16::from_be_bytes([v0, v1]), i32::from_be_bytes([c0, c1, c2, c3]));
+    let api = ApiKey::try_from(key).map_err(|_| format!("unknown API key {key}"))?;
+    let Some((min, max)) = crate::handlers::supported(api) else {
+        return Err(format!("API {api:?} is not supported"));
+    };
+    if version < min || version > max {
+        if api == ApiKey::ApiVersions {
+            return Ok(Frame::UnsupportedApiVersions { correlation });
+        }
+        return Err(format!("{api:?} v{version} is outside the supported {min}..={max}"));
+    }
+    let (header, body) = request(frame, api, version)?;
+    Ok(Frame::Request { api, version, correlation, header, body: Box::new(body) })
+}
+
 /// Decodes a request's header and body (the frame after its size prefix).
 pub fn request(mut frame: Bytes, api: ApiKey, version: i16) -> Result<(RequestHeader, RequestKind), String> {
     let frame_bytes = frame.len();

@@ -268,8 +268,13 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let kafka = tokio::spawn(server::run(broker.clone(), listener, stop_rx.clone()));
     let mut catalog_stop = stop_rx.clone();
     let env: std::collections::HashMap<String, String> = std::env::vars().collect();
-    let catalog_config =
-        floe_catalog::server::ServerConfig { client_properties: settings.warehouse_client_properties(&env), token: settings.catalog_token.clone() };
+    if settings.catalog_vend_credentials && settings.catalog_token.is_none() {
+        anyhow::bail!("catalog_vend_credentials needs catalog_token: credentials are vended only to authenticated callers");
+    }
+    let catalog_config = {
+        let (client_properties, vended_credentials) = settings.warehouse_client_properties(&env);
+        floe_catalog::server::ServerConfig { client_properties, vended_credentials, token: settings.catalog_token.clone() }
+    };
     let catalog = tokio::spawn(floe_catalog::server::serve(broker.catalog.clone(), catalog_config, catalog_listener, async move {
         let _ = catalog_stop.changed().await;
     }));

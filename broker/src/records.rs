@@ -137,7 +137,7 @@ pub fn headers(buf: &[u8]) -> Vec<(i64, BatchInfo)> {
             BatchInfo {
                 position: pos,
                 size,
-                records: (i32_at(b, 23) + 1).max(0) as u32,
+                records: (i64::from(i32_at(b, 23)) + 1).clamp(0, i64::from(u32::MAX)) as u32,
                 producer_id: i64_at(b, 43),
                 producer_epoch: i16_at(b, 51),
                 base_sequence: i32_at(b, 53),

@@ -1,6 +1,7 @@
 //! Broker settings: a serde struct with defaults, read from a TOML file, then `FLOE_*` variables,
 //! then command-line flags (each later source wins). Components are not settings: see `Broker::builder`.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 
 use floe_s3stream::{EngineConfig, WalKind};
@@ -26,6 +27,10 @@ pub struct Settings {
     pub catalog_listen: String,
     /// When set, the catalog asks for `Authorization: Bearer <token>`.
     pub catalog_token: Option<String>,
+    /// Hand the node's S3 credentials (`AWS_*`) with a table to catalog clients that present the
+    /// token and ask for them (`X-Iceberg-Access-Delegation: vended-credentials`). Needs
+    /// `catalog_token`; off, credentials are never sent.
+    pub catalog_vend_credentials: bool,
     /// An external Iceberg REST catalog the Table Topics commit to; unset: the built-in one.
     pub table_catalog_uri: Option<String>,
     /// Bearer token sent to `table_catalog_uri`.
@@ -146,6 +151,7 @@ impl Default for Settings {
             schema_registry_listen: "127.0.0.1:8081".into(),
             catalog_listen: "127.0.0.1:8181".into(),
             catalog_token: None,
+            catalog_vend_credentials: false,
             table_catalog_uri: None,
             table_catalog_token: None,
             table_warehouse: None,
@@ -227,14 +233,15 @@ impl Settings {
         }
     }
 
-    /// Properties a catalog client needs to read and write the warehouse: for an S3 object store
-    /// its endpoint, region and credentials (from the `AWS_*` variables); nothing for a local one.
-    pub fn warehouse_client_properties(&self, env: &std::collections::HashMap<String, String>) -> std::collections::HashMap<String, String> {
-        let mut out = std::collections::HashMap::new();
-        let Ok(url) = self.object_store_url() else { return out };
-        let Ok(parsed) = url::Url::parse(&url) else { return out };
+    /// Properties a catalog client needs to reach the warehouse — for an S3 object store its
+    /// endpoint and region; nothing for a local one — and, apart, the node's credentials (from
+    /// the `AWS_*` variables), vended only when `catalog_vend_credentials` is on.
+    pub fn warehouse_client_properties(&self, env: &std::collections::HashMap<String, String>) -> (HashMap<String, String>, HashMap<String, String>) {
+        let (mut out, mut secrets) = (HashMap::new(), HashMap::new());
+        let Ok(url) = self.object_store_url() else { return (out, secrets) };
+        let Ok(parsed) = url::Url::parse(&url) else { return (out, secrets) };
         if parsed.scheme() != "s3" {
-            return out;
+            return (out, secrets);
         }
         for (k, v) in parsed.query_pairs() {
             match k.as_ref() {
@@ -248,17 +255,19 @@ impl Settings {
                 _ => {}
             }
         }
-        for (var, key) in
-            [("AWS_ACCESS_KEY_ID", "s3.access-key-id"), ("AWS_SECRET_ACCESS_KEY", "s3.secret-access-key"), ("AWS_SESSION_TOKEN", "s3.session-token")]
-        {
-            if let Some(v) = env.get(var) {
-                out.insert(key.into(), v.clone());
-            }
-        }
         if let Some(r) = env.get("AWS_REGION").filter(|_| !out.contains_key("s3.region")) {
             out.insert("s3.region".into(), r.clone());
         }
-        out
+        if self.catalog_vend_credentials {
+            for (var, key) in
+                [("AWS_ACCESS_KEY_ID", "s3.access-key-id"), ("AWS_SECRET_ACCESS_KEY", "s3.secret-access-key"), ("AWS_SESSION_TOKEN", "s3.session-token")]
+            {
+                if let Some(v) = env.get(var) {
+                    secrets.insert(key.into(), v.clone());
+                }
+            }
+        }
+        (out, secrets)
     }
 
     /// The storage engine's configuration.

@@ -87,7 +87,7 @@ pub fn decode(payload: &Bytes, decompressed_bytes_max: usize) -> Result<Vec<Sour
         let own = |s: &[u8]| plain.slice_ref(s);
         walk::records(&plain, info.records, |r| {
             out.push(SourceRecord {
-                offset: base + i64::from(r.offset_delta),
+                offset: base.saturating_add(i64::from(r.offset_delta)),
                 timestamp_ms: if log_append_time { info.max_timestamp } else { info.base_timestamp.saturating_add(r.timestamp_delta) },
                 key: r.key.map(own),
                 value: r.value.map(own),

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::{Path, Query, Request, State};
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -22,11 +22,18 @@ use crate::error::CatalogError;
 
 /// What the server needs besides the catalog.
 pub struct ServerConfig {
-    /// Properties handed to clients by `/v1/config` and with every table (e.g. S3 endpoint).
+    /// Properties handed to clients by `/v1/config` and with every table (e.g. S3 endpoint and
+    /// region: never credentials).
     pub client_properties: HashMap<String, String>,
-    /// When set, every call but `/v1/config` needs `Authorization: Bearer <token>`.
+    /// Credentials handed with a table only to a caller that presented the token and asked for
+    /// them (`X-Iceberg-Access-Delegation: vended-credentials`); empty: never vended.
+    pub vended_credentials: HashMap<String, String>,
+    /// When set, every call needs `Authorization: Bearer <token>` (compared in constant time).
     pub token: Option<String>,
 }
+
+/// The header through which a client asks for credentials (Iceberg REST spec).
+const ACCESS_DELEGATION: &str = "x-iceberg-access-delegation";
 
 struct Ctx {
     catalog: Arc<Catalog>,
@@ -77,8 +84,14 @@ struct Ident {
     name: String,
 }
 
-fn load_result(t: &LoadedTable, config: &ServerConfig) -> Json {
-    json!({"metadata-location": t.metadata_location, "metadata": t.metadata.as_ref(), "config": config.client_properties})
+/// A table's load result; credentials only for an authenticated caller that asked for them.
+fn load_result(t: &LoadedTable, config: &ServerConfig, headers: &HeaderMap) -> Json {
+    let mut props = config.client_properties.clone();
+    let asked = headers.get_all(ACCESS_DELEGATION).iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(',')).any(|v| v.trim() == "vended-credentials");
+    if asked && config.token.is_some() {
+        props.extend(config.vended_credentials.iter().map(|(k, v)| (k.clone(), v.clone())));
+    }
+    json!({"metadata-location": t.metadata_location, "metadata": t.metadata.as_ref(), "config": props})
 }
 
 /// The router serving the REST API.
@@ -94,8 +107,8 @@ pub fn router(catalog: Arc<Catalog>, config: ServerConfig) -> Router {
         .route("/v1/namespaces/{ns}/register", post(register_table))
         .route("/v1/tables/rename", post(rename_table))
         .route("/v1/transactions/commit", post(commit_transaction))
-        .layer(middleware::from_fn_with_state(ctx.clone(), auth))
         .route("/v1/config", get(get_config))
+        .layer(middleware::from_fn_with_state(ctx.clone(), auth))
         .with_state(ctx)
 }
 
@@ -111,8 +124,9 @@ pub async fn serve(
 
 async fn auth(State(ctx): Shared, req: Request, next: Next) -> Response {
     if let Some(token) = &ctx.config.token {
-        let given = req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
-        if given != Some(token.as_str()) {
+        use subtle::ConstantTimeEq;
+        let given = req.headers().get(header::AUTHORIZATION).and_then(|v| v.as_bytes().strip_prefix(b"Bearer ")).unwrap_or_default();
+        if !bool::from(given.ct_eq(token.as_bytes())) {
             return ApiError(CatalogError::Unauthorized).into_response();
         }
     }
@@ -177,7 +191,7 @@ async fn list_tables(State(ctx): Shared, Path(n): Path<String>) -> Reply {
     ok(json!({"identifiers": ids}))
 }
 
-async fn create_table(State(ctx): Shared, Path(n): Path<String>, raw: Bytes) -> Reply {
+async fn create_table(State(ctx): Shared, Path(n): Path<String>, headers: HeaderMap, raw: Bytes) -> Reply {
     #[derive(Deserialize)]
     #[serde(rename_all = "kebab-case")]
     struct Body {
@@ -204,12 +218,12 @@ async fn create_table(State(ctx): Shared, Path(n): Path<String>, raw: Bytes) -> 
         properties: b.properties,
     };
     let t = ctx.catalog.create_table(&ns(&n), req).await?;
-    ok(load_result(&t, &ctx.config))
+    ok(load_result(&t, &ctx.config, &headers))
 }
 
-async fn load_table(State(ctx): Shared, Path((n, table)): Path<(String, String)>) -> Reply {
+async fn load_table(State(ctx): Shared, Path((n, table)): Path<(String, String)>, headers: HeaderMap) -> Reply {
     let t = ctx.catalog.load_table(&ns(&n), &table).await?;
-    ok(load_result(&t, &ctx.config))
+    ok(load_result(&t, &ctx.config, &headers))
 }
 
 async fn table_exists(State(ctx): Shared, Path((n, table)): Path<(String, String)>) -> Reply {
@@ -272,7 +286,7 @@ async fn rename_table(State(ctx): Shared, raw: Bytes) -> Reply {
     no_content()
 }
 
-async fn register_table(State(ctx): Shared, Path(n): Path<String>, raw: Bytes) -> Reply {
+async fn register_table(State(ctx): Shared, Path(n): Path<String>, headers: HeaderMap, raw: Bytes) -> Reply {
     #[derive(Deserialize)]
     #[serde(rename_all = "kebab-case")]
     struct Body {
@@ -281,5 +295,5 @@ async fn register_table(State(ctx): Shared, Path(n): Path<String>, raw: Bytes) -
     }
     let b: Body = parse(&raw)?;
     let t = ctx.catalog.register_table(&ns(&n), &b.name, &b.metadata_location).await?;
-    ok(load_result(&t, &ctx.config))
+    ok(load_result(&t, &ctx.config, &headers))
 }

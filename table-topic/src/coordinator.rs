@@ -335,8 +335,19 @@ impl Coordinator {
                 Ok(covered)
             }
             Err(CatalogError::CommitFailed(m)) => {
-                for f in &files {
-                    let _ = table.committer().io().delete(f.file.file_path()).await;
+                // A conflict may answer a retry of a commit whose first response was lost: only
+                // a table that does not hold this commit lets its files go. Either way the next
+                // cycle starts from what the table records.
+                let landed = match table.committer().target().load(&table.ns, &table.name).await {
+                    Ok(t) => offsets::contains_commit(&t.metadata, &commit_id),
+                    Err(_) => true, // unknown: keep the files (orphan removal takes them if unreferenced)
+                };
+                if landed {
+                    tracing::warn!(topic = %self.topic, commit = %commit_id, "a commit answered as a conflict had landed; its files stay");
+                } else {
+                    for f in &files {
+                        let _ = table.committer().io().delete(f.file.file_path()).await;
+                    }
                 }
                 Err(TableTopicError::Catalog(CatalogError::CommitFailed(m)))
             }

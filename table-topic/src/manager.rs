@@ -7,6 +7,7 @@ use std::sync::Arc;
 use floe_catalog::Committer;
 use floe_schema::source::SchemaCache;
 use parking_lot::Mutex;
+use tokio::task::JoinHandle;
 
 use crate::config::TableConfig;
 use crate::coordinator::Coordinator;
@@ -16,7 +17,7 @@ use crate::status::Status;
 struct Task {
     cfg: TableConfig,
     stop: tokio::sync::watch::Sender<bool>,
-    handle: tokio::task::JoinHandle<()>,
+    handle: JoinHandle<()>,
     status: Arc<Mutex<Status>>,
 }
 
@@ -49,14 +50,20 @@ impl TableTopics {
                 }
             })
             .collect();
-        tasks.retain(|name, t| {
-            let keep = wanted.get(name.as_str()).is_some_and(|c| *c == t.cfg) && !t.handle.is_finished();
+        // A stopped loop may be in the middle of a commit: its successor waits for it to end, so
+        // that one table never has two writers (the new one builds its key index from the table).
+        let mut stopping: HashMap<String, JoinHandle<()>> = HashMap::new();
+        let names: Vec<String> = tasks.keys().cloned().collect();
+        for name in names {
+            let keep = tasks.get(&name).is_some_and(|t| wanted.get(name.as_str()).is_some_and(|c| *c == t.cfg) && !t.handle.is_finished());
             if !keep {
-                let _ = t.stop.send(true);
-                tracing::info!(topic = %name, "table topic loop stopped");
+                if let Some(t) = tasks.remove(&name) {
+                    let _ = t.stop.send(true);
+                    tracing::info!(topic = %name, "table topic loop stopped");
+                    stopping.insert(name, t.handle);
+                }
             }
-            keep
-        });
+        }
         for (name, cfg) in wanted {
             if tasks.contains_key(name) {
                 continue;
@@ -69,7 +76,13 @@ impl TableTopics {
             }));
             let (stop, rx) = tokio::sync::watch::channel(false);
             let coordinator = Coordinator::new(name, Arc::new(cfg.clone()), self.source.clone(), self.committer.clone(), self.schemas.clone(), status.clone());
-            let handle = tokio::spawn(coordinator.run(rx));
+            let previous = stopping.remove(name);
+            let handle = tokio::spawn(async move {
+                if let Some(p) = previous {
+                    let _ = p.await;
+                }
+                coordinator.run(rx).await
+            });
             tracing::info!(topic = %name, table = %format!("{}.{name}", cfg.namespace), interval_ms = cfg.commit_interval_ms, "table topic loop started");
             tasks.insert(name.to_string(), Task { cfg, stop, handle, status });
         }

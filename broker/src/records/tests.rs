@@ -166,3 +166,14 @@ fn a_compression_bomb_is_refused_at_the_cap() {
         validate(&b, 8 << 20).expect("within a larger cap");
     }
 }
+
+#[test]
+fn stored_headers_with_a_last_offset_delta_of_i32_max_do_not_overflow() {
+    // Found by floe-fuzz (table-topic-batch): `last_offset_delta + 1` overflowed in a debug build.
+    let mut b = encode(1, -1, -1, 2).to_vec();
+    b[23..27].copy_from_slice(&i32::MAX.to_be_bytes());
+    let h = headers(&b);
+    assert_eq!(h[0].1.records, 1 << 31);
+    b[0..8].copy_from_slice(&i64::MAX.to_be_bytes());
+    assert!(crate::table_source::decode(&Bytes::from(b), 1 << 20).is_err());
+}
