@@ -82,7 +82,7 @@ def test_tables_in_an_s3_warehouse_through_the_catalog(s3, tmp_path):
         cat.create_namespace("lake")
         data = pa.table({"id": pa.array(range(10), pa.int64())})
         t = cat.create_table("lake.t", schema=data.schema)
-        assert t.location() == f"s3://{bucket}/warehouse/lake/t"
+        assert t.location().startswith(f"s3://{bucket}/warehouse/lake/t-"), t.location()
         t.append(data)
         assert cat.load_table("lake.t").scan().to_arrow().column("id").to_pylist() == list(range(10))
     finally:

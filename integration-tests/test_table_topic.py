@@ -175,7 +175,7 @@ def test_compaction_and_expiry_keep_every_row_and_the_upsert_index(fresh_floe):
     assert t.current_snapshot().summary.operation.value == "replace", "the last snapshot is a compaction"
     assert "floe.offsets" in t.current_snapshot().summary.additional_properties, "a compaction carries the offsets on"
     # Files only expired snapshots reached are gone from the warehouse (6 commits wrote 11 or more).
-    on_disk = {p.rsplit("/", 1)[1] for p in glob.glob(floe.data_dir + "/**/compacting/data/*.parquet", recursive=True)}
+    on_disk = {p.rsplit("/", 1)[1] for p in glob.glob(floe.data_dir + "/**/compacting-*/data/*.parquet", recursive=True)}
     live = {task.file.file_path.rsplit("/", 1)[1] for task in t.scan().plan_files()}
     assert live <= on_disk and len(on_disk) <= 6, f"{len(on_disk)} files left on disk, {len(live)} live"
 
@@ -239,7 +239,7 @@ def test_a_file_no_snapshot_reaches_is_removed_and_committed_files_stay(fresh_fl
                        maintenance_interval_ms="300", orphan_older_than_ms="0")
     produce(floe, "orphaned", [(None, f"v{i}".encode()) for i in range(50)])
     assert len(read_table(floe, "orphaned", 50)) == 50
-    (data,) = glob.glob(floe.data_dir + "/**/default/orphaned/data", recursive=True)
+    (data,) = glob.glob(floe.data_dir + "/**/default/orphaned-*/data", recursive=True)
     # What a crash between upload and commit leaves behind.
     stray = os.path.join(data, "00000000-crashed-before-commit.parquet")
     with open(stray, "wb") as f:
@@ -251,3 +251,35 @@ def test_a_file_no_snapshot_reaches_is_removed_and_committed_files_stay(fresh_fl
     assert not os.path.exists(stray), floe.log_tail()
     rows = read_table(floe, "orphaned", 51)
     assert sorted(r["_kafka_value"] for r in rows) == sorted([f"v{i}" for i in range(50)] + ["one more"])
+
+
+def test_a_same_named_table_floe_did_not_create_is_left_alone(fresh_floe):
+    import pyarrow as pa
+    from pyiceberg.exceptions import NamespaceAlreadyExistsError
+
+    floe = fresh_floe
+    cat = RestCatalog("floe", uri=floe.catalog_url)
+    try:
+        cat.create_namespace("default")
+    except NamespaceAlreadyExistsError:
+        pass
+    data = pa.table({"n": pa.array([1, 2, 3], pa.int64())})
+    theirs = cat.create_table(("default", "theirs"), schema=data.schema)
+    theirs.append(data)
+    before = cat.load_table(("default", "theirs"))
+    create_table_topic(floe, "theirs", partitions=1, convert_value_type="json", transform_value_type="flatten")
+    produce(floe, "theirs", [(None, json.dumps({"n": 100 + i}).encode()) for i in range(5)])
+    status_cmd = [floe_binary(), "table-topic", "status", "--admin", floe.admin_url, "theirs", "--json"]
+    deadline = time.time() + 30
+    st = {}
+    while time.time() < deadline:
+        out = subprocess.run(status_cmd, capture_output=True, text=True, timeout=30)
+        (st,) = json.loads(out.stdout)
+        if st.get("last_error"):
+            break
+        time.sleep(0.3)
+    assert "not created by Floe" in (st.get("last_error") or ""), st
+    after = cat.load_table(("default", "theirs"))
+    assert [s.snapshot_id for s in after.snapshots()] == [s.snapshot_id for s in before.snapshots()]
+    assert after.properties == before.properties
+    assert sorted(r["n"] for r in after.scan().to_arrow().to_pylist()) == [1, 2, 3]

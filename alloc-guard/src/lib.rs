@@ -7,24 +7,31 @@
 //! crate knows, without a patched copy of it:
 //!
 //! - [`decode_scope`] runs a (synchronous) decode with a byte budget on the current thread.
-//! - Inside a scope, an allocation above the budget is not given to the system allocator. It gets
-//!   a `PROT_NONE` anonymous mapping of the asked size: address space only, no memory committed,
-//!   not counted by any overcommit policy, and any touch of it would fault. The scope is marked
-//!   tripped.
+//! - Inside a scope, an allocation above the budget trips the scope. Up to `MAPPED_ABOVE_BYTES`
+//!   (64 MiB) it still comes from the system allocator, which grants that much as untouched
+//!   pages; a larger one gets an anonymous `MAP_NORESERVE` mapping of the asked size — address
+//!   space whose pages are committed only when written, outside the overcommit heuristics that
+//!   refuse a 150 GB `malloc` (where even that is refused, strict overcommit, the mapping is
+//!   `PROT_NONE`, which no policy counts).
 //! - The caller's buffer reports no bytes left once the scope is tripped ([`tripped`]), so the
 //!   decoder fails on its very next read, before it can write a single element into the mapping;
 //!   the vector is dropped and the mapping unmapped. The caller rejects the request.
 //!
-//! Invariant: guarded memory is never written (nothing is pushed into it), so `realloc` of it
-//! needs no copy. Outside a scope, and for allocations within the budget, this is the system
-//! allocator with one comparison added.
+//! Other code that runs inside a scope (a backtrace being symbolized for an error, say) may make
+//! a large allocation and use it: it gets working memory and only trips the scope, which fails
+//! a decode that was failing anyway. Outside a scope, and for allocations within the budget,
+//! this is the system allocator with one comparison added.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-/// Allocations at or below this size are never guarded, whatever the budget.
+/// A scope's budget is at least this.
 const GUARD_FLOOR_BYTES: usize = 64 * 1024;
+/// An over-budget allocation up to this size still comes from the system allocator (which
+/// grants it without committing memory, and it is never touched: the decode fails first); only
+/// larger ones, which the system could refuse, are served from tracked mappings.
+const MAPPED_ABOVE_BYTES: usize = 64 << 20;
 /// Guarded mappings alive at once, across threads (each scope holds at most a few, briefly).
 const GUARDED_SLOTS: usize = 256;
 
@@ -62,29 +69,35 @@ fn page_rounded(size: usize) -> usize {
     size.div_ceil(4096) * 4096
 }
 
-/// Maps `layout.size()` bytes of inaccessible address space and remembers it; null if it cannot.
+/// A slot's entry: the mapping's address, with this bit set when it is `PROT_NONE`.
+const INACCESSIBLE: usize = 1;
+
+fn map(size: usize, prot: libc::c_int) -> Option<*mut libc::c_void> {
+    // SAFETY: an anonymous private mapping at an address of the kernel's choosing touches no
+    // existing memory.
+    let p = unsafe { libc::mmap(std::ptr::null_mut(), size, prot, libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE, -1, 0) };
+    (p != libc::MAP_FAILED).then_some(p)
+}
+
+/// Maps `layout.size()` bytes of lazily committed address space and remembers it; null if it cannot.
 fn reserve(layout: Layout) -> *mut u8 {
     if layout.align() > 4096 {
         return std::ptr::null_mut();
     }
-    let Some(slot) = GUARDED.iter().find(|s| s.load(Ordering::Relaxed) == 0) else {
-        return std::ptr::null_mut();
+    let size = page_rounded(layout.size());
+    let (p, entry) = match map(size, libc::PROT_READ | libc::PROT_WRITE) {
+        Some(p) => (p, p as usize),
+        None => match map(size, libc::PROT_NONE) {
+            Some(p) => (p, p as usize | INACCESSIBLE),
+            None => return std::ptr::null_mut(),
+        },
     };
-    // SAFETY: an anonymous private mapping at an address of the kernel's choosing touches no
-    // existing memory.
-    let p = unsafe {
-        libc::mmap(std::ptr::null_mut(), page_rounded(layout.size()), libc::PROT_NONE, libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE, -1, 0)
-    };
-    if p == libc::MAP_FAILED {
-        return std::ptr::null_mut();
-    }
-    if slot.compare_exchange(0, p as usize, Ordering::AcqRel, Ordering::Relaxed).is_err() {
-        // Another thread took the slot meanwhile: give the mapping back and let the system try.
+    // Claim the first free slot (another thread may take one between the look and the claim).
+    if !GUARDED.iter().any(|slot| slot.compare_exchange(0, entry, Ordering::AcqRel, Ordering::Relaxed).is_ok()) {
         // SAFETY: `p` is the mapping made above, of this length, used by no one.
-        unsafe { libc::munmap(p, page_rounded(layout.size())) };
+        unsafe { libc::munmap(p, size) };
         return std::ptr::null_mut();
     }
-    TRIPPED.with(|t| t.set(true));
     p.cast()
 }
 
@@ -92,7 +105,8 @@ fn reserve(layout: Layout) -> *mut u8 {
 fn release(ptr: *mut u8, size: usize) -> bool {
     let addr = ptr as usize;
     for slot in &GUARDED {
-        if slot.load(Ordering::Acquire) == addr && slot.compare_exchange(addr, 0, Ordering::AcqRel, Ordering::Relaxed).is_ok() {
+        let entry = slot.load(Ordering::Acquire);
+        if entry & !INACCESSIBLE == addr && slot.compare_exchange(entry, 0, Ordering::AcqRel, Ordering::Relaxed).is_ok() {
             // SAFETY: the slot held this address, so it is a mapping `reserve` made of this size.
             unsafe { libc::munmap(ptr.cast(), page_rounded(size)) };
             return true;
@@ -101,16 +115,33 @@ fn release(ptr: *mut u8, size: usize) -> bool {
     false
 }
 
-fn is_guarded(ptr: *mut u8) -> bool {
+/// `None` if `ptr` is not a guarded mapping; else whether it is readable.
+fn guarded(ptr: *mut u8) -> Option<bool> {
     let addr = ptr as usize;
-    GUARDED.iter().any(|s| s.load(Ordering::Acquire) == addr)
+    GUARDED.iter().map(|s| s.load(Ordering::Acquire)).find(|e| e & !INACCESSIBLE == addr && *e != 0).map(|e| e & INACCESSIBLE == 0)
+}
+
+#[cfg(test)]
+fn is_guarded(ptr: *mut u8) -> bool {
+    guarded(ptr).is_some()
+}
+
+/// Marks the scope tripped when `size` is over its budget; true when the allocation must also be
+/// a mapping rather than the system allocator's.
+fn trip(size: usize) -> bool {
+    if !over_budget(size) {
+        return false;
+    }
+    let _ = TRIPPED.try_with(|t| t.set(true));
+    size > MAPPED_ABOVE_BYTES
 }
 
 // SAFETY: every pointer handed out is either the system allocator's, for the same layout, or a
-// fresh page-aligned mapping of at least the layout's size; each is freed the way it was made.
+// fresh page-aligned mapping of at least the layout's size; each is freed the way it was made,
+// and moved by `realloc` with its contents (a `PROT_NONE` one has none: a write would have faulted).
 unsafe impl GlobalAlloc for GuardedAlloc {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        if over_budget(layout.size()) {
+        if trip(layout.size()) {
             let p = reserve(layout);
             if !p.is_null() {
                 return p;
@@ -121,13 +152,14 @@ unsafe impl GlobalAlloc for GuardedAlloc {
     }
 
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        // Zeroed memory is readable by contract: never guarded.
+        // Zeroed memory is readable by contract: never mapped here, but over budget it trips.
+        let _ = trip(layout.size());
         // SAFETY: forwarded with the caller's layout.
         unsafe { System.alloc_zeroed(layout) }
     }
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        if layout.size() > GUARD_FLOOR_BYTES && release(ptr, layout.size()) {
+        if layout.size() > MAPPED_ABOVE_BYTES && release(ptr, layout.size()) {
             return;
         }
         // SAFETY: not a guarded mapping, so the system allocator made it with this layout.
@@ -135,17 +167,23 @@ unsafe impl GlobalAlloc for GuardedAlloc {
     }
 
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        if layout.size() > GUARD_FLOOR_BYTES && is_guarded(ptr) {
-            // Guarded memory was never written: nothing to copy.
-            let Ok(new_layout) = Layout::from_size_align(new_size, layout.align()) else {
-                return std::ptr::null_mut();
-            };
-            // SAFETY: a valid layout of non-zero size (it exceeds the floor or came from one).
-            let p = unsafe { self.alloc(new_layout) };
-            if !p.is_null() {
-                release(ptr, layout.size());
+        if layout.size() > MAPPED_ABOVE_BYTES {
+            if let Some(readable) = guarded(ptr) {
+                let Ok(new_layout) = Layout::from_size_align(new_size, layout.align()) else {
+                    return std::ptr::null_mut();
+                };
+                // SAFETY: a valid layout of non-zero size (it exceeds the floor or came from one).
+                let p = unsafe { self.alloc(new_layout) };
+                if !p.is_null() {
+                    if readable {
+                        // SAFETY: both blocks are at least this long and distinct (the new one
+                        // is fresh); untouched pages of the old one read as zeros.
+                        unsafe { std::ptr::copy_nonoverlapping(ptr, p, layout.size().min(new_size)) };
+                    }
+                    release(ptr, layout.size());
+                }
+                return p;
             }
-            return p;
         }
         // SAFETY: a system allocation, forwarded with its layout.
         unsafe { System.realloc(ptr, layout, new_size) }

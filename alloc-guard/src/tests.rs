@@ -42,10 +42,33 @@ fn growing_a_guarded_vector_moves_it_to_real_memory_when_within_budget() {
     let ((), tripped) = decode_scope(1 << 20, || {
         let mut v: Vec<u8> = Vec::with_capacity(256 << 20);
         assert!(is_guarded(v.as_mut_ptr()));
+        v.extend_from_slice(&[7; 1000]);
         v.shrink_to(1000);
         assert!(!is_guarded(v.as_mut_ptr()));
-        v.extend_from_slice(&[7; 1000]);
-        assert_eq!(v.iter().map(|&b| u64::from(b)).sum::<u64>(), 7000);
+        assert_eq!(v.iter().map(|&b| u64::from(b)).sum::<u64>(), 7000, "the contents moved with it");
     });
     assert!(tripped);
+}
+
+#[test]
+fn other_code_in_a_scope_may_use_a_large_allocation() {
+    // A backtrace symbolized for an error inside a decode allocates and writes large tables.
+    let (sum, tripped) = decode_scope(1 << 20, || {
+        let mut v: Vec<u64> = Vec::with_capacity(1 << 20);
+        v.extend(0..(1u64 << 20));
+        v.sort_unstable_by(|a, b| b.cmp(a));
+        v.iter().take(3).sum::<u64>()
+    });
+    assert_eq!(sum, 3 * ((1 << 20) - 1) - 3);
+    assert!(tripped, "it trips the scope all the same");
+}
+
+#[test]
+fn a_moderate_lie_comes_from_the_system_untouched_and_still_trips() {
+    let (guarded, tripped) = decode_scope(1 << 20, || {
+        let mut v: Vec<u8> = Vec::with_capacity(32 << 20);
+        is_guarded(v.as_mut_ptr())
+    });
+    assert!(!guarded, "32 MiB is the system allocator's");
+    assert!(tripped, "but over the budget all the same");
 }

@@ -11,6 +11,7 @@ use iceberg::{ErrorKind, TableCreation, TableRequirement, TableUpdate};
 use object_store::{path::Path, ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
 
 use crate::error::{CatalogError, Result};
+use crate::names;
 use crate::storage::ObjectStorage;
 use crate::store::CatalogStore;
 
@@ -148,8 +149,11 @@ impl Catalog {
 
     /// Creates a namespace.
     pub async fn create_namespace(&self, ns: Namespace, properties: HashMap<String, String>) -> Result<HashMap<String, String>> {
-        if ns.is_empty() || ns.iter().any(|l| l.is_empty() || l.contains(['\u{1f}', '\u{1e}'])) {
-            return Err(CatalogError::BadRequest("a namespace needs non-empty levels".into()));
+        if ns.is_empty() {
+            return Err(CatalogError::BadRequest("a namespace needs at least one level".into()));
+        }
+        for level in &ns {
+            names::check("namespace level", level)?;
         }
         let mut state = self.state.lock().await;
         if state.namespaces.contains_key(&ns) {
@@ -228,7 +232,17 @@ impl Catalog {
         if state.tables.contains_key(&key) {
             return Err(CatalogError::TableExists(format!("{}.{}", show(ns), req.name)));
         }
-        let location = req.location.unwrap_or_else(|| format!("{}/{}/{}", self.warehouse(), ns.join("/"), req.name));
+        names::check("table name", &req.name)?;
+        // A table of its own location: `<ns>/<name>-<uuid>` unless the client names one, which
+        // may then overlap no other table's (nor hold the warehouse root).
+        let location = match req.location {
+            Some(l) => {
+                let l = l.trim_end_matches('/').to_string();
+                names::check_location(&l, self.warehouse(), Self::locations(&state))?;
+                l
+            }
+            None => format!("{}/{}/{}-{}", self.warehouse().trim_end_matches('/'), ns.join("/"), req.name, uuid::Uuid::new_v4().simple()),
+        };
         self.object_path(&location)?;
         // `format-version` chooses the format, as Java's catalogs take it; it is not kept as a property.
         let mut properties = req.properties;
@@ -253,6 +267,11 @@ impl Catalog {
         Ok(LoadedTable { metadata_location, metadata: Arc::new(metadata) })
     }
 
+    /// (name, location) of every table, locations read off their metadata file paths.
+    fn locations(state: &State) -> impl Iterator<Item = (String, &str)> {
+        state.tables.iter().map(|((ns, name), loc)| (format!("{}.{name}", show(ns)), names::table_location(loc)))
+    }
+
     /// Loads a table.
     pub async fn load_table(&self, ns: &Namespace, name: &str) -> Result<LoadedTable> {
         let mut state = self.state.lock().await;
@@ -271,6 +290,12 @@ impl Catalog {
         state.tables.remove(&key);
         state.cache.remove(&loc);
         if let Some(m) = metadata {
+            // Only a location no other table shares is emptied (tables registered before
+            // locations were checked may share one): their files must stay.
+            if let Some((other, _)) = Self::locations(&state).find(|(_, l)| names::overlap(l, m.location())) {
+                tracing::warn!(location = m.location(), table = %other, "purge skipped: another table's location overlaps this one");
+                return Ok(());
+            }
             // The table is gone already; files left behind are unreferenced.
             if let Err(e) = iceberg::io::Storage::delete_prefix(&self.storage, m.location()).await {
                 tracing::warn!(location = m.location(), error = %e, "purge left files behind");
@@ -282,6 +307,7 @@ impl Catalog {
     /// Renames (and possibly moves) a table.
     pub async fn rename_table(&self, from: (&Namespace, &str), to: (&Namespace, &str)) -> Result<()> {
         let mut state = self.state.lock().await;
+        names::check("table name", to.1)?;
         let src = (from.0.clone(), from.1.to_string());
         let dst = (to.0.clone(), to.1.to_string());
         let loc = state.tables.get(&src).cloned().ok_or_else(|| CatalogError::NoSuchTable(format!("{}.{}", show(from.0), from.1)))?;
@@ -307,7 +333,10 @@ impl Catalog {
         if state.tables.contains_key(&key) {
             return Err(CatalogError::TableExists(format!("{}.{name}", show(ns))));
         }
+        names::check("table name", name)?;
         let metadata = self.read_metadata(&mut state, metadata_location).await?;
+        // A registered table may not alias another table's files.
+        names::check_location(metadata.location(), self.warehouse(), Self::locations(&state))?;
         self.put(vec![(table_key(ns, name), Some(metadata_location.to_string()))]).await?;
         state.tables.insert(key, metadata_location.to_string());
         Ok(LoadedTable { metadata_location: metadata_location.to_string(), metadata })

@@ -6,6 +6,7 @@
 //! - [`server`]: the Iceberg REST API over the catalog (axum).
 //! - [`storage`]: the iceberg crate's file IO on `object_store` (one S3 client for everything).
 //! - [`files`]: Parquet data files and position-delete files.
+//! - [`names`]: table names, namespace levels and table locations that are safe to store.
 //! - [`commit`]: Floe's own snapshots: append, row-delta, replace, expiry.
 //! - [`error`]: the crate's error type and its REST form.
 
@@ -13,6 +14,7 @@ pub mod catalog;
 pub mod commit;
 pub mod error;
 pub mod files;
+pub mod names;
 pub mod rest_target;
 pub mod server;
 pub mod storage;

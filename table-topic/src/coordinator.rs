@@ -125,7 +125,7 @@ impl Coordinator {
                 &self.topic,
                 initial,
                 &self.cfg.partition_by,
-                HashMap::from([("floe.topic".to_string(), self.topic.clone())]),
+                HashMap::from([(crate::table::OWNER_KEY.to_string(), self.topic.clone())]),
             )
             .await?;
             self.table = Some(t);
@@ -367,7 +367,7 @@ impl Coordinator {
         }
         if self.table.is_none() {
             // An idle table (no record since this loop started) is maintained too.
-            match TableHandle::open(self.committer.clone(), ns_of(&self.cfg), &self.topic).await {
+            match TableHandle::open(self.committer.clone(), ns_of(&self.cfg), &self.topic, (crate::table::OWNER_KEY, &self.topic)).await {
                 Ok(Some(t)) => self.table = Some(t),
                 Ok(None) => return,
                 Err(e) => {
@@ -431,7 +431,7 @@ impl Coordinator {
                 &name,
                 &dlq::schema(),
                 &[],
-                HashMap::from([("floe.dead-letters-of".to_string(), self.topic.clone())]),
+                HashMap::from([(crate::table::DLQ_OWNER_KEY.to_string(), self.topic.clone())]),
             )
             .await?;
             self.dlq = Some(t);

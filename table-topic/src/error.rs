@@ -15,6 +15,9 @@ pub enum TableTopicError {
     /// The table's schema cannot take a record's schema.
     #[error("schema cannot evolve: {0}")]
     Schema(String),
+    /// A table of the same name exists that Floe did not create for this topic.
+    #[error("{0}")]
+    NotOwned(String),
     /// The catalog or the object store failed.
     #[error("catalog: {0}")]
     Catalog(#[from] floe_catalog::CatalogError),

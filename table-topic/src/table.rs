@@ -59,6 +59,12 @@ fn position(first: usize, i: usize) -> (usize, i64) {
     (first + i / FILE_ROWS_MAX, (i % FILE_ROWS_MAX) as i64)
 }
 
+/// Property of a table Floe created for a topic (its value: the topic). Floe manages only
+/// tables that carry it: it never adopts a same-named table someone else made.
+pub const OWNER_KEY: &str = "floe.topic";
+/// The same, for a topic's dead-letter table.
+pub const DLQ_OWNER_KEY: &str = "floe.dead-letters-of";
+
 /// A table being written.
 pub struct TableHandle {
     committer: Committer,
@@ -84,8 +90,13 @@ impl TableHandle {
         partition_by: &[PartitionBy],
         properties: HashMap<String, String>,
     ) -> Result<Self> {
-        if let Some(t) = Self::open(committer.clone(), ns.clone(), name).await? {
-            return Ok(t);
+        let owner = properties.iter().next().map(|(k, v)| (k.clone(), v.clone()));
+        let owned = |t: Self| match &owner {
+            Some((k, v)) => t.owned_by(k, v),
+            None => Ok(t),
+        };
+        if let Some(t) = Self::open_any(committer.clone(), ns.clone(), name).await? {
+            return owned(t);
         }
         let target = committer.target().clone();
         target.ensure_namespace(&ns).await?;
@@ -98,7 +109,21 @@ impl TableHandle {
             Err(CatalogError::TableExists(_)) => target.load(&ns, name).await?,
             Err(e) => return Err(e.into()),
         };
-        Self::of(committer, ns, name, loaded)
+        owned(Self::of(committer, ns, name, loaded)?)
+    }
+
+    /// The table, if it carries `key = value` (the property Floe sets when it creates a table
+    /// for a topic); an error naming the table otherwise: Floe never writes to, expires or
+    /// cleans a table it does not own.
+    fn owned_by(self, key: &str, value: &str) -> Result<Self> {
+        match self.loaded.metadata.properties().get(key) {
+            Some(v) if v == value => Ok(self),
+            found => Err(TableTopicError::NotOwned(format!(
+                "table {}.{} exists but was not created by Floe for {value} ({key} is {found:?}): Floe leaves it alone; drop or rename it, or set another table name",
+                self.ns.join("."),
+                self.name
+            ))),
+        }
     }
 
     fn of(committer: Committer, ns: Namespace, name: &str, loaded: LoadedTable) -> Result<Self> {
@@ -106,8 +131,15 @@ impl TableHandle {
         Ok(TableHandle { committer, ns, name: name.to_string(), loaded, arrow })
     }
 
-    /// Opens the table when it exists.
-    pub async fn open(committer: Committer, ns: Namespace, name: &str) -> Result<Option<Self>> {
+    /// Opens the table when it exists and carries `owner` (key, value).
+    pub async fn open(committer: Committer, ns: Namespace, name: &str, owner: (&str, &str)) -> Result<Option<Self>> {
+        match Self::open_any(committer, ns, name).await? {
+            Some(t) => t.owned_by(owner.0, owner.1).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    async fn open_any(committer: Committer, ns: Namespace, name: &str) -> Result<Option<Self>> {
         let loaded = match committer.target().load(&ns, name).await {
             Ok(t) => t,
             Err(CatalogError::NoSuchTable(_) | CatalogError::NoSuchNamespace(_)) => return Ok(None),

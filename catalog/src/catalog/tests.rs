@@ -50,3 +50,37 @@ async fn commits_are_checked_atomic_and_durable() {
         Err(CatalogError::BadRequest(_))
     ));
 }
+
+async fn object_count(objects: &Arc<dyn ObjectStore>) -> usize {
+    use futures::TryStreamExt;
+    objects.list(None).try_collect::<Vec<_>>().await.expect("list").len()
+}
+
+#[tokio::test]
+async fn no_table_can_reach_another_tables_files() {
+    let objects: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+    let cat = Catalog::open(Arc::new(MemoryStore::default()), objects.clone(), "memory:///wh", "wh").expect("open");
+    let ns = vec!["db".to_string()];
+    cat.create_namespace(ns.clone(), HashMap::new()).await.expect("namespace");
+    for bad in ["", "a/b", "..", "x\u{1e}y"] {
+        assert!(matches!(cat.create_table(&ns, create(bad)).await, Err(CatalogError::BadRequest(_))), "{bad:?}");
+    }
+    assert!(matches!(cat.create_namespace(vec!["a/b".into()], HashMap::new()).await, Err(CatalogError::BadRequest(_))));
+    // Each table gets a location of its own; a dropped-and-recreated name gets a new one.
+    let a = cat.create_table(&ns, create("a")).await.expect("a");
+    assert!(a.metadata.location().starts_with("memory:///wh/db/a-"), "{}", a.metadata.location());
+    // A client location may not be the warehouse root, hold a table, or lie inside one.
+    for location in ["memory:///wh", "memory:///wh/db", a.metadata.location(), &format!("{}/data", a.metadata.location())] {
+        let r = cat.create_table(&ns, CreateTable { location: Some(location.to_string()), ..create("b") }).await;
+        assert!(matches!(r, Err(CatalogError::BadRequest(_))), "{location}");
+    }
+    cat.create_table(&ns, CreateTable { location: Some("memory:///wh/elsewhere/b".into()), ..create("b") }).await.expect("a location of its own");
+    // Registering a's metadata under another name would alias its files.
+    let r = cat.register_table(&ns, "alias", &a.metadata_location).await;
+    assert!(matches!(r, Err(CatalogError::BadRequest(_))), "{r:?}");
+    // Purging b removes b's files and nothing of a's.
+    let before = object_count(&objects).await;
+    cat.drop_table(&ns, "b", true).await.expect("purge b");
+    assert_eq!(object_count(&objects).await, before - 1, "b's one metadata file went, a's stayed");
+    cat.load_table(&ns, "a").await.expect("a is whole");
+}
