@@ -52,6 +52,8 @@ pub struct Broker {
     /// Request bytes read and not yet answered, across all connections: a permit per byte,
     /// `requests_inflight_bytes_max` of them (at least one request's worth).
     pub requests_inflight: Arc<tokio::sync::Semaphore>,
+    /// When each group was last seen with members, for offsets retention.
+    pub group_activity: crate::expiry::Activity,
     /// (host, port) given to clients; set once the Kafka listener is bound.
     pub advertised: parking_lot::RwLock<(String, i32)>,
 }
@@ -102,7 +104,7 @@ impl BrokerBuilder {
         };
         let engine = Engine::open(s.engine_config(), store.clone()).await?;
         let topics = Topics::load(engine.clone()).await?;
-        let state = StateStore::open(engine.clone(), &topics).await?;
+        let state = StateStore::open(engine.clone(), &topics, self.clock.now_ms()).await?;
         let log = Arc::new(EngineLog::open(engine.clone()).await?);
         let url = s.object_store_url().map_err(BrokerError::Internal)?;
         let warehouse = format!("{}/warehouse", location_root(&url));
@@ -148,6 +150,7 @@ impl BrokerBuilder {
             store_metrics: self.store_metrics,
             data_appended: Notify::new(),
             requests_inflight: inflight,
+            group_activity: Default::default(),
             advertised,
         });
         spawn_background(&broker);
@@ -189,7 +192,12 @@ fn spawn_background(b: &Arc<Broker>) {
             b.topics.all().iter().map(|t| (t.meta.name.clone(), t.meta.configs.clone())).collect();
         b.table_topics.reconcile(&topics);
     });
-    every(b, Duration::from_millis(b.settings.retention_check_interval_ms.0.max(100)), |b| async move { b.enforce_retention().await });
+    every(b, Duration::from_millis(b.settings.retention_check_interval_ms.0.max(100)), |b| async move {
+        b.enforce_retention().await;
+        if let Err(e) = crate::expiry::expire_groups(&b, b.clock.now_ms()).await {
+            tracing::warn!(error = %e, "offsets retention failed; it will be retried");
+        }
+    });
     every(b, Duration::from_millis(b.settings.state_snapshot_interval_ms.0.max(100)), |b| async move {
         let before = b.clock.now_ms() - b.settings.producer_id_expiration_ms.0 as i64;
         for t in b.topics.all() {

@@ -8,7 +8,8 @@
 //! - [`handlers`]: one function per Kafka API, and the version table.
 //! - [`topics`], [`topic_config`], [`partition`]: topics, their configs, partitions.
 //! - [`records`]: record batch validation (stored as received).
-//! - [`groups`]: the consumer group coordinator; [`state`]: durable offsets and producer state.
+//! - [`groups`]: the consumer group coordinator; [`state`]: durable offsets and producer state;
+//!   [`expiry`]: offsets and groups past the offsets retention.
 //! - [`catalog_store`]: the Iceberg catalog's pointers in the engine's metadata.
 //! - [`schema_log`]: the Schema Registry's log on a storage stream.
 //! - [`settings`], [`units`]: settings from file, `FLOE_*` and flags; [`error`]: the one error type.
@@ -20,6 +21,7 @@ pub mod cli;
 pub mod connection;
 pub mod decode;
 pub mod error;
+pub mod expiry;
 pub mod groups;
 pub mod handlers;
 pub mod partition;

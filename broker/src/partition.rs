@@ -29,9 +29,10 @@ pub struct SeqEntry {
 pub struct ProducerEntry {
     pub epoch: i16,
     pub batches: VecDeque<SeqEntry>,
-    /// Newest record timestamp seen from this producer (its clock), for expiry.
-    #[serde(default)]
-    pub last_ts: i64,
+    /// When the broker last stored a batch of this producer (the broker's clock, never the
+    /// client's record timestamps), for expiry.
+    #[serde(default, alias = "last_ts")]
+    pub last_seen_ms: i64,
 }
 
 /// The verdict on a produced batch.
@@ -86,8 +87,8 @@ impl ProducerTable {
         Ok(SeqCheck::Append)
     }
 
-    /// Records a stored batch.
-    pub fn record(&mut self, b: &BatchInfo, base_offset: i64) {
+    /// Records a batch stored at `now_ms` (the broker's clock).
+    pub fn record(&mut self, b: &BatchInfo, base_offset: i64, now_ms: i64) {
         if b.producer_id < 0 {
             return;
         }
@@ -99,7 +100,7 @@ impl ProducerTable {
             p.epoch = b.producer_epoch;
             p.batches.clear();
         }
-        p.last_ts = p.last_ts.max(b.max_timestamp);
+        p.last_seen_ms = p.last_seen_ms.max(now_ms);
         p.batches.push_back(SeqEntry { first_seq: b.base_sequence, last_seq: b.last_sequence(), base_offset });
         while p.batches.len() > PRODUCER_BATCHES_KEPT {
             p.batches.pop_front();
@@ -111,7 +112,7 @@ impl ProducerTable {
     /// Forgets producers not heard from since `before_ms` (Kafka's `producer.id.expiration.ms`).
     pub fn expire(&mut self, before_ms: i64) -> usize {
         let n = self.producers.len();
-        self.producers.retain(|_, p| p.last_ts >= before_ms);
+        self.producers.retain(|_, p| p.last_seen_ms >= before_ms);
         n - self.producers.len()
     }
 }
@@ -226,22 +227,24 @@ mod tests {
         let mut t = ProducerTable::default();
         let b0 = info(7, 0, 0, 3);
         assert_eq!(t.check(&b0).expect("ok"), SeqCheck::Append);
-        t.record(&b0, 100);
+        t.record(&b0, 100, 0);
         assert_eq!(t.check(&b0).expect("ok"), SeqCheck::Duplicate(100));
         assert!(matches!(t.check(&info(7, 0, 5, 1)), Err(BrokerError::OutOfOrderSequence { expected: 3, got: 5, .. })));
         let b1 = info(7, 0, 3, 2);
         assert_eq!(t.check(&b1).expect("ok"), SeqCheck::Append);
-        t.record(&b1, 103);
+        t.record(&b1, 103, 0);
         for i in 0..6 {
-            t.record(&info(7, 0, 5 + i, 1), 105 + i64::from(i));
+            t.record(&info(7, 0, 5 + i, 1), 105 + i64::from(i), 0);
         }
         assert_eq!(t.producers[&7].batches.len(), PRODUCER_BATCHES_KEPT);
         assert!(matches!(t.check(&info(7, 0, 11, 1)), Ok(SeqCheck::Append)), "the next sequence after the kept window");
-        t.record(&info(7, 1, 0, 1), 200);
+        t.record(&info(7, 1, 0, 1), 200, 0);
         assert!(matches!(t.check(&info(7, 0, 12, 1)), Err(BrokerError::InvalidProducerEpoch { .. })));
         assert_eq!(t.check(&info(-1, -1, -1, 1)).expect("ok"), SeqCheck::Append, "non-idempotent batches pass");
-        t.record(&BatchInfo { max_timestamp: 5_000, ..info(8, 0, 0, 1) }, 300);
-        assert_eq!(t.expire(1_000), 1, "producer 7 (timestamps 0) expires, 8 stays");
+        // Producer 8 writes records stamped far in the future: the broker's clock decides.
+        t.record(&BatchInfo { max_timestamp: i64::MAX, ..info(8, 0, 0, 1) }, 300, 5_000);
+        assert_eq!(t.expire(1_000), 1, "producer 7 (last seen at 0) expires, 8 (seen at 5,000) stays");
+        assert_eq!(t.expire(6_000), 1, "and 8 expires by the broker's clock, whatever its timestamps say");
         assert!(t.producers.contains_key(&8));
     }
 

@@ -86,6 +86,10 @@ pub struct Settings {
     /// Idempotent-producer state is forgotten after this long without a batch (Kafka's
     /// `producer.id.expiration.ms`).
     pub producer_id_expiration_ms: Millis,
+    /// Offsets of a group without members are deleted once it has been inactive this long
+    /// (Kafka's `offsets.retention.minutes`, 7 days); a group with neither members nor offsets
+    /// is removed at once. Checked every `retention_check_interval_ms`.
+    pub offsets_retention_ms: Millis,
     /// How often producer state and offsets are snapshotted.
     pub state_snapshot_interval_ms: Millis,
     /// `text` or `json` logs.
@@ -175,6 +179,7 @@ impl Default for Settings {
             group_max_session_timeout_ms: Millis(300_000),
             retention_check_interval_ms: Millis(30_000),
             producer_id_expiration_ms: Millis(86_400_000),
+            offsets_retention_ms: Millis(7 * 24 * 3_600_000),
             state_snapshot_interval_ms: Millis(10_000),
             log_format: "text".into(),
             storage: StorageSettings::default(),

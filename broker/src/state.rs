@@ -14,9 +14,11 @@ use parking_lot::RwLock;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{BrokerError, Result};
-use crate::partition::{ProducerTable, TimeIndex};
 use crate::records;
 use crate::topics::Topics;
+
+mod snapshot;
+use snapshot::{PartitionSnapshot, Snapshot};
 
 const STREAM_KEY: &str = "internal/state_stream";
 const PRODUCER_ID_KEY: &str = "internal/next_producer_id";
@@ -36,16 +38,6 @@ pub struct Committed {
 /// (group, topic, partition)
 pub type OffsetKey = (String, String, i32);
 
-#[derive(Debug, Serialize, Deserialize)]
-struct PartitionSnapshot {
-    topic: String,
-    partition: i32,
-    stream: StreamId,
-    scanned_to: u64,
-    producers: ProducerTable,
-    index: TimeIndex,
-}
-
 /// Externally tagged on purpose: an internally tagged enum buffers its content, and buffered
 /// JSON cannot give integer map keys (producer ids) back.
 #[derive(Debug, Serialize, Deserialize)]
@@ -55,10 +47,67 @@ enum Record {
         group: String,
         entries: Vec<(String, i32, Option<Committed>)>,
     },
+    /// A whole snapshot in one record (written by earlier versions; still read).
     Snapshot {
         offsets: Vec<(OffsetKey, Committed)>,
         partitions: Vec<PartitionSnapshot>,
     },
+    /// A snapshot in bounded records: it takes effect when its end is read.
+    SnapshotBegin {
+        id: u64,
+    },
+    SnapshotPart {
+        id: u64,
+        part: snapshot::Part,
+    },
+    SnapshotEnd {
+        id: u64,
+        parts: u32,
+    },
+}
+
+/// Replay of the state stream: the live state, and a snapshot being read.
+#[derive(Default)]
+struct Replay {
+    offsets: HashMap<OffsetKey, Committed>,
+    partitions: HashMap<StreamId, PartitionSnapshot>,
+    /// (id, parts read, what they hold) of a snapshot whose end is not yet read.
+    pending: Option<(u64, u32, Snapshot)>,
+}
+
+impl Replay {
+    fn apply(&mut self, record: Record) {
+        match record {
+            Record::Offsets { group, entries } => {
+                // Not expected inside a snapshot (the commit order is held while one is written),
+                // but a commit after an unfinished one applies to both.
+                if let Some((_, _, s)) = &mut self.pending {
+                    apply(&mut s.offsets, &group, entries.clone());
+                }
+                apply(&mut self.offsets, &group, entries)
+            }
+            Record::Snapshot { offsets, partitions } => {
+                self.offsets = offsets.into_iter().collect();
+                self.partitions = partitions.into_iter().map(|p| (p.stream, p)).collect();
+            }
+            Record::SnapshotBegin { id } => self.pending = Some((id, 0, Snapshot::default())),
+            Record::SnapshotPart { id, part } => {
+                if let Some((pid, n, s)) = &mut self.pending {
+                    if *pid == id {
+                        *n += 1;
+                        s.add(part);
+                    }
+                }
+            }
+            Record::SnapshotEnd { id, parts } => match self.pending.take() {
+                Some((pid, n, s)) if pid == id && n == parts => {
+                    self.offsets = s.offsets;
+                    self.partitions = s.partitions;
+                }
+                other => tracing::warn!(id, parts, read = ?other.map(|(i, n, _)| (i, n)), "an incomplete state snapshot is ignored"),
+            },
+        }
+    }
 }
 
 /// The broker's durable state.
@@ -69,11 +118,14 @@ pub struct StateStore {
     producer_ids: tokio::sync::Mutex<(i64, i64)>,
     /// Orders commits (their log position and their effect) and lets a snapshot see all of them.
     commit_order: tokio::sync::Mutex<()>,
+    /// Tells one snapshot's records from another's (a crash may leave one unfinished).
+    snapshot_id: std::sync::atomic::AtomicU64,
 }
 
 impl StateStore {
     /// Opens (or creates) the state stream and replays it; then rebuilds partition state.
-    pub async fn open(engine: Engine, topics: &Topics) -> Result<Arc<Self>> {
+    /// Producers found by the scan count as seen at `now_ms`.
+    pub async fn open(engine: Engine, topics: &Topics, now_ms: i64) -> Result<Arc<Self>> {
         let stream = match engine.kv_get(STREAM_KEY).and_then(|v| v.parse().ok()) {
             Some(s) => s,
             None => {
@@ -83,28 +135,23 @@ impl StateStore {
             }
         };
         let info = engine.open_stream(stream, engine.epoch()).await?;
-        let mut offsets = HashMap::new();
-        let mut snapshots: HashMap<StreamId, PartitionSnapshot> = HashMap::new();
+        let mut replay = Replay::default();
         engine
             .scan(stream, info.start, info.end, SCAN_READ_BYTES, |b| {
                 let record: Record = serde_json::from_slice(&b.payload)
                     .map_err(|e| BrokerError::Internal(format!("state record at offset {} is unreadable: {e}", b.base_offset)))?;
-                match record {
-                    Record::Offsets { group, entries } => apply(&mut offsets, &group, entries),
-                    Record::Snapshot { offsets: o, partitions } => {
-                        offsets = o.into_iter().collect();
-                        snapshots = partitions.into_iter().map(|p| (p.stream, p)).collect();
-                    }
-                }
+                replay.apply(record);
                 Ok::<_, BrokerError>(ControlFlow::Continue(()))
             })
             .await?;
+        let Replay { offsets, partitions: mut snapshots, .. } = replay;
         let this = Arc::new(Self {
             engine: engine.clone(),
             stream,
             offsets: RwLock::new(offsets),
             producer_ids: Default::default(),
             commit_order: Default::default(),
+            snapshot_id: std::sync::atomic::AtomicU64::new(now_ms.max(0) as u64),
         });
         for topic in topics.all() {
             for p in &topic.partitions {
@@ -114,20 +161,20 @@ impl StateStore {
                     *p.time_index.lock() = s.index;
                     from = from.max(s.scanned_to);
                 }
-                this.scan_partition(p, from).await?;
+                this.scan_partition(p, from, now_ms).await?;
             }
         }
         Ok(this)
     }
 
-    async fn scan_partition(&self, p: &crate::partition::Partition, from: u64) -> Result<()> {
+    async fn scan_partition(&self, p: &crate::partition::Partition, from: u64, now_ms: i64) -> Result<()> {
         let end = self.engine.stream_info(p.stream)?.end;
         self.engine
             .scan(p.stream, from, end, SCAN_READ_BYTES, |b| {
                 let mut max_ts = i64::MIN;
                 let mut producers = p.producers.lock();
                 for (base, info) in records::headers(&b.payload) {
-                    producers.record(&info, base);
+                    producers.record(&info, base, now_ms);
                     max_ts = max_ts.max(info.max_timestamp);
                 }
                 p.time_index.lock().push(b.base_offset as i64, max_ts, b.payload.len() as u64);
@@ -207,13 +254,28 @@ impl StateStore {
                 });
             }
         }
-        // Under the commit order: every commit before the snapshot is in it, every later one after it.
+        // Under the commit order: every commit before the snapshot is in it, every later one
+        // after it. The snapshot is a run of bounded records; the stream is trimmed to its begin
+        // only once its end is durable (replay ignores a snapshot whose end it does not find).
         let (base, durable) = {
             let _order = self.commit_order.lock().await;
             let offsets = self.offsets.read().iter().map(|(k, v)| (k.clone(), v.clone())).collect();
-            let json = Bytes::from(serde_json::to_vec(&Record::Snapshot { offsets, partitions }).map_err(|e| BrokerError::Internal(e.to_string()))?);
-            let len = json.len();
-            self.engine.append_start(self.stream, self.engine.epoch(), 1, len, move |_| json).await?
+            let parts = snapshot::parts(offsets, partitions);
+            let id = self.snapshot_id.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let n = parts.len() as u32;
+            let records = std::iter::once(Record::SnapshotBegin { id })
+                .chain(parts.into_iter().map(|part| Record::SnapshotPart { id, part }))
+                .chain(std::iter::once(Record::SnapshotEnd { id, parts: n }));
+            let mut first = None;
+            let mut last = None;
+            for r in records {
+                let json = Bytes::from(serde_json::to_vec(&r).map_err(|e| BrokerError::Internal(e.to_string()))?);
+                let len = json.len();
+                let (base, durable) = self.engine.append_start(self.stream, self.engine.epoch(), 1, len, move |_| json).await?;
+                first.get_or_insert(base);
+                last = Some(durable);
+            }
+            (first.unwrap_or_default(), last.ok_or_else(|| BrokerError::Internal("an empty snapshot".into()))?)
         };
         durable.wait().await?;
         self.engine.trim(self.stream, base).await?;

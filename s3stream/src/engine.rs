@@ -9,17 +9,17 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
-use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
+use object_store::{ObjectStore, ObjectStoreExt};
 use parking_lot::Mutex;
 use tokio::sync::{mpsc, oneshot, Notify};
 
 use crate::cache::{BlockCache, LogCache};
-use crate::manifest::{object_path, Manifest, ManifestStore, ObjectMeta, RangeRef};
-use crate::object::{self, IndexEntry, ObjectBuilder};
-use crate::wal::{file::FileWal, object::ObjectWal, Wal, WalRecord};
+use crate::manifest::{object_path, Manifest, ManifestStore};
+use crate::object::{self, IndexEntry};
+use crate::wal::{file::FileWal, object::ObjectWal, Wal};
 use crate::{Batch, EngineConfig, Error, Result, StreamId, WalKind};
 
 /// Index entries of this many objects are kept in memory.
@@ -71,35 +71,6 @@ pub(crate) struct State {
     /// WAL position just past the last durable group.
     wal_end: u64,
     failed: Option<Failure>,
-}
-
-/// Why the engine stopped taking appends.
-#[derive(Debug, Clone)]
-struct Failure {
-    reason: String,
-    /// A newer owner took the bucket over: appends are answered `Fenced`.
-    fenced: bool,
-}
-
-impl Failure {
-    fn error(&self, epoch: u64) -> Error {
-        if self.fenced {
-            Error::Fenced { ours: epoch, current: epoch + 1 }
-        } else {
-            Error::Io(std::io::Error::other(self.reason.clone()))
-        }
-    }
-}
-
-/// Stops the engine taking appends; a fenced engine also stops uploading.
-fn fail(inner: &Inner, e: &Error) -> Error {
-    let fenced = matches!(e, Error::Fenced { .. }) || matches!(e, Error::ObjectStore(object_store::Error::AlreadyExists { .. }));
-    let failure =
-        Failure { reason: if fenced { format!("fenced: a newer owner took the bucket over ({e})") } else { format!("WAL write failed: {e}") }, fenced };
-    tracing::error!(reason = %failure.reason, "the engine stops taking appends");
-    let err = failure.error(inner.epoch);
-    inner.state.lock().failed.get_or_insert(failure);
-    err
 }
 
 struct AppendReq {
@@ -656,204 +627,12 @@ impl Engine {
     }
 }
 
-async fn writer_loop(inner: Arc<Inner>, mut rx: mpsc::Receiver<AppendReq>) {
-    let bytes_max = inner.config.wal_write_bytes_max.max(1);
-    let linger_bytes = if inner.wal_linger.is_zero() { 0 } else { inner.config.wal_batch_bytes };
-    while let Some(first) = rx.recv().await {
-        let mut bytes = first.batch.payload.len() as u64;
-        let deadline = first.queued + inner.wal_linger;
-        let mut group = vec![first];
-        while bytes < bytes_max {
-            match rx.try_recv() {
-                Ok(r) => {
-                    bytes += r.batch.payload.len() as u64;
-                    group.push(r);
-                    continue;
-                }
-                Err(mpsc::error::TryRecvError::Disconnected) => break,
-                Err(mpsc::error::TryRecvError::Empty) => {}
-            }
-            if inner.wal_linger.is_zero() || bytes >= linger_bytes {
-                break;
-            }
-            tokio::select! {
-                r = rx.recv() => match r {
-                    Some(r) => { bytes += r.batch.payload.len() as u64; group.push(r); }
-                    None => break,
-                },
-                _ = tokio::time::sleep_until(deadline) => break,
-            }
-        }
-        let records: Vec<WalRecord> = group.iter().map(|r| WalRecord { stream: r.stream, batch: r.batch.clone() }).collect();
-        let result = write_group(&inner, &records).await;
-        match result {
-            Ok(pos) => {
-                {
-                    let mut s = inner.state.lock();
-                    for r in records {
-                        if let Some(st) = s.streams.get_mut(&r.stream) {
-                            st.confirmed = r.batch.end_offset();
-                            s.log_cache.insert(r.stream, r.batch);
-                        }
-                    }
-                    s.wal_end = pos;
-                    if s.log_cache.pending_bytes() >= inner.config.upload_bytes {
-                        inner.upload_wake.notify_one();
-                    }
-                }
-                for r in group {
-                    let _ = r.done.send(Ok(()));
-                }
-            }
-            Err(e) => {
-                // With the object WAL, a taken name means a newer owner fenced this one (see
-                // `ObjectWal::recover_and_fence`): nothing of this group may be acknowledged.
-                let err = fail(&inner, &e);
-                for r in group {
-                    let _ = r.done.send(Err(clone_error(&err)));
-                }
-            }
-        }
-    }
-}
+mod upload;
+mod writer;
 
-/// The same error again, for every append of a failed group.
-fn clone_error(e: &Error) -> Error {
-    match e {
-        Error::Fenced { ours, current } => Error::Fenced { ours: *ours, current: *current },
-        other => Error::Io(std::io::Error::other(other.to_string())),
-    }
-}
-
-async fn write_group(inner: &Arc<Inner>, records: &[WalRecord]) -> Result<u64> {
-    let need: u64 = records.iter().map(|r| r.encoded_len() as u64).sum();
-    let started = Instant::now();
-    let mut wal = loop {
-        let wal = inner.wal.lock().await;
-        if wal.free_bytes() >= need {
-            break wal;
-        }
-        drop(wal);
-        inner.upload_wake.notify_one();
-        let _ = tokio::time::timeout(Duration::from_millis(100), inner.space_freed.notified()).await;
-    };
-    let mut attempt = 0u32;
-    let pos = loop {
-        match wal.write(records).await {
-            Ok(pos) => break pos,
-            // The object WAL may meet a passing store failure: retry a bounded number of times.
-            Err(e) if matches!(&*wal, Wal::Object(_)) && attempt < 20 && !matches!(e, Error::ObjectStore(object_store::Error::AlreadyExists { .. })) => {
-                attempt += 1;
-                tracing::warn!(error = %e, attempt, "object WAL write failed, retrying");
-                tokio::time::sleep(Duration::from_millis(50 * u64::from(attempt))).await;
-            }
-            Err(e) => return Err(e),
-        }
-    };
-    inner.stats.wal_writes.fetch_add(1, Relaxed);
-    inner.stats.wal_write_us_sum.fetch_add(started.elapsed().as_micros() as u64, Relaxed);
-    Ok(pos)
-}
-
-async fn upload_loop(inner: Arc<Inner>) {
-    let interval = Duration::from_millis(inner.config.upload_interval_ms.max(10));
-    loop {
-        tokio::select! {
-            _ = inner.upload_wake.notified() => {}
-            _ = tokio::time::sleep(interval) => {}
-        }
-        if inner.state.lock().failed.as_ref().is_some_and(|f| f.fenced) {
-            return;
-        }
-        if let Err(e) = upload_once(&inner).await {
-            if matches!(e, Error::Fenced { .. }) {
-                fail(&inner, &e);
-                return;
-            }
-            tracing::warn!(error = %e, "upload failed; the data stays in the WAL and is retried");
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-    }
-}
-
-/// Uploads everything not yet uploaded — a stream object for each stream with at least
-/// `stream_object_bytes` waiting, one stream-set object for the rest — commits them in one
-/// manifest version, then trims the WAL.
-pub(crate) async fn upload_once(inner: &Arc<Inner>) -> Result<bool> {
-    let mut meta = inner.meta.lock().await;
-    let (pending, wal_pos) = {
-        let s = inner.state.lock();
-        (s.log_cache.pending(), s.wal_end)
-    };
-    if pending.is_empty() {
-        return Ok(false);
-    }
-    let block = inner.config.object_block_bytes as usize;
-    let mut objects: Vec<(bool, ObjectBuilder)> = Vec::new();
-    let mut shared = ObjectBuilder::new(block);
-    for (stream, batches) in &pending {
-        let bytes: u64 = batches.iter().map(|b| b.payload.len() as u64).sum();
-        let own = bytes >= inner.config.stream_object_bytes;
-        let mut single = ObjectBuilder::new(block);
-        let target = if own { &mut single } else { &mut shared };
-        for b in batches {
-            target.push(*stream, b);
-        }
-        if own {
-            objects.push((true, single));
-        }
-    }
-    if !shared.is_empty() {
-        objects.push((false, shared));
-    }
-    let mut next = meta.current().clone();
-    let mut total = 0u64;
-    let mut ids = Vec::new();
-    for (stream_object, builder) in objects {
-        let (bytes, index) = builder.finish();
-        let id = next.next_object_id;
-        next.next_object_id += 1;
-        let size = bytes.len() as u64;
-        let opts = PutOptions { mode: PutMode::Create, ..Default::default() };
-        inner.store.put_opts(&object_path(id), PutPayload::from(bytes), opts).await?;
-        next.objects.insert(id, ObjectMeta { size, stream_object, created_ms: now_ms() });
-        total += size;
-        ids.push(id);
-        // One range per stream in this object, from its index.
-        let mut ranges: Vec<(StreamId, u64, u64)> = Vec::new();
-        for e in index {
-            match ranges.last_mut() {
-                Some((s, _, end)) if *s == e.stream => *end = e.end,
-                _ => ranges.push((e.stream, e.start, e.end)),
-            }
-        }
-        for (stream, start, end) in ranges {
-            if let Some(s) = next.streams.get_mut(&stream) {
-                s.ranges.push(RangeRef { object: id, start, end });
-                s.end = end;
-            }
-        }
-    }
-    next.wal_committed_pos = wal_pos;
-    let uploaded: Vec<(StreamId, u64)> =
-        pending.iter().filter_map(|(s, b)| Some((*s, b.last()?.end_offset()))).filter(|(s, _)| next.streams.contains_key(s)).collect();
-    next.collect_garbage(now_ms());
-    meta.commit(next).await?;
-    {
-        let committed = Arc::new(meta.current().clone());
-        let mut s = inner.state.lock();
-        s.committed = committed;
-        for (stream, end) in uploaded {
-            s.log_cache.mark_uploaded(stream, end);
-        }
-    }
-    inner.wal.lock().await.trim(wal_pos).await?;
-    inner.stats.uploads.fetch_add(1, Relaxed);
-    inner.stats.upload_bytes.fetch_add(total, Relaxed);
-    inner.space_freed.notify_waiters();
-    tracing::debug!(objects = ?ids, bytes = total, streams = pending.len(), "uploaded");
-    Ok(true)
-}
+use upload::upload_loop;
+pub(crate) use upload::upload_once;
+use writer::{writer_loop, Failure};
 
 #[cfg(test)]
 mod tests;

@@ -37,6 +37,39 @@ struct PartitionRows {
     records: Vec<SourceRecord>,
 }
 
+/// What one cycle read: records per partition, the offsets a commit of them reaches, the lag
+/// left after them, and the lag before them.
+struct Reading {
+    parts: Vec<PartitionRows>,
+    next: Offsets,
+    lag: i64,
+    behind: i64,
+}
+
+/// A cycle's figures for the status: records covered and invalid, lag left, start time.
+struct Tally {
+    covered: usize,
+    invalid: u64,
+    lag: i64,
+    started: std::time::Instant,
+}
+
+/// What one cycle wrote: data and delete files, and the key index's changes once it commits.
+struct Written {
+    files: Vec<NewFile>,
+    delete_files: Vec<NewFile>,
+    new_rows: Vec<(String, (std::sync::Arc<str>, i64))>,
+    removed_keys: Vec<String>,
+}
+
+/// What one cycle decoded: runs of rows (partition, batch, offsets), bad records, tombstones
+/// (partition, offset, key).
+struct Decoding {
+    runs: Vec<(i32, RecordBatch, Vec<i64>)>,
+    bad: Vec<(i32, RecordError)>,
+    tombstones: Vec<(i32, i64, Option<bytes::Bytes>)>,
+}
+
 /// The commit loop of one Table Topic.
 pub struct Coordinator {
     topic: String,
@@ -147,10 +180,9 @@ impl Coordinator {
         Ok(o)
     }
 
-    /// One commit: returns the number of records it covered.
-    pub async fn cycle(&mut self) -> Result<usize> {
-        let started = std::time::Instant::now();
-        let committed = self.committed_offsets().await?;
+    /// Phase 1: reads each partition from the table's committed offsets, up to the commit's byte
+    /// budget; returns the records, the offsets a commit of them reaches, and the lag.
+    async fn read(&mut self, committed: &Offsets) -> Result<Reading> {
         let partitions = self.source.partitions(&self.topic).await.map_err(TableTopicError::Source)?;
         let mut next = committed.clone();
         let mut parts = Vec::new();
@@ -183,20 +215,16 @@ impl Coordinator {
                 parts.push(PartitionRows { partition: p, records });
             }
         }
-        if next == committed {
-            self.status.lock().caught_up(lag);
-            return Ok(0);
-        }
-        // Until this commit lands, everything past the committed offsets is lag.
-        self.status.lock().lag_records = behind;
-        let covered: usize = parts.iter().map(|p| p.records.len()).sum();
-        let commit_id = uuid::Uuid::new_v4().to_string();
+        Ok(Reading { parts, next, lag, behind })
+    }
 
-        // Decode; bad records go to the dead-letter table (or pause the table).
+    /// Phase 2: decodes each partition's records into runs of rows; undecodable stored batches
+    /// and records that fail to decode become dead letters, deletes become tombstones.
+    async fn decode(&self, parts: &[PartitionRows]) -> Decoding {
         let mut runs: Vec<(i32, RecordBatch, Vec<i64>)> = Vec::new();
         let mut bad: Vec<(i32, RecordError)> = Vec::new();
         let mut tombstones: Vec<(i32, i64, Option<bytes::Bytes>)> = Vec::new();
-        for part in &parts {
+        for part in parts {
             let clean: Vec<SourceRecord>;
             let records = if part.records.iter().any(|r| r.undecodable.is_some()) {
                 bad.extend(
@@ -214,8 +242,12 @@ impl Coordinator {
             bad.extend(out.errors.into_iter().map(|e| (part.partition, e)));
             runs.extend(out.runs.into_iter().map(|r| (part.partition, r.batch, r.offsets)));
         }
-        self.stop_at_bad_record(&bad)?;
+        Decoding { runs, bad, tombstones }
+    }
 
+    /// Phase 3: evolves the table's schema to take every run, then fits each run to it (with the
+    /// system columns); a run the table cannot take becomes dead letters.
+    async fn fit(&mut self, parts: &[PartitionRows], runs: Vec<(i32, RecordBatch, Vec<i64>)>, bad: &mut Vec<(i32, RecordError)>) -> Result<Vec<RecordBatch>> {
         let mut rows: Vec<RecordBatch> = Vec::new();
         if !runs.is_empty() {
             // The table's schema takes every run's columns, then each run is fitted to it.
@@ -254,15 +286,12 @@ impl Coordinator {
                 }
             }
         }
-        let keyed = if self.cfg.keyed() { Some(self.keyed(&parts, &rows, &tombstones, &mut bad).await?) } else { None };
-        self.stop_at_bad_record(&bad)?;
-        if !bad.is_empty() {
-            self.dead_letters(&parts, &bad, &next).await?;
-        }
+        Ok(rows)
+    }
 
-        // Write and commit.
-        let is_keyed = self.cfg.keyed();
-        let props = offsets::properties(&next, &commit_id, &self.topic);
+    /// Phase 4: writes this commit's data files (and, for a keyed table, its position deletes in
+    /// the partition of each file they hit).
+    async fn write(&mut self, rows: &[RecordBatch], keyed: Option<KeyedPlan>, commit_id: &str) -> Result<Written> {
         let mut files: Vec<NewFile> = Vec::new();
         if self.table.is_none() {
             self.table(&Schema::new(system::fields())).await?;
@@ -279,7 +308,7 @@ impl Coordinator {
         match keyed {
             Some(plan) => {
                 if !plan.rows.is_empty() {
-                    let written = table.write(&commit_id[..8], &rows, Some(&plan.rows)).await?;
+                    let written = table.write(&commit_id[..8], rows, Some(&plan.rows)).await?;
                     let paths: Vec<std::sync::Arc<str>> = written.files.iter().map(|f| std::sync::Arc::from(f.file.file_path())).collect();
                     for (k, (f, pos)) in plan.keys.into_iter().zip(written.rows) {
                         new_rows.push((k, (paths[f].clone(), pos)));
@@ -304,11 +333,21 @@ impl Coordinator {
                 removed_keys = plan.removed;
             }
             None if !rows.is_empty() => {
-                files = table.write(&commit_id[..8], &rows, None).await?.files;
+                files = table.write(&commit_id[..8], rows, None).await?.files;
             }
             None => {}
         }
-        let change = if is_keyed { Change::RowDelta { data: files.clone(), deletes: delete_files.clone() } } else { Change::Append(files.clone()) };
+        Ok(Written { files, delete_files, new_rows, removed_keys })
+    }
+
+    /// Phase 5: commits the written files in one snapshot carrying the offsets; on a conflict the
+    /// files go unless the commit is found to have landed.
+    async fn commit(&mut self, written: Written, next: &Offsets, commit_id: &str, tally: Tally) -> Result<usize> {
+        let Tally { covered, invalid, lag, started } = tally;
+        let Written { mut files, delete_files, new_rows, removed_keys } = written;
+        let props = offsets::properties(next, commit_id, &self.topic);
+        let table = self.table.as_mut().ok_or_else(|| TableTopicError::Source("table not open".into()))?;
+        let change = if self.cfg.keyed() { Change::RowDelta { data: files.clone(), deletes: delete_files.clone() } } else { Change::Append(files.clone()) };
         files.extend(delete_files);
         let base = table.loaded.clone();
         let result = table.committer().commit(&table.ns, &table.name, &base, change, &props).await;
@@ -325,10 +364,9 @@ impl Coordinator {
                     }
                 }
                 self.offsets = Some(next.clone());
-                let invalid = bad.len() as u64;
                 let bytes: u64 = files.iter().map(|f| f.file.file_size_in_bytes()).sum();
                 let mut status = self.status.lock();
-                status.committed(&next, covered as u64, invalid, lag);
+                status.committed(next, covered as u64, invalid, lag);
                 status.wrote(files.len() as u64, bytes, started.elapsed().as_millis() as u64);
                 drop(status);
                 tracing::debug!(topic = %self.topic, records = covered, invalid, files = files.len(), "table topic committed");
@@ -339,7 +377,7 @@ impl Coordinator {
                 // a table that does not hold this commit lets its files go. Either way the next
                 // cycle starts from what the table records.
                 let landed = match table.committer().target().load(&table.ns, &table.name).await {
-                    Ok(t) => offsets::contains_commit(&t.metadata, &commit_id),
+                    Ok(t) => offsets::contains_commit(&t.metadata, commit_id),
                     Err(_) => true, // unknown: keep the files (orphan removal takes them if unreferenced)
                 };
                 if landed {
@@ -356,6 +394,37 @@ impl Coordinator {
                 Err(e.into())
             }
         }
+    }
+
+    /// One commit: returns the number of records it covered.
+    pub async fn cycle(&mut self) -> Result<usize> {
+        let started = std::time::Instant::now();
+        let committed = self.committed_offsets().await?;
+        let Reading { parts, next, lag, behind } = self.read(&committed).await?;
+        if next == committed {
+            self.status.lock().caught_up(lag);
+            return Ok(0);
+        }
+        // Until this commit lands, everything past the committed offsets is lag.
+        self.status.lock().lag_records = behind;
+        let covered: usize = parts.iter().map(|p| p.records.len()).sum();
+        let commit_id = uuid::Uuid::new_v4().to_string();
+
+        // Decode; bad records go to the dead-letter table (or pause the table).
+        let Decoding { runs, mut bad, tombstones } = self.decode(&parts).await;
+        self.stop_at_bad_record(&bad)?;
+
+        let rows = self.fit(&parts, runs, &mut bad).await?;
+        let keyed = if self.cfg.keyed() { Some(self.keyed(&parts, &rows, &tombstones, &mut bad).await?) } else { None };
+        self.stop_at_bad_record(&bad)?;
+        if !bad.is_empty() {
+            self.dead_letters(&parts, &bad, &next).await?;
+        }
+
+        // Write, then commit.
+        let written = self.write(&rows, keyed, &commit_id).await?;
+        let invalid = bad.len() as u64;
+        self.commit(written, &next, &commit_id, Tally { covered, invalid, lag, started }).await
     }
 
     /// Compaction, snapshot expiry and orphan removal, once per maintenance interval, between

@@ -128,10 +128,11 @@ async fn start_partition(b: &Arc<Broker>, topic: &str, index: i32, data: Bytes) 
     let (base, durable) = b.engine.append_start(p.stream, epoch, count, len, |base| records::assign_offsets(&data, &infos, base as i64)).await?;
     let base = base as i64;
     {
+        let now_ms = b.clock.now_ms();
         let mut producers = p.producers.lock();
         let mut offset = base;
         for i in &infos {
-            producers.record(i, offset);
+            producers.record(i, offset, now_ms);
             offset += i64::from(i.records);
         }
     }

@@ -2,8 +2,11 @@
 //! step of an upload, trim, fencing, compaction, and a long run against a failing store.
 
 use super::*;
+use crate::object::ObjectBuilder;
 use crate::store::{FaultConfig, FaultyStore};
 use object_store::memory::InMemory;
+use object_store::PutPayload;
+use std::time::Instant;
 
 fn cfg(dir: &std::path::Path) -> EngineConfig {
     EngineConfig {

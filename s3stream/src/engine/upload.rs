@@ -1,0 +1,114 @@
+//! The upload task: everything acknowledged but not yet uploaded becomes stream objects and one
+//! stream-set object, committed in one manifest version; only then is the WAL trimmed.
+
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::time::Duration;
+
+use object_store::{PutMode, PutOptions, PutPayload};
+
+use super::writer::fail;
+use super::{now_ms, Inner};
+use crate::manifest::{object_path, ObjectMeta, RangeRef};
+use crate::object::ObjectBuilder;
+use crate::{Error, Result, StreamId};
+
+pub(super) async fn upload_loop(inner: Arc<Inner>) {
+    let interval = Duration::from_millis(inner.config.upload_interval_ms.max(10));
+    loop {
+        tokio::select! {
+            _ = inner.upload_wake.notified() => {}
+            _ = tokio::time::sleep(interval) => {}
+        }
+        if inner.state.lock().failed.as_ref().is_some_and(|f| f.fenced) {
+            return;
+        }
+        if let Err(e) = upload_once(&inner).await {
+            if matches!(e, Error::Fenced { .. }) {
+                fail(&inner, &e);
+                return;
+            }
+            tracing::warn!(error = %e, "upload failed; the data stays in the WAL and is retried");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+}
+
+/// Uploads everything not yet uploaded — a stream object for each stream with at least
+/// `stream_object_bytes` waiting, one stream-set object for the rest — commits them in one
+/// manifest version, then trims the WAL.
+pub(crate) async fn upload_once(inner: &Arc<Inner>) -> Result<bool> {
+    let mut meta = inner.meta.lock().await;
+    let (pending, wal_pos) = {
+        let s = inner.state.lock();
+        (s.log_cache.pending(), s.wal_end)
+    };
+    if pending.is_empty() {
+        return Ok(false);
+    }
+    let block = inner.config.object_block_bytes as usize;
+    let mut objects: Vec<(bool, ObjectBuilder)> = Vec::new();
+    let mut shared = ObjectBuilder::new(block);
+    for (stream, batches) in &pending {
+        let bytes: u64 = batches.iter().map(|b| b.payload.len() as u64).sum();
+        let own = bytes >= inner.config.stream_object_bytes;
+        let mut single = ObjectBuilder::new(block);
+        let target = if own { &mut single } else { &mut shared };
+        for b in batches {
+            target.push(*stream, b);
+        }
+        if own {
+            objects.push((true, single));
+        }
+    }
+    if !shared.is_empty() {
+        objects.push((false, shared));
+    }
+    let mut next = meta.current().clone();
+    let mut total = 0u64;
+    let mut ids = Vec::new();
+    for (stream_object, builder) in objects {
+        let (bytes, index) = builder.finish();
+        let id = next.next_object_id;
+        next.next_object_id += 1;
+        let size = bytes.len() as u64;
+        let opts = PutOptions { mode: PutMode::Create, ..Default::default() };
+        inner.store.put_opts(&object_path(id), PutPayload::from(bytes), opts).await?;
+        next.objects.insert(id, ObjectMeta { size, stream_object, created_ms: now_ms() });
+        total += size;
+        ids.push(id);
+        // One range per stream in this object, from its index.
+        let mut ranges: Vec<(StreamId, u64, u64)> = Vec::new();
+        for e in index {
+            match ranges.last_mut() {
+                Some((s, _, end)) if *s == e.stream => *end = e.end,
+                _ => ranges.push((e.stream, e.start, e.end)),
+            }
+        }
+        for (stream, start, end) in ranges {
+            if let Some(s) = next.streams.get_mut(&stream) {
+                s.ranges.push(RangeRef { object: id, start, end });
+                s.end = end;
+            }
+        }
+    }
+    next.wal_committed_pos = wal_pos;
+    let uploaded: Vec<(StreamId, u64)> =
+        pending.iter().filter_map(|(s, b)| Some((*s, b.last()?.end_offset()))).filter(|(s, _)| next.streams.contains_key(s)).collect();
+    next.collect_garbage(now_ms());
+    meta.commit(next).await?;
+    {
+        let committed = Arc::new(meta.current().clone());
+        let mut s = inner.state.lock();
+        s.committed = committed;
+        for (stream, end) in uploaded {
+            s.log_cache.mark_uploaded(stream, end);
+        }
+    }
+    inner.wal.lock().await.trim(wal_pos).await?;
+    inner.stats.uploads.fetch_add(1, Relaxed);
+    inner.stats.upload_bytes.fetch_add(total, Relaxed);
+    inner.space_freed.notify_waiters();
+    tracing::debug!(objects = ?ids, bytes = total, streams = pending.len(), "uploaded");
+    Ok(true)
+}
