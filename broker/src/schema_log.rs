@@ -1,4 +1,4 @@
-//! The Schema Registry's durable log on a stream of the storage engine (Floe's `_schemas`).
+//! The Schema Registry's durable log on a stream of the storage engine (Floe's `_schemas`), trimmed after each compaction.
 
 use bytes::Bytes;
 use floe_s3stream::{Engine, StreamId};
@@ -31,8 +31,12 @@ impl EngineLog {
 
 #[async_trait::async_trait]
 impl RegistryLog for EngineLog {
-    async fn append(&self, event: Vec<u8>) -> Result<(), String> {
-        self.engine.append(self.stream, self.engine.epoch(), 1, Bytes::from(event)).await.map(|_| ()).map_err(|e| e.to_string())
+    async fn append(&self, event: Vec<u8>) -> Result<u64, String> {
+        self.engine.append(self.stream, self.engine.epoch(), 1, Bytes::from(event)).await.map_err(|e| e.to_string())
+    }
+
+    async fn trim(&self, before: u64) -> Result<(), String> {
+        self.engine.trim(self.stream, before).await.map_err(|e| e.to_string())
     }
 
     async fn load(&self) -> Result<Vec<Vec<u8>>, String> {

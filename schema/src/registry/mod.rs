@@ -5,6 +5,7 @@
 //! The HTTP layer is [`server`]; the log is injected ([`RegistryLog`]), so the broker can keep it
 //! in the storage engine and tests in memory.
 
+mod compaction;
 pub mod compat;
 pub mod compat_other;
 pub mod server;
@@ -72,39 +73,115 @@ pub struct SubjectVersion {
 /// The durable log the registry appends its changes to.
 #[async_trait::async_trait]
 pub trait RegistryLog: Send + Sync + 'static {
-    /// Appends one event; returns once it is durable.
-    async fn append(&self, event: Vec<u8>) -> std::result::Result<(), String>;
-    /// Every event appended so far, in order.
+    /// Appends one event; returns its position once it is durable.
+    async fn append(&self, event: Vec<u8>) -> std::result::Result<u64, String>;
+    /// Every event still in the log, in order.
     async fn load(&self) -> std::result::Result<Vec<Vec<u8>>, String>;
+    /// Drops the events before position `before` (a compaction holds everything they said).
+    async fn trim(&self, before: u64) -> std::result::Result<(), String>;
 }
 
-/// A log in memory (tests, and a registry that need not survive restarts).
+/// A log in memory (tests, and a registry that need not survive restarts): (position of the
+/// first event kept, events).
 #[derive(Default)]
-pub struct MemoryLog(std::sync::Mutex<Vec<Vec<u8>>>);
+pub struct MemoryLog(std::sync::Mutex<(u64, Vec<Vec<u8>>)>);
 
 impl MemoryLog {
-    fn events(&self) -> std::sync::MutexGuard<'_, Vec<Vec<u8>>> {
+    fn events(&self) -> std::sync::MutexGuard<'_, (u64, Vec<Vec<u8>>)> {
         // Poisoning cannot leave the log half-written: a push either happened or not.
         self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Events kept now.
+    pub fn len(&self) -> usize {
+        self.events().1.len()
+    }
+
+    /// True when no event is kept.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 }
 
 #[async_trait::async_trait]
 impl RegistryLog for MemoryLog {
-    async fn append(&self, event: Vec<u8>) -> std::result::Result<(), String> {
-        self.events().push(event);
-        Ok(())
+    async fn append(&self, event: Vec<u8>) -> std::result::Result<u64, String> {
+        let mut log = self.events();
+        log.1.push(event);
+        Ok(log.0 + log.1.len() as u64 - 1)
     }
     async fn load(&self) -> std::result::Result<Vec<Vec<u8>>, String> {
-        Ok(self.events().clone())
+        Ok(self.events().1.clone())
+    }
+    async fn trim(&self, before: u64) -> std::result::Result<(), String> {
+        let mut log = self.events();
+        let n = (before.saturating_sub(log.0) as usize).min(log.1.len());
+        log.1.drain(..n);
+        log.0 += n as u64;
+        Ok(())
     }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 enum Event {
-    Registered { subject: String, version: i32, schema: StoredSchema },
-    Deleted { subject: String, version: i32, permanent: bool },
-    Config { subject: Option<String>, level: Option<Compatibility> },
+    Registered {
+        subject: String,
+        version: i32,
+        schema: StoredSchema,
+    },
+    Deleted {
+        subject: String,
+        version: i32,
+        permanent: bool,
+    },
+    Config {
+        subject: Option<String>,
+        level: Option<Compatibility>,
+    },
+    /// A compaction run (see `compaction.rs`): its state holds once its end is read.
+    CompactBegin {
+        id: u64,
+    },
+    CompactPart {
+        id: u64,
+        part: compaction::Part,
+    },
+    CompactEnd {
+        id: u64,
+        parts: u32,
+    },
+}
+
+/// Replay of the log: the state, and a compaction run being read.
+#[derive(Default)]
+struct Replay {
+    state: State,
+    pending: Option<(u64, u32, State)>,
+}
+
+impl Replay {
+    fn apply(&mut self, e: Event) {
+        match e {
+            Event::CompactBegin { id } => self.pending = Some((id, 0, State::default())),
+            Event::CompactPart { id, part } => {
+                if let Some((pid, n, s)) = &mut self.pending {
+                    if *pid == id {
+                        *n += 1;
+                        s.add_part(part);
+                    }
+                }
+            }
+            Event::CompactEnd { id, parts } => match self.pending.take() {
+                Some((pid, n, s)) if pid == id && n == parts => {
+                    let last_id = self.state.last_id.max(s.last_id);
+                    self.state = s;
+                    self.state.last_id = last_id;
+                }
+                _ => tracing::warn!(id, parts, "an incomplete registry compaction is ignored"),
+            },
+            other => self.state.apply(other),
+        }
+    }
 }
 
 #[derive(Default)]
@@ -143,6 +220,8 @@ impl State {
             Event::Config { subject: Some(s), level: None } => {
                 self.subject_levels.remove(&s);
             }
+            // Compaction runs are read by `Replay`.
+            Event::CompactBegin { .. } | Event::CompactPart { .. } | Event::CompactEnd { .. } => {}
         }
     }
 
@@ -159,6 +238,8 @@ impl State {
 pub struct Registry {
     log: Arc<dyn RegistryLog>,
     state: tokio::sync::Mutex<State>,
+    /// Events appended since the last compaction.
+    since_compaction: std::sync::atomic::AtomicU64,
 }
 
 /// Normalizes schema text so that the same schema written differently gets the same id.
@@ -181,18 +262,45 @@ fn normalize(t: SchemaType, text: &str) -> Result<String> {
 impl Registry {
     /// A registry on `log`, with every event in it replayed.
     pub async fn open(log: Arc<dyn RegistryLog>) -> Result<Self> {
-        let mut state = State::default();
-        for raw in log.load().await.map_err(SchemaError::Store)? {
+        let mut replay = Replay::default();
+        let events = log.load().await.map_err(SchemaError::Store)?;
+        let n = events.len() as u64;
+        for raw in events {
             let e: Event = serde_json::from_slice(&raw).map_err(|e| SchemaError::Store(format!("unreadable registry event: {e}")))?;
-            state.apply(e);
+            replay.apply(e);
         }
-        Ok(Self { log, state: tokio::sync::Mutex::new(state) })
+        Ok(Self { log, state: tokio::sync::Mutex::new(replay.state), since_compaction: n.into() })
     }
 
     async fn record(&self, state: &mut State, e: Event) -> Result<()> {
-        let raw = serde_json::to_vec(&e).map_err(|e| SchemaError::Store(e.to_string()))?;
-        self.log.append(raw).await.map_err(SchemaError::Store)?;
+        self.append(&e).await?;
         state.apply(e);
+        if self.since_compaction.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1 >= compaction::COMPACT_EVERY_EVENTS {
+            // A failed compaction is tried again after the next event; the log stays whole.
+            if let Err(e) = self.compact(state).await {
+                tracing::warn!(error = %e, "registry log compaction failed");
+            }
+        }
+        Ok(())
+    }
+
+    async fn append(&self, e: &Event) -> Result<u64> {
+        let raw = serde_json::to_vec(e).map_err(|e| SchemaError::Store(e.to_string()))?;
+        self.log.append(raw).await.map_err(SchemaError::Store)
+    }
+
+    /// Writes the whole state again as one compaction run, then trims the log before it.
+    async fn compact(&self, state: &State) -> Result<()> {
+        let id = u64::from(state.last_id) << 20 | (self.since_compaction.load(std::sync::atomic::Ordering::Relaxed) & 0xfffff);
+        let parts = compaction::parts(state);
+        let n = parts.len() as u32;
+        let begin = self.append(&Event::CompactBegin { id }).await?;
+        for part in parts {
+            self.append(&Event::CompactPart { id, part }).await?;
+        }
+        self.append(&Event::CompactEnd { id, parts: n }).await?;
+        self.log.trim(begin).await.map_err(SchemaError::Store)?;
+        self.since_compaction.store(0, std::sync::atomic::Ordering::Relaxed);
         Ok(())
     }
 

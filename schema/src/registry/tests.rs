@@ -71,3 +71,31 @@ async fn protobuf_and_json_compatibility_is_enforced_on_register() {
     r.register("j", SchemaType::Json, r#"{"type":"object","properties":{"n":{"type":"number"}}}"#, vec![]).await.expect("widened");
     assert!(r.register("j", SchemaType::Json, r#"{"type":"object","properties":{"n":{"type":"string"}}}"#, vec![]).await.is_err());
 }
+
+#[tokio::test]
+async fn the_log_is_compacted_and_replays_to_the_same_registry_without_reusing_ids() {
+    let log: Arc<MemoryLog> = Arc::default();
+    let r = Registry::open(log.clone()).await.expect("open");
+    r.set_level(None, Some(Compatibility::None)).await.expect("global level");
+    r.set_level(Some("s0-value"), Some(Compatibility::None)).await.expect("subject level");
+    let schema = |i: usize| format!(r#"{{"type":"record","name":"R{i}","fields":[{{"name":"f{i}","type":"long"}}]}}"#);
+    let mut last = 0;
+    for i in 0..2_500 {
+        last = r.register(&format!("s{}-value", i % 7), SchemaType::Avro, &schema(i), vec![]).await.expect("register");
+    }
+    // The newest schema's only version is deleted for good: its id must never come back.
+    let subject = format!("s{}-value", 2_499 % 7);
+    let v = r.version(&subject, "latest", false).await.expect("latest").version;
+    r.delete_version(&subject, &v.to_string(), false).await.expect("soft");
+    r.delete_version(&subject, &v.to_string(), true).await.expect("hard");
+    assert!(log.len() < 1_200, "{} events kept for 2,503 appended", log.len());
+
+    let again = Registry::open(log.clone()).await.expect("replay");
+    for s in 0..7 {
+        let subject = format!("s{s}-value");
+        assert_eq!(again.versions(&subject, true).await.expect("versions"), r.versions(&subject, true).await.expect("versions"), "{subject}");
+    }
+    assert_eq!(again.version("s3-value", "1", false).await.expect("v1").schema.id, r.version("s3-value", "1", false).await.expect("v1").schema.id);
+    let fresh = again.register("new-value", SchemaType::Avro, &schema(9_999), vec![]).await.expect("register");
+    assert!(fresh > last, "id {fresh} after {last}: ids are never reused");
+}
