@@ -284,3 +284,32 @@ def test_an_avro_schema_whose_named_types_double_at_each_level_is_refused_quickl
     assert elapsed < 5, f"the registry took {elapsed:.1f}s"
     status, _ = post_schema(floe.registry_url, "fine2-value", {"schema": '{"type":"long"}'})
     assert status == 200
+
+
+def test_a_stored_batch_past_the_decompression_cap_goes_to_the_dead_letter_table_and_the_table_moves_on(tmp_path):
+    """A compressed batch stored under a larger cap (or by an older version) that the Table Topic
+    cannot inflate within its cap is one dead letter; the records after it reach the table."""
+    from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource
+    from test_table_topic import TT, read_table
+
+    node = Floe(floe_binary(), tmp_path / "floe", env={"FLOE_BATCH_DECOMPRESSED_BYTES_MAX": "128MiB"}).start()
+    try:
+        create_topic(node.bootstrap, "bombs")
+        assert produce_raw(node.port, "bombs", batch([b'{"n": 1}']))[0] == 0
+        assert produce_raw(node.port, "bombs", batch([bytes(1 << 20)] * 80, codec=1))[0] == 0, "80 MiB inflated: within 128 MiB"
+        assert produce_raw(node.port, "bombs", batch([b'{"n": 2}', b'{"n": 3}']))[0] == 0
+        node.stop()
+        node.env = {}  # the default cap, 64 MiB
+        node.start()
+        admin = AdminClient({"bootstrap.servers": node.bootstrap})
+        res = ConfigResource(ConfigResource.Type.TOPIC, "bombs", incremental_configs=[
+            ConfigEntry(TT + k, v, incremental_operation=AlterConfigOpType.SET)
+            for k, v in {"enable": "true", "commit.interval.ms": "500", "convert.value.type": "json", "transform.value.type": "flatten"}.items()])
+        admin.incremental_alter_configs([res])[res].result(timeout=15)
+        rows = read_table(node, "bombs", 3)
+        assert sorted(r["n"] for r in rows) == [1, 2, 3]
+        (letter,) = read_table(node, "bombs_dlq", 1)
+        assert "cannot be decoded" in letter["_error"] and "inflate past" in letter["_error"], letter["_error"]
+        assert letter["_kafka_metadata"]["offset"] == 1, "the letter stands at the batch's first offset"
+    finally:
+        node.stop()

@@ -112,11 +112,14 @@ impl BrokerBuilder {
         let catalog =
             Arc::new(floe_catalog::Catalog::open(catalog_store, store, &warehouse, "warehouse").map_err(|e| BrokerError::Internal(format!("catalog: {e}")))?);
         let registry = Arc::new(floe_schema::registry::Registry::open(log).await.map_err(|e| BrokerError::Internal(format!("schema registry: {e}")))?);
-        let groups = Coordinator::new(GroupSettings {
-            initial_rebalance_delay: Duration::from_millis(s.group_initial_rebalance_delay_ms.0),
-            min_session_timeout_ms: s.group_min_session_timeout_ms.0 as i32,
-            max_session_timeout_ms: s.group_max_session_timeout_ms.0 as i32,
-        });
+        let groups = Coordinator::new(
+            GroupSettings {
+                initial_rebalance_delay: Duration::from_millis(s.group_initial_rebalance_delay_ms.0),
+                min_session_timeout_ms: s.group_min_session_timeout_ms.0 as i32,
+                max_session_timeout_ms: s.group_max_session_timeout_ms.0 as i32,
+            },
+            self.clock.clone(),
+        );
         let advertised = parking_lot::RwLock::new(split_host_port(&s.kafka_listen));
         let committer = match &s.table_catalog_uri {
             None => floe_catalog::Committer::with_storage(catalog.clone(), catalog.storage().clone()),

@@ -8,7 +8,10 @@
 //! session timeouts.
 
 use std::collections::{BTreeMap, HashMap};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::broker::Clock;
 
 use bytes::Bytes;
 use parking_lot::Mutex;
@@ -21,6 +24,8 @@ pub type LeaveResult = (String, Option<String>, Result<()>);
 
 /// Groups kept at most (new ones are refused past this).
 pub const GROUPS_MAX: usize = 100_000;
+/// A member id handed out by MEMBER_ID_REQUIRED is forgotten if not used within this long.
+const PENDING_MEMBER_MS: i64 = 300_000;
 /// Members per group at most.
 pub const MEMBERS_MAX: usize = 10_000;
 
@@ -101,7 +106,8 @@ struct Member {
     assignment: Bytes,
     join_tx: Option<oneshot::Sender<Result<JoinOutcome>>>,
     sync_tx: Option<oneshot::Sender<Result<Bytes>>>,
-    last_seen: Instant,
+    /// The broker's clock, in ms.
+    last_seen: i64,
     joined_at: u64,
 }
 
@@ -113,8 +119,10 @@ struct Group {
     leader: Option<String>,
     members: BTreeMap<String, Member>,
     statics: HashMap<String, String>,
-    pending: HashMap<String, Instant>,
-    deadline: Option<Instant>,
+    /// Member ids handed out and not yet used, with when (ms).
+    pending: HashMap<String, i64>,
+    /// When the join phase ends at the latest (ms).
+    deadline: Option<i64>,
     /// The rebalance started from an empty group: wait the initial delay for more members.
     delaying: bool,
     join_seq: u64,
@@ -141,7 +149,7 @@ impl Group {
         self.members.values().all(|m| m.join_tx.is_some())
     }
 
-    fn start_rebalance(&mut self, now: Instant, initial_delay: Duration) {
+    fn start_rebalance(&mut self, now: i64, initial_delay: Duration) {
         if self.state == GroupState::PreparingRebalance {
             return;
         }
@@ -155,7 +163,7 @@ impl Group {
             if self.state == GroupState::Empty { initial_delay } else { self.members.values().map(|m| m.rebalance_timeout).max().unwrap_or(initial_delay) };
         self.delaying = self.state == GroupState::Empty;
         self.state = GroupState::PreparingRebalance;
-        self.deadline = Some(now + wait);
+        self.deadline = Some(now.saturating_add(wait.as_millis() as i64));
     }
 
     /// Removes a member; its pending join or sync is answered with `why()`.
@@ -179,7 +187,7 @@ impl Group {
     }
 
     /// Completes the join phase: a new generation, a protocol, a leader, answers to all.
-    fn complete_join(&mut self, now: Instant) {
+    fn complete_join(&mut self, now: i64) {
         let stale: Vec<String> = self.members.iter().filter(|(_, m)| m.join_tx.is_none()).map(|(k, _)| k.clone()).collect();
         for id in stale {
             self.remove_member(&id, || BrokerError::UnknownMemberId(id.clone()));
@@ -225,7 +233,7 @@ impl Group {
         }
     }
 
-    fn after_departure(&mut self, now: Instant, initial_delay: Duration) {
+    fn after_departure(&mut self, now: i64, initial_delay: Duration) {
         if self.members.is_empty() {
             self.state = GroupState::Empty;
             self.deadline = None;
@@ -252,11 +260,13 @@ pub struct GroupSettings {
 pub struct Coordinator {
     groups: Mutex<HashMap<String, Group>>,
     settings: GroupSettings,
+    /// Deadlines and session timeouts are decided by this clock (injected: tests advance it).
+    clock: Arc<dyn Clock>,
 }
 
 impl Coordinator {
-    pub fn new(settings: GroupSettings) -> Self {
-        Self { groups: Mutex::new(HashMap::new()), settings }
+    pub fn new(settings: GroupSettings, clock: Arc<dyn Clock>) -> Self {
+        Self { groups: Mutex::new(HashMap::new()), settings, clock }
     }
 
     /// Joins a member; waits for the rebalance to complete.
@@ -270,7 +280,7 @@ impl Coordinator {
         if req.protocols.is_empty() || req.protocol_type.is_empty() {
             return Err(BrokerError::InconsistentGroupProtocol);
         }
-        let now = Instant::now();
+        let now = self.clock.now_ms();
         let (rx, wait) = {
             let mut groups = self.groups.lock();
             if !groups.contains_key(&req.group) && groups.len() >= GROUPS_MAX {
@@ -404,14 +414,14 @@ impl Coordinator {
                 GroupState::PreparingRebalance | GroupState::Empty => return Err(BrokerError::RebalanceInProgress),
                 GroupState::Stable => {
                     let m = g.members.get_mut(member_id).ok_or_else(|| BrokerError::UnknownMemberId(member_id.to_string()))?;
-                    m.last_seen = Instant::now();
+                    m.last_seen = self.clock.now_ms();
                     return Ok((names.0, names.1, m.assignment.clone()));
                 }
                 GroupState::CompletingRebalance => {}
             }
             let (tx, rx) = oneshot::channel();
             if let Some(m) = g.members.get_mut(member_id) {
-                m.last_seen = Instant::now();
+                m.last_seen = self.clock.now_ms();
                 m.sync_tx = Some(tx);
             }
             if g.leader.as_deref() == Some(member_id) {
@@ -443,7 +453,7 @@ impl Coordinator {
         let g = groups.get_mut(group).ok_or_else(|| BrokerError::UnknownMemberId(member_id.to_string()))?;
         check_member(g, member_id, instance_id)?;
         if let Some(m) = g.members.get_mut(member_id) {
-            m.last_seen = Instant::now();
+            m.last_seen = self.clock.now_ms();
         }
         if g.state == GroupState::PreparingRebalance {
             return Err(BrokerError::RebalanceInProgress);
@@ -458,7 +468,7 @@ impl Coordinator {
     pub fn leave(&self, group: &str, members: Vec<(String, Option<String>)>) -> Result<Vec<LeaveResult>> {
         let mut groups = self.groups.lock();
         let g = groups.get_mut(group).ok_or_else(|| BrokerError::UnknownMemberId(String::new()))?;
-        let now = Instant::now();
+        let now = self.clock.now_ms();
         let mut out = Vec::new();
         for (member_id, instance_id) in members {
             let id = match (&instance_id, member_id.is_empty()) {
@@ -555,14 +565,14 @@ impl Coordinator {
 
     /// Enforces rebalance deadlines and session timeouts; called periodically.
     pub fn tick(&self) {
-        let now = Instant::now();
+        let now = self.clock.now_ms();
         let mut groups = self.groups.lock();
         for g in groups.values_mut() {
-            g.pending.retain(|_, t| now.duration_since(*t) < Duration::from_secs(300));
+            g.pending.retain(|_, t| now.saturating_sub(*t) < PENDING_MEMBER_MS);
             let expired: Vec<String> = g
                 .members
                 .iter()
-                .filter(|(_, m)| m.join_tx.is_none() && m.sync_tx.is_none() && now.duration_since(m.last_seen) > m.session_timeout)
+                .filter(|(_, m)| m.join_tx.is_none() && m.sync_tx.is_none() && now.saturating_sub(m.last_seen) > m.session_timeout.as_millis() as i64)
                 .map(|(k, _)| k.clone())
                 .collect();
             if !expired.is_empty() {

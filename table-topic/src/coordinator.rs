@@ -163,7 +163,7 @@ impl Coordinator {
             .await?;
             self.table = Some(t);
         }
-        self.table.as_mut().ok_or_else(|| TableTopicError::Source("table not open".into()))
+        self.table.as_mut().ok_or_else(|| TableTopicError::Internal("table not open".into()))
     }
 
     /// Offsets committed in the table (loading the table when it exists).
@@ -275,7 +275,7 @@ impl Coordinator {
             }
             let target: SchemaRef = table.arrow.clone();
             for (p, b, offs, record_schema) in ok_runs {
-                let part = parts.iter().find(|x| x.partition == p).ok_or_else(|| TableTopicError::Source("lost partition".into()))?;
+                let part = parts.iter().find(|x| x.partition == p).ok_or_else(|| TableTopicError::Internal("lost partition".into()))?;
                 let recs: Vec<&SourceRecord> = offs.iter().filter_map(|o| record_at(&part.records, *o)).collect();
                 let mut cols = system::columns(p, &recs).map_err(TableTopicError::Source)?;
                 cols.extend(b.columns().iter().cloned());
@@ -296,7 +296,7 @@ impl Coordinator {
         if self.table.is_none() {
             self.table(&Schema::new(system::fields())).await?;
         }
-        let table = self.table.as_mut().ok_or_else(|| TableTopicError::Source("table not open".into()))?;
+        let table = self.table.as_mut().ok_or_else(|| TableTopicError::Internal("table not open".into()))?;
         let writes_rows = keyed.as_ref().map_or(!rows.is_empty(), |plan| !plan.rows.is_empty());
         if writes_rows {
             // A changed `partition.by` takes effect with this commit's rows.
@@ -316,14 +316,14 @@ impl Coordinator {
                     files = written.files;
                 }
                 // A position delete goes in the partition (and spec) of the data file it hits.
-                let index = self.index.as_ref().ok_or_else(|| TableTopicError::Source("no key index".into()))?;
+                let index = self.index.as_ref().ok_or_else(|| TableTopicError::Internal("no key index".into()))?;
                 let mut by_placement: HashMap<Placement, Vec<(String, i64)>> = HashMap::new();
                 for (path, pos) in plan.deletes {
                     let placement = index
                         .placements
                         .get(path.as_str())
                         .cloned()
-                        .ok_or_else(|| TableTopicError::Source(format!("the key index knows no partition for {path}")))?;
+                        .ok_or_else(|| TableTopicError::Internal(format!("the key index knows no partition for {path}")))?;
                     by_placement.entry(placement).or_default().push((path, pos));
                 }
                 for (placement, rows) in by_placement {
@@ -346,7 +346,7 @@ impl Coordinator {
         let Tally { covered, invalid, lag, started } = tally;
         let Written { mut files, delete_files, new_rows, removed_keys } = written;
         let props = offsets::properties(next, commit_id, &self.topic);
-        let table = self.table.as_mut().ok_or_else(|| TableTopicError::Source("table not open".into()))?;
+        let table = self.table.as_mut().ok_or_else(|| TableTopicError::Internal("table not open".into()))?;
         let change = if self.cfg.keyed() { Change::RowDelta { data: files.clone(), deletes: delete_files.clone() } } else { Change::Append(files.clone()) };
         files.extend(delete_files);
         let base = table.loaded.clone();
@@ -505,7 +505,7 @@ impl Coordinator {
             .await?;
             self.dlq = Some(t);
         }
-        let dlq = self.dlq.as_mut().ok_or_else(|| TableTopicError::Source("dead-letter table not open".into()))?;
+        let dlq = self.dlq.as_mut().ok_or_else(|| TableTopicError::Internal("dead-letter table not open".into()))?;
         // Exactly once here too: letters below what the dead-letter table already covers are skipped.
         let done = offsets::committed(&dlq.loaded.metadata);
         let letters: Vec<(i32, &SourceRecord, &str)> = bad
@@ -516,7 +516,7 @@ impl Coordinator {
         if letters.is_empty() {
             return Ok(());
         }
-        let batch = dlq::batch(&dlq.arrow, &letters).map_err(|e| TableTopicError::Source(e.to_string()))?;
+        let batch = dlq::batch(&dlq.arrow, &letters).map_err(|e| TableTopicError::Internal(format!("dead letters do not fit the dead-letter table: {e}")))?;
         let commit_id = uuid::Uuid::new_v4().to_string();
         let files = dlq.write("dlq", std::slice::from_ref(&batch), None).await?.files;
         let base = dlq.loaded.clone();
@@ -539,7 +539,7 @@ impl Coordinator {
             // Only tombstones so far: the table starts with the system columns.
             self.table(&Schema::new(system::fields())).await?;
         }
-        let table = self.table.as_ref().ok_or_else(|| TableTopicError::Source("table not open".into()))?;
+        let table = self.table.as_ref().ok_or_else(|| TableTopicError::Internal("table not open".into()))?;
         let ids: Vec<String> = match &self.cfg.id_columns {
             crate::config::IdColumns::Columns(c) => c.clone(),
             _ => {
@@ -579,7 +579,7 @@ impl Coordinator {
         for (_, _, k, row) in events {
             latest.insert(k, row);
         }
-        let index = self.index.as_ref().ok_or_else(|| TableTopicError::Source("no key index".into()))?;
+        let index = self.index.as_ref().ok_or_else(|| TableTopicError::Internal("no key index".into()))?;
         let mut deletes = Vec::new();
         let mut keep: Vec<((usize, usize), String)> = Vec::new();
         let mut removed = Vec::new();

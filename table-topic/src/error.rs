@@ -18,6 +18,10 @@ pub enum TableTopicError {
     /// A table of the same name exists that Floe did not create for this topic.
     #[error("{0}")]
     NotOwned(String),
+    /// A broken invariant of the coordinator itself (a bug, not a bad record or a failed read);
+    /// the cycle fails and the next one starts from what the table records.
+    #[error("internal: {0}")]
+    Internal(String),
     /// The catalog or the object store failed.
     #[error("catalog: {0}")]
     Catalog(#[from] floe_catalog::CatalogError),

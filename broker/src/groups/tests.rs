@@ -1,23 +1,45 @@
-//! Coordinator tests: a full rebalance, a member leaving, session expiry, static members.
+//! Coordinator tests: a full rebalance, a member leaving, session expiry, static members — on a
+//! manual clock, so deadlines pass when a test says so.
 
 use super::*;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 
-fn coord() -> Arc<Coordinator> {
-    let c = Arc::new(Coordinator::new(GroupSettings {
-        initial_rebalance_delay: Duration::from_millis(50),
-        min_session_timeout_ms: 10,
-        max_session_timeout_ms: 60_000,
-    }));
-    let weak = Arc::downgrade(&c);
+/// The coordinator's clock, moved by hand.
+#[derive(Default)]
+struct ManualClock(AtomicI64);
+
+impl ManualClock {
+    fn advance(&self, ms: i64) {
+        self.0.fetch_add(ms, Ordering::SeqCst);
+    }
+}
+
+impl Clock for ManualClock {
+    fn now_ms(&self) -> i64 {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+/// A coordinator, and its clock; a background ticker moves the clock 10 ms per tick, so the
+/// initial rebalance delay passes after a few ticks whatever the machine's speed.
+fn coord() -> (Arc<Coordinator>, Arc<ManualClock>) {
+    let clock = Arc::new(ManualClock::default());
+    let c = Arc::new(Coordinator::new(
+        GroupSettings { initial_rebalance_delay: Duration::from_millis(50), min_session_timeout_ms: 10, max_session_timeout_ms: 60_000 },
+        clock.clone(),
+    ));
+    let (weak, ticking) = (Arc::downgrade(&c), clock.clone());
     tokio::spawn(async move {
         while let Some(c) = weak.upgrade() {
+            ticking.advance(10);
             c.tick();
             drop(c);
-            tokio::time::sleep(Duration::from_millis(10)).await;
+            tokio::task::yield_now().await;
+            tokio::time::sleep(Duration::from_millis(1)).await;
         }
     });
-    c
+    (c, clock)
 }
 
 fn req(member: &str, instance: Option<&str>, session_ms: i32) -> JoinRequest {
@@ -48,7 +70,7 @@ async fn join_new(c: &Arc<Coordinator>, instance: Option<&str>, session_ms: i32)
 
 #[tokio::test]
 async fn two_members_rebalance_then_one_leaves() {
-    let c = coord();
+    let (c, _clock) = coord();
     let a = join_new(&c, None, 10_000).await;
     let b = join_new(&c, None, 10_000).await;
     let (a, b) = (a.await.expect("task").expect("join a"), b.await.expect("task").expect("join b"));
@@ -75,10 +97,11 @@ async fn two_members_rebalance_then_one_leaves() {
 
 #[tokio::test]
 async fn an_expired_session_removes_the_member() {
-    let c = coord();
-    let a = join_new(&c, None, 100).await.await.expect("task").expect("join");
+    let (c, clock) = coord();
+    let a = join_new(&c, None, 30_000).await.await.expect("task").expect("join");
     c.sync("g", &a.member_id, None, a.generation, vec![(a.member_id.clone(), Bytes::new())]).await.expect("sync");
-    tokio::time::sleep(Duration::from_millis(250)).await;
+    c.heartbeat("g", &a.member_id, None, a.generation).expect("alive");
+    clock.advance(30_001);
     c.tick();
     assert!(matches!(c.heartbeat("g", &a.member_id, None, a.generation), Err(BrokerError::UnknownMemberId(_))));
     assert_eq!(c.describe("g").expect("group").state, GroupState::Empty);
@@ -86,7 +109,7 @@ async fn an_expired_session_removes_the_member() {
 
 #[tokio::test]
 async fn a_static_member_keeps_its_place_and_fences_its_old_self() {
-    let c = coord();
+    let (c, _clock) = coord();
     let first = c.join(req("", Some("i1"), 10_000)).await.expect("static join");
     c.sync("g", &first.member_id, Some("i1"), first.generation, vec![(first.member_id.clone(), Bytes::from_static(b"A"))]).await.expect("sync");
     let again = c.join(req("", Some("i1"), 10_000)).await.expect("rejoin after restart");
