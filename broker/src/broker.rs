@@ -17,20 +17,9 @@ use crate::state::StateStore;
 use crate::topic_config;
 use crate::topics::Topics;
 
-/// Where time comes from (injected, so tests can control it).
-pub trait Clock: Send + Sync + 'static {
-    /// Milliseconds since the Unix epoch.
-    fn now_ms(&self) -> i64;
-}
-
-/// The wall clock.
-pub struct SystemClock;
-
-impl Clock for SystemClock {
-    fn now_ms(&self) -> i64 {
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
-    }
-}
+/// Where time comes from (injected, so tests can control it): the storage engine's clock, one
+/// for the whole node.
+pub use floe_s3stream::{Clock, SystemClock};
 
 /// A running node.
 pub struct Broker {
@@ -102,7 +91,7 @@ impl BrokerBuilder {
                 floe_s3stream::store::open(&url, self.store_metrics.clone())?
             }
         };
-        let engine = Engine::open(s.engine_config(), store.clone()).await?;
+        let engine = Engine::open_with_clock(s.engine_config(), store.clone(), self.clock.clone()).await?;
         let topics = Topics::load(engine.clone()).await?;
         let state = StateStore::open(engine.clone(), &topics, self.clock.now_ms()).await?;
         let log = Arc::new(EngineLog::open(engine.clone()).await?);

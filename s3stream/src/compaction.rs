@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use object_store::{ObjectStoreExt, PutMode, PutOptions, PutPayload};
 
-use crate::engine::{now_ms, Inner};
+use crate::engine::Inner;
 use crate::manifest::{object_path, ObjectMeta, RangeRef};
 use crate::object::{self, ObjectBuilder};
 use crate::{Batch, Result, StreamId};
@@ -107,7 +107,7 @@ pub(crate) async fn compact_once(inner: &Arc<Inner>) -> Result<bool> {
         s.ranges.retain(|r| !chosen_set.contains(&r.object));
     }
     for (stream, id, runs, size) in written {
-        next.objects.insert(id, ObjectMeta { size, stream_object: true, created_ms: now_ms() });
+        next.objects.insert(id, ObjectMeta { size, stream_object: true, created_ms: inner.now_ms() });
         let Some(s) = next.streams.get_mut(&stream) else { continue };
         for (start, end) in runs {
             let start = start.max(s.start);
@@ -117,7 +117,7 @@ pub(crate) async fn compact_once(inner: &Arc<Inner>) -> Result<bool> {
         }
         s.ranges.sort_by_key(|r| r.start);
     }
-    next.collect_garbage(now_ms());
+    next.collect_garbage(inner.now_ms());
     meta.commit(next).await?;
     inner.state.lock().committed = Arc::new(meta.current().clone());
     inner.stats.compactions.fetch_add(1, Relaxed);
@@ -127,7 +127,7 @@ pub(crate) async fn compact_once(inner: &Arc<Inner>) -> Result<bool> {
 
 /// Deletes garbage objects older than the grace period; returns how many.
 pub(crate) async fn delete_garbage(inner: &Arc<Inner>) -> Result<usize> {
-    let now = now_ms();
+    let now = inner.now_ms();
     let due: Vec<u64> = {
         let m = inner.state.lock().committed.clone();
         m.garbage.iter().filter(|(_, &t)| now.saturating_sub(t) >= inner.config.object_grace_ms).map(|(&id, _)| id).collect()

@@ -99,6 +99,7 @@ pub(crate) struct Inner {
     epoch: u64,
     tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
     writer_done: tokio::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
+    clock: Arc<dyn crate::Clock>,
 }
 
 /// Resolves once an appended batch is durable.
@@ -117,14 +118,22 @@ pub struct Engine {
     inner: Arc<Inner>,
 }
 
-pub(crate) fn now_ms() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+impl Inner {
+    /// The injected clock's time, in ms.
+    pub(crate) fn now_ms(&self) -> u64 {
+        self.clock.now_ms().max(0) as u64
+    }
 }
 
 impl Engine {
     /// Opens the engine on `store`: claims the bucket (fencing the previous owner), replays the
     /// WAL, and starts the writer, upload and compaction tasks.
     pub async fn open(config: EngineConfig, store: Arc<dyn ObjectStore>) -> Result<Self> {
+        Self::open_with_clock(config, store, Arc::new(crate::SystemClock)).await
+    }
+
+    /// [`Engine::open`] with the wall clock that dates objects and ends grace periods.
+    pub async fn open_with_clock(config: EngineConfig, store: Arc<dyn ObjectStore>, clock: Arc<dyn crate::Clock>) -> Result<Self> {
         let mut meta = ManifestStore::open(store.clone()).await?;
         let epoch = meta.current().epoch;
         if meta.current().next_object_id < epoch << 40 {
@@ -187,6 +196,7 @@ impl Engine {
             epoch,
             tasks: Mutex::new(Vec::new()),
             writer_done: tokio::sync::Mutex::new(None),
+            clock,
             config,
             store,
         });
@@ -527,7 +537,7 @@ impl Engine {
         }
         s.start = start;
         s.ranges.retain(|r| r.end > start);
-        next.collect_garbage(now_ms());
+        next.collect_garbage(self.inner.now_ms());
         meta.commit(next).await?;
         let committed = Arc::new(meta.current().clone());
         let mut st = self.inner.state.lock();
@@ -546,7 +556,7 @@ impl Engine {
         if next.streams.remove(&id).is_none() {
             return Err(Error::StreamNotFound(id));
         }
-        next.collect_garbage(now_ms());
+        next.collect_garbage(self.inner.now_ms());
         meta.commit(next).await?;
         let committed = Arc::new(meta.current().clone());
         let mut s = self.inner.state.lock();

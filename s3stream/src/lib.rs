@@ -8,8 +8,10 @@
 //! - [`cache`]: the log cache (tailing reads, un-uploaded data) and the block cache (catch-up reads).
 //! - [`store`]: opening object stores and the retrying, instrumented and fault-injecting layers.
 //! - [`compaction`]: merging small objects and deleting unreferenced ones.
+//! - [`clock`]: the injected wall clock (object ages, the garbage grace period).
 
 pub mod cache;
+pub mod clock;
 pub mod compaction;
 pub mod config;
 pub mod engine;
@@ -19,6 +21,7 @@ pub mod object;
 pub mod store;
 pub mod wal;
 
+pub use clock::{Clock, SystemClock};
 pub use config::{EngineConfig, WalKind};
 pub use engine::{Durable, Engine, EngineStats, StreamInfo};
 pub use error::{Error, ErrorKind, Result};

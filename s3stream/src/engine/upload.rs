@@ -8,7 +8,7 @@ use std::time::Duration;
 use object_store::{PutMode, PutOptions, PutPayload};
 
 use super::writer::fail;
-use super::{now_ms, Inner};
+use super::Inner;
 use crate::manifest::{object_path, ObjectMeta, RangeRef};
 use crate::object::ObjectBuilder;
 use crate::{Error, Result, StreamId};
@@ -74,7 +74,7 @@ pub(crate) async fn upload_once(inner: &Arc<Inner>) -> Result<bool> {
         let size = bytes.len() as u64;
         let opts = PutOptions { mode: PutMode::Create, ..Default::default() };
         inner.store.put_opts(&object_path(id), PutPayload::from(bytes), opts).await?;
-        next.objects.insert(id, ObjectMeta { size, stream_object, created_ms: now_ms() });
+        next.objects.insert(id, ObjectMeta { size, stream_object, created_ms: inner.now_ms() });
         total += size;
         ids.push(id);
         // One range per stream in this object, from its index.
@@ -95,7 +95,7 @@ pub(crate) async fn upload_once(inner: &Arc<Inner>) -> Result<bool> {
     next.wal_committed_pos = wal_pos;
     let uploaded: Vec<(StreamId, u64)> =
         pending.iter().filter_map(|(s, b)| Some((*s, b.last()?.end_offset()))).filter(|(s, _)| next.streams.contains_key(s)).collect();
-    next.collect_garbage(now_ms());
+    next.collect_garbage(inner.now_ms());
     meta.commit(next).await?;
     {
         let committed = Arc::new(meta.current().clone());
