@@ -203,4 +203,4 @@ pub fn assign_offsets(buf: &Bytes, batches: &[BatchInfo], base: i64) -> Bytes {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

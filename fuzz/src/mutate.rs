@@ -33,7 +33,7 @@ fn one(rng: &mut SmallRng, data: &mut Vec<u8>, other: &[u8]) {
         2 => {
             // An interesting integer, big-endian (Kafka) or as a zig-zag varint (records, Avro).
             let v = INTERESTING_32[rng.random_range(0..INTERESTING_32.len())];
-            let bytes: Vec<u8> = if rng.random_bool(0.5) { v.to_be_bytes()[rng.random_range(0..4)..].to_vec() } else { varint(u64::from(v)) };
+            let bytes: Vec<u8> = if rng.random_bool(0.5) { v.to_be_bytes()[rng.random_range(0..4)..].to_vec() } else { zigzag(i64::from(v)) };
             let i = at(rng).min(len);
             let end = (i + bytes.len()).min(len);
             if rng.random_bool(0.5) && end > i {
@@ -79,8 +79,9 @@ fn one(rng: &mut SmallRng, data: &mut Vec<u8>, other: &[u8]) {
     }
 }
 
-fn varint(v: u64) -> Vec<u8> {
-    let mut z = v << 1;
+/// `v` as a zig-zag varint (Kafka record fields, Avro longs).
+pub fn zigzag(v: i64) -> Vec<u8> {
+    let mut z = ((v << 1) ^ (v >> 63)) as u64;
     let mut out = Vec::new();
     loop {
         if z < 0x80 {

@@ -13,34 +13,7 @@ macro_rules! default_requests {
     };
 }
 
-default_requests!(
-    Produce,
-    Fetch,
-    ListOffsets,
-    Metadata,
-    OffsetCommit,
-    OffsetFetch,
-    FindCoordinator,
-    JoinGroup,
-    Heartbeat,
-    LeaveGroup,
-    SyncGroup,
-    DescribeGroups,
-    ListGroups,
-    ApiVersions,
-    CreateTopics,
-    DeleteTopics,
-    DeleteRecords,
-    InitProducerId,
-    OffsetForLeaderEpoch,
-    DescribeConfigs,
-    AlterConfigs,
-    CreatePartitions,
-    DeleteGroups,
-    IncrementalAlterConfigs,
-    OffsetDelete,
-    DescribeCluster,
-);
+floe_broker::served_apis!(default_requests);
 
 /// Every served API in every served version, as its default request.
 fn requests() -> Vec<Vec<u8>> {
@@ -91,16 +64,7 @@ fn batches() -> Vec<Vec<u8>> {
 }
 
 fn zz(v: i64) -> Vec<u8> {
-    let mut u = ((v << 1) ^ (v >> 63)) as u64;
-    let mut out = vec![];
-    loop {
-        if u < 0x80 {
-            out.push(u as u8);
-            return out;
-        }
-        out.push((u as u8 & 0x7f) | 0x80);
-        u >>= 7;
-    }
+    crate::mutate::zigzag(v)
 }
 
 /// One valid datum of the `avro-datum` target's schema.

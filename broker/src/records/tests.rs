@@ -8,24 +8,28 @@ fn validate_(b: &[u8]) -> Result<Vec<BatchInfo>> {
     validate(b, 1 << 20)
 }
 
+/// Record `i` of a test batch: producer `producer_id` at sequence `sequence + i`, offset
+/// `base + i`, timestamp 1_700_000_000_000 + i, key `k{i}` (shared with other test modules).
+pub(crate) fn record(base: i64, i: i64, producer_id: i64, sequence: i32, value: Vec<u8>) -> Record {
+    Record {
+        transactional: false,
+        control: false,
+        delete_horizon: false,
+        partition_leader_epoch: 0,
+        producer_id,
+        producer_epoch: 0,
+        timestamp_type: TimestampType::Creation,
+        offset: base + i,
+        sequence: sequence + i as i32,
+        timestamp: 1_700_000_000_000 + i,
+        key: Some(Bytes::from(format!("k{i}"))),
+        value: Some(Bytes::from(value)),
+        headers: Default::default(),
+    }
+}
+
 fn encode(n: i64, producer_id: i64, sequence: i32, magic: i8) -> Bytes {
-    let records: Vec<Record> = (0..n)
-        .map(|i| Record {
-            transactional: false,
-            control: false,
-            delete_horizon: false,
-            partition_leader_epoch: 0,
-            producer_id,
-            producer_epoch: 0,
-            timestamp_type: TimestampType::Creation,
-            offset: i,
-            sequence: sequence + i as i32,
-            timestamp: 1_700_000_000_000 + i,
-            key: Some(Bytes::from(format!("k{i}"))),
-            value: Some(Bytes::from(format!("value {i}"))),
-            headers: Default::default(),
-        })
-        .collect();
+    let records: Vec<Record> = (0..n).map(|i| record(0, i, producer_id, sequence, format!("value {i}").into_bytes())).collect();
     let mut buf = BytesMut::new();
     let opts = RecordEncodeOptions { version: magic, compression: Compression::None };
     RecordBatchEncoder::encode(&mut buf, records.iter(), &opts).expect("encode");
@@ -88,19 +92,9 @@ fn corrupt_and_old_format_batches_are_refused() {
 fn encode_compressed(n: i64, compression: Compression, value: impl Fn(i64) -> Vec<u8>) -> Bytes {
     let records: Vec<Record> = (0..n)
         .map(|i| Record {
-            transactional: false,
-            control: false,
-            delete_horizon: false,
-            partition_leader_epoch: 0,
-            producer_id: 1,
-            producer_epoch: 0,
-            timestamp_type: TimestampType::Creation,
-            offset: i,
-            sequence: i as i32,
-            timestamp: 1_700_000_000_000 + i,
             key: None,
-            value: Some(Bytes::from(value(i))),
             headers: [(kafka_protocol::protocol::StrBytes::from_static_str("h"), Some(Bytes::from_static(b"v")))].into_iter().collect(),
+            ..record(0, i, 1, 0, value(i))
         })
         .collect();
     let mut buf = BytesMut::new();

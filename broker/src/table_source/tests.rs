@@ -1,7 +1,7 @@
 //! Stored batches into Table Topic records: honest ones decode (compressed too), lying ones are one dead letter.
 
 use bytes::BytesMut;
-use kafka_protocol::records::{Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
+use kafka_protocol::records::{Compression, Record, RecordBatchEncoder, RecordEncodeOptions};
 
 use super::*;
 
@@ -10,19 +10,8 @@ fn batch(values: &[Vec<u8>], compression: Compression) -> Bytes {
         .iter()
         .enumerate()
         .map(|(i, v)| Record {
-            transactional: false,
-            control: false,
-            delete_horizon: false,
-            partition_leader_epoch: 0,
-            producer_id: 1,
-            producer_epoch: 0,
-            timestamp_type: TimestampType::Creation,
-            offset: 100 + i as i64,
-            sequence: i as i32,
-            timestamp: 1_700_000_000_000 + i as i64,
-            key: Some(Bytes::from(format!("k{i}"))),
-            value: Some(Bytes::from(v.clone())),
             headers: [(kafka_protocol::protocol::StrBytes::from_static_str("h"), Some(Bytes::from_static(b"v")))].into_iter().collect(),
+            ..crate::records::tests::record(100, i as i64, 1, 0, v.clone())
         })
         .collect();
     let mut buf = BytesMut::new();
