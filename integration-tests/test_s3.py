@@ -1,5 +1,6 @@
 """Floe on a real S3 API (moto_server on loopback): a fresh node recovers every stream from the bucket."""
 
+import json
 import os
 import signal
 import subprocess
@@ -131,3 +132,57 @@ def test_a_paused_node_whose_bucket_was_taken_over_acknowledges_nothing_after_it
         first.stop(signal.SIGKILL)
         if second:
             second.stop()
+
+
+def catalog_call(node, method, path, body=None, headers=None):
+    req = urllib.request.Request(node.catalog_url + path, method=method, data=None if body is None else json.dumps(body).encode(),
+                                 headers={"Content-Type": "application/json", **(headers or {})})
+    try:
+        with urllib.request.urlopen(req, timeout=30) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+
+
+SCHEMA = {"type": "struct", "schema-id": 0, "fields": [{"id": 1, "name": "id", "required": True, "type": "long"}]}
+
+
+@pytest.mark.parametrize("vend", [False, True])
+def test_the_catalog_hands_out_no_credentials_and_no_table_reaches_anothers_files(s3, tmp_path, topic_name, vend):
+    """Over HTTP, as any client would: the token guards `/v1/config` too; the node's secret key is
+    never in a response unless vending is on and an authenticated caller asks; names and
+    locations that would reach other tables' files are refused."""
+    bucket = make_bucket(s3)
+    url = f"s3://{bucket}?endpoint={s3}&region=us-east-1"
+    env = {"FLOE_CATALOG_TOKEN": "t0k"}
+    if vend:
+        env["FLOE_CATALOG_VEND_CREDENTIALS"] = "true"
+    node = Floe(floe_binary(), tmp_path / "node", ["--object-store", url], env=env).start()
+    auth = {"Authorization": "Bearer t0k"}
+    try:
+        assert catalog_call(node, "GET", "/v1/config")[0] == 401
+        assert catalog_call(node, "GET", "/v1/config", headers={"Authorization": "Bearer t0k-not"})[0] == 401
+        status, body = catalog_call(node, "GET", "/v1/config", headers=auth)
+        assert status == 200 and "s3.endpoint" in body
+        assert "s3.secret-access-key" not in json.loads(body)["defaults"], "config never carries credentials"
+        assert catalog_call(node, "POST", "/v1/namespaces", {"namespace": ["lake"]}, auth)[0] == 200
+        for bad in ["", "a/b", ".."]:
+            assert catalog_call(node, "POST", "/v1/namespaces/lake/tables", {"name": bad, "schema": SCHEMA}, auth)[0] == 400, bad
+        status, body = catalog_call(node, "POST", "/v1/namespaces/lake/tables", {"name": "t", "schema": SCHEMA}, auth)
+        assert status == 200, body
+        t = json.loads(body)
+        assert "s3.secret-access-key" not in t["config"], "not asked: never sent"
+        for location in [f"s3://{bucket}/warehouse", t["metadata"]["location"], t["metadata"]["location"] + "/data"]:
+            status, _ = catalog_call(node, "POST", "/v1/namespaces/lake/tables", {"name": "u", "schema": SCHEMA, "location": location}, auth)
+            assert status == 400, location
+        status, _ = catalog_call(node, "POST", "/v1/namespaces/lake/register", {"name": "alias", "metadata-location": t["metadata-location"]}, auth)
+        assert status == 400, "registering another table's metadata would alias its files"
+        status, body = catalog_call(node, "GET", "/v1/namespaces/lake/tables/t", headers={**auth, "X-Iceberg-Access-Delegation": "vended-credentials"})
+        assert status == 200
+        assert ("s3.secret-access-key" in json.loads(body)["config"]) == vend
+        # The Kafka side is unaffected.
+        create_topic(node.bootstrap, topic_name)
+        produce(node.bootstrap, topic_name, [b"still fine"], acks="all")
+        assert [m.value() for m in consume_all(node.bootstrap, topic_name, 1)] == [b"still fine"]
+    finally:
+        node.stop()
