@@ -91,7 +91,7 @@ async fn read_one(
     if size < 8 || size as u64 > s.socket_request_max_bytes.0 {
         return Err(Close::Reason(format!("request size {size} is outside 8..={}", s.socket_request_max_bytes.0)));
     }
-    // Room in this connection's budget before the body is read; the node's is taken as bytes arrive.
+    // Room in this connection's budget before the body is read; the node's once its first byte is in.
     let permit = inflight.clone().acquire_many_owned((size as u32).min(inflight_cap)).await.map_err(|_| Close::Reason("in-flight limiter closed".into()))?;
     let (body, node_permit) = match tokio::time::timeout(BODY_TIMEOUT, read_body(b, rd, size as usize)).await {
         Ok(Ok(body)) => body,
@@ -134,7 +134,7 @@ async fn read_one(
 /// large frame and sends nothing holds neither memory nor budget.
 async fn read_body(b: &Broker, rd: &mut tokio::net::tcp::OwnedReadHalf, size: usize) -> std::io::Result<(BytesMut, OwnedSemaphorePermit)> {
     const READ_CHUNK_BYTES: usize = 256 << 10;
-    // `readable` may report the readiness the size prefix left behind: wait for a real byte.
+    // Wait for a real byte (`readable` may still report the size prefix's readiness).
     if rd.peek(&mut [0u8; 1]).await? == 0 {
         return Err(std::io::ErrorKind::UnexpectedEof.into());
     }

@@ -50,7 +50,8 @@ impl RecordSource for BrokerSource {
                     let reason = format!("batch at offsets {}..{end} cannot be decoded: {reason}", batch.base_offset);
                     tracing::warn!(topic, partition, %reason, "undecodable batch sent to the dead-letter table");
                     out.records.push(SourceRecord {
-                        offset: batch.base_offset as i64,
+                        // Where the table stands inside the batch, if it stood there already.
+                        offset: (batch.base_offset as i64).max(from),
                         value: Some(batch.payload.clone()),
                         undecodable: Some(reason),
                         ..SourceRecord::default()
@@ -77,8 +78,9 @@ pub fn decode(payload: &Bytes, decompressed_bytes_max: usize) -> Result<Vec<Sour
             continue;
         }
         let b = payload.slice(info.position..info.position + info.size);
-        let log_append_time = b[21] & 0x08 != 0;
-        let codec = i16::from(b[22] & 0x07);
+        let attributes = i16::from_be_bytes([b[21], b[22]]);
+        let log_append_time = attributes & 0x08 != 0;
+        let codec = attributes & 0x07;
         let plain = if codec == 0 {
             b.slice(records::HEADER_BYTES..)
         } else {

@@ -46,3 +46,12 @@ fn a_stored_bomb_or_lying_count_is_an_error_for_the_dead_letter_table_not_an_all
     cut.truncate(cut.len() - 2);
     assert!(decode(&Bytes::from(cut), 1 << 20).is_err());
 }
+
+#[test]
+fn log_append_time_batches_take_the_batch_time() {
+    let mut b = batch(&[b"a".to_vec(), b"b".to_vec()], Compression::None).to_vec();
+    b[22] |= 0x08; // timestamp type: log append time (the low byte of the attributes)
+    b[35..43].copy_from_slice(&1_800_000_000_000i64.to_be_bytes()); // max timestamp
+    let recs = decode(&Bytes::from(b), 1 << 20).expect("decodes");
+    assert!(recs.iter().all(|r| r.timestamp_ms == 1_800_000_000_000), "{recs:?}");
+}
