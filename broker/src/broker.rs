@@ -127,10 +127,14 @@ impl BrokerBuilder {
             }
         };
         let schemas = Arc::new(floe_schema::source::SchemaCache::new(registry.clone(), Duration::from_secs(5)));
+        let clock = self.clock.clone();
         let inflight = Arc::new(tokio::sync::Semaphore::new(inflight_permits(s.requests_inflight_bytes_max.0.max(s.socket_request_max_bytes.0)) as usize));
         // (At least one request's worth, so that the largest request can always be read.)
         let broker = Arc::new_cyclic(|weak| Broker {
-            table_topics: floe_table_topic::TableTopics::new(Arc::new(crate::table_source::BrokerSource(weak.clone())), committer, schemas),
+            table_topics: floe_table_topic::TableTopics::with_clock(Arc::new(crate::table_source::BrokerSource(weak.clone())), committer, schemas, {
+                let clock = clock.clone();
+                Arc::new(move || clock.now_ms())
+            }),
             settings: s,
             engine,
             topics,
@@ -138,7 +142,7 @@ impl BrokerBuilder {
             groups,
             registry,
             catalog,
-            clock: self.clock,
+            clock,
             store_metrics: self.store_metrics,
             data_appended: Notify::new(),
             requests_inflight: inflight,

@@ -86,6 +86,8 @@ pub struct Coordinator {
     /// When compaction and expiry last ran.
     maintained_at: Option<tokio::time::Instant>,
     pub status: Arc<Mutex<Status>>,
+    /// The wall clock (injected): snapshot expiry and orphan age are decided by it.
+    now_ms: crate::NowMs,
 }
 
 fn ns_of(cfg: &TableConfig) -> Vec<String> {
@@ -114,7 +116,14 @@ impl Coordinator {
             index: None,
             maintained_at: None,
             status,
+            now_ms: crate::system_now_ms(),
         }
+    }
+
+    /// The wall clock that ages snapshots and orphan files (the system's by default).
+    pub fn with_clock(mut self, now_ms: crate::NowMs) -> Self {
+        self.now_ms = now_ms;
+        self
     }
 
     /// Runs until `stop` fires, committing every interval.
@@ -447,7 +456,7 @@ impl Coordinator {
             }
         }
         self.maintained_at = Some(tokio::time::Instant::now());
-        let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
+        let now_ms = (self.now_ms)();
         if let (Some(policy), Some(table)) = (self.cfg.compaction.clone(), self.table.as_mut()) {
             match crate::maintenance::compact(table, &policy).await {
                 Ok(Some(done)) => {

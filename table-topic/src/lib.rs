@@ -34,3 +34,11 @@ pub use error::TableTopicError;
 pub use manager::TableTopics;
 pub use source::{RecordSource, SourceRead, SourceRecord};
 pub use status::Status;
+
+/// A wall clock in ms since the Unix epoch, injected (the broker passes its own).
+pub type NowMs = std::sync::Arc<dyn Fn() -> i64 + Send + Sync>;
+
+/// The system's wall clock.
+pub fn system_now_ms() -> NowMs {
+    std::sync::Arc::new(|| std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64))
+}

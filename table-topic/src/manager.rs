@@ -27,12 +27,18 @@ pub struct TableTopics {
     committer: Committer,
     schemas: Arc<SchemaCache>,
     tasks: Mutex<HashMap<String, Task>>,
+    now_ms: crate::NowMs,
 }
 
 impl TableTopics {
     /// Table Topics reading from `source`, committing with `committer`, decoding with `schemas`.
     pub fn new(source: Arc<dyn RecordSource>, committer: Committer, schemas: Arc<SchemaCache>) -> Arc<Self> {
-        Arc::new(TableTopics { source, committer, schemas, tasks: Mutex::new(HashMap::new()) })
+        Self::with_clock(source, committer, schemas, crate::system_now_ms())
+    }
+
+    /// [`TableTopics::new`] with the wall clock its loops age snapshots and orphan files by.
+    pub fn with_clock(source: Arc<dyn RecordSource>, committer: Committer, schemas: Arc<SchemaCache>, now_ms: crate::NowMs) -> Arc<Self> {
+        Arc::new(TableTopics { source, committer, schemas, tasks: Mutex::new(HashMap::new()), now_ms })
     }
 
     /// Brings the running loops in line with the topics and their configs. A topic whose
@@ -75,7 +81,8 @@ impl TableTopics {
                 ..Default::default()
             }));
             let (stop, rx) = tokio::sync::watch::channel(false);
-            let coordinator = Coordinator::new(name, Arc::new(cfg.clone()), self.source.clone(), self.committer.clone(), self.schemas.clone(), status.clone());
+            let coordinator = Coordinator::new(name, Arc::new(cfg.clone()), self.source.clone(), self.committer.clone(), self.schemas.clone(), status.clone())
+                .with_clock(self.now_ms.clone());
             let previous = stopping.remove(name);
             let handle = tokio::spawn(async move {
                 if let Some(p) = previous {
