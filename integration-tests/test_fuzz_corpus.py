@@ -38,10 +38,11 @@ class RecordingProxy:
             except OSError:
                 return
             server = socket.create_connection(("127.0.0.1", self.upstream))
-            threading.Thread(target=self._requests, args=(client, server), daemon=True).start()
-            threading.Thread(target=self._pipe, args=(server, client), daemon=True).start()
+            threading.Thread(target=self._pipe, args=(client, server, True), daemon=True).start()
+            threading.Thread(target=self._pipe, args=(server, client, False), daemon=True).start()
 
-    def _requests(self, src, dst):
+    def _pipe(self, src, dst, record):
+        """Copies src to dst; on the client's side, keeps each whole request frame."""
         buf = b""
         try:
             while True:
@@ -49,6 +50,8 @@ class RecordingProxy:
                 if not data:
                     break
                 dst.sendall(data)
+                if not record:
+                    continue
                 buf += data
                 while len(buf) >= 4:
                     size = struct.unpack(">i", buf[:4])[0]
@@ -57,18 +60,6 @@ class RecordingProxy:
                     with self.lock:
                         self.frames.append(buf[4:4 + size])
                     buf = buf[4 + size:]
-        except OSError:
-            pass
-        finally:
-            dst.close()
-
-    def _pipe(self, src, dst):
-        try:
-            while True:
-                data = src.recv(65536)
-                if not data:
-                    break
-                dst.sendall(data)
         except OSError:
             pass
         finally:

@@ -219,6 +219,7 @@ mod tests {
             base_timestamp: 0,
             transactional: false,
             control: false,
+            log_append_time: false,
         }
     }
 

@@ -5,6 +5,8 @@
 //! last_offset_delta i32 @23, base_timestamp i64 @27, max_timestamp i64 @35, producer_id i64 @43,
 //! producer_epoch i16 @51, base_sequence i32 @53, records_count i32 @57, records @61.
 
+use std::borrow::Cow;
+
 use bytes::{Bytes, BytesMut};
 
 use crate::error::{BrokerError, Result};
@@ -31,6 +33,8 @@ pub struct BatchInfo {
     pub base_timestamp: i64,
     pub transactional: bool,
     pub control: bool,
+    /// Timestamp type LogAppendTime: every record's timestamp is the batch's max timestamp.
+    pub log_append_time: bool,
 }
 
 impl BatchInfo {
@@ -101,6 +105,7 @@ pub fn validate(buf: &[u8], decompressed_bytes_max: usize) -> Result<Vec<BatchIn
             max_timestamp: i64_at(b, 35),
             transactional: attributes & 0x10 != 0,
             control: attributes & 0x20 != 0,
+            log_append_time: attributes & 0x08 != 0,
         });
         pos += size;
     }
@@ -113,13 +118,17 @@ pub fn validate(buf: &[u8], decompressed_bytes_max: usize) -> Result<Vec<BatchIn
 /// Walks the records of one batch (`b` starts at its header), decompressing them first if they
 /// are compressed; `f` sees each record.
 pub fn records_of(b: &[u8], count: u32, decompressed_bytes_max: usize, f: impl FnMut(walk::RecordView<'_>)) -> std::result::Result<(), String> {
+    walk::records(&records_section(b, decompressed_bytes_max)?, count, f)
+}
+
+/// The records section of one batch (`b` starts at its header): borrowed when uncompressed,
+/// inflated into at most `decompressed_bytes_max` bytes otherwise.
+pub fn records_section(b: &[u8], decompressed_bytes_max: usize) -> std::result::Result<Cow<'_, [u8]>, String> {
     let body = b.get(HEADER_BYTES..).ok_or("a batch is shorter than its header")?;
-    let codec = i16_at(b, 21) & 0x07;
-    if codec == 0 {
-        return walk::records(body, count, f);
+    match i16_at(b, 21) & 0x07 {
+        0 => Ok(Cow::Borrowed(body)),
+        codec => decompress::decompress(codec, body, decompressed_bytes_max).map(Cow::Owned),
     }
-    let plain = decompress::decompress(codec, body, decompressed_bytes_max)?;
-    walk::records(&plain, count, f)
 }
 
 /// Parses the headers of stored batches (already validated when produced).
@@ -145,6 +154,7 @@ pub fn headers(buf: &[u8]) -> Vec<(i64, BatchInfo)> {
                 max_timestamp: i64_at(b, 35),
                 transactional: i16_at(b, 21) & 0x10 != 0,
                 control: i16_at(b, 21) & 0x20 != 0,
+                log_append_time: i16_at(b, 21) & 0x08 != 0,
             },
         ));
         pos += size;
@@ -152,42 +162,21 @@ pub fn headers(buf: &[u8]) -> Vec<(i64, BatchInfo)> {
     out
 }
 
-fn varint(b: &[u8], pos: &mut usize) -> Option<i64> {
-    let mut raw: u64 = 0;
-    for shift in (0..70).step_by(7) {
-        let byte = *b.get(*pos)?;
-        *pos += 1;
-        raw |= u64::from(byte & 0x7f) << shift;
-        if byte & 0x80 == 0 {
-            return Some(((raw >> 1) as i64) ^ -((raw & 1) as i64));
-        }
-    }
-    None
-}
-
 /// The first record of an uncompressed batch (starting at `b[0]`) whose timestamp is at least
 /// `ts`: (offset delta, timestamp). `None` for a compressed batch, or if no record qualifies.
 pub fn first_record_at_or_after(b: &[u8], info: &BatchInfo, ts: i64) -> Option<(i64, i64)> {
-    let attributes = i16_at(b, 21);
-    if attributes & 0x07 != 0 || attributes & 0x08 != 0 {
+    if i16_at(b, 21) & 0x07 != 0 || info.log_append_time {
         return None; // compressed, or log-append time
     }
-    let mut pos = HEADER_BYTES;
-    for _ in 0..info.records {
-        let len = varint(b, &mut pos)?;
-        let start = pos;
-        pos += 1; // record attributes
-        let ts_delta = varint(b, &mut pos)?;
-        let offset_delta = varint(b, &mut pos)?;
-        if info.base_timestamp + ts_delta >= ts {
-            return Some((offset_delta, info.base_timestamp + ts_delta));
+    let mut found = None;
+    walk::records(b.get(HEADER_BYTES..)?, info.records, |r| {
+        let at = info.base_timestamp.saturating_add(r.timestamp_delta);
+        if found.is_none() && at >= ts {
+            found = Some((i64::from(r.offset_delta), at));
         }
-        pos = start.checked_add(usize::try_from(len).ok()?)?;
-        if pos > info.size {
-            return None;
-        }
-    }
-    None
+    })
+    .ok()?;
+    found
 }
 
 /// Copies the batches with their base offsets assigned from `base`, consecutively. The CRC does

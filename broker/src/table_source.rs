@@ -2,6 +2,7 @@
 //! (decompressed under a cap) into records; control records left out; a batch that cannot be
 //! decoded becomes one dead-letter record instead of an error retried forever.
 
+use std::borrow::Cow;
 use std::sync::{Arc, Weak};
 
 use async_trait::async_trait;
@@ -78,19 +79,15 @@ pub fn decode(payload: &Bytes, decompressed_bytes_max: usize) -> Result<Vec<Sour
             continue;
         }
         let b = payload.slice(info.position..info.position + info.size);
-        let attributes = i16::from_be_bytes([b[21], b[22]]);
-        let log_append_time = attributes & 0x08 != 0;
-        let codec = attributes & 0x07;
-        let plain = if codec == 0 {
-            b.slice(records::HEADER_BYTES..)
-        } else {
-            Bytes::from(records::decompress::decompress(codec, &b[records::HEADER_BYTES..], decompressed_bytes_max)?)
+        let plain = match records::records_section(&b, decompressed_bytes_max)? {
+            Cow::Borrowed(s) => b.slice_ref(s),
+            Cow::Owned(v) => Bytes::from(v),
         };
         let own = |s: &[u8]| plain.slice_ref(s);
         walk::records(&plain, info.records, |r| {
             out.push(SourceRecord {
                 offset: base.saturating_add(i64::from(r.offset_delta)),
-                timestamp_ms: if log_append_time { info.max_timestamp } else { info.base_timestamp.saturating_add(r.timestamp_delta) },
+                timestamp_ms: if info.log_append_time { info.max_timestamp } else { info.base_timestamp.saturating_add(r.timestamp_delta) },
                 key: r.key.map(own),
                 value: r.value.map(own),
                 headers: walk::headers(&r).into_iter().map(|(k, v)| (String::from_utf8_lossy(k).into_owned(), v.map(own))).collect(),
