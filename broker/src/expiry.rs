@@ -38,9 +38,8 @@ pub async fn expire_groups(b: &Broker, now_ms: i64) -> Result<Vec<String>> {
     for (group, _, _) in b.groups.list() {
         if b.groups.has_members(&group) {
             b.group_activity.mark(&group, now_ms);
-        } else if b.state.group_offsets(&group).is_empty() {
-            // Empty and without offsets: nothing left to keep.
-            let _ = b.groups.delete(&group);
+        } else if b.state.group_offsets(&group).is_empty() && b.groups.remove_if_idle(&group) {
+            // Empty, no member joining, no offsets: nothing left to keep.
             b.group_activity.forget(&group);
         }
     }

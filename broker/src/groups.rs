@@ -558,6 +558,17 @@ impl Coordinator {
         Ok(())
     }
 
+    /// Forgets a group with neither members nor member ids handed out and not yet used; true if
+    /// it went.
+    pub fn remove_if_idle(&self, group: &str) -> bool {
+        let mut groups = self.groups.lock();
+        let idle = groups.get(group).is_some_and(|g| g.members.is_empty() && g.pending.is_empty());
+        if idle {
+            groups.remove(group);
+        }
+        idle
+    }
+
     /// True when the group has members.
     pub fn has_members(&self, group: &str) -> bool {
         self.groups.lock().get(group).is_some_and(|g| !g.members.is_empty())

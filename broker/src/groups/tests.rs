@@ -116,3 +116,14 @@ async fn a_static_member_keeps_its_place_and_fences_its_old_self() {
     assert_ne!(again.member_id, first.member_id);
     assert!(matches!(c.heartbeat("g", &first.member_id, Some("i1"), first.generation), Err(BrokerError::FencedInstanceId(_))));
 }
+
+#[tokio::test]
+async fn a_group_is_idle_only_with_no_member_and_no_member_id_handed_out() {
+    let (c, clock) = coord();
+    assert!(matches!(c.join(req("", None, 10_000)).await, Err(BrokerError::MemberIdRequired(_))));
+    assert!(!c.remove_if_idle("g"), "a member id was handed out and may come back");
+    clock.advance(PENDING_MEMBER_MS + 1);
+    c.tick();
+    assert!(c.remove_if_idle("g"), "once it lapsed, the group is idle");
+    assert!(c.describe("g").is_none());
+}
