@@ -12,6 +12,9 @@ use tokio::sync::Notify;
 use crate::error::{BrokerError, Result};
 use crate::groups::{Coordinator, GroupSettings};
 use crate::schema_log::EngineLog;
+use crate::security::listeners::Listener;
+use crate::security::users::Users;
+use crate::security::SecurityMetrics;
 use crate::settings::Settings;
 use crate::state::StateStore;
 use crate::topic_config;
@@ -43,8 +46,14 @@ pub struct Broker {
     pub requests_inflight: Arc<tokio::sync::Semaphore>,
     /// When each group was last seen with members, for offsets retention.
     pub group_activity: crate::expiry::Activity,
-    /// (host, port) given to clients; set once the Kafka listener is bound.
-    pub advertised: parking_lot::RwLock<(String, i32)>,
+    /// The bound Kafka listeners (set once they are bound), each with the address it advertises.
+    pub listeners: parking_lot::RwLock<Vec<Arc<Listener>>>,
+    /// SCRAM users (checked by SASL PLAIN and SCRAM).
+    pub users: Users,
+    /// Authentication counters.
+    pub security_metrics: SecurityMetrics,
+    /// Connections open across all listeners: a permit each, `connections_max` of them.
+    pub connection_slots: Arc<tokio::sync::Semaphore>,
 }
 
 /// Semaphore permits for a byte budget (a semaphore holds fewer than 2^61 permits; one request
@@ -109,7 +118,7 @@ impl BrokerBuilder {
             },
             self.clock.clone(),
         );
-        let advertised = parking_lot::RwLock::new(split_host_port(&s.kafka_listen));
+        let users = Users::open(engine.clone()).await?;
         let committer = match &s.table_catalog_uri {
             None => floe_catalog::Committer::with_storage(catalog.clone(), catalog.storage().clone()),
             Some(uri) => {
@@ -128,6 +137,7 @@ impl BrokerBuilder {
         };
         let schemas = Arc::new(floe_schema::source::SchemaCache::new(registry.clone(), Duration::from_secs(5)));
         let clock = self.clock.clone();
+        let s_connections_max = s.connections_max.max(1);
         let inflight = Arc::new(tokio::sync::Semaphore::new(inflight_permits(s.requests_inflight_bytes_max.0.max(s.socket_request_max_bytes.0)) as usize));
         // (At least one request's worth, so that the largest request can always be read.)
         let broker = Arc::new_cyclic(|weak| Broker {
@@ -147,7 +157,10 @@ impl BrokerBuilder {
             data_appended: Notify::new(),
             requests_inflight: inflight,
             group_activity: Default::default(),
-            advertised,
+            listeners: Default::default(),
+            users,
+            security_metrics: SecurityMetrics::default(),
+            connection_slots: Arc::new(tokio::sync::Semaphore::new(s_connections_max)),
         });
         spawn_background(&broker);
         Ok(broker)
@@ -208,9 +221,9 @@ fn spawn_background(b: &Arc<Broker>) {
 }
 
 impl Broker {
-    /// The advertised (host, port).
-    pub fn advertised(&self) -> (String, i32) {
-        self.advertised.read().clone()
+    /// The bound listeners, each with the address it advertises.
+    pub fn listeners(&self) -> Vec<Arc<Listener>> {
+        self.listeners.read().clone()
     }
 
     /// Trims every partition past its retention.ms / retention.bytes (whole index spans only).

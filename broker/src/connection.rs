@@ -1,9 +1,10 @@
 //! One client connection: frames read with a size cap, decoded, dispatched in arrival order;
 //! responses written in the same order while later requests are already being read.
 //!
-//! Bounded: request size (`socket_request_max_bytes`), requests and request bytes in flight
-//! (`connection_inflight_*`), idle time. A malformed or oversized request closes this connection
-//! with a logged reason; other connections carry on.
+//! Bounded: request size (`socket_request_max_bytes`, less before SASL authentication), requests
+//! and request bytes in flight (`connection_inflight_*`), idle time. A malformed or oversized
+//! request, or one the connection's authentication state does not allow, closes this connection
+//! with a logged reason; other connections carry on. The stream is plain TCP or TLS.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -12,13 +13,18 @@ use std::time::Duration;
 use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::{ApiKey, ResponseHeader, ResponseKind};
 use kafka_protocol::protocol::Encodable;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{mpsc, oneshot, watch, OwnedSemaphorePermit, Semaphore};
 
 use crate::broker::Broker;
 use crate::decode;
 use crate::handlers;
+use crate::security::sasl::{Session, Step};
+
+/// The reading half of a connection (TCP or TLS).
+pub type Reader = Box<dyn AsyncRead + Send + Unpin>;
+/// The writing half of a connection (TCP or TLS).
+pub type Writer = Box<dyn AsyncWrite + Send + Unpin>;
 
 /// Longest wait for the rest of a request once its size was read.
 const BODY_TIMEOUT: Duration = Duration::from_secs(60);
@@ -31,9 +37,7 @@ enum Close {
 }
 
 /// Serves one connection until the client leaves, misbehaves, or the node shuts down.
-pub async fn serve(b: Arc<Broker>, stream: TcpStream, peer: SocketAddr, mut shutdown: watch::Receiver<bool>) {
-    let _ = stream.set_nodelay(true);
-    let (mut rd, mut wr) = stream.into_split();
+pub async fn serve(b: Arc<Broker>, (mut rd, mut wr): (Reader, Writer), peer: SocketAddr, mut session: Session, mut shutdown: watch::Receiver<bool>) {
     let s = &b.settings;
     let (tx, mut rx) = mpsc::channel::<oneshot::Receiver<Option<Bytes>>>(s.connection_inflight_requests_max.max(1));
     let writer = tokio::spawn(async move {
@@ -53,27 +57,29 @@ pub async fn serve(b: Arc<Broker>, stream: TcpStream, peer: SocketAddr, mut shut
     let inflight_cap = crate::broker::inflight_permits(s.connection_inflight_bytes_max.0);
     let inflight = Arc::new(Semaphore::new(inflight_cap as usize));
     let why = loop {
-        match read_one(&b, &mut rd, &mut shutdown, &inflight, inflight_cap, &tx, peer).await {
+        match read_one(&b, &mut rd, &mut shutdown, &inflight, inflight_cap, &tx, peer, &mut session).await {
             Ok(()) => {}
             Err(c) => break c,
         }
     };
     match why {
         Close::Quiet => tracing::debug!(%peer, "connection closed"),
-        Close::Reason(r) => tracing::warn!(%peer, reason = %r, "closing connection"),
+        Close::Reason(r) => tracing::warn!(%peer, listener = %session.listener.name, principal = %session.principal(), reason = %r, "closing connection"),
     }
     drop(tx);
     let _ = writer.await;
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn read_one(
     b: &Arc<Broker>,
-    rd: &mut tokio::net::tcp::OwnedReadHalf,
+    rd: &mut Reader,
     shutdown: &mut watch::Receiver<bool>,
     inflight: &Arc<Semaphore>,
     inflight_cap: u32,
     tx: &mpsc::Sender<oneshot::Receiver<Option<Bytes>>>,
     peer: SocketAddr,
+    session: &mut Session,
 ) -> Result<(), Close> {
     let s = &b.settings;
     let mut len = [0u8; 4];
@@ -88,8 +94,9 @@ async fn read_one(
         _ = shutdown.changed() => return Err(Close::Quiet),
     }
     let size = i32::from_be_bytes(len);
-    if size < 8 || size as u64 > s.socket_request_max_bytes.0 {
-        return Err(Close::Reason(format!("request size {size} is outside 8..={}", s.socket_request_max_bytes.0)));
+    let size_max = session.request_bytes_max(s.socket_request_max_bytes.0);
+    if size < 8 || size as u64 > size_max {
+        return Err(Close::Reason(format!("request size {size} is outside 8..={size_max}")));
     }
     // Room in this connection's budget before the body is read; the node's once its first byte is in.
     let permit = inflight.clone().acquire_many_owned((size as u32).min(inflight_cap)).await.map_err(|_| Close::Reason("in-flight limiter closed".into()))?;
@@ -108,7 +115,16 @@ async fn read_one(
             return Ok(());
         }
     };
-    let reply = handlers::dispatch(b, &header, req, peer).await;
+    let req = match session.step(b, api, req, b.clock.now_ms()) {
+        Step::Dispatch(req) => req,
+        Step::Reply(resp) => return send(tx, Some(encode(api, version, correlation, resp).map_err(Close::Reason)?)).await,
+        Step::ReplyAndClose(resp, why) => {
+            send(tx, Some(encode(api, version, correlation, resp).map_err(Close::Reason)?)).await?;
+            return Err(Close::Reason(why));
+        }
+        Step::Close(why) => return Err(Close::Reason(why)),
+    };
+    let reply = handlers::dispatch(b, &header, req, peer, session).await;
     let (otx, orx) = oneshot::channel();
     tx.send(orx).await.map_err(|_| Close::Quiet)?;
     tokio::spawn(async move {
@@ -132,16 +148,15 @@ async fn read_one(
 /// at once (piecewise grants would let partial requests wait on each other forever), but only once
 /// its first bytes have arrived, and the buffer grows as bytes arrive: a client that announces a
 /// large frame and sends nothing holds neither memory nor budget.
-async fn read_body(b: &Broker, rd: &mut tokio::net::tcp::OwnedReadHalf, size: usize) -> std::io::Result<(BytesMut, OwnedSemaphorePermit)> {
+async fn read_body(b: &Broker, rd: &mut Reader, size: usize) -> std::io::Result<(BytesMut, OwnedSemaphorePermit)> {
     const READ_CHUNK_BYTES: usize = 256 << 10;
-    // Wait for a real byte (`readable` may still report the size prefix's readiness).
-    if rd.peek(&mut [0u8; 1]).await? == 0 {
-        return Err(std::io::ErrorKind::UnexpectedEof.into());
-    }
+    let first = rd.read_u8().await?;
     let node_cap = crate::broker::inflight_permits(b.settings.requests_inflight_bytes_max.0.max(b.settings.socket_request_max_bytes.0));
     let held =
         b.requests_inflight.clone().acquire_many_owned((size as u32).min(node_cap)).await.map_err(|_| std::io::Error::other("node request budget closed"))?;
     let mut body = BytesMut::new();
+    body.reserve(size.min(READ_CHUNK_BYTES));
+    body.put_u8(first);
     while body.len() < size {
         body.reserve((size - body.len()).min(READ_CHUNK_BYTES));
         let room = (size - body.len()).min(body.capacity() - body.len());

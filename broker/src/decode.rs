@@ -141,7 +141,11 @@ macro_rules! served_apis {
             DeleteGroups,
             IncrementalAlterConfigs,
             OffsetDelete,
-            DescribeCluster
+            DescribeCluster,
+            SaslHandshake,
+            SaslAuthenticate,
+            DescribeUserScramCredentials,
+            AlterUserScramCredentials
         );
     };
 }

@@ -63,6 +63,18 @@ pub enum BrokerError {
     GroupSubscribedToTopic,
     #[error("request timed out")]
     RequestTimedOut,
+    #[error("unacceptable credential: {0}")]
+    UnacceptableCredential(String),
+    #[error("{0}")]
+    ResourceNotFound(String),
+    #[error("{0} is named more than once in the request")]
+    DuplicateResource(String),
+    #[error("SASL mechanism {0} is not enabled")]
+    UnsupportedSaslMechanism(String),
+    #[error("authentication failed: invalid credentials")]
+    SaslAuthenticationFailed,
+    #[error("{0}")]
+    IllegalSaslState(String),
     #[error("storage: {0}")]
     Storage(#[from] floe_s3stream::Error),
     #[error("internal: {0}")]
@@ -103,6 +115,12 @@ impl BrokerError {
             BrokerError::FencedInstanceId(_) => ResponseError::FencedInstanceId,
             BrokerError::GroupSubscribedToTopic => ResponseError::GroupSubscribedToTopic,
             BrokerError::RequestTimedOut => ResponseError::RequestTimedOut,
+            BrokerError::UnacceptableCredential(_) => ResponseError::UnacceptableCredential,
+            BrokerError::ResourceNotFound(_) => ResponseError::ResourceNotFound,
+            BrokerError::DuplicateResource(_) => ResponseError::DuplicateResource,
+            BrokerError::UnsupportedSaslMechanism(_) => ResponseError::UnsupportedSaslMechanism,
+            BrokerError::SaslAuthenticationFailed => ResponseError::SaslAuthenticationFailed,
+            BrokerError::IllegalSaslState(_) => ResponseError::IllegalSaslState,
             BrokerError::Storage(e) => match (e, e.kind()) {
                 (floe_s3stream::Error::OffsetOutOfRange { .. }, _) => ResponseError::OffsetOutOfRange,
                 (floe_s3stream::Error::StreamNotFound(_), _) => ResponseError::UnknownTopicOrPartition,

@@ -3,7 +3,7 @@
 //! Modules:
 //! - [`admin`]: health and Prometheus metrics on the admin listener.
 //! - [`broker`]: the `Broker` component, its builder and background tasks.
-//! - [`server`], [`connection`]: the listener and the per-connection request loop; [`decode`]:
+//! - [`listen`]: binding the named Kafka listeners; [`server`], [`connection`]: the listener and the per-connection request loop; [`decode`]:
 //!   request decoding under an allocation budget (with the guarded global allocator below).
 //! - [`handlers`]: one function per Kafka API, and the version table.
 //! - [`topics`], [`topic_config`], [`partition`]: topics, their configs, partitions.
@@ -12,6 +12,7 @@
 //!   [`expiry`]: offsets and groups past the offsets retention.
 //! - [`catalog_store`]: the Iceberg catalog's pointers in the engine's metadata.
 //! - [`schema_log`]: the Schema Registry's log on a storage stream.
+//! - [`security`]: named listeners, TLS, SASL and SCRAM users.
 //! - [`settings`], [`units`]: settings from file, `FLOE_*` and flags; [`error`]: the one error type.
 
 pub mod admin;
@@ -24,10 +25,12 @@ pub mod error;
 pub mod expiry;
 pub mod groups;
 pub mod handlers;
+pub mod listen;
 pub mod partition;
 pub mod records;
 pub mod reference;
 pub mod schema_log;
+pub mod security;
 pub mod server;
 pub mod settings;
 pub mod state;

@@ -8,7 +8,7 @@ use floe_broker::cli::group::GroupCommand;
 use floe_broker::cli::kafka::Conn;
 use floe_broker::cli::produce::ProduceArgs;
 use floe_broker::cli::topic::TopicCommand;
-use floe_broker::{cli, server, Broker, Settings};
+use floe_broker::{cli, Broker, Settings};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
@@ -42,6 +42,13 @@ enum Command {
         conn: Conn,
         #[command(subcommand)]
         cmd: GroupCommand,
+    },
+    /// SCRAM users: create, delete, list (through a running node, or --data-dir of a stopped one).
+    User {
+        #[command(flatten)]
+        conn: Conn,
+        #[command(subcommand)]
+        cmd: floe_broker::cli::user::UserCommand,
     },
     /// Configuration tools.
     #[command(subcommand)]
@@ -249,11 +256,11 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     for v in ignored {
         tracing::debug!(variable = %v, "FLOE_ variable names no setting; ignored");
     }
-    let listener = TcpListener::bind(&settings.kafka_listen).await.map_err(|e| anyhow::anyhow!("binding {}: {e}", settings.kafka_listen))?;
-    let bound = listener.local_addr()?;
+    let _lock = floe_broker::cli::user::lock_data_dir(&settings.data_dir)?;
+    let (kafka_listeners, tls) = floe_broker::listen::bind(&settings).await?;
+    let bound = kafka_listeners[0].addr;
+    let listeners_line = floe_broker::listen::describe(&kafka_listeners);
     let broker = Broker::builder(settings.clone()).build().await?;
-    let advertised = settings.advertised_listener.clone().unwrap_or_else(|| bound.to_string());
-    *broker.advertised.write() = floe_broker::broker::split_host_port(&advertised);
     let registry_listener = TcpListener::bind(&settings.schema_registry_listen)
         .await
         .map_err(|e| anyhow::anyhow!("binding the schema registry on {}: {e}", settings.schema_registry_listen))?;
@@ -265,7 +272,16 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         TcpListener::bind(&settings.admin_listen).await.map_err(|e| anyhow::anyhow!("binding the admin listener on {}: {e}", settings.admin_listen))?;
     let admin_addr = admin_listener.local_addr()?;
     let (stop_tx, stop_rx) = watch::channel(false);
-    let kafka = tokio::spawn(server::run(broker.clone(), listener, stop_rx.clone()));
+    floe_broker::listen::warn_exposure(
+        &settings,
+        &kafka_listeners,
+        &[
+            ("schema registry", registry_addr, false),
+            ("Iceberg catalog", catalog_addr, settings.catalog_token.is_some()),
+            ("admin listener", admin_addr, false),
+        ],
+    );
+    let kafka = floe_broker::listen::start(&broker, kafka_listeners, tls, &stop_rx);
     let mut catalog_stop = stop_rx.clone();
     let env: std::collections::HashMap<String, String> = std::env::vars().collect();
     if settings.catalog_vend_credentials && settings.catalog_token.is_none() {
@@ -286,16 +302,18 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let registry = tokio::spawn(floe_schema::registry::server::serve(broker.registry.clone(), registry_listener, async move {
         let _ = registry_stop.changed().await;
     }));
+    let advertised: Vec<String> = broker.listeners().iter().map(|l| l.advertised_url()).collect();
     tracing::info!(
         kafka = %bound,
-        advertised = %advertised,
+        listeners = %listeners_line,
+        advertised = %advertised.join(","),
         wal = ?settings.storage.wal,
         data_dir = %settings.data_dir.display(),
         object_store = %settings.object_store_url().unwrap_or_default(),
         schema_registry = %registry_addr,
         catalog = %catalog_addr,
         admin = %admin_addr,
-        "floe listening kafka={bound} schema_registry=http://{registry_addr} catalog=http://{catalog_addr} admin=http://{admin_addr}"
+        "floe listening kafka={bound} schema_registry=http://{registry_addr} catalog=http://{catalog_addr} admin=http://{admin_addr} listeners={listeners_line}"
     );
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     tokio::select! {
@@ -303,7 +321,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         _ = tokio::signal::ctrl_c() => tracing::info!("interrupt: shutting down"),
     }
     let _ = stop_tx.send(true);
-    let _ = kafka.await;
+    for k in kafka {
+        let _ = k.await;
+    }
     let _ = registry.await;
     let _ = catalog.await;
     let _ = admin.await;
@@ -336,6 +356,7 @@ fn main() -> std::process::ExitCode {
             }
             Command::Topic { conn, cmd } => cli::topic::run(&conn, cmd).await,
             Command::Group { conn, cmd } => cli::group::run(&conn, cmd).await,
+            Command::User { conn, cmd } => cli::user::run(&conn, cmd).await,
             Command::Produce { conn, args } => cli::produce::run(&conn, args).await,
             Command::Consume { conn, args } => cli::consume::run(&conn, args).await,
         }

@@ -57,23 +57,27 @@ pub fn markdown() -> String {
          Generated from the code by `floe config reference` (a test fails when this file and the code differ).\n\n\
          ## Broker settings (`floe serve`)\n\n\
          Each setting comes from, in order (later wins): its default, the TOML file given to `--config`, \
-         the environment variable `FLOE_<KEY>` (`FLOE_STORAGE__<KEY>` for `[storage]`), then a command-line flag \
+         the environment variable `FLOE_<KEY>` (`FLOE_STORAGE__<KEY>` for `[storage]`, `FLOE_TLS__<KEY>` for `[tls]`), then a command-line flag \
          (`floe serve --help`). Durations take units (`250ms`, `5s`, `1h`), sizes too (`64MiB`, `2GiB`).\n\n\
          | key | environment | default | meaning |\n| --- | --- | --- | --- |\n",
     );
-    for f in fields(SETTINGS_SOURCE, "Settings").iter().filter(|f| f.name != "storage") {
+    const TABLES: [(&str, &str, &str); 2] = [("storage", "StorageSettings", "the storage engine"), ("tls", "TlsSettings", "TLS of the Kafka listeners")];
+    for f in fields(SETTINGS_SOURCE, "Settings").iter().filter(|f| !TABLES.iter().any(|(t, _, _)| *t == f.name)) {
         out += &format!("| `{}` | `FLOE_{}` | {} | {} |\n", f.name, f.name.to_uppercase(), default_text(defaults.get(&f.name)), cell(&f.doc));
     }
-    out += "\n### `[storage]`: the storage engine\n\n| key | environment | default | meaning |\n| --- | --- | --- | --- |\n";
-    let storage = defaults.get("storage");
-    for f in fields(SETTINGS_SOURCE, "StorageSettings") {
-        out += &format!(
-            "| `{}` | `FLOE_STORAGE__{}` | {} | {} |\n",
-            f.name,
-            f.name.to_uppercase(),
-            default_text(storage.and_then(|s| s.get(&f.name))),
-            cell(&f.doc)
-        );
+    for (table, ty, what) in TABLES {
+        out += &format!("\n### `[{table}]`: {what}\n\n| key | environment | default | meaning |\n| --- | --- | --- | --- |\n");
+        let values = defaults.get(table);
+        for f in fields(SETTINGS_SOURCE, ty) {
+            out += &format!(
+                "| `{}` | `FLOE_{}__{}` | {} | {} |\n",
+                f.name,
+                table.to_uppercase(),
+                f.name.to_uppercase(),
+                default_text(values.and_then(|s| s.get(&f.name))),
+                cell(&f.doc)
+            );
+        }
     }
     out += "\n## Topic configs\n\n\
             Set at create time (`floe topic create --config k=v`, any Kafka admin client) or live with \
@@ -99,9 +103,13 @@ mod tests {
             assert!(defaults.get(&f.name).is_some(), "{} is not a setting", f.name);
             assert!(!f.doc.is_empty(), "the setting {} has no doc comment", f.name);
         }
-        for f in fields(SETTINGS_SOURCE, "StorageSettings") {
-            assert!(defaults["storage"].get(&f.name).is_some(), "storage.{} is not a setting", f.name);
-            assert!(!f.doc.is_empty(), "the setting storage.{} has no doc comment", f.name);
+        for (table, ty) in [("storage", "StorageSettings"), ("tls", "TlsSettings")] {
+            let fs = fields(SETTINGS_SOURCE, ty);
+            assert_eq!(fs.len(), defaults[table].as_object().map_or(0, |o| o.len()), "the parser sees every field of {ty}");
+            for f in fs {
+                assert!(defaults[table].get(&f.name).is_some(), "{table}.{} is not a setting", f.name);
+                assert!(!f.doc.is_empty(), "the setting {table}.{} has no doc comment", f.name);
+            }
         }
     }
 

@@ -1,7 +1,7 @@
 //! Broker settings: a serde struct with defaults, read from a TOML file, then `FLOE_*` variables,
 //! then command-line flags (each later source wins). Components are not settings: see `Broker::builder`.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 
 use floe_s3stream::{EngineConfig, WalKind};
@@ -19,6 +19,28 @@ pub struct Settings {
     pub kafka_listen: String,
     /// host:port given to clients; defaults to the bound Kafka address.
     pub advertised_listener: Option<String>,
+    /// Named Kafka listeners, `NAME://host:port` (Kafka's `listeners`); a name is a security
+    /// protocol (PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL) or is mapped to one in
+    /// `listener_security_protocol_map`. Set, it replaces `kafka_listen` and `advertised_listener`.
+    #[serde(deserialize_with = "list")]
+    pub listeners: Vec<String>,
+    /// `NAME://host:port` given to clients that connect to listener NAME; a listener not named
+    /// here advertises its bound address. Metadata answers with the addresses of the listener the
+    /// request came in on.
+    #[serde(deserialize_with = "list")]
+    pub advertised_listeners: Vec<String>,
+    /// Listener name to security protocol, as a table or as Kafka's `NAME:PROTOCOL,…`.
+    #[serde(deserialize_with = "protocol_map")]
+    pub listener_security_protocol_map: BTreeMap<String, String>,
+    /// Certificate and key of the TLS listeners (SSL, SASL_SSL): the `[tls]` table.
+    pub tls: TlsSettings,
+    /// SASL mechanisms offered on SASL listeners (`sasl.enabled.mechanisms`): PLAIN,
+    /// SCRAM-SHA-256, SCRAM-SHA-512. PLAIN and SCRAM check the same stored SCRAM credentials.
+    #[serde(deserialize_with = "list")]
+    pub sasl_enabled_mechanisms: Vec<String>,
+    /// A SASL session lasts this long; the client re-authenticates on the same connection before
+    /// it ends (KIP-368, `connections.max.reauth.ms`); 0: sessions do not expire.
+    pub connections_max_reauth_ms: Millis,
     /// `file:///dir`, `s3://bucket?endpoint=…&region=…` or `memory://`; default `<data_dir>/objects`.
     pub object_store: Option<String>,
     /// Schema Registry listener (Confluent REST API).
@@ -98,6 +120,65 @@ pub struct Settings {
     pub storage: StorageSettings,
 }
 
+/// TLS of the Kafka listeners that use it. Files are PEM; they are read again when they change,
+/// so certificates are renewed without a restart.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TlsSettings {
+    /// The certificate chain (leaf first).
+    pub cert_file: Option<PathBuf>,
+    /// The private key (PKCS#8, PKCS#1 or SEC1).
+    pub key_file: Option<PathBuf>,
+    /// CA certificates that sign client certificates (mTLS); set, clients must present one
+    /// unless `client_auth` says otherwise.
+    pub client_ca_file: Option<PathBuf>,
+    /// `required`, `requested` or `none` (Kafka's `ssl.client.auth`); default: `required` when
+    /// `client_ca_file` is set.
+    pub client_auth: Option<String>,
+    /// How often the files are checked for changes.
+    pub reload_interval_ms: Millis,
+}
+
+impl Default for TlsSettings {
+    fn default() -> Self {
+        Self { cert_file: None, key_file: None, client_ca_file: None, client_auth: None, reload_interval_ms: Millis(10_000) }
+    }
+}
+
+/// A list from a TOML array or from a comma-separated string (as `FLOE_*` variables give it).
+fn list<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        List(Vec<String>),
+        Text(String),
+    }
+    Ok(match Raw::deserialize(d)? {
+        Raw::List(v) => v,
+        Raw::Text(s) => s.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_string).collect(),
+    })
+}
+
+/// A map from a TOML table or from Kafka's `K:V,K:V` string.
+fn protocol_map<'de, D: serde::Deserializer<'de>>(d: D) -> Result<BTreeMap<String, String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        Map(BTreeMap<String, String>),
+        Text(String),
+    }
+    match Raw::deserialize(d)? {
+        Raw::Map(m) => Ok(m),
+        Raw::Text(s) => s
+            .split(',')
+            .map(str::trim)
+            .filter(|e| !e.is_empty())
+            .map(|e| e.split_once(':').map(|(k, v)| (k.trim().to_string(), v.trim().to_string())).ok_or_else(|| format!("{e:?} is not NAME:PROTOCOL")))
+            .collect::<Result<_, _>>()
+            .map_err(serde::de::Error::custom),
+    }
+}
+
 /// Storage engine settings, in human units.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -151,6 +232,12 @@ impl Default for Settings {
             data_dir: PathBuf::from("floe-data"),
             kafka_listen: "127.0.0.1:9092".into(),
             advertised_listener: None,
+            listeners: Vec::new(),
+            advertised_listeners: Vec::new(),
+            listener_security_protocol_map: BTreeMap::new(),
+            tls: TlsSettings::default(),
+            sasl_enabled_mechanisms: vec!["SCRAM-SHA-256".into(), "SCRAM-SHA-512".into(), "PLAIN".into()],
+            connections_max_reauth_ms: Millis(0),
             object_store: None,
             schema_registry_listen: "127.0.0.1:8081".into(),
             catalog_listen: "127.0.0.1:8181".into(),

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
-use floe_broker::{server, Broker, Settings};
+use floe_broker::{Broker, Settings};
 use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsRequest, ListOffsetsTopic};
 use kafka_protocol::messages::produce_request::{PartitionProduceData, ProduceRequest, TopicProduceData};
 use kafka_protocol::messages::{ApiKey, ListOffsetsResponse, ProduceResponse, RequestHeader, ResponseHeader, TopicName};
@@ -13,7 +13,7 @@ use kafka_protocol::records::{Compression, Record, RecordBatchEncoder, RecordEnc
 use object_store::memory::InMemory;
 use object_store::ObjectStore;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 use tokio::sync::watch;
 
 struct Node {
@@ -26,13 +26,13 @@ struct Node {
 async fn start(dir: &std::path::Path, store: Arc<dyn ObjectStore>) -> Node {
     let mut storage = Settings::default().storage;
     storage.wal_capacity_bytes = floe_broker::units::ByteSize(16 << 20);
-    let s = Settings { data_dir: dir.to_path_buf(), storage, ..Settings::default() };
+    let s = Settings { data_dir: dir.to_path_buf(), storage, kafka_listen: "127.0.0.1:0".into(), ..Settings::default() };
+    let (bound, tls) = floe_broker::listen::bind(&s).await.expect("bind");
+    let addr = bound[0].addr;
     let broker = Broker::builder(s).object_store(store).build().await.expect("broker");
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    *broker.advertised.write() = ("127.0.0.1".into(), i32::from(addr.port()));
     let (stop, rx) = watch::channel(false);
-    let task = tokio::spawn(server::run(broker.clone(), listener, rx));
+    let mut tasks = floe_broker::listen::start(&broker, bound, tls, &rx);
+    let task = tasks.remove(0);
     Node { broker, addr, stop, task }
 }
 

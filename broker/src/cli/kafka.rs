@@ -1,5 +1,6 @@
-//! A small Kafka client for the admin subcommands: one connection, one request at a time, each
-//! bounded by a timeout and a response size cap, errors named after the Kafka error code.
+//! A small Kafka client for the admin subcommands: one connection (plain or TLS, with SASL PLAIN
+//! or SCRAM when `--command-config` says so), one request at a time, each bounded by a timeout
+//! and a response size cap, errors named after the Kafka error code.
 
 use std::time::Duration;
 
@@ -8,8 +9,10 @@ use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::{RequestHeader, ResponseHeader};
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, StrBytes};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
+
+use super::command_config::ClientSecurity;
 
 /// The largest response the client accepts.
 const RESPONSE_BYTES_MAX: usize = 128 << 20;
@@ -25,18 +28,31 @@ pub struct Conn {
     /// How long one request may take, in milliseconds.
     #[arg(long, global = true, default_value_t = 30_000)]
     pub timeout_ms: u64,
+    /// Client properties as librdkafka takes them (`security.protocol`, `sasl.mechanism`,
+    /// `sasl.username`, `sasl.password`, `ssl.ca.location`, `ssl.certificate.location`,
+    /// `ssl.key.location`), one `key=value` per line.
+    #[arg(long, global = true, env = "FLOE_COMMAND_CONFIG")]
+    pub command_config: Option<std::path::PathBuf>,
 }
 
 impl Conn {
-    /// A connection to the node.
+    /// A connection to the node, secured and authenticated as the command config says.
     pub async fn connect(&self) -> anyhow::Result<Client> {
-        Client::connect(&self.bootstrap, Duration::from_millis(self.timeout_ms)).await
+        let security = match &self.command_config {
+            Some(f) => ClientSecurity::from_file(f)?,
+            None => ClientSecurity::default(),
+        };
+        Client::connect_secured(&self.bootstrap, Duration::from_millis(self.timeout_ms), &security).await
     }
 }
 
+/// A byte stream to a broker (TCP or TLS).
+pub trait Stream: AsyncRead + AsyncWrite + Send + Unpin {}
+impl<T: AsyncRead + AsyncWrite + Send + Unpin> Stream for T {}
+
 /// One connection to a broker.
 pub struct Client {
-    stream: TcpStream,
+    stream: Box<dyn Stream>,
     correlation_id: i32,
     timeout: Duration,
     addr: String,
@@ -45,12 +61,33 @@ pub struct Client {
 impl Client {
     /// Connects to `addr` (`host:port`); each later request may take up to `timeout`.
     pub async fn connect(addr: &str, timeout: Duration) -> anyhow::Result<Client> {
-        let stream = tokio::time::timeout(Duration::from_millis(CONNECT_TIMEOUT_MS), TcpStream::connect(addr))
+        Self::connect_secured(addr, timeout, &ClientSecurity::default()).await
+    }
+
+    /// Connects to `addr` with TLS and SASL as `security` says.
+    pub async fn connect_secured(addr: &str, timeout: Duration, security: &ClientSecurity) -> anyhow::Result<Client> {
+        let tcp = tokio::time::timeout(Duration::from_millis(CONNECT_TIMEOUT_MS), TcpStream::connect(addr))
             .await
             .map_err(|_| anyhow!("cannot reach Kafka at {addr}: timed out"))?
             .with_context(|| format!("cannot reach Kafka at {addr}"))?;
-        stream.set_nodelay(true)?;
-        Ok(Client { stream, correlation_id: 0, timeout, addr: addr.to_string() })
+        tcp.set_nodelay(true)?;
+        let stream: Box<dyn Stream> = match security.tls_connector()? {
+            None => Box::new(tcp),
+            Some(tls) => {
+                let host = addr.rsplit_once(':').map_or(addr, |(h, _)| h).trim_matches(|c| c == '[' || c == ']');
+                let name = rustls::pki_types::ServerName::try_from(host.to_string()).map_err(|e| anyhow!("TLS server name {host:?}: {e}"))?;
+                let s = tokio::time::timeout(timeout, tls.connect(name, tcp))
+                    .await
+                    .map_err(|_| anyhow!("TLS with {addr} timed out"))?
+                    .with_context(|| format!("TLS with {addr}"))?;
+                Box::new(s)
+            }
+        };
+        let mut c = Client { stream, correlation_id: 0, timeout, addr: addr.to_string() };
+        if let Some(sasl) = &security.sasl {
+            super::command_config::authenticate(&mut c, sasl).await?;
+        }
+        Ok(c)
     }
 
     /// Sends `req` at `version` and waits for its response.

@@ -1,5 +1,6 @@
 //! Admin subcommands of the `floe` binary that talk to a running node.
 
+pub mod command_config;
 pub mod consume;
 pub mod group;
 pub mod kafka;
@@ -7,3 +8,4 @@ pub mod produce;
 pub mod render;
 pub mod table_status;
 pub mod topic;
+pub mod user;

@@ -30,11 +30,14 @@ fn broker_configs(b: &Broker) -> Vec<(String, String)> {
         ("socket.request.max.bytes".into(), s.socket_request_max_bytes.0.to_string()),
         ("broker.id".into(), s.node_id.to_string()),
         ("node.id".into(), s.node_id.to_string()),
-        ("listeners".into(), format!("PLAINTEXT://{}", s.kafka_listen)),
-        ("advertised.listeners".into(), {
-            let (h, p) = b.advertised();
-            format!("PLAINTEXT://{h}:{p}")
-        }),
+        (
+            "listeners".into(),
+            crate::security::listeners::specs(s)
+                .map(|l| l.iter().map(|l| format!("{}://{}", l.name, l.bind)).collect::<Vec<_>>().join(","))
+                .unwrap_or_default(),
+        ),
+        ("advertised.listeners".into(), b.listeners().iter().map(|l| l.advertised_url()).collect::<Vec<_>>().join(",")),
+        ("sasl.enabled.mechanisms".into(), s.sasl_enabled_mechanisms.join(",")),
         ("default.replication.factor".into(), "1".into()),
         ("offsets.topic.replication.factor".into(), "1".into()),
         ("group.initial.rebalance.delay.ms".into(), s.group_initial_rebalance_delay_ms.0.to_string()),

@@ -58,10 +58,11 @@ fn topic_entry(b: &Broker, t: &Topic, version: i16) -> MetadataResponseTopic {
     mt
 }
 
-/// Metadata: this node as the only broker and the leader of every partition.
+/// Metadata: this node as the only broker (at the address of the listener asked) and the leader
+/// of every partition.
 pub async fn metadata(b: &Arc<Broker>, req: MetadataRequest, ctx: &RequestContext) -> MetadataResponse {
     let mut r = MetadataResponse::default();
-    let (host, port) = b.advertised();
+    let (host, port) = ctx.listener.advertised.clone();
     let mut broker = MetadataResponseBroker::default();
     broker.node_id = BrokerId(b.settings.node_id);
     broker.host = sb(&host);
@@ -109,8 +110,9 @@ pub async fn metadata(b: &Arc<Broker>, req: MetadataRequest, ctx: &RequestContex
 }
 
 /// DescribeCluster: this node.
-pub fn describe_cluster(b: &Arc<Broker>, version: i16) -> DescribeClusterResponse {
-    let (host, port) = b.advertised();
+pub fn describe_cluster(b: &Arc<Broker>, ctx: &RequestContext) -> DescribeClusterResponse {
+    let version = ctx.version;
+    let (host, port) = ctx.listener.advertised.clone();
     let mut r = DescribeClusterResponse::default();
     r.cluster_id = sb(&b.settings.cluster_id);
     r.controller_id = BrokerId(b.settings.node_id);
@@ -127,7 +129,7 @@ pub fn describe_cluster(b: &Arc<Broker>, version: i16) -> DescribeClusterRespons
 
 /// FindCoordinator: this node coordinates every group.
 pub fn find_coordinator(b: &Arc<Broker>, req: FindCoordinatorRequest, ctx: &RequestContext) -> FindCoordinatorResponse {
-    let (host, port) = b.advertised();
+    let (host, port) = ctx.listener.advertised.clone();
     let node = BrokerId(b.settings.node_id);
     let mut r = FindCoordinatorResponse::default();
     if ctx.version >= 4 {

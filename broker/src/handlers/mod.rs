@@ -11,6 +11,7 @@ mod group;
 mod meta;
 mod offsets;
 mod produce;
+mod users;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -21,6 +22,8 @@ use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseKind}
 use kafka_protocol::protocol::StrBytes;
 
 use crate::broker::Broker;
+use crate::security::listeners::Listener;
+use crate::security::sasl::Session;
 
 /// The response to come; `None` for a produce with acks=0.
 pub type Reply = Pin<Box<dyn Future<Output = Option<ResponseKind>> + Send>>;
@@ -53,6 +56,11 @@ pub const VERSIONS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::IncrementalAlterConfigs, 0, 1),
     (ApiKey::OffsetDelete, 0, 0),
     (ApiKey::DescribeCluster, 0, 1),
+    // v0 sends SASL tokens unframed; every current client uses v1 with SaslAuthenticate.
+    (ApiKey::SaslHandshake, 1, 1),
+    (ApiKey::SaslAuthenticate, 0, 2),
+    (ApiKey::DescribeUserScramCredentials, 0, 0),
+    (ApiKey::AlterUserScramCredentials, 0, 0),
 ];
 
 /// The supported version range of an API, if Floe implements it.
@@ -68,6 +76,10 @@ pub struct RequestContext {
     pub version: i16,
     pub client_id: String,
     pub peer: SocketAddr,
+    /// The listener the request came in on (Metadata answers with its addresses).
+    pub listener: Arc<Listener>,
+    /// Who sent it: `User:name` once authenticated, else `User:ANONYMOUS`.
+    pub principal: Arc<str>,
 }
 
 fn ready(r: ResponseKind) -> Reply {
@@ -75,13 +87,19 @@ fn ready(r: ResponseKind) -> Reply {
 }
 
 /// Runs the in-order phase of a request and returns the rest as a future.
-pub async fn dispatch(b: &Arc<Broker>, header: &RequestHeader, req: RequestKind, peer: SocketAddr) -> Reply {
-    let ctx = RequestContext { version: header.request_api_version, client_id: header.client_id.as_ref().map(|s| s.to_string()).unwrap_or_default(), peer };
+pub async fn dispatch(b: &Arc<Broker>, header: &RequestHeader, req: RequestKind, peer: SocketAddr, session: &Session) -> Reply {
+    let ctx = RequestContext {
+        version: header.request_api_version,
+        client_id: header.client_id.as_ref().map(|s| s.to_string()).unwrap_or_default(),
+        peer,
+        listener: session.listener.clone(),
+        principal: session.principal(),
+    };
     let b = b.clone();
     match req {
         RequestKind::ApiVersions(_) => ready(ResponseKind::ApiVersions(meta::api_versions(0))),
         RequestKind::Metadata(r) => ready(ResponseKind::Metadata(meta::metadata(&b, r, &ctx).await)),
-        RequestKind::DescribeCluster(_) => ready(ResponseKind::DescribeCluster(meta::describe_cluster(&b, ctx.version))),
+        RequestKind::DescribeCluster(_) => ready(ResponseKind::DescribeCluster(meta::describe_cluster(&b, &ctx))),
         RequestKind::FindCoordinator(r) => ready(ResponseKind::FindCoordinator(meta::find_coordinator(&b, r, &ctx))),
         RequestKind::Produce(r) => produce::start(b, r, ctx).await,
         RequestKind::Fetch(r) => Box::pin(async move { Some(ResponseKind::Fetch(fetch::fetch(&b, r, &ctx).await)) }),
@@ -107,7 +125,9 @@ pub async fn dispatch(b: &Arc<Broker>, header: &RequestHeader, req: RequestKind,
         RequestKind::OffsetCommit(r) => offsets::offset_commit(&b, r, &ctx).await,
         RequestKind::OffsetFetch(r) => ready(ResponseKind::OffsetFetch(offsets::offset_fetch(&b, r, &ctx))),
         RequestKind::OffsetDelete(r) => Box::pin(async move { Some(ResponseKind::OffsetDelete(offsets::offset_delete(&b, r).await)) }),
-        // The connection refuses APIs outside the version table before dispatch.
+        RequestKind::DescribeUserScramCredentials(r) => ready(ResponseKind::DescribeUserScramCredentials(users::describe(&b, r))),
+        RequestKind::AlterUserScramCredentials(r) => Box::pin(async move { Some(ResponseKind::AlterUserScramCredentials(users::alter(&b, r, &ctx).await)) }),
+        // The connection answers the SASL exchange itself, and refuses APIs outside the version table before dispatch.
         _ => Box::pin(async { None }),
     }
 }

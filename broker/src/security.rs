@@ -1,0 +1,23 @@
+//! Kafka security: named listeners, TLS, SASL (PLAIN, SCRAM) and the SCRAM users they check.
+//!
+//! - [`listeners`]: `listeners`, `advertised_listeners`, `listener_security_protocol_map`.
+//! - [`tls`]: the rustls configuration of TLS listeners, reloaded when its files change.
+//! - [`sasl`]: a connection's authentication state and the SASL exchange.
+//! - [`scram`]: SCRAM credentials and both sides of the exchange.
+//! - [`users`]: SCRAM credentials, durable in the engine's metadata.
+
+pub mod listeners;
+pub mod sasl;
+pub mod scram;
+pub mod tls;
+pub mod users;
+
+use std::sync::atomic::AtomicU64;
+
+/// Authentication counters for `/metrics`.
+#[derive(Debug, Default)]
+pub struct SecurityMetrics {
+    pub authentications: AtomicU64,
+    pub authentication_failures: AtomicU64,
+    pub tls_handshake_failures: AtomicU64,
+}

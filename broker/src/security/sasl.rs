@@ -1,0 +1,213 @@
+//! A connection's authentication: SaslHandshake and SaslAuthenticate (PLAIN, SCRAM-SHA-256/512), session lifetimes and re-authentication (KIP-152, KIP-368).
+//!
+//! On a SASL listener nothing but ApiVersions and the SASL exchange is served before the client
+//! has authenticated, and requests are capped at [`UNAUTHENTICATED_REQUEST_BYTES_MAX`] until
+//! then. A failed exchange is answered SASL_AUTHENTICATION_FAILED (never saying why) and closes
+//! the connection; the reason is logged.
+
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+
+use kafka_protocol::messages::{
+    ApiKey, RequestKind, ResponseKind, SaslAuthenticateRequest, SaslAuthenticateResponse, SaslHandshakeRequest, SaslHandshakeResponse,
+};
+
+use super::listeners::Listener;
+use super::scram::{ScramMechanism, ScramServer, ITERATIONS_MIN};
+use crate::broker::Broker;
+use crate::error::BrokerError;
+use crate::handlers::sb;
+
+/// Largest request before a SASL client has authenticated (Kafka's `sasl.server.max.receive.size`).
+pub const UNAUTHENTICATED_REQUEST_BYTES_MAX: u64 = 512 << 10;
+/// The principal of a connection that did not authenticate.
+pub const ANONYMOUS: &str = "User:ANONYMOUS";
+
+/// A SASL mechanism Floe serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mechanism {
+    Plain,
+    Scram(ScramMechanism),
+}
+
+impl Mechanism {
+    /// From its SASL name.
+    pub fn parse(name: &str) -> Option<Mechanism> {
+        if name.eq_ignore_ascii_case("PLAIN") {
+            return Some(Mechanism::Plain);
+        }
+        ScramMechanism::from_name(name).map(Mechanism::Scram)
+    }
+
+    /// Its SASL name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Mechanism::Plain => "PLAIN",
+            Mechanism::Scram(m) => m.name(),
+        }
+    }
+}
+
+enum Exchange {
+    /// No handshake yet (or the last exchange completed).
+    Idle,
+    /// A handshake chose the mechanism.
+    Chosen(Mechanism),
+    /// SCRAM: the server's first message was sent.
+    ScramSent(Box<ScramServer>),
+}
+
+/// What the connection does with a request.
+pub enum Step {
+    /// Serve it.
+    Dispatch(RequestKind),
+    /// Answer with this, and go on.
+    Reply(ResponseKind),
+    /// Answer with this, then close (with the reason to log).
+    ReplyAndClose(ResponseKind, String),
+    /// Close without answering.
+    Close(String),
+}
+
+/// A connection's authentication state.
+pub struct Session {
+    pub listener: Arc<Listener>,
+    principal: Option<Arc<str>>,
+    exchange: Exchange,
+    /// When the SASL session ends (KIP-368), if it does.
+    expires_ms: Option<i64>,
+}
+
+impl Session {
+    /// A new connection on `listener`; `tls_principal` is a client certificate's principal.
+    pub fn new(listener: Arc<Listener>, tls_principal: Option<String>) -> Session {
+        let principal = if listener.protocol.sasl() { None } else { Some(Arc::from(tls_principal.as_deref().unwrap_or(ANONYMOUS))) };
+        Session { listener, principal, exchange: Exchange::Idle, expires_ms: None }
+    }
+
+    /// The principal requests are served for (`User:ANONYMOUS` until authenticated).
+    pub fn principal(&self) -> Arc<str> {
+        self.principal.clone().unwrap_or_else(|| Arc::from(ANONYMOUS))
+    }
+
+    /// The largest request this connection may send now.
+    pub fn request_bytes_max(&self, configured: u64) -> u64 {
+        if self.principal.is_none() {
+            configured.min(UNAUTHENTICATED_REQUEST_BYTES_MAX)
+        } else {
+            configured
+        }
+    }
+
+    /// Decides what happens to a request: the SASL exchange is answered here; anything else is
+    /// served only once the connection has authenticated and while its session lasts.
+    pub fn step(&mut self, b: &Broker, api: ApiKey, req: RequestKind, now_ms: i64) -> Step {
+        match req {
+            RequestKind::SaslHandshake(r) => self.handshake(b, r),
+            RequestKind::SaslAuthenticate(r) => self.authenticate(b, r, now_ms),
+            RequestKind::ApiVersions(_) => Step::Dispatch(req),
+            _ if self.principal.is_none() => Step::Close(format!("{api:?} before SASL authentication")),
+            _ if self.expires_ms.is_some_and(|t| now_ms >= t) => Step::Close(format!("{api:?} after the SASL session expired without re-authentication")),
+            _ => Step::Dispatch(req),
+        }
+    }
+
+    fn handshake(&mut self, b: &Broker, r: SaslHandshakeRequest) -> Step {
+        let enabled = enabled(b);
+        let mut resp = SaslHandshakeResponse::default();
+        resp.mechanisms = enabled.iter().map(|m| sb(m.name())).collect();
+        if !self.listener.protocol.sasl() {
+            resp.error_code = BrokerError::IllegalSaslState(String::new()).code();
+            return Step::Reply(ResponseKind::SaslHandshake(resp));
+        }
+        if !matches!(self.exchange, Exchange::Idle) {
+            resp.error_code = BrokerError::IllegalSaslState(String::new()).code();
+            return Step::ReplyAndClose(ResponseKind::SaslHandshake(resp), "a second SaslHandshake within one exchange".into());
+        }
+        match Mechanism::parse(&r.mechanism).filter(|m| enabled.contains(m)) {
+            Some(m) => {
+                self.exchange = Exchange::Chosen(m);
+                Step::Reply(ResponseKind::SaslHandshake(resp))
+            }
+            None => {
+                resp.error_code = BrokerError::UnsupportedSaslMechanism(String::new()).code();
+                Step::ReplyAndClose(ResponseKind::SaslHandshake(resp), format!("SASL mechanism {:?} is not enabled", r.mechanism.as_str()))
+            }
+        }
+    }
+
+    fn authenticate(&mut self, b: &Broker, r: SaslAuthenticateRequest, now_ms: i64) -> Step {
+        let outcome = match std::mem::replace(&mut self.exchange, Exchange::Idle) {
+            Exchange::Idle => {
+                let e = BrokerError::IllegalSaslState("SaslAuthenticate without a SaslHandshake".into());
+                let resp = SaslAuthenticateResponse::default().with_error_code(e.code()).with_error_message(Some(sb(&e.to_string())));
+                return Step::ReplyAndClose(ResponseKind::SaslAuthenticate(resp), e.to_string());
+            }
+            Exchange::Chosen(Mechanism::Plain) => plain(b, &r.auth_bytes).map(|user| (user, Vec::new())),
+            Exchange::Chosen(Mechanism::Scram(m)) => match ScramServer::start(m, &r.auth_bytes, |u| b.users.get(u, m), b.users.decoy_key()) {
+                Ok((server, first)) => {
+                    self.exchange = Exchange::ScramSent(Box::new(server));
+                    let resp = SaslAuthenticateResponse::default().with_auth_bytes(first.into());
+                    return Step::Reply(ResponseKind::SaslAuthenticate(resp));
+                }
+                Err(e) => Err(e.0),
+            },
+            Exchange::ScramSent(server) => server.finish(&r.auth_bytes).map_err(|e| e.0),
+        };
+        let metrics = &b.security_metrics;
+        match outcome {
+            Ok((user, last)) => {
+                let principal: Arc<str> = Arc::from(format!("User:{user}"));
+                if let Some(before) = &self.principal {
+                    if *before != principal {
+                        metrics.authentication_failures.fetch_add(1, Relaxed);
+                        return self.failed(format!("re-authentication as {principal} on a connection of {before}"));
+                    }
+                }
+                metrics.authentications.fetch_add(1, Relaxed);
+                let lifetime_ms = b.settings.connections_max_reauth_ms.0.min(i64::MAX as u64) as i64;
+                self.expires_ms = (lifetime_ms > 0).then(|| now_ms.saturating_add(lifetime_ms));
+                self.principal = Some(principal);
+                let resp = SaslAuthenticateResponse::default().with_auth_bytes(last.into()).with_session_lifetime_ms(lifetime_ms);
+                Step::Reply(ResponseKind::SaslAuthenticate(resp))
+            }
+            Err(reason) => {
+                metrics.authentication_failures.fetch_add(1, Relaxed);
+                self.failed(reason)
+            }
+        }
+    }
+
+    fn failed(&mut self, reason: String) -> Step {
+        let e = BrokerError::SaslAuthenticationFailed;
+        let resp = SaslAuthenticateResponse::default().with_error_code(e.code()).with_error_message(Some(sb(&e.to_string())));
+        Step::ReplyAndClose(ResponseKind::SaslAuthenticate(resp), format!("SASL authentication failed: {reason}"))
+    }
+}
+
+/// The enabled mechanisms that Floe serves, in the configured order.
+fn enabled(b: &Broker) -> Vec<Mechanism> {
+    b.settings.sasl_enabled_mechanisms.iter().filter_map(|m| Mechanism::parse(m)).collect()
+}
+
+/// PLAIN (RFC 4616): `authzid NUL user NUL password`, checked against the user's SCRAM
+/// credential. An unknown user costs the same work as a known one.
+fn plain(b: &Broker, msg: &[u8]) -> Result<String, String> {
+    let text = std::str::from_utf8(msg).map_err(|_| "a PLAIN message is not UTF-8".to_string())?;
+    let mut parts = text.split('\0');
+    let (Some(authzid), Some(user), Some(password), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
+        return Err("a PLAIN message is not authzid NUL user NUL password".into());
+    };
+    if user.is_empty() || password.is_empty() || (!authzid.is_empty() && authzid != user) {
+        return Err("an empty user or password, or an authorization id other than the user".into());
+    }
+    let found = ScramMechanism::ALL.into_iter().find_map(|m| b.users.get(user, m).map(|c| (m, c)));
+    match found {
+        Some((m, c)) if c.matches_password(m, password) => Ok(user.to_string()),
+        Some(_) => Err(format!("a wrong password for user {user:?}")),
+        None => {
+            let _ = ScramMechanism::Sha256.salted_password(password.as_bytes(), b.users.decoy_key(), ITERATIONS_MIN);
+            Err(format!("unknown user {user:?}"))
+        }
+    }
+}

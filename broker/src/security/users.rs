@@ -1,0 +1,107 @@
+//! SCRAM credentials, durable in the storage engine's metadata (`security/scram/<mechanism>/<user>`), never a password.
+
+use std::collections::BTreeMap;
+
+use floe_s3stream::Engine;
+
+use super::scram::{ScramCredential, ScramMechanism, ITERATIONS_MAX, ITERATIONS_MIN};
+use crate::error::{BrokerError, Result};
+
+const PREFIX: &str = "security/scram/";
+const DECOY_KEY: &str = "security/decoy_key";
+/// Most credentials kept (they live in the engine's manifest).
+pub const CREDENTIALS_MAX: usize = 10_000;
+/// Longest user name.
+pub const USER_NAME_BYTES_MAX: usize = 256;
+
+/// The node's SCRAM users.
+pub struct Users {
+    engine: Engine,
+    /// Orders changes, so that the count check and the write are one step.
+    writes: tokio::sync::Mutex<()>,
+    /// Makes an unknown user's decoy salt stable and unguessable.
+    decoy_key: Vec<u8>,
+}
+
+fn key(user: &str, mech: ScramMechanism) -> String {
+    format!("{PREFIX}{}/{user}", mech.name())
+}
+
+/// Why a user name cannot be used, if it cannot.
+pub fn check_name(user: &str) -> Result<()> {
+    if user.is_empty() || user.len() > USER_NAME_BYTES_MAX || user.chars().any(char::is_control) {
+        return Err(BrokerError::UnacceptableCredential(format!("a user name must be 1..={USER_NAME_BYTES_MAX} bytes without control characters")));
+    }
+    Ok(())
+}
+
+impl Users {
+    /// The users of `engine` (creating the node's decoy key on first use).
+    pub async fn open(engine: Engine) -> Result<Users> {
+        let decoy_key = match engine.kv_get(DECOY_KEY) {
+            Some(k) => k.into_bytes(),
+            None => {
+                let k = uuid::Uuid::new_v4().simple().to_string();
+                engine.kv_put(vec![(DECOY_KEY.into(), Some(k.clone()))]).await?;
+                k.into_bytes()
+            }
+        };
+        Ok(Users { engine, writes: tokio::sync::Mutex::new(()), decoy_key })
+    }
+
+    /// The decoy key for unknown users' salts.
+    pub fn decoy_key(&self) -> &[u8] {
+        &self.decoy_key
+    }
+
+    /// A user's credential for a mechanism.
+    pub fn get(&self, user: &str, mech: ScramMechanism) -> Option<ScramCredential> {
+        let v = self.engine.kv_get(&key(user, mech))?;
+        match serde_json::from_str(&v) {
+            Ok(c) => Some(c),
+            Err(e) => {
+                tracing::error!(user, mechanism = mech.name(), error = %e, "a stored SCRAM credential does not parse; the user cannot log in with it");
+                None
+            }
+        }
+    }
+
+    /// Every user with the mechanisms and iteration counts of its credentials.
+    pub fn list(&self) -> BTreeMap<String, Vec<(ScramMechanism, u32)>> {
+        let mut out: BTreeMap<String, Vec<(ScramMechanism, u32)>> = BTreeMap::new();
+        for (k, v) in self.engine.kv_scan(PREFIX) {
+            let Some((mech, user)) = k[PREFIX.len()..].split_once('/') else { continue };
+            let (Some(mech), Ok(c)) = (ScramMechanism::from_name(mech), serde_json::from_str::<ScramCredential>(&v)) else { continue };
+            out.entry(user.to_string()).or_default().push((mech, c.iterations));
+        }
+        out
+    }
+
+    /// Applies deletions and upserts in one durable write. Deleting a credential that does not
+    /// exist, or going past [`CREDENTIALS_MAX`], fails the whole change.
+    pub async fn alter(&self, deletions: &[(String, ScramMechanism)], upserts: Vec<(String, ScramMechanism, ScramCredential)>) -> Result<()> {
+        let _order = self.writes.lock().await;
+        let mut entries = Vec::new();
+        for (user, mech) in deletions {
+            if self.engine.kv_get(&key(user, *mech)).is_none() {
+                return Err(BrokerError::ResourceNotFound(format!("user {user:?} has no {} credential", mech.name())));
+            }
+            entries.push((key(user, *mech), None));
+        }
+        let existing = self.engine.kv_scan(PREFIX).len();
+        let new = upserts.iter().filter(|(u, m, _)| self.engine.kv_get(&key(u, *m)).is_none()).count();
+        if existing + new > CREDENTIALS_MAX + deletions.len() {
+            return Err(BrokerError::UnacceptableCredential(format!("at most {CREDENTIALS_MAX} credentials are kept")));
+        }
+        for (user, mech, cred) in upserts {
+            check_name(&user)?;
+            if !(ITERATIONS_MIN..=ITERATIONS_MAX).contains(&cred.iterations) {
+                return Err(BrokerError::UnacceptableCredential(format!("{} iterations is outside {ITERATIONS_MIN}..={ITERATIONS_MAX}", cred.iterations)));
+            }
+            let json = serde_json::to_string(&cred).map_err(|e| BrokerError::Internal(e.to_string()))?;
+            entries.push((key(&user, mech), Some(json)));
+        }
+        self.engine.kv_put(entries).await?;
+        Ok(())
+    }
+}
