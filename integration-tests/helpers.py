@@ -6,8 +6,8 @@ from confluent_kafka import Consumer, KafkaError, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
 
-def create_topic(bootstrap, name, partitions=1, config=None):
-    admin = AdminClient({"bootstrap.servers": bootstrap})
+def create_topic(bootstrap, name, partitions=1, config=None, **conf):
+    admin = AdminClient({"bootstrap.servers": bootstrap, **conf})
     fut = admin.create_topics([NewTopic(name, num_partitions=partitions, replication_factor=1, config=config or {})])[name]
     fut.result(timeout=30)
 

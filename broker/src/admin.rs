@@ -133,6 +133,17 @@ pub fn render(b: &Broker) -> String {
     metric("floe_table_topic_bytes_written_total", "counter", "Bytes of files written by commits.", per_table(&|t| t.bytes_written as f64));
     metric("floe_table_topic_commit_seconds_sum", "counter", "Time spent in commit cycles that committed.", per_table(&|t| t.commit_ms_sum as f64 / 1e3));
     metric("floe_table_topic_compactions_total", "counter", "Compactions committed.", per_table(&|t| t.compactions as f64));
+    let sec = &b.security_metrics;
+    metric(
+        "floe_sasl_authentications_total",
+        "counter",
+        "SASL exchanges completed, by result (re-authentications included).",
+        vec![
+            ("{result=\"ok\"}".into(), sec.authentications.load(Relaxed) as f64),
+            ("{result=\"failed\"}".into(), sec.authentication_failures.load(Relaxed) as f64),
+        ],
+    );
+    metric("floe_tls_handshake_failures_total", "counter", "TLS handshakes refused or timed out.", c(&sec.tls_handshake_failures));
     out
 }
 

@@ -95,8 +95,9 @@ async fn read_one(
     }
     let size = i32::from_be_bytes(len);
     let size_max = session.request_bytes_max(s.socket_request_max_bytes.0);
-    if size < 8 || size as u64 > size_max {
-        return Err(Close::Reason(format!("request size {size} is outside 8..={size_max}")));
+    let size_min = if session.expects_raw_token() { 1 } else { 8 };
+    if size < size_min || size as u64 > size_max {
+        return Err(Close::Reason(format!("request size {size} is outside {size_min}..={size_max}")));
     }
     // Room in this connection's budget before the body is read; the node's once its first byte is in.
     let permit = inflight.clone().acquire_many_owned((size as u32).min(inflight_cap)).await.map_err(|_| Close::Reason("in-flight limiter closed".into()))?;
@@ -105,6 +106,13 @@ async fn read_one(
         Ok(Err(e)) => return Err(Close::Reason(format!("request body cut short: {e}"))),
         Err(_) => return Err(Close::Reason("request body timed out".into())),
     };
+    if session.expects_raw_token() {
+        let reply = session.raw_token(b, &body, b.clock.now_ms()).map_err(Close::Reason)?;
+        let mut out = BytesMut::with_capacity(reply.len() + 4);
+        out.put_u32(reply.len() as u32);
+        out.put_slice(&reply);
+        return send(tx, Some(out.freeze())).await;
+    }
     let (api, version, correlation, header, req) = match decode::frame(body.freeze()).map_err(Close::Reason)? {
         decode::Frame::Request { api, version, correlation, header, body } => (api, version, correlation, header, *body),
         decode::Frame::UnsupportedApiVersions { correlation } => {
@@ -115,7 +123,7 @@ async fn read_one(
             return Ok(());
         }
     };
-    let req = match session.step(b, api, req, b.clock.now_ms()) {
+    let req = match session.step(b, api, version, req, b.clock.now_ms()) {
         Step::Dispatch(req) => req,
         Step::Reply(resp) => return send(tx, Some(encode(api, version, correlation, resp).map_err(Close::Reason)?)).await,
         Step::ReplyAndClose(resp, why) => {

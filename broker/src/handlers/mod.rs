@@ -56,8 +56,8 @@ pub const VERSIONS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::IncrementalAlterConfigs, 0, 1),
     (ApiKey::OffsetDelete, 0, 0),
     (ApiKey::DescribeCluster, 0, 1),
-    // v0 sends SASL tokens unframed; every current client uses v1 with SaslAuthenticate.
-    (ApiKey::SaslHandshake, 1, 1),
+    // v0: the exchange's tokens follow as bare frames; v1: in SaslAuthenticate requests.
+    (ApiKey::SaslHandshake, 0, 1),
     (ApiKey::SaslAuthenticate, 0, 2),
     (ApiKey::DescribeUserScramCredentials, 0, 0),
     (ApiKey::AlterUserScramCredentials, 0, 0),

@@ -76,13 +76,15 @@ pub struct Session {
     exchange: Exchange,
     /// When the SASL session ends (KIP-368), if it does.
     expires_ms: Option<i64>,
+    /// A v0 SaslHandshake: the exchange's tokens come as bare frames, not SaslAuthenticate.
+    raw_tokens: bool,
 }
 
 impl Session {
     /// A new connection on `listener`; `tls_principal` is a client certificate's principal.
     pub fn new(listener: Arc<Listener>, tls_principal: Option<String>) -> Session {
         let principal = if listener.protocol.sasl() { None } else { Some(Arc::from(tls_principal.as_deref().unwrap_or(ANONYMOUS))) };
-        Session { listener, principal, exchange: Exchange::Idle, expires_ms: None }
+        Session { listener, principal, exchange: Exchange::Idle, expires_ms: None, raw_tokens: false }
     }
 
     /// The principal requests are served for (`User:ANONYMOUS` until authenticated).
@@ -101,9 +103,9 @@ impl Session {
 
     /// Decides what happens to a request: the SASL exchange is answered here; anything else is
     /// served only once the connection has authenticated and while its session lasts.
-    pub fn step(&mut self, b: &Broker, api: ApiKey, req: RequestKind, now_ms: i64) -> Step {
+    pub fn step(&mut self, b: &Broker, api: ApiKey, version: i16, req: RequestKind, now_ms: i64) -> Step {
         match req {
-            RequestKind::SaslHandshake(r) => self.handshake(b, r),
+            RequestKind::SaslHandshake(r) => self.handshake(b, r, version),
             RequestKind::SaslAuthenticate(r) => self.authenticate(b, r, now_ms),
             RequestKind::ApiVersions(_) => Step::Dispatch(req),
             _ if self.principal.is_none() => Step::Close(format!("{api:?} before SASL authentication")),
@@ -112,7 +114,7 @@ impl Session {
         }
     }
 
-    fn handshake(&mut self, b: &Broker, r: SaslHandshakeRequest) -> Step {
+    fn handshake(&mut self, b: &Broker, r: SaslHandshakeRequest, version: i16) -> Step {
         let enabled = enabled(b);
         let mut resp = SaslHandshakeResponse::default();
         resp.mechanisms = enabled.iter().map(|m| sb(m.name())).collect();
@@ -127,6 +129,7 @@ impl Session {
         match Mechanism::parse(&r.mechanism).filter(|m| enabled.contains(m)) {
             Some(m) => {
                 self.exchange = Exchange::Chosen(m);
+                self.raw_tokens = version == 0;
                 Step::Reply(ResponseKind::SaslHandshake(resp))
             }
             None => {
@@ -137,52 +140,80 @@ impl Session {
     }
 
     fn authenticate(&mut self, b: &Broker, r: SaslAuthenticateRequest, now_ms: i64) -> Step {
-        let outcome = match std::mem::replace(&mut self.exchange, Exchange::Idle) {
-            Exchange::Idle => {
-                let e = BrokerError::IllegalSaslState("SaslAuthenticate without a SaslHandshake".into());
-                let resp = SaslAuthenticateResponse::default().with_error_code(e.code()).with_error_message(Some(sb(&e.to_string())));
-                return Step::ReplyAndClose(ResponseKind::SaslAuthenticate(resp), e.to_string());
-            }
-            Exchange::Chosen(Mechanism::Plain) => plain(b, &r.auth_bytes).map(|user| (user, Vec::new())),
-            Exchange::Chosen(Mechanism::Scram(m)) => match ScramServer::start(m, &r.auth_bytes, |u| b.users.get(u, m), b.users.decoy_key()) {
-                Ok((server, first)) => {
-                    self.exchange = Exchange::ScramSent(Box::new(server));
-                    let resp = SaslAuthenticateResponse::default().with_auth_bytes(first.into());
-                    return Step::Reply(ResponseKind::SaslAuthenticate(resp));
-                }
-                Err(e) => Err(e.0),
-            },
-            Exchange::ScramSent(server) => server.finish(&r.auth_bytes).map_err(|e| e.0),
+        let failed = |e: BrokerError, reason: String| {
+            let resp = SaslAuthenticateResponse::default().with_error_code(e.code()).with_error_message(Some(sb(&e.to_string())));
+            Step::ReplyAndClose(ResponseKind::SaslAuthenticate(resp), reason)
         };
-        let metrics = &b.security_metrics;
-        match outcome {
-            Ok((user, last)) => {
-                let principal: Arc<str> = Arc::from(format!("User:{user}"));
-                if let Some(before) = &self.principal {
-                    if *before != principal {
-                        metrics.authentication_failures.fetch_add(1, Relaxed);
-                        return self.failed(format!("re-authentication as {principal} on a connection of {before}"));
-                    }
-                }
-                metrics.authentications.fetch_add(1, Relaxed);
-                let lifetime_ms = b.settings.connections_max_reauth_ms.0.min(i64::MAX as u64) as i64;
-                self.expires_ms = (lifetime_ms > 0).then(|| now_ms.saturating_add(lifetime_ms));
-                self.principal = Some(principal);
-                let resp = SaslAuthenticateResponse::default().with_auth_bytes(last.into()).with_session_lifetime_ms(lifetime_ms);
+        match self.exchange(b, &r.auth_bytes, now_ms) {
+            Exchanged::Continue(bytes) => Step::Reply(ResponseKind::SaslAuthenticate(SaslAuthenticateResponse::default().with_auth_bytes(bytes.into()))),
+            Exchanged::Done(bytes, lifetime_ms) => {
+                let resp = SaslAuthenticateResponse::default().with_auth_bytes(bytes.into()).with_session_lifetime_ms(lifetime_ms);
                 Step::Reply(ResponseKind::SaslAuthenticate(resp))
             }
-            Err(reason) => {
-                metrics.authentication_failures.fetch_add(1, Relaxed);
-                self.failed(reason)
-            }
+            Exchanged::Illegal(reason) => failed(BrokerError::IllegalSaslState(reason.clone()), reason),
+            Exchanged::Failed(reason) => failed(BrokerError::SaslAuthenticationFailed, format!("SASL authentication failed: {reason}")),
         }
     }
 
-    fn failed(&mut self, reason: String) -> Step {
-        let e = BrokerError::SaslAuthenticationFailed;
-        let resp = SaslAuthenticateResponse::default().with_error_code(e.code()).with_error_message(Some(sb(&e.to_string())));
-        Step::ReplyAndClose(ResponseKind::SaslAuthenticate(resp), format!("SASL authentication failed: {reason}"))
+    /// Whether the next frame is a bare SASL token (after a v0 SaslHandshake).
+    pub fn expects_raw_token(&self) -> bool {
+        self.raw_tokens && !matches!(self.exchange, Exchange::Idle)
     }
+
+    /// A bare SASL token (SaslHandshake v0): the reply token, or why the connection closes.
+    pub fn raw_token(&mut self, b: &Broker, token: &[u8], now_ms: i64) -> Result<Vec<u8>, String> {
+        match self.exchange(b, token, now_ms) {
+            Exchanged::Continue(bytes) | Exchanged::Done(bytes, _) => Ok(bytes),
+            Exchanged::Illegal(reason) => Err(reason),
+            Exchanged::Failed(reason) => Err(format!("SASL authentication failed: {reason}")),
+        }
+    }
+
+    /// One step of the exchange the handshake chose.
+    fn exchange(&mut self, b: &Broker, bytes: &[u8], now_ms: i64) -> Exchanged {
+        let outcome = match std::mem::replace(&mut self.exchange, Exchange::Idle) {
+            Exchange::Idle => return Exchanged::Illegal("SaslAuthenticate without a SaslHandshake".into()),
+            Exchange::Chosen(Mechanism::Plain) => plain(b, bytes).map(|user| (user, Vec::new())),
+            Exchange::Chosen(Mechanism::Scram(m)) => match ScramServer::start(m, bytes, |u| b.users.get(u, m), b.users.decoy_key()) {
+                Ok((server, first)) => {
+                    self.exchange = Exchange::ScramSent(Box::new(server));
+                    return Exchanged::Continue(first);
+                }
+                Err(e) => Err(e.0),
+            },
+            Exchange::ScramSent(server) => server.finish(bytes).map_err(|e| e.0),
+        };
+        let metrics = &b.security_metrics;
+        let (user, last) = match outcome {
+            Ok(done) => done,
+            Err(reason) => {
+                metrics.authentication_failures.fetch_add(1, Relaxed);
+                return Exchanged::Failed(reason);
+            }
+        };
+        let principal: Arc<str> = Arc::from(format!("User:{user}"));
+        if let Some(before) = self.principal.as_ref().filter(|before| **before != principal) {
+            metrics.authentication_failures.fetch_add(1, Relaxed);
+            return Exchanged::Failed(format!("re-authentication as {principal} on a connection of {before}"));
+        }
+        metrics.authentications.fetch_add(1, Relaxed);
+        let lifetime_ms = b.settings.connections_max_reauth_ms.0.min(i64::MAX as u64) as i64;
+        self.expires_ms = (lifetime_ms > 0).then(|| now_ms.saturating_add(lifetime_ms));
+        self.principal = Some(principal);
+        Exchanged::Done(last, lifetime_ms)
+    }
+}
+
+/// The outcome of one step of an exchange.
+enum Exchanged {
+    /// Send this token and wait for the client's next.
+    Continue(Vec<u8>),
+    /// Authenticated: send this last token; the session lasts this long (0: for ever).
+    Done(Vec<u8>, i64),
+    /// Refused; the reason is logged, the client only told it failed.
+    Failed(String),
+    /// Out of order.
+    Illegal(String),
 }
 
 /// The enabled mechanisms that Floe serves, in the configured order.

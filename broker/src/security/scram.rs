@@ -20,8 +20,8 @@ pub const ITERATIONS_MIN: u32 = 4096;
 pub const ITERATIONS_MAX: u32 = 16384;
 /// Longest SCRAM message accepted.
 pub const MESSAGE_BYTES_MAX: usize = 4096;
-/// Bytes of randomness in a nonce.
-const NONCE_BYTES: usize = 24;
+/// Characters of a nonce (about 190 bits).
+const NONCE_CHARS: usize = 32;
 
 /// A SCRAM mechanism.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -157,8 +157,10 @@ fn random_bytes(n: usize) -> Vec<u8> {
     b
 }
 
+/// A fresh nonce: alphanumeric, as Kafka's are (some clients mishandle `+`, `/` or `=` in one).
 fn nonce() -> String {
-    B64.encode(random_bytes(NONCE_BYTES))
+    use rand::Rng;
+    rand::rng().sample_iter(rand::distr::Alphanumeric).take(NONCE_CHARS).map(char::from).collect()
 }
 
 /// A refused exchange, with the reason for the server's log (the client is told only that it failed).
@@ -291,7 +293,10 @@ impl ScramServer {
         if B64.decode(cbind).ok().as_deref() != Some(self.gs2_header.as_bytes()) {
             return err("the channel binding does not repeat the GS2 header");
         }
-        if !bool::from(nonce.as_bytes().ct_eq(self.nonce.as_bytes())) {
+        // Kafka accepts a final nonce that ends with the exchange's (librdkafka sends its own
+        // nonce again in front of it); the server's fresh part is what defeats a replay.
+        let tail = nonce.len().checked_sub(self.nonce.len()).and_then(|at| nonce.as_bytes().get(at..)).unwrap_or_default();
+        if !bool::from(tail.ct_eq(self.nonce.as_bytes())) {
             return err("the nonce is not this exchange's");
         }
         let proof = B64.decode(proof).map_err(|_| ScramError("the proof is not base64".into()))?;

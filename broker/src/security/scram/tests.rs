@@ -112,3 +112,22 @@ fn malformed_first_messages_are_refused() {
     assert!(ScramServer::start(ScramMechanism::Sha512, huge.as_bytes(), |_| None, b"k").is_err());
     assert!(ScramServer::start(ScramMechanism::Sha512, b"n,a=user,n=user,r=abc", |_| None, b"k").is_ok(), "authzid equal to the user");
 }
+
+#[test]
+fn librdkafkas_doubled_client_nonce_is_accepted_as_kafka_accepts_it() {
+    // librdkafka writes r=<client nonce><server's whole nonce>; Kafka checks only the ending.
+    let m = ScramMechanism::Sha256;
+    let (server, server_first) = rfc_server();
+    let full = format!("{CLIENT_NONCE}{SERVER_NONCE}");
+    let without_proof = format!("c=biws,r={CLIENT_NONCE}{full}");
+    let auth = format!("n=user,r={CLIENT_NONCE},{},{without_proof}", String::from_utf8(server_first).expect("utf8"));
+    let salt = B64.decode(SALT_B64).expect("salt");
+    let salted = m.salted_password(b"pencil", &salt, 4096);
+    let client_key = m.mac(&salted, b"Client Key");
+    let stored = digest::digest(m.digest(), &client_key);
+    let proof: Vec<u8> = client_key.iter().zip(m.mac(stored.as_ref(), auth.as_bytes())).map(|(a, b)| a ^ b).collect();
+    let (user, _) = server.finish(format!("{without_proof},p={}", B64.encode(proof)).as_bytes()).expect("accepted");
+    assert_eq!(user, "user");
+    let (server, _) = rfc_server();
+    assert!(server.finish(format!("c=biws,r={SERVER_NONCE},p=AAAA").as_bytes()).is_err(), "a nonce that is only the server's part");
+}
