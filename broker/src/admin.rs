@@ -143,6 +143,7 @@ pub fn render(b: &Broker) -> String {
             ("{result=\"failed\"}".into(), sec.authentication_failures.load(Relaxed) as f64),
         ],
     );
+    metric("floe_authorization_denials_total", "counter", "Requests (or parts of them) refused by the ACLs.", c(&b.authorizer.denials));
     metric("floe_tls_handshake_failures_total", "counter", "TLS handshakes refused or timed out.", c(&sec.tls_handshake_failures));
     out
 }

@@ -50,6 +50,8 @@ pub struct Broker {
     pub listeners: parking_lot::RwLock<Vec<Arc<Listener>>>,
     /// SCRAM users (checked by SASL PLAIN and SCRAM).
     pub users: Users,
+    /// ACLs and the decisions made with them.
+    pub authorizer: crate::security::authorizer::Authorizer,
     /// Authentication counters.
     pub security_metrics: SecurityMetrics,
     /// Connections open across all listeners: a permit each, `connections_max` of them.
@@ -119,6 +121,7 @@ impl BrokerBuilder {
             self.clock.clone(),
         );
         let users = Users::open(engine.clone()).await?;
+        let authorizer = crate::security::authorizer::Authorizer::open(engine.clone(), &s);
         let committer = match &s.table_catalog_uri {
             None => floe_catalog::Committer::with_storage(catalog.clone(), catalog.storage().clone()),
             Some(uri) => {
@@ -159,6 +162,7 @@ impl BrokerBuilder {
             group_activity: Default::default(),
             listeners: Default::default(),
             users,
+            authorizer,
             security_metrics: SecurityMetrics::default(),
             connection_slots: Arc::new(tokio::sync::Semaphore::new(s_connections_max)),
         });

@@ -145,7 +145,10 @@ macro_rules! served_apis {
             SaslHandshake,
             SaslAuthenticate,
             DescribeUserScramCredentials,
-            AlterUserScramCredentials
+            AlterUserScramCredentials,
+            CreateAcls,
+            DescribeAcls,
+            DeleteAcls
         );
     };
 }

@@ -75,6 +75,16 @@ pub enum BrokerError {
     SaslAuthenticationFailed,
     #[error("{0}")]
     IllegalSaslState(String),
+    #[error("not authorized to access topic {0}")]
+    TopicAuthorizationFailed(String),
+    #[error("not authorized to access group {0}")]
+    GroupAuthorizationFailed(String),
+    #[error("not authorized to access transactional id {0}")]
+    TransactionalIdAuthorizationFailed(String),
+    #[error("not authorized for this cluster operation")]
+    ClusterAuthorizationFailed,
+    #[error("no authorizer is configured (set authorizer = true)")]
+    SecurityDisabled,
     #[error("storage: {0}")]
     Storage(#[from] floe_s3stream::Error),
     #[error("internal: {0}")]
@@ -121,6 +131,11 @@ impl BrokerError {
             BrokerError::UnsupportedSaslMechanism(_) => ResponseError::UnsupportedSaslMechanism,
             BrokerError::SaslAuthenticationFailed => ResponseError::SaslAuthenticationFailed,
             BrokerError::IllegalSaslState(_) => ResponseError::IllegalSaslState,
+            BrokerError::TopicAuthorizationFailed(_) => ResponseError::TopicAuthorizationFailed,
+            BrokerError::GroupAuthorizationFailed(_) => ResponseError::GroupAuthorizationFailed,
+            BrokerError::ClusterAuthorizationFailed => ResponseError::ClusterAuthorizationFailed,
+            BrokerError::TransactionalIdAuthorizationFailed(_) => ResponseError::TransactionalIdAuthorizationFailed,
+            BrokerError::SecurityDisabled => ResponseError::SecurityDisabled,
             BrokerError::Storage(e) => match (e, e.kind()) {
                 (floe_s3stream::Error::OffsetOutOfRange { .. }, _) => ResponseError::OffsetOutOfRange,
                 (floe_s3stream::Error::StreamNotFound(_), _) => ResponseError::UnknownTopicOrPartition,

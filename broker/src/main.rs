@@ -50,6 +50,13 @@ enum Command {
         #[command(subcommand)]
         cmd: floe_broker::cli::user::UserCommand,
     },
+    /// ACLs of a running node: add, list, remove (needs `authorizer = true`).
+    Acl {
+        #[command(flatten)]
+        conn: Conn,
+        #[command(subcommand)]
+        cmd: floe_broker::cli::acl::AclCommand,
+    },
     /// Configuration tools.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -357,6 +364,7 @@ fn main() -> std::process::ExitCode {
             Command::Topic { conn, cmd } => cli::topic::run(&conn, cmd).await,
             Command::Group { conn, cmd } => cli::group::run(&conn, cmd).await,
             Command::User { conn, cmd } => cli::user::run(&conn, cmd).await,
+            Command::Acl { conn, cmd } => cli::acl::run(&conn, cmd).await,
             Command::Produce { conn, args } => cli::produce::run(&conn, args).await,
             Command::Consume { conn, args } => cli::consume::run(&conn, args).await,
         }

@@ -1,11 +1,14 @@
-//! Kafka security: named listeners, TLS, SASL (PLAIN, SCRAM) and the SCRAM users they check.
+//! Kafka security: named listeners, TLS, SASL (PLAIN, SCRAM), the SCRAM users they check, and ACLs.
 //!
 //! - [`listeners`]: `listeners`, `advertised_listeners`, `listener_security_protocol_map`.
 //! - [`tls`]: the rustls configuration of TLS listeners, reloaded when its files change.
 //! - [`sasl`]: a connection's authentication state and the SASL exchange.
 //! - [`scram`]: SCRAM credentials and both sides of the exchange.
 //! - [`users`]: SCRAM credentials, durable in the engine's metadata.
+//! - [`acl`]: Kafka's ACL model and decision rule; [`authorizer`]: ACLs stored, requests decided.
 
+pub mod acl;
+pub mod authorizer;
 pub mod listeners;
 pub mod sasl;
 pub mod scram;

@@ -38,6 +38,15 @@ pub struct Settings {
     /// SCRAM-SHA-256, SCRAM-SHA-512. PLAIN and SCRAM check the same stored SCRAM credentials.
     #[serde(deserialize_with = "list")]
     pub sasl_enabled_mechanisms: Vec<String>,
+    /// Enforce ACLs (Kafka's `authorizer.class.name`): every request is checked against the
+    /// stored ACLs (CreateAcls, `floe acl add`) before it acts.
+    pub authorizer: bool,
+    /// Principals (`User:name`) allowed everything, whatever the ACLs say (`super.users`).
+    #[serde(deserialize_with = "list")]
+    pub super_users: Vec<String>,
+    /// With the authorizer on, allow a request on a resource no ACL covers
+    /// (`allow.everyone.if.no.acl.found`); off, such requests are refused.
+    pub allow_everyone_if_no_acl_found: bool,
     /// A SASL session lasts this long; the client re-authenticates on the same connection before
     /// it ends (KIP-368, `connections.max.reauth.ms`); 0: sessions do not expire.
     pub connections_max_reauth_ms: Millis,
@@ -238,6 +247,9 @@ impl Default for Settings {
             tls: TlsSettings::default(),
             sasl_enabled_mechanisms: vec!["SCRAM-SHA-256".into(), "SCRAM-SHA-512".into(), "PLAIN".into()],
             connections_max_reauth_ms: Millis(0),
+            authorizer: false,
+            super_users: Vec::new(),
+            allow_everyone_if_no_acl_found: false,
             object_store: None,
             schema_registry_listen: "127.0.0.1:8081".into(),
             catalog_listen: "127.0.0.1:8181".into(),

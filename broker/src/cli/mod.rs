@@ -1,5 +1,6 @@
 //! Admin subcommands of the `floe` binary that talk to a running node.
 
+pub mod acl;
 pub mod command_config;
 pub mod consume;
 pub mod group;

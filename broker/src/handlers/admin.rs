@@ -14,7 +14,11 @@ use kafka_protocol::messages::TopicName;
 use super::{message, sb, RequestContext};
 use crate::broker::Broker;
 use crate::error::{code_of, BrokerError, Result};
+use crate::security::acl::{Operation, ResourceType};
 use crate::topic_config;
+
+/// The topic config that turns a topic into a Table Topic.
+pub const TABLE_TOPIC_KEY: &str = "automq.table.topic.enable";
 
 /// CreateTopics.
 pub async fn create_topics(b: &Arc<Broker>, req: CreateTopicsRequest, ctx: &RequestContext) -> CreateTopicsResponse {
@@ -23,6 +27,13 @@ pub async fn create_topics(b: &Arc<Broker>, req: CreateTopicsRequest, ctx: &Requ
         let name = t.name.0.to_string();
         let partitions = if t.num_partitions == -1 { b.settings.num_partitions } else { t.num_partitions };
         let r: Result<_> = async {
+            if !super::may_create_topic(b, ctx, &name) {
+                return Err(BrokerError::TopicAuthorizationFailed(name.clone()));
+            }
+            let table_topic = t.configs.iter().any(|c| c.name.as_str() == TABLE_TOPIC_KEY && c.value.as_ref().is_some_and(|v| v.eq_ignore_ascii_case("true")));
+            if table_topic && !ctx.allowed(b, Operation::AlterConfigs, ResourceType::Topic, &name) {
+                return Err(BrokerError::TopicAuthorizationFailed(format!("{name} (a Table Topic needs AlterConfigs on it)")));
+            }
             if !matches!(t.replication_factor, -1 | 1) {
                 return Err(BrokerError::InvalidReplicationFactor(t.replication_factor));
             }
@@ -87,6 +98,7 @@ pub async fn delete_topics(b: &Arc<Broker>, req: DeleteTopicsRequest, ctx: &Requ
     for (name, id) in targets {
         let name = name.or_else(|| b.topics.by_id(id).map(|t| t.meta.name.clone()));
         let r = match &name {
+            Some(n) if !ctx.allowed(b, Operation::Delete, ResourceType::Topic, n) => Err(BrokerError::TopicAuthorizationFailed(n.clone())),
             Some(n) => b.topics.delete(n).await.map(|m| m.id),
             None => Err(BrokerError::UnknownTopicId(id)),
         };
@@ -105,10 +117,13 @@ pub async fn delete_topics(b: &Arc<Broker>, req: DeleteTopicsRequest, ctx: &Requ
 }
 
 /// CreatePartitions.
-pub async fn create_partitions(b: &Arc<Broker>, req: CreatePartitionsRequest) -> CreatePartitionsResponse {
+pub async fn create_partitions(b: &Arc<Broker>, req: CreatePartitionsRequest, ctx: &RequestContext) -> CreatePartitionsResponse {
     let mut resp = CreatePartitionsResponse::default();
     for t in req.topics {
-        let r = b.topics.add_partitions(t.name.0.as_str(), t.count, req.validate_only).await;
+        let r = match ctx.allowed(b, Operation::Alter, ResourceType::Topic, &t.name) {
+            true => b.topics.add_partitions(t.name.0.as_str(), t.count, req.validate_only).await,
+            false => Err(BrokerError::TopicAuthorizationFailed(t.name.to_string())),
+        };
         let mut tr = CreatePartitionsTopicResult::default();
         tr.name = t.name;
         tr.error_code = code_of(&r);

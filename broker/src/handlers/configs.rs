@@ -13,6 +13,7 @@ use kafka_protocol::messages::incremental_alter_configs_response::{self as iac, 
 use super::{message, sb, RequestContext};
 use crate::broker::Broker;
 use crate::error::{code_of, BrokerError, Result};
+use crate::security::acl::{Operation, ResourceType, CLUSTER_NAME};
 use crate::topic_config;
 
 const TOPIC: i8 = 2;
@@ -67,6 +68,19 @@ pub fn describe_configs(b: &Arc<Broker>, req: DescribeConfigsRequest, ctx: &Requ
             }
             c
         };
+        let denied = match res.resource_type {
+            TOPIC if !ctx.allowed(b, Operation::DescribeConfigs, ResourceType::Topic, &res.resource_name) => {
+                Some(BrokerError::TopicAuthorizationFailed(res.resource_name.to_string()))
+            }
+            BROKER if !ctx.allowed(b, Operation::DescribeConfigs, ResourceType::Cluster, CLUSTER_NAME) => Some(BrokerError::ClusterAuthorizationFailed),
+            _ => None,
+        };
+        if let Some(e) = denied {
+            out.error_code = e.code();
+            out.error_message = Some(sb(&e.to_string()));
+            resp.results.push(out);
+            continue;
+        }
         match res.resource_type {
             TOPIC => match b.topics.get(res.resource_name.as_str()) {
                 Some(t) => {
@@ -127,11 +141,13 @@ fn not_a_topic(kind: i8) -> BrokerError {
 }
 
 /// AlterConfigs: replaces a topic's whole config.
-pub async fn alter_configs(b: &Arc<Broker>, req: AlterConfigsRequest) -> AlterConfigsResponse {
+pub async fn alter_configs(b: &Arc<Broker>, req: AlterConfigsRequest, ctx: &RequestContext) -> AlterConfigsResponse {
     let mut resp = AlterConfigsResponse::default();
     for res in req.resources {
         let r: Result<()> = if res.resource_type != TOPIC {
             Err(not_a_topic(res.resource_type))
+        } else if !ctx.allowed(b, Operation::AlterConfigs, ResourceType::Topic, &res.resource_name) {
+            Err(BrokerError::TopicAuthorizationFailed(res.resource_name.to_string()))
         } else {
             let configs: BTreeMap<String, String> = res.configs.iter().filter_map(|c| Some((c.name.to_string(), c.value.as_ref()?.to_string()))).collect();
             b.topics.set_configs(res.resource_name.as_str(), configs, req.validate_only).await
@@ -147,12 +163,15 @@ pub async fn alter_configs(b: &Arc<Broker>, req: AlterConfigsRequest) -> AlterCo
 }
 
 /// IncrementalAlterConfigs: SET (0), DELETE (1), APPEND (2) and SUBTRACT (3) on a topic's config.
-pub async fn incremental_alter_configs(b: &Arc<Broker>, req: IncrementalAlterConfigsRequest) -> IncrementalAlterConfigsResponse {
+pub async fn incremental_alter_configs(b: &Arc<Broker>, req: IncrementalAlterConfigsRequest, ctx: &RequestContext) -> IncrementalAlterConfigsResponse {
     let mut resp = IncrementalAlterConfigsResponse::default();
     for res in req.resources {
         let r: Result<()> = async {
             if res.resource_type != TOPIC {
                 return Err(not_a_topic(res.resource_type));
+            }
+            if !ctx.allowed(b, Operation::AlterConfigs, ResourceType::Topic, &res.resource_name) {
+                return Err(BrokerError::TopicAuthorizationFailed(res.resource_name.to_string()));
             }
             let name = res.resource_name.as_str();
             let topic = b.topics.get(name).ok_or_else(|| BrokerError::UnknownTopicOrPartition(name.to_string()))?;

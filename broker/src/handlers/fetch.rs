@@ -19,6 +19,7 @@ use super::{sb, RequestContext};
 use crate::broker::Broker;
 use crate::error::{BrokerError, Result};
 use crate::records;
+use crate::security::acl::{Operation, ResourceType};
 
 /// Bytes read per step when looking for a timestamp.
 const TIMESTAMP_SCAN_BYTES: u64 = 1 << 20;
@@ -29,6 +30,8 @@ struct Slot {
     partition: i32,
     offset: i64,
     max_bytes: u64,
+    /// The sender may not Read the topic.
+    denied: bool,
 }
 
 /// A Fetch: waits up to max_wait_ms for min_bytes, within the response and partition limits.
@@ -49,8 +52,10 @@ pub async fn fetch(b: &Arc<Broker>, req: FetchRequest, ctx: &RequestContext) -> 
             let id = b.topics.get(&t.topic).map(|x| x.meta.id).unwrap_or_default();
             (t.topic.clone(), id)
         };
+        let denied = !ctx.allowed(b, Operation::Read, ResourceType::Topic, &name);
         for p in &t.partitions {
             slots.push(Slot {
+                denied,
                 topic: name.clone(),
                 topic_id: id,
                 partition: p.partition,
@@ -74,11 +79,14 @@ pub async fn fetch(b: &Arc<Broker>, req: FetchRequest, ctx: &RequestContext) -> 
         let mut results = Vec::with_capacity(slots.len());
         for s in &slots {
             let budget = s.max_bytes.min(response_max.saturating_sub(total));
-            let r = read_partition(b, s, budget, total == 0).await;
-            if let Ok((_, _, records)) = &r {
-                total += records.len() as u64;
-            } else {
-                any_error = true;
+            let r = match s.denied {
+                // Refused partitions do not end the wait for the others.
+                true => Err((BrokerError::TopicAuthorizationFailed(s.topic.to_string()), -1, -1)),
+                false => read_partition(b, s, budget, total == 0).await,
+            };
+            match &r {
+                Ok((_, _, records)) => total += records.len() as u64,
+                Err(_) => any_error |= !s.denied,
             }
             results.push(r);
         }
@@ -156,15 +164,21 @@ async fn read_partition(b: &Arc<Broker>, s: &Slot, budget: u64, first: bool) -> 
 }
 
 /// ListOffsets: earliest (-2), latest (-1), max timestamp (-3), or the first offset at a timestamp.
-pub async fn list_offsets(b: &Arc<Broker>, req: ListOffsetsRequest, version: i16) -> ListOffsetsResponse {
+pub async fn list_offsets(b: &Arc<Broker>, req: ListOffsetsRequest, ctx: &RequestContext) -> ListOffsetsResponse {
+    let version = ctx.version;
     let mut resp = ListOffsetsResponse::default();
     for t in req.topics {
         let mut tr = ListOffsetsTopicResponse::default();
         tr.name = t.name.clone();
+        let allowed = ctx.allowed(b, Operation::Describe, ResourceType::Topic, &t.name);
         for p in t.partitions {
             let mut pr = ListOffsetsPartitionResponse::default();
             pr.partition_index = p.partition_index;
-            match lookup(b, t.name.0.as_str(), p.partition_index, p.timestamp).await {
+            let found = match allowed {
+                true => lookup(b, t.name.0.as_str(), p.partition_index, p.timestamp).await,
+                false => Err(BrokerError::TopicAuthorizationFailed(t.name.to_string())),
+            };
+            match found {
                 Ok((offset, ts)) => {
                     pr.offset = offset;
                     pr.timestamp = ts;
@@ -220,15 +234,20 @@ async fn lookup(b: &Arc<Broker>, topic: &str, partition: i32, ts: i64) -> Result
 }
 
 /// OffsetForLeaderEpoch: Floe's leader epoch is always 0, and logs are never truncated.
-pub fn offset_for_leader_epoch(b: &Arc<Broker>, req: OffsetForLeaderEpochRequest) -> OffsetForLeaderEpochResponse {
+pub fn offset_for_leader_epoch(b: &Arc<Broker>, req: OffsetForLeaderEpochRequest, ctx: &RequestContext) -> OffsetForLeaderEpochResponse {
     let mut resp = OffsetForLeaderEpochResponse::default();
     for t in req.topics {
         let mut tr = OffsetForLeaderTopicResult::default();
         tr.topic = t.topic.clone();
+        let allowed = ctx.allowed(b, Operation::Describe, ResourceType::Topic, &t.topic);
         for p in t.partitions {
             let mut e = EpochEndOffset::default();
             e.partition = p.partition;
-            match b.topics.partition(t.topic.0.as_str(), p.partition).and_then(|x| Ok(b.engine.stream_info(x.stream)?)) {
+            let found = match allowed {
+                true => b.topics.partition(t.topic.0.as_str(), p.partition).and_then(|x| Ok(b.engine.stream_info(x.stream)?)),
+                false => Err(BrokerError::TopicAuthorizationFailed(t.topic.to_string())),
+            };
+            match found {
                 Ok(info) if p.leader_epoch <= 0 => {
                     e.leader_epoch = 0;
                     e.end_offset = info.end as i64;
@@ -247,15 +266,19 @@ pub fn offset_for_leader_epoch(b: &Arc<Broker>, req: OffsetForLeaderEpochRequest
 }
 
 /// DeleteRecords: moves the log start up (-1: to the high watermark).
-pub async fn delete_records(b: &Arc<Broker>, req: DeleteRecordsRequest) -> DeleteRecordsResponse {
+pub async fn delete_records(b: &Arc<Broker>, req: DeleteRecordsRequest, ctx: &RequestContext) -> DeleteRecordsResponse {
     let mut resp = DeleteRecordsResponse::default();
     for t in req.topics {
         let mut tr = DeleteRecordsTopicResult::default();
         tr.name = t.name.clone();
+        let allowed = ctx.allowed(b, Operation::Delete, ResourceType::Topic, &t.name);
         for p in t.partitions {
             let mut pr = DeleteRecordsPartitionResult::default();
             pr.partition_index = p.partition_index;
             let r: Result<i64> = async {
+                if !allowed {
+                    return Err(BrokerError::TopicAuthorizationFailed(t.name.to_string()));
+                }
                 let part = b.topics.partition(t.name.0.as_str(), p.partition_index)?;
                 let info = b.engine.stream_info(part.stream)?;
                 let to = if p.offset == -1 { info.end as i64 } else { p.offset };

@@ -24,6 +24,7 @@ use super::{sb, RequestContext};
 use crate::broker::Broker;
 use crate::error::{code_of, BrokerError};
 use crate::groups::{GroupState, JoinRequest};
+use crate::security::acl::{Operation, ResourceType, CLUSTER_NAME};
 
 /// JoinGroup.
 pub async fn join_group(b: &Arc<Broker>, req: JoinGroupRequest, ctx: &RequestContext) -> JoinGroupResponse {
@@ -40,6 +41,11 @@ pub async fn join_group(b: &Arc<Broker>, req: JoinGroupRequest, ctx: &RequestCon
         protocols: req.protocols.iter().map(|p| (p.name.to_string(), p.metadata.clone())).collect(),
         require_known_member_id: ctx.version >= 4,
     };
+    if !ctx.allowed(b, Operation::Read, ResourceType::Group, &req.group_id) {
+        resp.error_code = BrokerError::GroupAuthorizationFailed(req.group_id.to_string()).code();
+        resp.generation_id = -1;
+        return resp;
+    }
     match b.groups.join(jr).await {
         Ok(o) => {
             resp.generation_id = o.generation;
@@ -75,8 +81,13 @@ pub async fn join_group(b: &Arc<Broker>, req: JoinGroupRequest, ctx: &RequestCon
 }
 
 /// SyncGroup.
-pub async fn sync_group(b: &Arc<Broker>, req: SyncGroupRequest, version: i16) -> SyncGroupResponse {
+pub async fn sync_group(b: &Arc<Broker>, req: SyncGroupRequest, ctx: &RequestContext) -> SyncGroupResponse {
+    let version = ctx.version;
     let mut resp = SyncGroupResponse::default();
+    if !ctx.allowed(b, Operation::Read, ResourceType::Group, &req.group_id) {
+        resp.error_code = BrokerError::GroupAuthorizationFailed(req.group_id.to_string()).code();
+        return resp;
+    }
     let assignments = req.assignments.iter().map(|a| (a.member_id.to_string(), a.assignment.clone())).collect();
     let instance = req.group_instance_id.as_ref().map(|s| s.to_string());
     match b.groups.sync(req.group_id.0.as_str(), req.member_id.as_str(), instance.as_deref(), req.generation_id, assignments).await {
@@ -93,8 +104,12 @@ pub async fn sync_group(b: &Arc<Broker>, req: SyncGroupRequest, version: i16) ->
 }
 
 /// Heartbeat.
-pub fn heartbeat(b: &Arc<Broker>, req: HeartbeatRequest) -> HeartbeatResponse {
+pub fn heartbeat(b: &Arc<Broker>, req: HeartbeatRequest, ctx: &RequestContext) -> HeartbeatResponse {
     let mut resp = HeartbeatResponse::default();
+    if !ctx.allowed(b, Operation::Read, ResourceType::Group, &req.group_id) {
+        resp.error_code = BrokerError::GroupAuthorizationFailed(req.group_id.to_string()).code();
+        return resp;
+    }
     let instance = req.group_instance_id.as_ref().map(|s| s.to_string());
     resp.error_code = code_of(&b.groups.heartbeat(req.group_id.0.as_str(), req.member_id.as_str(), instance.as_deref(), req.generation_id));
     resp
@@ -108,6 +123,10 @@ pub fn leave_group(b: &Arc<Broker>, req: LeaveGroupRequest, ctx: &RequestContext
     } else {
         vec![(req.member_id.to_string(), None)]
     };
+    if !ctx.allowed(b, Operation::Read, ResourceType::Group, &req.group_id) {
+        resp.error_code = BrokerError::GroupAuthorizationFailed(req.group_id.to_string()).code();
+        return resp;
+    }
     match b.groups.leave(req.group_id.0.as_str(), members) {
         Ok(results) => {
             if ctx.version < 3 {
@@ -130,8 +149,11 @@ pub fn leave_group(b: &Arc<Broker>, req: LeaveGroupRequest, ctx: &RequestContext
     resp
 }
 
-/// ListGroups: groups with members, and groups known only by their committed offsets.
-pub fn list_groups(b: &Arc<Broker>, req: ListGroupsRequest, version: i16) -> ListGroupsResponse {
+/// ListGroups: groups with members, and groups known only by their committed offsets; with
+/// the authorizer on, only those the sender may Describe (all of them with Describe on the cluster).
+pub fn list_groups(b: &Arc<Broker>, req: ListGroupsRequest, ctx: &RequestContext) -> ListGroupsResponse {
+    let version = ctx.version;
+    let all = ctx.may(b, Operation::Describe, ResourceType::Cluster, CLUSTER_NAME);
     let mut resp = ListGroupsResponse::default();
     let mut groups: Vec<(String, String, GroupState)> = b.groups.list();
     for g in b.state.groups_with_offsets() {
@@ -145,6 +167,9 @@ pub fn list_groups(b: &Arc<Broker>, req: ListGroupsRequest, version: i16) -> Lis
             continue;
         }
         if !req.types_filter.is_empty() && !req.types_filter.iter().any(|s| s.as_str().eq_ignore_ascii_case("classic")) {
+            continue;
+        }
+        if !all && !ctx.may(b, Operation::Describe, ResourceType::Group, &id) {
             continue;
         }
         let mut g = ListedGroup::default();
@@ -162,11 +187,17 @@ pub fn list_groups(b: &Arc<Broker>, req: ListGroupsRequest, version: i16) -> Lis
 }
 
 /// DescribeGroups.
-pub fn describe_groups(b: &Arc<Broker>, req: DescribeGroupsRequest, version: i16) -> DescribeGroupsResponse {
+pub fn describe_groups(b: &Arc<Broker>, req: DescribeGroupsRequest, ctx: &RequestContext) -> DescribeGroupsResponse {
+    let version = ctx.version;
     let mut resp = DescribeGroupsResponse::default();
     for gid in req.groups {
         let mut d = DescribedGroup::default();
         d.group_id = gid.clone();
+        if !ctx.allowed(b, Operation::Describe, ResourceType::Group, &gid) {
+            d.error_code = BrokerError::GroupAuthorizationFailed(gid.to_string()).code();
+            resp.groups.push(d);
+            continue;
+        }
         match b.groups.describe(gid.0.as_str()) {
             Some(v) => {
                 d.group_state = sb(v.state.name());
@@ -201,11 +232,14 @@ pub fn describe_groups(b: &Arc<Broker>, req: DescribeGroupsRequest, version: i16
 }
 
 /// DeleteGroups: empty groups only; their committed offsets go too.
-pub async fn delete_groups(b: &Arc<Broker>, req: DeleteGroupsRequest) -> DeleteGroupsResponse {
+pub async fn delete_groups(b: &Arc<Broker>, req: DeleteGroupsRequest, ctx: &RequestContext) -> DeleteGroupsResponse {
     let mut resp = DeleteGroupsResponse::default();
     for gid in req.groups_names {
         let name = gid.0.to_string();
         let r: crate::error::Result<()> = async {
+            if !ctx.allowed(b, Operation::Delete, ResourceType::Group, &name) {
+                return Err(BrokerError::GroupAuthorizationFailed(name.clone()));
+            }
             let offsets = b.state.group_offsets(&name);
             if b.groups.has_members(&name) {
                 return Err(BrokerError::NonEmptyGroup(name.clone()));
@@ -229,8 +263,18 @@ pub async fn delete_groups(b: &Arc<Broker>, req: DeleteGroupsRequest) -> DeleteG
 }
 
 /// InitProducerId: a new idempotent producer id, or the next epoch of a known one.
-pub async fn init_producer_id(b: &Arc<Broker>, req: InitProducerIdRequest) -> InitProducerIdResponse {
+pub async fn init_producer_id(b: &Arc<Broker>, req: InitProducerIdRequest, ctx: &RequestContext) -> InitProducerIdResponse {
     let mut resp = InitProducerIdResponse::default();
+    // IdempotentWrite on the cluster, or Write on any topic (KIP-679).
+    let idempotent = ctx.may(b, Operation::IdempotentWrite, ResourceType::Cluster, CLUSTER_NAME)
+        || b.authorizer.permits_any(&ctx.principal, ctx.peer.ip(), Operation::Write, ResourceType::Topic);
+    if req.transactional_id.is_none() && !idempotent {
+        b.authorizer.authorize(&ctx.principal, ctx.peer.ip(), Operation::IdempotentWrite, ResourceType::Cluster, CLUSTER_NAME);
+        resp.error_code = BrokerError::ClusterAuthorizationFailed.code();
+        resp.producer_id = ProducerId(-1);
+        resp.producer_epoch = -1;
+        return resp;
+    }
     if req.transactional_id.is_some() {
         resp.error_code = BrokerError::TransactionsUnsupported.code();
         resp.producer_id = ProducerId(-1);

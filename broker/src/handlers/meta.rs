@@ -13,7 +13,17 @@ use kafka_protocol::messages::{BrokerId, TopicName};
 use super::{sb, RequestContext, VERSIONS};
 use crate::broker::Broker;
 use crate::error::BrokerError;
+use crate::security::acl::{Operation, ResourceType, CLUSTER_NAME};
 use crate::topics::Topic;
+
+/// FindCoordinator needs Describe on the group (key type 0) or transactional id (1).
+fn coordinator_allowed(b: &Broker, ctx: &RequestContext, key_type: i8, key: &str) -> Result<(), BrokerError> {
+    match key_type {
+        1 if !ctx.allowed(b, Operation::Describe, ResourceType::TransactionalId, key) => Err(BrokerError::TransactionalIdAuthorizationFailed(key.to_string())),
+        0 if !ctx.allowed(b, Operation::Describe, ResourceType::Group, key) => Err(BrokerError::GroupAuthorizationFailed(key.to_string())),
+        _ => Ok(()),
+    }
+}
 
 /// The ApiVersions response: every API Floe implements and its version range.
 pub fn api_versions(error_code: i16) -> ApiVersionsResponse {
@@ -76,19 +86,38 @@ pub async fn metadata(b: &Arc<Broker>, req: MetadataRequest, ctx: &RequestContex
     }
     let auto_create = b.settings.auto_create_topics_enable && (ctx.version < 4 || req.allow_auto_topic_creation);
     match req.topics {
-        None => r.topics = b.topics.all().iter().map(|t| topic_entry(b, t, ctx.version)).collect(),
+        // Every topic the sender may Describe; the others are left out silently.
+        None => {
+            r.topics = b
+                .topics
+                .all()
+                .iter()
+                .filter(|t| ctx.may(b, Operation::Describe, ResourceType::Topic, &t.meta.name))
+                .map(|t| topic_entry(b, t, ctx.version))
+                .collect()
+        }
         Some(asked) => {
             for t in asked {
                 let found = match (&t.name, t.topic_id.is_nil()) {
+                    // Refused whether or not it exists, so that existence does not leak.
+                    (Some(name), _) if !ctx.allowed(b, Operation::Describe, ResourceType::Topic, name) => {
+                        Err(BrokerError::TopicAuthorizationFailed(name.to_string()))
+                    }
                     (Some(name), _) => match b.topics.get(name) {
                         Some(topic) => Ok(topic),
+                        None if auto_create && !super::may_create_topic(b, ctx, name) => Err(BrokerError::TopicAuthorizationFailed(name.to_string())),
                         None if auto_create => b.topics.create(name, b.settings.num_partitions, Default::default(), false).await.or_else(|e| match e {
                             BrokerError::TopicAlreadyExists(_) => b.topics.get(name).ok_or(e),
                             e => Err(e),
                         }),
                         None => Err(BrokerError::UnknownTopicOrPartition(name.to_string())),
                     },
-                    (None, false) => b.topics.by_id(t.topic_id).ok_or(BrokerError::UnknownTopicId(t.topic_id)),
+                    (None, false) => match b.topics.by_id(t.topic_id) {
+                        Some(topic) if !ctx.allowed(b, Operation::Describe, ResourceType::Topic, &topic.meta.name) => {
+                            Err(BrokerError::TopicAuthorizationFailed(topic.meta.name.clone()))
+                        }
+                        found => found.ok_or(BrokerError::UnknownTopicId(t.topic_id)),
+                    },
                     (None, true) => Err(BrokerError::InvalidRequest("a topic needs a name or an id".into())),
                 };
                 match found {
@@ -119,6 +148,12 @@ pub fn describe_cluster(b: &Arc<Broker>, ctx: &RequestContext) -> DescribeCluste
     if version >= 1 {
         r.endpoint_type = 1;
     }
+    if !ctx.allowed(b, Operation::Describe, ResourceType::Cluster, CLUSTER_NAME) {
+        let e = BrokerError::ClusterAuthorizationFailed;
+        r.error_code = e.code();
+        r.error_message = Some(sb(&e.to_string()));
+        return r;
+    }
     let mut broker = DescribeClusterBroker::default();
     broker.broker_id = BrokerId(b.settings.node_id);
     broker.host = sb(&host);
@@ -138,6 +173,13 @@ pub fn find_coordinator(b: &Arc<Broker>, req: FindCoordinatorRequest, ctx: &Requ
             .into_iter()
             .map(|key| {
                 let mut c = Coordinator::default();
+                if let Err(e) = coordinator_allowed(b, ctx, req.key_type, &key) {
+                    c.error_code = e.code();
+                    c.error_message = Some(sb(&e.to_string()));
+                    c.key = key;
+                    c.node_id = BrokerId(-1);
+                    return c;
+                }
                 c.key = key;
                 c.node_id = node;
                 c.host = sb(&host);
@@ -145,6 +187,12 @@ pub fn find_coordinator(b: &Arc<Broker>, req: FindCoordinatorRequest, ctx: &Requ
                 c
             })
             .collect();
+    } else if let Err(e) = coordinator_allowed(b, ctx, req.key_type, &req.key) {
+        r.error_code = e.code();
+        if ctx.version >= 1 {
+            r.error_message = Some(sb(&e.to_string()));
+        }
+        r.node_id = BrokerId(-1);
     } else {
         r.node_id = node;
         r.host = sb(&host);

@@ -4,6 +4,7 @@
 //! and offset assignment) runs in `dispatch`, on the connection's reader; the rest (waiting for
 //! durability, long-polls) runs in the returned future, so the next request is read meanwhile.
 
+mod acls;
 mod admin;
 mod configs;
 mod fetch;
@@ -22,6 +23,7 @@ use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseKind}
 use kafka_protocol::protocol::StrBytes;
 
 use crate::broker::Broker;
+use crate::security::acl::{Operation, ResourceType};
 use crate::security::listeners::Listener;
 use crate::security::sasl::Session;
 
@@ -61,6 +63,9 @@ pub const VERSIONS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::SaslAuthenticate, 0, 2),
     (ApiKey::DescribeUserScramCredentials, 0, 0),
     (ApiKey::AlterUserScramCredentials, 0, 0),
+    (ApiKey::CreateAcls, 1, 3),
+    (ApiKey::DescribeAcls, 1, 3),
+    (ApiKey::DeleteAcls, 1, 3),
 ];
 
 /// The supported version range of an API, if Floe implements it.
@@ -80,6 +85,23 @@ pub struct RequestContext {
     pub listener: Arc<Listener>,
     /// Who sent it: `User:name` once authenticated, else `User:ANONYMOUS`.
     pub principal: Arc<str>,
+}
+
+impl RequestContext {
+    /// Whether the sender may do `op` on resource `name` of type `t` (a denial is logged and counted).
+    pub fn allowed(&self, b: &Broker, op: Operation, t: ResourceType, name: &str) -> bool {
+        b.authorizer.authorize(&self.principal, self.peer.ip(), op, t, name)
+    }
+
+    /// As [`RequestContext::allowed`], without logging a denial (for listings).
+    pub fn may(&self, b: &Broker, op: Operation, t: ResourceType, name: &str) -> bool {
+        b.authorizer.permits(&self.principal, self.peer.ip(), op, t, name)
+    }
+}
+
+/// Whether the sender may create topic `name`: Create on the cluster, or on the topic.
+pub fn may_create_topic(b: &Broker, ctx: &RequestContext, name: &str) -> bool {
+    ctx.may(b, Operation::Create, ResourceType::Cluster, crate::security::acl::CLUSTER_NAME) || ctx.allowed(b, Operation::Create, ResourceType::Topic, name)
 }
 
 fn ready(r: ResponseKind) -> Reply {
@@ -103,30 +125,33 @@ pub async fn dispatch(b: &Arc<Broker>, header: &RequestHeader, req: RequestKind,
         RequestKind::FindCoordinator(r) => ready(ResponseKind::FindCoordinator(meta::find_coordinator(&b, r, &ctx))),
         RequestKind::Produce(r) => produce::start(b, r, ctx).await,
         RequestKind::Fetch(r) => Box::pin(async move { Some(ResponseKind::Fetch(fetch::fetch(&b, r, &ctx).await)) }),
-        RequestKind::ListOffsets(r) => Box::pin(async move { Some(ResponseKind::ListOffsets(fetch::list_offsets(&b, r, ctx.version).await)) }),
-        RequestKind::OffsetForLeaderEpoch(r) => ready(ResponseKind::OffsetForLeaderEpoch(fetch::offset_for_leader_epoch(&b, r))),
-        RequestKind::DeleteRecords(r) => Box::pin(async move { Some(ResponseKind::DeleteRecords(fetch::delete_records(&b, r).await)) }),
+        RequestKind::ListOffsets(r) => Box::pin(async move { Some(ResponseKind::ListOffsets(fetch::list_offsets(&b, r, &ctx).await)) }),
+        RequestKind::OffsetForLeaderEpoch(r) => ready(ResponseKind::OffsetForLeaderEpoch(fetch::offset_for_leader_epoch(&b, r, &ctx))),
+        RequestKind::DeleteRecords(r) => Box::pin(async move { Some(ResponseKind::DeleteRecords(fetch::delete_records(&b, r, &ctx).await)) }),
         RequestKind::CreateTopics(r) => Box::pin(async move { Some(ResponseKind::CreateTopics(admin::create_topics(&b, r, &ctx).await)) }),
         RequestKind::DeleteTopics(r) => Box::pin(async move { Some(ResponseKind::DeleteTopics(admin::delete_topics(&b, r, &ctx).await)) }),
-        RequestKind::CreatePartitions(r) => Box::pin(async move { Some(ResponseKind::CreatePartitions(admin::create_partitions(&b, r).await)) }),
+        RequestKind::CreatePartitions(r) => Box::pin(async move { Some(ResponseKind::CreatePartitions(admin::create_partitions(&b, r, &ctx).await)) }),
         RequestKind::DescribeConfigs(r) => ready(ResponseKind::DescribeConfigs(configs::describe_configs(&b, r, &ctx))),
-        RequestKind::AlterConfigs(r) => Box::pin(async move { Some(ResponseKind::AlterConfigs(configs::alter_configs(&b, r).await)) }),
+        RequestKind::AlterConfigs(r) => Box::pin(async move { Some(ResponseKind::AlterConfigs(configs::alter_configs(&b, r, &ctx).await)) }),
         RequestKind::IncrementalAlterConfigs(r) => {
-            Box::pin(async move { Some(ResponseKind::IncrementalAlterConfigs(configs::incremental_alter_configs(&b, r).await)) })
+            Box::pin(async move { Some(ResponseKind::IncrementalAlterConfigs(configs::incremental_alter_configs(&b, r, &ctx).await)) })
         }
-        RequestKind::InitProducerId(r) => Box::pin(async move { Some(ResponseKind::InitProducerId(group::init_producer_id(&b, r).await)) }),
+        RequestKind::InitProducerId(r) => Box::pin(async move { Some(ResponseKind::InitProducerId(group::init_producer_id(&b, r, &ctx).await)) }),
         RequestKind::JoinGroup(r) => Box::pin(async move { Some(ResponseKind::JoinGroup(group::join_group(&b, r, &ctx).await)) }),
-        RequestKind::SyncGroup(r) => Box::pin(async move { Some(ResponseKind::SyncGroup(group::sync_group(&b, r, ctx.version).await)) }),
-        RequestKind::Heartbeat(r) => ready(ResponseKind::Heartbeat(group::heartbeat(&b, r))),
+        RequestKind::SyncGroup(r) => Box::pin(async move { Some(ResponseKind::SyncGroup(group::sync_group(&b, r, &ctx).await)) }),
+        RequestKind::Heartbeat(r) => ready(ResponseKind::Heartbeat(group::heartbeat(&b, r, &ctx))),
         RequestKind::LeaveGroup(r) => ready(ResponseKind::LeaveGroup(group::leave_group(&b, r, &ctx))),
-        RequestKind::ListGroups(r) => ready(ResponseKind::ListGroups(group::list_groups(&b, r, ctx.version))),
-        RequestKind::DescribeGroups(r) => ready(ResponseKind::DescribeGroups(group::describe_groups(&b, r, ctx.version))),
-        RequestKind::DeleteGroups(r) => Box::pin(async move { Some(ResponseKind::DeleteGroups(group::delete_groups(&b, r).await)) }),
+        RequestKind::ListGroups(r) => ready(ResponseKind::ListGroups(group::list_groups(&b, r, &ctx))),
+        RequestKind::DescribeGroups(r) => ready(ResponseKind::DescribeGroups(group::describe_groups(&b, r, &ctx))),
+        RequestKind::DeleteGroups(r) => Box::pin(async move { Some(ResponseKind::DeleteGroups(group::delete_groups(&b, r, &ctx).await)) }),
         RequestKind::OffsetCommit(r) => offsets::offset_commit(&b, r, &ctx).await,
         RequestKind::OffsetFetch(r) => ready(ResponseKind::OffsetFetch(offsets::offset_fetch(&b, r, &ctx))),
-        RequestKind::OffsetDelete(r) => Box::pin(async move { Some(ResponseKind::OffsetDelete(offsets::offset_delete(&b, r).await)) }),
-        RequestKind::DescribeUserScramCredentials(r) => ready(ResponseKind::DescribeUserScramCredentials(users::describe(&b, r))),
+        RequestKind::OffsetDelete(r) => Box::pin(async move { Some(ResponseKind::OffsetDelete(offsets::offset_delete(&b, r, &ctx).await)) }),
+        RequestKind::DescribeUserScramCredentials(r) => ready(ResponseKind::DescribeUserScramCredentials(users::describe(&b, r, &ctx))),
         RequestKind::AlterUserScramCredentials(r) => Box::pin(async move { Some(ResponseKind::AlterUserScramCredentials(users::alter(&b, r, &ctx).await)) }),
+        RequestKind::CreateAcls(r) => Box::pin(async move { Some(ResponseKind::CreateAcls(acls::create(&b, r, &ctx).await)) }),
+        RequestKind::DescribeAcls(r) => ready(ResponseKind::DescribeAcls(acls::describe(&b, r, &ctx))),
+        RequestKind::DeleteAcls(r) => Box::pin(async move { Some(ResponseKind::DeleteAcls(acls::delete(&b, r, &ctx).await)) }),
         // The connection answers the SASL exchange itself, and refuses APIs outside the version table before dispatch.
         _ => Box::pin(async { None }),
     }

@@ -18,30 +18,36 @@ use kafka_protocol::messages::ResponseKind;
 use super::{sb, Reply, RequestContext};
 use crate::broker::Broker;
 use crate::error::{code_of, BrokerError, Result};
+use crate::security::acl::{Operation, ResourceType};
 use crate::state::Committed;
 
 /// (partition, error code) per partition of a topic.
 type PartitionResults = Vec<(i32, i16)>;
 /// (topic, [(partition, committed)]) as OffsetFetch answers.
-type TopicOffsets = Vec<(String, Vec<(i32, Option<Committed>)>)>;
+type TopicOffsets = Vec<(String, Vec<(i32, std::result::Result<Option<Committed>, i16>)>)>;
 
 /// Longest metadata string kept with an offset.
 const METADATA_BYTES_MAX: usize = 4096;
 
 /// OffsetCommit: checked against the group's generation and put in line now (pipelined commits
 /// apply in arrival order); the reply comes once the commit is durable.
-pub async fn offset_commit(b: &Arc<Broker>, req: OffsetCommitRequest, _ctx: &RequestContext) -> Reply {
+pub async fn offset_commit(b: &Arc<Broker>, req: OffsetCommitRequest, ctx: &RequestContext) -> Reply {
     let group = req.group_id.0.to_string();
     let instance = req.group_instance_id.as_ref().map(|s| s.to_string());
-    let check = b.groups.check_commit(&group, req.member_id.as_str(), instance.as_deref(), req.generation_id_or_member_epoch);
+    let check = match ctx.allowed(b, Operation::Read, ResourceType::Group, &group) {
+        true => b.groups.check_commit(&group, req.member_id.as_str(), instance.as_deref(), req.generation_id_or_member_epoch),
+        false => Err(BrokerError::GroupAuthorizationFailed(group.clone())),
+    };
     let now = b.clock.now_ms();
     let mut results: Vec<(TopicName, PartitionResults)> = Vec::new();
     let mut entries = Vec::new();
     for t in &req.topics {
         let mut parts = Vec::new();
+        let topic_allowed = check.is_err() || ctx.allowed(b, Operation::Read, ResourceType::Topic, &t.name);
         for p in &t.partitions {
             let code = match &check {
                 Err(e) => e.code(),
+                Ok(()) if !topic_allowed => BrokerError::TopicAuthorizationFailed(t.name.to_string()).code(),
                 Ok(()) if p.committed_metadata.as_ref().is_some_and(|m| m.len() > METADATA_BYTES_MAX) => {
                     BrokerError::InvalidRequest("offset metadata is too large".into()).code()
                 }
@@ -87,22 +93,31 @@ fn commit_response(results: Vec<(TopicName, PartitionResults)>, stored: Result<(
     resp
 }
 
-/// (topic, partition, committed) for a group, for the asked topics or all.
-fn lookup(b: &Broker, group: &str, topics: Option<Vec<(String, Vec<i32>)>>) -> TopicOffsets {
+/// (topic, partition, committed) for a group, for the asked topics or all; a topic the sender
+/// may not Describe is left out of "all", and answered TOPIC_AUTHORIZATION_FAILED when asked for.
+fn lookup(b: &Broker, ctx: &RequestContext, group: &str, topics: Option<Vec<(String, Vec<i32>)>>) -> TopicOffsets {
     match topics {
         Some(ts) => ts
             .into_iter()
             .map(|(t, ps)| {
-                let v = ps.into_iter().map(|p| (p, b.state.committed(group, &t, p))).collect();
+                let allowed = ctx.allowed(b, Operation::Describe, ResourceType::Topic, &t);
+                let v = ps
+                    .into_iter()
+                    .map(|p| match allowed {
+                        true => (p, Ok(b.state.committed(group, &t, p))),
+                        false => (p, Err(BrokerError::TopicAuthorizationFailed(t.clone()).code())),
+                    })
+                    .collect();
                 (t, v)
             })
             .collect(),
         None => {
             let mut out: TopicOffsets = Vec::new();
-            for (t, p, c) in b.state.group_offsets(group) {
+            for (t, p, c) in b.state.group_offsets(group).into_iter().filter(|(t, _, _)| ctx.may(b, Operation::Describe, ResourceType::Topic, t)) {
+                let c = Ok(Some(c));
                 match out.last_mut() {
-                    Some((last, v)) if *last == t => v.push((p, Some(c))),
-                    _ => out.push((t, vec![(p, Some(c))])),
+                    Some((last, v)) if *last == t => v.push((p, c)),
+                    _ => out.push((t, vec![(p, c)])),
                 }
             }
             out
@@ -118,13 +133,19 @@ pub fn offset_fetch(b: &Arc<Broker>, req: OffsetFetchRequest, ctx: &RequestConte
             let topics = g.topics.map(|ts| ts.into_iter().map(|t| (t.name.0.to_string(), t.partition_indexes)).collect());
             let mut og = OffsetFetchResponseGroup::default();
             og.group_id = g.group_id.clone();
-            for (t, parts) in lookup(b, g.group_id.0.as_str(), topics) {
+            if !ctx.allowed(b, Operation::Describe, ResourceType::Group, &g.group_id) {
+                og.error_code = BrokerError::GroupAuthorizationFailed(g.group_id.to_string()).code();
+                resp.groups.push(og);
+                continue;
+            }
+            for (t, parts) in lookup(b, ctx, g.group_id.0.as_str(), topics) {
                 let mut ot = OffsetFetchResponseTopics::default();
                 ot.name = TopicName(sb(&t));
                 for (p, c) in parts {
                     let mut op = OffsetFetchResponsePartitions::default();
                     op.partition_index = p;
-                    fill(&mut op.committed_offset, &mut op.committed_leader_epoch, &mut op.metadata, c, true);
+                    op.error_code = c.as_ref().err().copied().unwrap_or(0);
+                    fill(&mut op.committed_offset, &mut op.committed_leader_epoch, &mut op.metadata, c.unwrap_or(None), true);
                     ot.partitions.push(op);
                 }
                 og.topics.push(ot);
@@ -132,14 +153,19 @@ pub fn offset_fetch(b: &Arc<Broker>, req: OffsetFetchRequest, ctx: &RequestConte
             resp.groups.push(og);
         }
     } else {
+        if !ctx.allowed(b, Operation::Describe, ResourceType::Group, &req.group_id) {
+            resp.error_code = BrokerError::GroupAuthorizationFailed(req.group_id.to_string()).code();
+            return resp;
+        }
         let topics = req.topics.map(|ts| ts.into_iter().map(|t| (t.name.0.to_string(), t.partition_indexes)).collect());
-        for (t, parts) in lookup(b, req.group_id.0.as_str(), topics) {
+        for (t, parts) in lookup(b, ctx, req.group_id.0.as_str(), topics) {
             let mut ot = OffsetFetchResponseTopic::default();
             ot.name = TopicName(sb(&t));
             for (p, c) in parts {
                 let mut op = OffsetFetchResponsePartition::default();
                 op.partition_index = p;
-                fill(&mut op.committed_offset, &mut op.committed_leader_epoch, &mut op.metadata, c, ctx.version >= 5);
+                op.error_code = c.as_ref().err().copied().unwrap_or(0);
+                fill(&mut op.committed_offset, &mut op.committed_leader_epoch, &mut op.metadata, c.unwrap_or(None), ctx.version >= 5);
                 ot.partitions.push(op);
             }
             resp.topics.push(ot);
@@ -166,9 +192,13 @@ fn fill(offset: &mut i64, epoch: &mut i32, metadata: &mut Option<kafka_protocol:
 }
 
 /// OffsetDelete: only for a group without active members (Floe does not read subscriptions).
-pub async fn offset_delete(b: &Arc<Broker>, req: OffsetDeleteRequest) -> OffsetDeleteResponse {
+pub async fn offset_delete(b: &Arc<Broker>, req: OffsetDeleteRequest, ctx: &RequestContext) -> OffsetDeleteResponse {
     let group = req.group_id.0.to_string();
     let mut resp = OffsetDeleteResponse::default();
+    if !ctx.allowed(b, Operation::Delete, ResourceType::Group, &group) {
+        resp.error_code = BrokerError::GroupAuthorizationFailed(group).code();
+        return resp;
+    }
     if b.state.group_offsets(&group).is_empty() && b.groups.describe(&group).is_none() {
         resp.error_code = BrokerError::GroupIdNotFound(group).code();
         return resp;
@@ -178,10 +208,13 @@ pub async fn offset_delete(b: &Arc<Broker>, req: OffsetDeleteRequest) -> OffsetD
     for t in req.topics {
         let mut tr = OffsetDeleteResponseTopic::default();
         tr.name = t.name.clone();
+        let topic_allowed = ctx.allowed(b, Operation::Read, ResourceType::Topic, &t.name);
         for p in t.partitions {
             let mut pr = OffsetDeleteResponsePartition::default();
             pr.partition_index = p.partition_index;
-            if active {
+            if !topic_allowed {
+                pr.error_code = BrokerError::TopicAuthorizationFailed(t.name.to_string()).code();
+            } else if active {
                 pr.error_code = BrokerError::GroupSubscribedToTopic.code();
             } else {
                 entries.push((t.name.0.to_string(), p.partition_index, None));

@@ -13,6 +13,7 @@ use crate::broker::Broker;
 use crate::error::{BrokerError, Result};
 use crate::partition::SeqCheck;
 use crate::records;
+use crate::security::acl::{Operation, ResourceType};
 use crate::topic_config;
 
 enum Pending {
@@ -26,9 +27,12 @@ pub async fn start(b: Arc<Broker>, req: ProduceRequest, ctx: RequestContext) -> 
     let mut pending: Vec<(TopicName, Vec<(i32, Pending)>)> = Vec::with_capacity(req.topic_data.len());
     for t in req.topic_data {
         let mut parts = Vec::with_capacity(t.partition_data.len());
+        let allowed = ctx.allowed(&b, Operation::Write, ResourceType::Topic, &t.name);
         for pd in t.partition_data {
             let p = if !matches!(acks, -1..=1) {
                 Pending::Done(Err(BrokerError::InvalidRequiredAcks(acks)))
+            } else if !allowed {
+                Pending::Done(Err(BrokerError::TopicAuthorizationFailed(t.name.to_string())))
             } else if req.transactional_id.is_some() {
                 Pending::Done(Err(BrokerError::TransactionsUnsupported))
             } else {

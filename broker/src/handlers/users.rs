@@ -12,6 +12,7 @@ use kafka_protocol::messages::{
 use super::{message, sb, RequestContext};
 use crate::broker::Broker;
 use crate::error::{code_of, BrokerError, Result};
+use crate::security::acl::{Operation, ResourceType, CLUSTER_NAME};
 use crate::security::scram::{ScramCredential, ScramMechanism};
 use crate::security::users::check_name;
 
@@ -34,9 +35,15 @@ fn describe_result(user: &str, r: Result<Vec<(ScramMechanism, u32)>>) -> Describ
 }
 
 /// DescribeUserScramCredentials: every user, or those asked (each unknown one RESOURCE_NOT_FOUND).
-pub fn describe(b: &Arc<Broker>, req: DescribeUserScramCredentialsRequest) -> DescribeUserScramCredentialsResponse {
-    let all = b.users.list();
+pub fn describe(b: &Arc<Broker>, req: DescribeUserScramCredentialsRequest, ctx: &RequestContext) -> DescribeUserScramCredentialsResponse {
     let mut r = DescribeUserScramCredentialsResponse::default();
+    if !ctx.allowed(b, Operation::Describe, ResourceType::Cluster, CLUSTER_NAME) {
+        let e = BrokerError::ClusterAuthorizationFailed;
+        r.error_code = e.code();
+        r.error_message = Some(sb(&e.to_string()));
+        return r;
+    }
+    let all = b.users.list();
     r.results = match req.users {
         None => all.into_iter().map(|(u, c)| describe_result(&u, Ok(c))).collect(),
         Some(asked) => {
@@ -101,8 +108,10 @@ pub async fn alter(b: &Arc<Broker>, req: AlterUserScramCredentialsRequest, ctx: 
         }
     }
     let mut r = AlterUserScramCredentialsResponse::default();
+    let allowed = ctx.allowed(b, Operation::Alter, ResourceType::Cluster, CLUSTER_NAME);
     for (user, c) in changes {
         let outcome = match c.refused {
+            _ if !allowed => Err(BrokerError::ClusterAuthorizationFailed),
             _ if c.ops > 1 => Err(BrokerError::DuplicateResource(format!("user {user:?}"))),
             Some(e) => Err(e),
             None => match check_name(&user) {
