@@ -178,3 +178,33 @@ def test_acl_apis_say_security_is_disabled_without_the_authorizer(floe):
     binding = AclBinding(ResourceType.TOPIC, "t", ResourcePatternType.LITERAL, "User:x", "*", AclOperation.READ, AclPermissionType.ALLOW)
     with pytest.raises(KafkaException, match="SECURITY_DISABLED"):
         admin.create_acls([binding])[binding].result(timeout=30)
+
+
+def test_a_client_certificate_is_the_principal_after_the_mapping_rules(tmp_path):
+    from pki import Ca
+    ca = Ca(tmp_path, "floe")
+    server_cert, server_key = ca.issue("localhost", stem="server")
+    client = ca.issue("robot-7", server=False)
+    data = tmp_path / "floe"
+    data.mkdir()
+    create_user(data, "admin", PASSWORDS["admin"], "SCRAM-SHA-256")
+    config = tmp_path / "floe.toml"
+    config.write_text('listeners = ["SASL_PLAINTEXT://127.0.0.1:0", "SSL://127.0.0.1:0"]\nauthorizer = true\nsuper_users = ["User:admin"]\n'
+                      'ssl_principal_mapping_rules = "RULE:^CN=(.*?),O=.*$/$1/,DEFAULT"\n'
+                      f'[tls]\ncert_file = "{server_cert}"\nkey_file = "{server_key}"\nclient_ca_file = "{ca.cert_file}"\nclient_auth = "requested"\n')
+    node = AclNode.__new__(AclNode)
+    node.floe = Floe(floe_binary(), data, extra=["--config", str(config)]).start()
+    node.admins = {}
+    node.read_ports()
+    node.props = tmp_path / "admin.properties"
+    node.props.write_text(f"security.protocol=SASL_PLAINTEXT\nsasl.mechanism=SCRAM-SHA-256\nsasl.username=admin\nsasl.password={PASSWORDS['admin']}\n")
+    try:
+        topic = new_topic(node)
+        ssl_conf = {"bootstrap.servers": f"127.0.0.1:{node.ports['SSL']}", "security.protocol": "SSL", "ssl.ca.location": ca.cert_file}
+        with_cert = {**ssl_conf, "ssl.certificate.location": client[0], "ssl.key.location": client[1]}
+        assert code_name(produce_error(with_cert, topic)) == "TOPIC_AUTHORIZATION_FAILED"
+        assert node.acl("add", "--allow", "User:robot-7", "--operation", "Write", "--topic", topic).returncode == 0
+        assert produce_error(with_cert, topic) is None, "the certificate's CN is the principal"
+        assert code_name(produce_error(ssl_conf, topic)) == "TOPIC_AUTHORIZATION_FAILED", "no certificate: User:ANONYMOUS"
+    finally:
+        node.floe.stop()

@@ -23,7 +23,7 @@ pub struct Bound {
 pub async fn bind(s: &Settings) -> anyhow::Result<(Vec<Bound>, Option<Arc<Tls>>)> {
     let specs = listeners::specs(s).map_err(anyhow::Error::msg)?;
     let tls = match specs.iter().any(|l| l.protocol.tls()) {
-        true => Some(Tls::load(&s.tls).map_err(|e| anyhow::anyhow!("TLS: {e}"))?),
+        true => Some(Tls::load(&s.tls, &s.ssl_principal_mapping_rules).map_err(|e| anyhow::anyhow!("TLS: {e}"))?),
         false => None,
     };
     let mut out = Vec::new();

@@ -1,6 +1,7 @@
 //! Kafka security: named listeners, TLS, SASL (PLAIN, SCRAM), the SCRAM users they check, and ACLs.
 //!
 //! - [`listeners`]: `listeners`, `advertised_listeners`, `listener_security_protocol_map`.
+//! - [`principal`]: client certificates' subjects as principals (`ssl_principal_mapping_rules`).
 //! - [`tls`]: the rustls configuration of TLS listeners, reloaded when its files change.
 //! - [`sasl`]: a connection's authentication state and the SASL exchange.
 //! - [`scram`]: SCRAM credentials and both sides of the exchange.
@@ -10,6 +11,7 @@
 pub mod acl;
 pub mod authorizer;
 pub mod listeners;
+pub mod principal;
 pub mod sasl;
 pub mod scram;
 pub mod tls;

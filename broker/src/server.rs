@@ -12,6 +12,7 @@ use tokio::task::JoinSet;
 use crate::broker::Broker;
 use crate::connection::{self, Reader, Writer};
 use crate::security::listeners::Listener;
+use crate::security::principal::subject;
 use crate::security::sasl::Session;
 use crate::security::tls::Tls;
 
@@ -58,6 +59,7 @@ async fn open(
     shutdown: watch::Receiver<bool>,
 ) {
     let _ = stream.set_nodelay(true);
+    let mut cert_principal = None;
     let halves: (Reader, Writer) = match (listener.protocol.tls(), tls) {
         (false, _) => {
             let (rd, wr) = stream.into_split();
@@ -65,6 +67,7 @@ async fn open(
         }
         (true, Some(tls)) => match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, tls.acceptor().accept(stream)).await {
             Ok(Ok(s)) => {
+                cert_principal = s.get_ref().1.peer_certificates().and_then(|c| c.first()).and_then(|c| subject(c)).map(|dn| tls.principal(&dn));
                 let (rd, wr) = tokio::io::split(s);
                 (Box::new(rd), Box::new(wr))
             }
@@ -84,6 +87,6 @@ async fn open(
             return;
         }
     };
-    connection::serve(b, halves, peer, Session::new(listener, None), shutdown).await;
+    connection::serve(b, halves, peer, Session::new(listener, cert_principal), shutdown).await;
     drop(slot);
 }

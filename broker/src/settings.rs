@@ -34,6 +34,10 @@ pub struct Settings {
     pub listener_security_protocol_map: BTreeMap<String, String>,
     /// Certificate and key of the TLS listeners (SSL, SASL_SSL): the `[tls]` table.
     pub tls: TlsSettings,
+    /// How a client certificate's subject (RFC 4514, `CN=alice,OU=eng,O=Floe`) becomes the
+    /// principal `User:<name>` on SSL listeners (Kafka's `ssl.principal.mapping.rules`):
+    /// `RULE:pattern/replacement/[LU]` entries and `DEFAULT` (the subject unchanged).
+    pub ssl_principal_mapping_rules: String,
     /// SASL mechanisms offered on SASL listeners (`sasl.enabled.mechanisms`): PLAIN,
     /// SCRAM-SHA-256, SCRAM-SHA-512. PLAIN and SCRAM check the same stored SCRAM credentials.
     #[serde(deserialize_with = "list")]
@@ -245,6 +249,7 @@ impl Default for Settings {
             advertised_listeners: Vec::new(),
             listener_security_protocol_map: BTreeMap::new(),
             tls: TlsSettings::default(),
+            ssl_principal_mapping_rules: "DEFAULT".into(),
             sasl_enabled_mechanisms: vec!["SCRAM-SHA-256".into(), "SCRAM-SHA-512".into(), "PLAIN".into()],
             connections_max_reauth_ms: Millis(0),
             authorizer: false,

@@ -11,6 +11,7 @@ use rustls::server::WebPkiClientVerifier;
 use rustls::{RootCertStore, ServerConfig};
 use tokio_rustls::TlsAcceptor;
 
+use super::principal::PrincipalRules;
 use crate::settings::TlsSettings;
 
 /// Whether and how clients present certificates (Kafka's `ssl.client.auth`).
@@ -37,6 +38,7 @@ impl ClientAuth {
 /// The listeners' TLS configuration, replaced whole when its files change.
 pub struct Tls {
     settings: TlsSettings,
+    rules: PrincipalRules,
     current: RwLock<Arc<ServerConfig>>,
     /// The files' modification times when `current` was built.
     stamps: Mutex<Vec<Option<SystemTime>>>,
@@ -87,9 +89,15 @@ fn build(s: &TlsSettings) -> Result<ServerConfig, String> {
 
 impl Tls {
     /// Reads the files; an error names the file and what is wrong with it.
-    pub fn load(settings: &TlsSettings) -> Result<Arc<Tls>, String> {
+    pub fn load(settings: &TlsSettings, principal_rules: &str) -> Result<Arc<Tls>, String> {
         let config = build(settings)?;
-        Ok(Arc::new(Tls { settings: settings.clone(), current: RwLock::new(Arc::new(config)), stamps: Mutex::new(stamps(settings)) }))
+        let rules = PrincipalRules::parse(principal_rules).map_err(|e| format!("ssl_principal_mapping_rules: {e}"))?;
+        Ok(Arc::new(Tls { settings: settings.clone(), rules, current: RwLock::new(Arc::new(config)), stamps: Mutex::new(stamps(settings)) }))
+    }
+
+    /// The principal of a client certificate with subject `dn`.
+    pub fn principal(&self, dn: &str) -> String {
+        format!("User:{}", self.rules.apply(dn))
     }
 
     /// An acceptor with the current configuration.
