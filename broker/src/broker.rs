@@ -50,6 +50,8 @@ pub struct Broker {
     pub listeners: parking_lot::RwLock<Vec<Arc<Listener>>>,
     /// SCRAM users (checked by SASL PLAIN and SCRAM).
     pub users: Users,
+    /// OAUTHBEARER's token checks, when a JWKS file is configured.
+    pub oauth: Option<crate::security::oauth::OAuthValidator>,
     /// ACLs and the decisions made with them.
     pub authorizer: crate::security::authorizer::Authorizer,
     /// Authentication counters.
@@ -122,6 +124,10 @@ impl BrokerBuilder {
         );
         let users = Users::open(engine.clone()).await?;
         let authorizer = crate::security::authorizer::Authorizer::open(engine.clone(), &s);
+        let oauth = crate::security::oauth::OAuthValidator::from_settings(&s).map_err(|e| BrokerError::Internal(format!("OAUTHBEARER: {e}")))?;
+        if oauth.is_none() && s.sasl_enabled_mechanisms.iter().any(|m| m.eq_ignore_ascii_case("OAUTHBEARER")) {
+            return Err(BrokerError::Internal("OAUTHBEARER is enabled but sasl_oauthbearer_jwks_file is not set".into()));
+        }
         let committer = match &s.table_catalog_uri {
             None => floe_catalog::Committer::with_storage(catalog.clone(), catalog.storage().clone()),
             Some(uri) => {
@@ -162,6 +168,7 @@ impl BrokerBuilder {
             group_activity: Default::default(),
             listeners: Default::default(),
             users,
+            oauth,
             authorizer,
             security_metrics: SecurityMetrics::default(),
             connection_slots: Arc::new(tokio::sync::Semaphore::new(s_connections_max)),

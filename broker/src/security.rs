@@ -4,6 +4,7 @@
 //! - [`principal`]: client certificates' subjects as principals (`ssl_principal_mapping_rules`).
 //! - [`tls`]: the rustls configuration of TLS listeners, reloaded when its files change.
 //! - [`sasl`]: a connection's authentication state and the SASL exchange.
+//! - [`oauth`]: OAUTHBEARER tokens (JWTs) checked against a JWKS file.
 //! - [`scram`]: SCRAM credentials and both sides of the exchange.
 //! - [`users`]: SCRAM credentials, durable in the engine's metadata.
 //! - [`acl`]: Kafka's ACL model and decision rule; [`authorizer`]: ACLs stored, requests decided.
@@ -11,6 +12,7 @@
 pub mod acl;
 pub mod authorizer;
 pub mod listeners;
+pub mod oauth;
 pub mod principal;
 pub mod sasl;
 pub mod scram;

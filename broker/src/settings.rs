@@ -39,7 +39,8 @@ pub struct Settings {
     /// `RULE:pattern/replacement/[LU]` entries and `DEFAULT` (the subject unchanged).
     pub ssl_principal_mapping_rules: String,
     /// SASL mechanisms offered on SASL listeners (`sasl.enabled.mechanisms`): PLAIN,
-    /// SCRAM-SHA-256, SCRAM-SHA-512. PLAIN and SCRAM check the same stored SCRAM credentials.
+    /// SCRAM-SHA-256, SCRAM-SHA-512, OAUTHBEARER. PLAIN and SCRAM check the same stored SCRAM
+    /// credentials; OAUTHBEARER needs `sasl_oauthbearer_jwks_file`.
     #[serde(deserialize_with = "list")]
     pub sasl_enabled_mechanisms: Vec<String>,
     /// Enforce ACLs (Kafka's `authorizer.class.name`): every request is checked against the
@@ -51,6 +52,17 @@ pub struct Settings {
     /// With the authorizer on, allow a request on a resource no ACL covers
     /// (`allow.everyone.if.no.acl.found`); off, such requests are refused.
     pub allow_everyone_if_no_acl_found: bool,
+    /// OAUTHBEARER: the JSON Web Key Set (a file, read again when it changes) whose keys sign
+    /// the tokens clients present; set, OAUTHBEARER may be enabled in `sasl_enabled_mechanisms`.
+    pub sasl_oauthbearer_jwks_file: Option<PathBuf>,
+    /// OAUTHBEARER: the `iss` a token must carry (`sasl.oauthbearer.expected.issuer`).
+    pub sasl_oauthbearer_expected_issuer: Option<String>,
+    /// OAUTHBEARER: an `aud` a token must carry (`sasl.oauthbearer.expected.audience`).
+    pub sasl_oauthbearer_expected_audience: Option<String>,
+    /// OAUTHBEARER: the claim that names the principal (`sasl.oauthbearer.sub.claim.name`).
+    pub sasl_oauthbearer_sub_claim_name: String,
+    /// OAUTHBEARER: clock difference allowed when checking `exp` and `nbf`, in seconds.
+    pub sasl_oauthbearer_clock_skew_seconds: u64,
     /// A SASL session lasts this long; the client re-authenticates on the same connection before
     /// it ends (KIP-368, `connections.max.reauth.ms`); 0: sessions do not expire.
     pub connections_max_reauth_ms: Millis,
@@ -252,6 +264,11 @@ impl Default for Settings {
             ssl_principal_mapping_rules: "DEFAULT".into(),
             sasl_enabled_mechanisms: vec!["SCRAM-SHA-256".into(), "SCRAM-SHA-512".into(), "PLAIN".into()],
             connections_max_reauth_ms: Millis(0),
+            sasl_oauthbearer_jwks_file: None,
+            sasl_oauthbearer_expected_issuer: None,
+            sasl_oauthbearer_expected_audience: None,
+            sasl_oauthbearer_sub_claim_name: "sub".into(),
+            sasl_oauthbearer_clock_skew_seconds: 30,
             authorizer: false,
             super_users: Vec::new(),
             allow_everyone_if_no_acl_found: false,

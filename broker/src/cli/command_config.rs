@@ -112,6 +112,7 @@ pub async fn authenticate(c: &mut Client, login: &SaslLogin) -> anyhow::Result<(
             let r = c.call(&step(format!("\0{}\0{}", login.username, login.password).into_bytes()), 1).await?;
             sasl_error(r.error_code, r.error_message.as_ref())
         }
+        Mechanism::OAuthBearer => bail!("the floe CLI logs in with PLAIN or SCRAM, not OAUTHBEARER"),
         Mechanism::Scram(m) => {
             let (mut scram, first) = ScramClient::start(m, &login.username, &login.password);
             let r = c.call(&step(first), 1).await?;

@@ -28,6 +28,7 @@ pub const ANONYMOUS: &str = "User:ANONYMOUS";
 pub enum Mechanism {
     Plain,
     Scram(ScramMechanism),
+    OAuthBearer,
 }
 
 impl Mechanism {
@@ -36,6 +37,9 @@ impl Mechanism {
         if name.eq_ignore_ascii_case("PLAIN") {
             return Some(Mechanism::Plain);
         }
+        if name.eq_ignore_ascii_case("OAUTHBEARER") {
+            return Some(Mechanism::OAuthBearer);
+        }
         ScramMechanism::from_name(name).map(Mechanism::Scram)
     }
 
@@ -43,6 +47,7 @@ impl Mechanism {
     pub fn name(self) -> &'static str {
         match self {
             Mechanism::Plain => "PLAIN",
+            Mechanism::OAuthBearer => "OAUTHBEARER",
             Mechanism::Scram(m) => m.name(),
         }
     }
@@ -173,7 +178,11 @@ impl Session {
     fn exchange(&mut self, b: &Broker, bytes: &[u8], now_ms: i64) -> Exchanged {
         let outcome = match std::mem::replace(&mut self.exchange, Exchange::Idle) {
             Exchange::Idle => return Exchanged::Illegal("SaslAuthenticate without a SaslHandshake".into()),
-            Exchange::Chosen(Mechanism::Plain) => plain(b, bytes).map(|user| (user, Vec::new())),
+            Exchange::Chosen(Mechanism::Plain) => plain(b, bytes).map(|user| (user, Vec::new(), None)),
+            Exchange::Chosen(Mechanism::OAuthBearer) => match &b.oauth {
+                Some(v) => v.authenticate(bytes, now_ms).map(|g| (g.subject, Vec::new(), Some(g.expires_ms))),
+                None => Err("OAUTHBEARER is not configured".into()),
+            },
             Exchange::Chosen(Mechanism::Scram(m)) => match ScramServer::start(m, bytes, |u| b.users.get(u, m), b.users.decoy_key()) {
                 Ok((server, first)) => {
                     self.exchange = Exchange::ScramSent(Box::new(server));
@@ -181,10 +190,10 @@ impl Session {
                 }
                 Err(e) => Err(e.0),
             },
-            Exchange::ScramSent(server) => server.finish(bytes).map_err(|e| e.0),
+            Exchange::ScramSent(server) => server.finish(bytes).map(|(u, last)| (u, last, None)).map_err(|e| e.0),
         };
         let metrics = &b.security_metrics;
-        let (user, last) = match outcome {
+        let (user, last, token_expires_ms) = match outcome {
             Ok(done) => done,
             Err(reason) => {
                 metrics.authentication_failures.fetch_add(1, Relaxed);
@@ -197,8 +206,13 @@ impl Session {
             return Exchanged::Failed(format!("re-authentication as {principal} on a connection of {before}"));
         }
         metrics.authentications.fetch_add(1, Relaxed);
-        let lifetime_ms = b.settings.connections_max_reauth_ms.0.min(i64::MAX as u64) as i64;
-        self.expires_ms = (lifetime_ms > 0).then(|| now_ms.saturating_add(lifetime_ms));
+        // KIP-368: the session ends with connections_max_reauth_ms, or with the token, whichever is first.
+        let configured = b.settings.connections_max_reauth_ms.0.min(i64::MAX as u64) as i64;
+        self.expires_ms = match ((configured > 0).then(|| now_ms.saturating_add(configured)), token_expires_ms) {
+            (Some(a), Some(t)) => Some(a.min(t)),
+            (a, t) => a.or(t),
+        };
+        let lifetime_ms = self.expires_ms.map_or(0, |t| (t - now_ms).max(1));
         self.principal = Some(principal);
         Exchanged::Done(last, lifetime_ms)
     }
@@ -216,9 +230,9 @@ enum Exchanged {
     Illegal(String),
 }
 
-/// The enabled mechanisms that Floe serves, in the configured order.
+/// The enabled mechanisms that Floe serves, in the configured order (OAUTHBEARER only with a JWKS).
 fn enabled(b: &Broker) -> Vec<Mechanism> {
-    b.settings.sasl_enabled_mechanisms.iter().filter_map(|m| Mechanism::parse(m)).collect()
+    b.settings.sasl_enabled_mechanisms.iter().filter_map(|m| Mechanism::parse(m)).filter(|m| *m != Mechanism::OAuthBearer || b.oauth.is_some()).collect()
 }
 
 /// PLAIN (RFC 4616): `authzid NUL user NUL password`, checked against the user's SCRAM
