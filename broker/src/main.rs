@@ -283,7 +283,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         &settings,
         &kafka_listeners,
         &[
-            ("schema registry", registry_addr, false),
+            ("schema registry", registry_addr, settings.schema_registry_auth),
             ("Iceberg catalog", catalog_addr, settings.catalog_token.is_some()),
             ("admin listener", admin_addr, false),
         ],
@@ -306,7 +306,11 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         let _ = admin_stop.changed().await;
     }));
     let mut registry_stop = stop_rx.clone();
-    let registry = tokio::spawn(floe_schema::registry::server::serve(broker.registry.clone(), registry_listener, async move {
+    let registry_auth: Option<std::sync::Arc<dyn floe_schema::registry::auth::Authenticator>> = match settings.schema_registry_auth {
+        true => Some(std::sync::Arc::new(floe_broker::security::http_auth::RegistryAuth(broker.clone()))),
+        false => None,
+    };
+    let registry = tokio::spawn(floe_schema::registry::server::serve(broker.registry.clone(), registry_auth, registry_listener, async move {
         let _ = registry_stop.changed().await;
     }));
     let advertised: Vec<String> = broker.listeners().iter().map(|l| l.advertised_url()).collect();

@@ -1,5 +1,6 @@
 //! Kafka security: named listeners, TLS, SASL (PLAIN, SCRAM), the SCRAM users they check, and ACLs.
 //!
+//! - [`http_auth`]: credentials on the Schema Registry (Basic, Bearer).
 //! - [`listeners`]: `listeners`, `advertised_listeners`, `listener_security_protocol_map`.
 //! - [`principal`]: client certificates' subjects as principals (`ssl_principal_mapping_rules`).
 //! - [`tls`]: the rustls configuration of TLS listeners, reloaded when its files change.
@@ -11,6 +12,7 @@
 
 pub mod acl;
 pub mod authorizer;
+pub mod http_auth;
 pub mod listeners;
 pub mod oauth;
 pub mod principal;

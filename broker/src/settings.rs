@@ -70,6 +70,14 @@ pub struct Settings {
     pub object_store: Option<String>,
     /// Schema Registry listener (Confluent REST API).
     pub schema_registry_listen: String,
+    /// Ask Schema Registry callers for credentials: HTTP Basic (a SCRAM user's name and
+    /// password, as confluent-kafka's `basic.auth.user.info` sends them) or a Bearer token
+    /// (checked as OAUTHBEARER's). Authenticated callers may read; writes need
+    /// `schema_registry_writers` or `super_users`.
+    pub schema_registry_auth: bool,
+    /// Principals (`User:name`) that may register, delete and reconfigure schemas.
+    #[serde(deserialize_with = "list")]
+    pub schema_registry_writers: Vec<String>,
     /// Iceberg REST catalog listener.
     pub catalog_listen: String,
     /// When set, the catalog asks for `Authorization: Bearer <token>`.
@@ -275,6 +283,8 @@ impl Default for Settings {
             object_store: None,
             schema_registry_listen: "127.0.0.1:8081".into(),
             catalog_listen: "127.0.0.1:8181".into(),
+            schema_registry_auth: false,
+            schema_registry_writers: Vec::new(),
             catalog_token: None,
             catalog_vend_credentials: false,
             table_catalog_uri: None,

@@ -13,7 +13,7 @@ use kafka_protocol::messages::{
 };
 
 use super::listeners::Listener;
-use super::scram::{ScramMechanism, ScramServer, ITERATIONS_MIN};
+use super::scram::{ScramMechanism, ScramServer};
 use crate::broker::Broker;
 use crate::error::BrokerError;
 use crate::handlers::sb;
@@ -246,13 +246,5 @@ fn plain(b: &Broker, msg: &[u8]) -> Result<String, String> {
     if user.is_empty() || password.is_empty() || (!authzid.is_empty() && authzid != user) {
         return Err("an empty user or password, or an authorization id other than the user".into());
     }
-    let found = ScramMechanism::ALL.into_iter().find_map(|m| b.users.get(user, m).map(|c| (m, c)));
-    match found {
-        Some((m, c)) if c.matches_password(m, password) => Ok(user.to_string()),
-        Some(_) => Err(format!("a wrong password for user {user:?}")),
-        None => {
-            let _ = ScramMechanism::Sha256.salted_password(password.as_bytes(), b.users.decoy_key(), ITERATIONS_MIN);
-            Err(format!("unknown user {user:?}"))
-        }
-    }
+    b.users.check_password(user, password).map(|()| user.to_string())
 }

@@ -66,6 +66,20 @@ impl Users {
         }
     }
 
+    /// Checks a password against the user's SCRAM credential (SHA-256 first, else SHA-512). An
+    /// unknown user costs the same work as a known one; the error is for the log only.
+    pub fn check_password(&self, user: &str, password: &str) -> std::result::Result<(), String> {
+        let found = ScramMechanism::ALL.into_iter().find_map(|m| self.get(user, m).map(|c| (m, c)));
+        match found {
+            Some((m, c)) if c.matches_password(m, password) => Ok(()),
+            Some(_) => Err(format!("a wrong password for user {user:?}")),
+            None => {
+                let _ = ScramMechanism::Sha256.salted_password(password.as_bytes(), &self.decoy_key, ITERATIONS_MIN);
+                Err(format!("unknown user {user:?}"))
+            }
+        }
+    }
+
     /// Every user with the mechanisms and iteration counts of its credentials.
     pub fn list(&self) -> BTreeMap<String, Vec<(ScramMechanism, u32)>> {
         let mut out: BTreeMap<String, Vec<(ScramMechanism, u32)>> = BTreeMap::new();

@@ -5,6 +5,7 @@
 //! The HTTP layer is [`server`]; the log is injected ([`RegistryLog`]), so the broker can keep it
 //! in the storage engine and tests in memory.
 
+pub mod auth;
 mod compaction;
 pub mod compat;
 pub mod compat_other;

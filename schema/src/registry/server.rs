@@ -16,7 +16,7 @@ use serde_json::{json, Value as Json};
 use super::{Compatibility, Reference, Registry, SchemaType, SubjectVersion};
 use crate::error::SchemaError;
 
-const CONTENT_TYPE: &str = "application/vnd.schemaregistry.v1+json";
+pub(crate) const CONTENT_TYPE: &str = "application/vnd.schemaregistry.v1+json";
 
 type Params = Query<HashMap<String, String>>;
 type Reply = Result<Response, ApiError>;
@@ -95,8 +95,20 @@ fn version_json(v: &SubjectVersion) -> Json {
     o
 }
 
-/// The router serving the registry API.
+/// The router serving the registry API, open to anyone who reaches it.
 pub fn router(registry: Arc<Registry>) -> Router {
+    routes(registry)
+}
+
+/// The router, with every request checked by `auth` (when given).
+pub fn router_with_auth(registry: Arc<Registry>, auth: Option<Arc<dyn super::auth::Authenticator>>) -> Router {
+    match auth {
+        None => routes(registry),
+        Some(a) => routes(registry).layer(axum::middleware::from_fn_with_state(a, super::auth::layer)),
+    }
+}
+
+fn routes(registry: Arc<Registry>) -> Router {
     Router::new()
         .route("/", get(|| async { ok(json!({})) }))
         .route("/subjects", get(subjects))
@@ -118,10 +130,11 @@ pub fn router(registry: Arc<Registry>) -> Router {
 /// Serves the API on `listener` until `shutdown` resolves.
 pub async fn serve(
     registry: Arc<Registry>,
+    auth: Option<Arc<dyn super::auth::Authenticator>>,
     listener: tokio::net::TcpListener,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(registry)).with_graceful_shutdown(shutdown).await
+    axum::serve(listener, router_with_auth(registry, auth)).with_graceful_shutdown(shutdown).await
 }
 
 async fn subjects(State(r): State<Arc<Registry>>, q: Params) -> Reply {
