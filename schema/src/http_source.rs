@@ -109,7 +109,7 @@ mod tests {
             .expect("register");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
-        tokio::spawn(crate::registry::server::serve(registry, listener, std::future::pending()));
+        tokio::spawn(crate::registry::server::serve(registry, None, listener, std::future::pending()));
         let source = Arc::new(HttpSource::new(&format!("http://{addr}"), Duration::from_secs(10)).expect("client"));
         let cache = SchemaCache::new(source.clone(), Duration::from_secs(60));
         let (got, _, v) = decode_framed(&cache, &wire::frame(id, &[0x04])).await.expect("decode over HTTP");
