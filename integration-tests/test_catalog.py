@@ -73,3 +73,28 @@ def test_the_catalog_token_is_required_when_set(tmp_path):
         assert ("ok",) in cat.list_namespaces()
     finally:
         f.stop()
+
+
+def test_pyiceberg_gets_a_token_with_client_credentials(tmp_path):
+    from conftest import Floe, floe_binary
+    from pyiceberg.exceptions import OAuthError, UnauthorizedError
+
+    from test_security import create_user
+
+    data = tmp_path / "oauth"
+    data.mkdir()
+    create_user(data, "spark", "spark-secret", "SCRAM-SHA-256")
+    f = Floe(floe_binary(), data, env={"FLOE_CATALOG_OAUTH": "true", "FLOE_CATALOG_TOKEN": "static-t0ken"}).start()
+    try:
+        with pytest.raises(UnauthorizedError):
+            RestCatalog("floe", uri=f.catalog_url).list_namespaces()
+        with pytest.raises((OAuthError, UnauthorizedError)):
+            RestCatalog("floe", uri=f.catalog_url, credential="spark:wrong").list_namespaces()
+        cat = RestCatalog("floe", uri=f.catalog_url, credential="spark:spark-secret")
+        cat.create_namespace("granted")
+        assert ("granted",) in cat.list_namespaces()
+        assert ("granted",) in RestCatalog("floe", uri=f.catalog_url, token="static-t0ken").list_namespaces(), "the static token still works"
+        with pytest.raises(UnauthorizedError):
+            RestCatalog("floe", uri=f.catalog_url, token="floe-made-up").list_namespaces()
+    finally:
+        f.stop()

@@ -284,19 +284,27 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         &kafka_listeners,
         &[
             ("schema registry", registry_addr, settings.schema_registry_auth),
-            ("Iceberg catalog", catalog_addr, settings.catalog_token.is_some()),
+            ("Iceberg catalog", catalog_addr, settings.catalog_token.is_some() || settings.catalog_oauth),
             ("admin listener", admin_addr, false),
         ],
     );
     let kafka = floe_broker::listen::start(&broker, kafka_listeners, tls, &stop_rx);
     let mut catalog_stop = stop_rx.clone();
     let env: std::collections::HashMap<String, String> = std::env::vars().collect();
-    if settings.catalog_vend_credentials && settings.catalog_token.is_none() {
-        anyhow::bail!("catalog_vend_credentials needs catalog_token: credentials are vended only to authenticated callers");
+    if settings.catalog_vend_credentials && settings.catalog_token.is_none() && !settings.catalog_oauth {
+        anyhow::bail!("catalog_vend_credentials needs catalog_token or catalog_oauth: credentials are vended only to authenticated callers");
     }
     let catalog_config = {
         let (client_properties, vended_credentials) = settings.warehouse_client_properties(&env);
-        floe_catalog::server::ServerConfig { client_properties, vended_credentials, token: settings.catalog_token.clone() }
+        let oauth = settings.catalog_oauth.then(|| {
+            let clock = broker.clock.clone();
+            std::sync::Arc::new(floe_catalog::tokens::TokenIssuer::new(
+                std::sync::Arc::new(floe_broker::security::http_auth::CatalogClients(broker.clone())),
+                settings.catalog_token_ttl_ms.0,
+                std::sync::Arc::new(move || clock.now_ms()),
+            ))
+        });
+        floe_catalog::server::ServerConfig { client_properties, vended_credentials, token: settings.catalog_token.clone(), oauth }
     };
     let catalog = tokio::spawn(floe_catalog::server::serve(broker.catalog.clone(), catalog_config, catalog_listener, async move {
         let _ = catalog_stop.changed().await;

@@ -82,9 +82,15 @@ pub struct Settings {
     pub catalog_listen: String,
     /// When set, the catalog asks for `Authorization: Bearer <token>`.
     pub catalog_token: Option<String>,
+    /// The catalog's OAuth2 client-credentials flow (`POST /v1/oauth/tokens`): a SCRAM user's
+    /// name and password as client id and secret get a short-lived token (pyiceberg's and
+    /// Spark's `credential=id:secret`); every other call then needs a token (or `catalog_token`).
+    pub catalog_oauth: bool,
+    /// How long a token from `/v1/oauth/tokens` lasts.
+    pub catalog_token_ttl_ms: Millis,
     /// Hand the node's S3 credentials (`AWS_*`) with a table to catalog clients that present the
     /// token and ask for them (`X-Iceberg-Access-Delegation: vended-credentials`). Needs
-    /// `catalog_token`; off, credentials are never sent.
+    /// `catalog_token` or `catalog_oauth`; off, credentials are never sent.
     pub catalog_vend_credentials: bool,
     /// An external Iceberg REST catalog the Table Topics commit to; unset: the built-in one.
     pub table_catalog_uri: Option<String>,
@@ -287,6 +293,8 @@ impl Default for Settings {
             schema_registry_writers: Vec::new(),
             catalog_token: None,
             catalog_vend_credentials: false,
+            catalog_oauth: false,
+            catalog_token_ttl_ms: Millis(3_600_000),
             table_catalog_uri: None,
             table_catalog_token: None,
             table_warehouse: None,

@@ -19,6 +19,7 @@ pub mod rest_target;
 pub mod server;
 pub mod storage;
 pub mod store;
+pub mod tokens;
 
 pub use catalog::Catalog;
 pub use commit::{Change, CommitTarget, Committer};

@@ -19,6 +19,7 @@ use serde_json::{json, Value as Json};
 
 use crate::catalog::{Catalog, CreateTable, LoadedTable, Namespace};
 use crate::error::CatalogError;
+use crate::tokens::TokenIssuer;
 
 /// What the server needs besides the catalog.
 pub struct ServerConfig {
@@ -30,6 +31,16 @@ pub struct ServerConfig {
     pub vended_credentials: HashMap<String, String>,
     /// When set, every call needs `Authorization: Bearer <token>` (compared in constant time).
     pub token: Option<String>,
+    /// When set, `POST /v1/oauth/tokens` issues short-lived tokens for good client credentials,
+    /// and every other call needs one (or the static token).
+    pub oauth: Option<Arc<TokenIssuer>>,
+}
+
+impl ServerConfig {
+    /// Whether callers must authenticate.
+    fn secured(&self) -> bool {
+        self.token.is_some() || self.oauth.is_some()
+    }
 }
 
 /// The header through which a client asks for credentials (Iceberg REST spec).
@@ -88,7 +99,7 @@ struct Ident {
 fn load_result(t: &LoadedTable, config: &ServerConfig, headers: &HeaderMap) -> Json {
     let mut props = config.client_properties.clone();
     let asked = headers.get_all(ACCESS_DELEGATION).iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(',')).any(|v| v.trim() == "vended-credentials");
-    if asked && config.token.is_some() {
+    if asked && config.secured() {
         props.extend(config.vended_credentials.iter().map(|(k, v)| (k.clone(), v.clone())));
     }
     json!({"metadata-location": t.metadata_location, "metadata": t.metadata.as_ref(), "config": props})
@@ -108,6 +119,7 @@ pub fn router(catalog: Arc<Catalog>, config: ServerConfig) -> Router {
         .route("/v1/tables/rename", post(rename_table))
         .route("/v1/transactions/commit", post(commit_transaction))
         .route("/v1/config", get(get_config))
+        .route("/v1/oauth/tokens", post(issue_token))
         .layer(middleware::from_fn_with_state(ctx.clone(), auth))
         .with_state(ctx)
 }
@@ -123,14 +135,61 @@ pub async fn serve(
 }
 
 async fn auth(State(ctx): Shared, req: Request, next: Next) -> Response {
-    if let Some(token) = &ctx.config.token {
-        use subtle::ConstantTimeEq;
-        let given = req.headers().get(header::AUTHORIZATION).and_then(|v| v.as_bytes().strip_prefix(b"Bearer ")).unwrap_or_default();
-        if !bool::from(given.ct_eq(token.as_bytes())) {
-            return ApiError(CatalogError::Unauthorized).into_response();
-        }
+    use subtle::ConstantTimeEq;
+    let config = &ctx.config;
+    // The token endpoint is how a caller gets in.
+    if !config.secured() || (config.oauth.is_some() && req.uri().path() == "/v1/oauth/tokens") {
+        return next.run(req).await;
+    }
+    let given = req.headers().get(header::AUTHORIZATION).and_then(|v| v.as_bytes().strip_prefix(b"Bearer ")).unwrap_or_default();
+    let static_ok = config.token.as_ref().is_some_and(|t| bool::from(given.ct_eq(t.as_bytes())));
+    let issued_ok = || config.oauth.as_ref().zip(std::str::from_utf8(given).ok()).and_then(|(o, t)| o.client_of(t)).is_some();
+    if !static_ok && !issued_ok() {
+        return ApiError(CatalogError::Unauthorized).into_response();
     }
     next.run(req).await
+}
+
+/// OAuth2 client credentials (RFC 6749 §4.4): `grant_type=client_credentials` with `client_id`
+/// and `client_secret` in the form body (or HTTP Basic), answered with a bearer token.
+async fn issue_token(State(ctx): Shared, headers: HeaderMap, raw: Bytes) -> Response {
+    let oauth_error = |status: StatusCode, error: &str, description: &str| {
+        let body = json!({"error": error, "error_description": description});
+        (status, [(header::CONTENT_TYPE, "application/json")], body.to_string()).into_response()
+    };
+    let Some(issuer) = &ctx.config.oauth else {
+        return oauth_error(StatusCode::BAD_REQUEST, "unsupported_grant_type", "this catalog issues no tokens");
+    };
+    let form: HashMap<String, String> = url::form_urlencoded::parse(&raw).into_owned().collect();
+    if form.get("grant_type").map(String::as_str) != Some("client_credentials") {
+        return oauth_error(StatusCode::BAD_REQUEST, "unsupported_grant_type", "only client_credentials is supported");
+    }
+    let basic = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Basic ")).and_then(basic_pair);
+    let (id, secret) = match (form.get("client_id"), form.get("client_secret"), basic) {
+        (Some(i), Some(s), _) => (i.clone(), s.clone()),
+        (_, _, Some(pair)) => pair,
+        _ => return oauth_error(StatusCode::BAD_REQUEST, "invalid_request", "client_id and client_secret are needed"),
+    };
+    match issuer.issue(&id, &secret) {
+        Some((token, expires_in)) => {
+            let body = json!({"access_token": token, "token_type": "bearer", "expires_in": expires_in,
+                "issued_token_type": "urn:ietf:params:oauth:token-type:access_token"});
+            (StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], body.to_string()).into_response()
+        }
+        None => {
+            tracing::info!(client_id = %id, "catalog token refused: bad client credentials");
+            oauth_error(StatusCode::UNAUTHORIZED, "invalid_client", "the client credentials are not valid")
+        }
+    }
+}
+
+/// `id:secret` from HTTP Basic.
+fn basic_pair(b64: &str) -> Option<(String, String)> {
+    use base64::Engine as _;
+    let raw = base64::engine::general_purpose::STANDARD.decode(b64.trim()).ok()?;
+    let text = String::from_utf8(raw).ok()?;
+    let (i, s) = text.split_once(':')?;
+    Some((i.to_string(), s.to_string()))
 }
 
 async fn get_config(State(ctx): Shared) -> Reply {

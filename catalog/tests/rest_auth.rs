@@ -18,6 +18,7 @@ async fn start(token: Option<&str>) -> (String, tokio::sync::oneshot::Sender<()>
         client_properties: HashMap::from([("s3.endpoint".to_string(), "http://127.0.0.1:9000".to_string())]),
         vended_credentials: HashMap::from([("s3.secret-access-key".to_string(), "s3cr3t".to_string())]),
         token: token.map(str::to_string),
+        oauth: None,
     };
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(serve(catalog, config, listener, async {

@@ -27,10 +27,14 @@ async fn iceberg_rust_rest_client_creates_appends_and_loads() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server =
-        tokio::spawn(serve(catalog, ServerConfig { client_properties: HashMap::new(), vended_credentials: HashMap::new(), token: None }, listener, async {
+    let server = tokio::spawn(serve(
+        catalog,
+        ServerConfig { client_properties: HashMap::new(), vended_credentials: HashMap::new(), token: None, oauth: None },
+        listener,
+        async {
             let _ = stopped.await;
-        }));
+        },
+    ));
 
     let client = RestCatalogBuilder::default()
         .with_storage_factory(ObjectStorage::new(objects.clone(), WH, "warehouse").factory())

@@ -125,7 +125,12 @@ impl State {
             let store = Arc::new(object_store::memory::InMemory::new());
             let catalog = floe_catalog::Catalog::open(Arc::new(floe_catalog::store::MemoryStore::default()), store, "s3://bucket/warehouse", "warehouse");
             self.catalog = catalog.ok().map(|c| {
-                let config = floe_catalog::server::ServerConfig { client_properties: Default::default(), vended_credentials: Default::default(), token: None };
+                let config = floe_catalog::server::ServerConfig {
+                    client_properties: Default::default(),
+                    vended_credentials: Default::default(),
+                    token: None,
+                    oauth: None,
+                };
                 (floe_catalog::server::router(Arc::new(c), config), 0)
             });
         }

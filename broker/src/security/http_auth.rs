@@ -1,4 +1,4 @@
-//! Credentials on the HTTP services: the Schema Registry's HTTP Basic (a SCRAM user's password) and Bearer (an OAUTHBEARER token) checks.
+//! Credentials on the HTTP services: the Schema Registry's HTTP Basic (a SCRAM user's password) and Bearer (an OAUTHBEARER token) checks, and the catalog's client credentials.
 
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
@@ -49,6 +49,26 @@ impl Authenticator for RegistryAuth {
                 b.security_metrics.authentication_failures.fetch_add(1, Relaxed);
                 tracing::info!(reason = %reason, "schema registry credentials refused");
                 None
+            }
+        }
+    }
+}
+
+/// The catalog's client credentials: a user's name and password.
+pub struct CatalogClients(pub Arc<Broker>);
+
+impl floe_catalog::tokens::ClientCredentials for CatalogClients {
+    fn check(&self, client_id: &str, secret: &str) -> bool {
+        let metrics = &self.0.security_metrics;
+        match self.0.users.check_password(client_id, secret) {
+            Ok(()) => {
+                metrics.authentications.fetch_add(1, Relaxed);
+                true
+            }
+            Err(reason) => {
+                metrics.authentication_failures.fetch_add(1, Relaxed);
+                tracing::info!(reason = %reason, "catalog client credentials refused");
+                false
             }
         }
     }
