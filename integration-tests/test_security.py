@@ -4,6 +4,7 @@ certificates), SASL PLAIN and SCRAM-SHA-256/512, SCRAM users, and everything tha
 import base64
 import hashlib
 import hmac
+import json
 import os
 import re
 import socket
@@ -11,6 +12,7 @@ import ssl
 import struct
 import subprocess
 import time
+import urllib.error
 import urllib.request
 import uuid
 
@@ -462,3 +464,35 @@ def test_a_v0_handshake_carries_bare_sasl_tokens(secure):
     token = b"\0admin\0wrong"
     s.sendall(struct.pack(">i", len(token)) + token)
     assert closed(s), "a failed bare exchange closes the connection"
+
+
+def test_the_http_listeners_serve_https_with_the_nodes_certificate(tmp_path, monkeypatch):
+    from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
+    from pyiceberg.catalog.rest import RestCatalog
+
+    ca = Ca(tmp_path, "floe")
+    cert, key = ca.issue("localhost", stem="server")
+    config = tmp_path / "floe.toml"
+    config.write_text(f'schema_registry_tls = true\ncatalog_tls = true\nadmin_tls = true\n[tls]\ncert_file = "{cert}"\nkey_file = "{key}"\n')
+    f = Floe(floe_binary(), tmp_path / "floe", extra=["--config", str(config)]).start()
+    try:
+        with open(f.log_path) as log:
+            assert re.search(r"schema_registry=https://127\.0\.0\.1:\d+ catalog=https://\S+ admin=https://", log.read())
+        ctx = ssl.create_default_context(cafile=ca.cert_file)
+        metrics = urllib.request.urlopen(f"https://127.0.0.1:{f.admin_port}/metrics", context=ctx, timeout=10).read().decode()
+        assert "floe_tls_handshake_failures_total" in metrics
+        sr = SchemaRegistryClient({"url": f"https://127.0.0.1:{f.registry_port}", "ssl.ca.location": ca.cert_file})
+        sid = sr.register_schema("s-value", Schema('{"type": "string"}', "AVRO"))
+        assert json.loads(sr.get_schema(sid).schema_str) in ("string", {"type": "string"})
+        # (requests prefers these variables to the session's CA bundle.)
+        monkeypatch.delenv("REQUESTS_CA_BUNDLE", raising=False)
+        monkeypatch.delenv("CURL_CA_BUNDLE", raising=False)
+        cat = RestCatalog("floe", uri=f"https://127.0.0.1:{f.catalog_port}", **{"ssl": {"cabundle": ca.cert_file}})
+        cat.create_namespace("over_tls")
+        assert ("over_tls",) in cat.list_namespaces()
+        with pytest.raises(Exception):
+            urllib.request.urlopen(f"http://127.0.0.1:{f.admin_port}/metrics", timeout=10).read()
+        with pytest.raises(urllib.error.URLError, match="CERTIFICATE_VERIFY_FAILED"):
+            urllib.request.urlopen(f"https://127.0.0.1:{f.admin_port}/metrics", context=ssl.create_default_context(), timeout=10)
+    finally:
+        f.stop()

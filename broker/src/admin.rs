@@ -25,11 +25,12 @@ pub fn router(broker: Arc<Broker>) -> Router {
 }
 
 /// Serves the admin API until `shutdown` resolves.
-pub async fn serve(
-    broker: Arc<Broker>,
-    listener: tokio::net::TcpListener,
-    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
+/// (`listener` is plain TCP, or TLS.)
+pub async fn serve<L>(broker: Arc<Broker>, listener: L, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> std::io::Result<()>
+where
+    L: axum::serve::Listener,
+    L::Addr: std::fmt::Debug,
+{
     axum::serve(listener, router(broker)).with_graceful_shutdown(shutdown).await
 }
 

@@ -55,7 +55,7 @@ pub struct Broker {
     /// ACLs and the decisions made with them.
     pub authorizer: crate::security::authorizer::Authorizer,
     /// Authentication counters.
-    pub security_metrics: SecurityMetrics,
+    pub security_metrics: Arc<SecurityMetrics>,
     /// Connections open across all listeners: a permit each, `connections_max` of them.
     pub connection_slots: Arc<tokio::sync::Semaphore>,
 }
@@ -170,7 +170,7 @@ impl BrokerBuilder {
             users,
             oauth,
             authorizer,
-            security_metrics: SecurityMetrics::default(),
+            security_metrics: Arc::default(),
             connection_slots: Arc::new(tokio::sync::Semaphore::new(s_connections_max)),
         });
         spawn_background(&broker);

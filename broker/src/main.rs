@@ -264,7 +264,11 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         tracing::debug!(variable = %v, "FLOE_ variable names no setting; ignored");
     }
     let _lock = floe_broker::cli::user::lock_data_dir(&settings.data_dir)?;
-    let (kafka_listeners, tls) = floe_broker::listen::bind(&settings).await?;
+    let (kafka_listeners, mut tls) = floe_broker::listen::bind(&settings).await?;
+    let http_tls = settings.schema_registry_tls || settings.catalog_tls || settings.admin_tls;
+    if http_tls && tls.is_none() {
+        tls = Some(floe_broker::security::tls::Tls::load(&settings.tls, &settings.ssl_principal_mapping_rules).map_err(|e| anyhow::anyhow!("TLS: {e}"))?);
+    }
     let bound = kafka_listeners[0].addr;
     let listeners_line = floe_broker::listen::describe(&kafka_listeners);
     let broker = Broker::builder(settings.clone()).build().await?;
@@ -278,12 +282,20 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let admin_listener =
         TcpListener::bind(&settings.admin_listen).await.map_err(|e| anyhow::anyhow!("binding the admin listener on {}: {e}", settings.admin_listen))?;
     let admin_addr = admin_listener.local_addr()?;
+    let http = |tcp: TcpListener, on: bool| {
+        use floe_broker::security::tls_listener::HttpListener;
+        HttpListener::new(tcp, if on { tls.clone() } else { None }, broker.security_metrics.clone())
+    };
+    let registry_http = http(registry_listener, settings.schema_registry_tls)?;
+    let catalog_http = http(catalog_listener, settings.catalog_tls)?;
+    let admin_http = http(admin_listener, settings.admin_tls)?;
+    let (registry_scheme, catalog_scheme, admin_scheme) = (registry_http.scheme(), catalog_http.scheme(), admin_http.scheme());
     let (stop_tx, stop_rx) = watch::channel(false);
     floe_broker::listen::warn_exposure(
         &settings,
         &kafka_listeners,
         &[
-            ("schema registry", registry_addr, settings.schema_registry_auth),
+            ("schema registry", registry_addr, settings.schema_registry_auth || settings.schema_registry_tls),
             ("Iceberg catalog", catalog_addr, settings.catalog_token.is_some() || settings.catalog_oauth),
             ("admin listener", admin_addr, false),
         ],
@@ -306,11 +318,11 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         });
         floe_catalog::server::ServerConfig { client_properties, vended_credentials, token: settings.catalog_token.clone(), oauth }
     };
-    let catalog = tokio::spawn(floe_catalog::server::serve(broker.catalog.clone(), catalog_config, catalog_listener, async move {
+    let catalog = tokio::spawn(floe_catalog::server::serve(broker.catalog.clone(), catalog_config, catalog_http, async move {
         let _ = catalog_stop.changed().await;
     }));
     let mut admin_stop = stop_rx.clone();
-    let admin = tokio::spawn(floe_broker::admin::serve(broker.clone(), admin_listener, async move {
+    let admin = tokio::spawn(floe_broker::admin::serve(broker.clone(), admin_http, async move {
         let _ = admin_stop.changed().await;
     }));
     let mut registry_stop = stop_rx.clone();
@@ -318,7 +330,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         true => Some(std::sync::Arc::new(floe_broker::security::http_auth::RegistryAuth(broker.clone()))),
         false => None,
     };
-    let registry = tokio::spawn(floe_schema::registry::server::serve(broker.registry.clone(), registry_auth, registry_listener, async move {
+    let registry = tokio::spawn(floe_schema::registry::server::serve(broker.registry.clone(), registry_auth, registry_http, async move {
         let _ = registry_stop.changed().await;
     }));
     let advertised: Vec<String> = broker.listeners().iter().map(|l| l.advertised_url()).collect();
@@ -332,7 +344,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         schema_registry = %registry_addr,
         catalog = %catalog_addr,
         admin = %admin_addr,
-        "floe listening kafka={bound} schema_registry=http://{registry_addr} catalog=http://{catalog_addr} admin=http://{admin_addr} listeners={listeners_line}"
+        "floe listening kafka={bound} schema_registry={registry_scheme}://{registry_addr} catalog={catalog_scheme}://{catalog_addr} admin={admin_scheme}://{admin_addr} listeners={listeners_line}"
     );
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     tokio::select! {

@@ -7,6 +7,7 @@
 //! - [`sasl`]: a connection's authentication state and the SASL exchange.
 //! - [`oauth`]: OAUTHBEARER tokens (JWTs) checked against a JWKS file.
 //! - [`scram`]: SCRAM credentials and both sides of the exchange.
+//! - [`tls_listener`]: TLS for the HTTP listeners.
 //! - [`users`]: SCRAM credentials, durable in the engine's metadata.
 //! - [`acl`]: Kafka's ACL model and decision rule; [`authorizer`]: ACLs stored, requests decided.
 
@@ -19,6 +20,7 @@ pub mod principal;
 pub mod sasl;
 pub mod scram;
 pub mod tls;
+pub mod tls_listener;
 pub mod users;
 
 use std::sync::atomic::AtomicU64;

@@ -78,6 +78,12 @@ pub struct Settings {
     /// Principals (`User:name`) that may register, delete and reconfigure schemas.
     #[serde(deserialize_with = "list")]
     pub schema_registry_writers: Vec<String>,
+    /// Serve the Schema Registry over TLS (HTTPS) with the `[tls]` certificate.
+    pub schema_registry_tls: bool,
+    /// Serve the Iceberg REST catalog over TLS (HTTPS) with the `[tls]` certificate.
+    pub catalog_tls: bool,
+    /// Serve the admin listener over TLS (HTTPS) with the `[tls]` certificate.
+    pub admin_tls: bool,
     /// Iceberg REST catalog listener.
     pub catalog_listen: String,
     /// When set, the catalog asks for `Authorization: Bearer <token>`.
@@ -290,6 +296,9 @@ impl Default for Settings {
             schema_registry_listen: "127.0.0.1:8081".into(),
             catalog_listen: "127.0.0.1:8181".into(),
             schema_registry_auth: false,
+            schema_registry_tls: false,
+            catalog_tls: false,
+            admin_tls: false,
             schema_registry_writers: Vec::new(),
             catalog_token: None,
             catalog_vend_credentials: false,

@@ -125,12 +125,17 @@ pub fn router(catalog: Arc<Catalog>, config: ServerConfig) -> Router {
 }
 
 /// Serves the API on `listener` until `shutdown` resolves.
-pub async fn serve(
+/// (`listener` is plain TCP, or TLS.)
+pub async fn serve<L>(
     catalog: Arc<Catalog>,
     config: ServerConfig,
-    listener: tokio::net::TcpListener,
+    listener: L,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
+) -> std::io::Result<()>
+where
+    L: axum::serve::Listener,
+    L::Addr: std::fmt::Debug,
+{
     axum::serve(listener, router(catalog, config)).with_graceful_shutdown(shutdown).await
 }
 

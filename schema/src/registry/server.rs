@@ -128,12 +128,17 @@ fn routes(registry: Arc<Registry>) -> Router {
 }
 
 /// Serves the API on `listener` until `shutdown` resolves.
-pub async fn serve(
+/// (`listener` is plain TCP, or TLS.)
+pub async fn serve<L>(
     registry: Arc<Registry>,
     auth: Option<Arc<dyn super::auth::Authenticator>>,
-    listener: tokio::net::TcpListener,
+    listener: L,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
+) -> std::io::Result<()>
+where
+    L: axum::serve::Listener,
+    L::Addr: std::fmt::Debug,
+{
     axum::serve(listener, router_with_auth(registry, auth)).with_graceful_shutdown(shutdown).await
 }
 
