@@ -156,6 +156,18 @@ pub fn builtin(target: &str) -> Vec<Vec<u8>> {
             .map(|(route, body)| [&[route][..], body.as_bytes()].concat())
             .collect()
         }
+        "sasl" => vec![
+            [
+                &[0u8][..],
+                b"n,,n=user,r=fyko+d2lbbFgONRv9qkxdawL",
+                &[0xff],
+                b"c=biws,r=fyko+d2lbbFgONRv9qkxdawLx,p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ=",
+            ]
+            .concat(),
+            [&[1u8][..], b"n,,\x01auth=Bearer eyJhbGciOiJFUzI1NiIsImtpZCI6ImUifQ.eyJzdWIiOiJhIiwiZXhwIjo5OTk5OTk5OTk5fQ.c2ln\x01\x01"].concat(),
+            [&[2u8][..], b"RULE:^CN=(.*?),O=.*$/$1/L,DEFAULT"].concat(),
+            [&[3u8][..], b"r=fyko+d2lbbFgONRv9qkxdawLabc,s=QSXCR+Q6sek8bf92,i=4096"].concat(),
+        ],
         _ => vec![],
     }
 }

@@ -27,6 +27,10 @@ pub const TARGETS: &[Target] = &[
     Target { name: "json-record", about: "schemaless JSON values decoded into one Arrow batch" },
     Target { name: "registry-schema", about: "Avro, Protobuf and JSON Schema text registered as the Schema Registry does (parse, compile, compatibility)" },
     Target { name: "rest-catalog", about: "a REST catalog request body sent to each route of the Iceberg REST API" },
+    Target {
+        name: "sasl",
+        about: "SASL messages as a connection receives them: SCRAM's two client messages, an OAUTHBEARER token, a client certificate's subject and mapping rules, SCRAM's server-first as the CLI reads it",
+    },
 ];
 
 /// Per-target state kept across inputs (a registry and a catalog that live for a while).
@@ -34,7 +38,11 @@ pub struct State {
     rt: tokio::runtime::Runtime,
     registry: Option<(Arc<Registry>, u32)>,
     catalog: Option<(axum::Router, u32)>,
+    oauth: Option<floe_broker::security::oauth::OAuthValidator>,
 }
+
+/// Keys the `sasl` target's tokens are checked against (an RSA and an EC key; no input signs with them).
+const FUZZ_JWKS: &str = r#"{"keys":[{"kty":"RSA","kid":"r","n":"sXchDaQebHnPiGvyDOAT4saGEUetSyo9MKLOoWFsueri23bOdgWp4Dy1WlUzewbgBHod5pcM9H95GQRV3JDXboIRROSBigeC5yjU1hGzHHyXss8UDprecbAYxknTcQkhslANGRUZmdTOQ5qTRsLAt6BTYuyvVRdhS8exSZEy_c4gs_7svlJJQ4H9_NxsiIoLwAEk7-Q3UXERGYw_75IDrGA84-lA_-Ct4eTlXHBIY2EaV7t7LjJaynVJCpkv4LKjTTAumiGUIuQhrNhZLuF_RJLqHpM2kgWFLU7-VTdL1VbC2tejvcI2BlMkEpk1BzBZI0KQB0GaDWFLN-aEAw3vRw","e":"AQAB"},{"kty":"EC","crv":"P-256","kid":"e","x":"f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU","y":"x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"}]}"#;
 
 /// Inputs a registry or catalog sees before it is replaced by a fresh one (bounds their growth).
 const STATE_INPUTS_MAX: u32 = 200;
@@ -48,7 +56,7 @@ const AVRO_DATUM_SCHEMA: &str = r#"{"type":"record","name":"R","fields":[
 
 impl State {
     pub fn new() -> anyhow::Result<Self> {
-        Ok(State { rt: tokio::runtime::Builder::new_current_thread().enable_all().build()?, registry: None, catalog: None })
+        Ok(State { rt: tokio::runtime::Builder::new_current_thread().enable_all().build()?, registry: None, catalog: None, oauth: None })
     }
 
     /// Runs target `name` on `data`; returns the outcome's class (an error's text without its
@@ -73,6 +81,7 @@ impl State {
             }
             "registry-schema" => self.registry_schema(data),
             "rest-catalog" => self.rest_catalog(data),
+            "sasl" => self.sasl(data),
             // A target with a bug planted on purpose: the harness's own test finds it.
             "planted" => {
                 if data.windows(2).any(|w| w == [0xde, 0xad]) {
@@ -82,6 +91,51 @@ impl State {
             }
             other => panic!("no target {other}"),
         }
+    }
+
+    fn sasl(&mut self, data: &[u8]) -> String {
+        // Messages quote the input: the class is the text before the first quote.
+        let class = self.sasl_outcome(data);
+        class.split('"').next().unwrap_or_default().to_string()
+    }
+
+    fn sasl_outcome(&mut self, data: &[u8]) -> String {
+        use floe_broker::security::scram::{ScramClient, ScramMechanism, ScramServer};
+        let Some((&mode, rest)) = data.split_first() else { return "empty".into() };
+        match mode % 4 {
+            0 => {
+                let (first, last) = rest.iter().position(|&b| b == 0xff).map_or((rest, &[][..]), |i| (&rest[..i], &rest[i + 1..]));
+                let cred = ScramMechanism::Sha256.credential(b"salted-password", b"salt", 4096);
+                match ScramServer::start(ScramMechanism::Sha256, first, |_| Some(cred.clone()), b"decoy") {
+                    Ok((server, _)) => outcome(server.finish(last).map(|(u, _)| u.len().min(3)).map_err(|e| e.0)),
+                    Err(e) => format!("first: {}", e.0),
+                }
+            }
+            1 => match self.oauth() {
+                Ok(v) => outcome(v.authenticate(rest, 1_800_000_000_000).map(|g| g.subject.len().min(3))),
+                Err(e) => panic!("the fuzz JWKS: {e}"),
+            },
+            2 => {
+                let dn = floe_broker::security::principal::subject(rest);
+                let rules = floe_broker::security::principal::PrincipalRules::parse(&String::from_utf8_lossy(rest));
+                format!("{} {}", dn.is_some(), outcome(rules.map(|r| r.apply("CN=a,O=b").len().min(3))))
+            }
+            _ => {
+                let (mut client, _) = ScramClient::start(ScramMechanism::Sha512, "user", "pw");
+                outcome(client.respond(rest).map(|m| m.len().min(3)).map_err(|e| e.0))
+            }
+        }
+    }
+
+    /// An OAUTHBEARER validator over a fixed JWKS (written once to a temporary file).
+    fn oauth(&mut self) -> anyhow::Result<&floe_broker::security::oauth::OAuthValidator> {
+        if self.oauth.is_none() {
+            let path = std::env::temp_dir().join(format!("floe-fuzz-jwks-{}.json", std::process::id()));
+            std::fs::write(&path, FUZZ_JWKS)?;
+            let s = floe_broker::Settings { sasl_oauthbearer_jwks_file: Some(path), ..Default::default() };
+            self.oauth = floe_broker::security::oauth::OAuthValidator::from_settings(&s).map_err(anyhow::Error::msg)?;
+        }
+        self.oauth.as_ref().ok_or_else(|| anyhow::anyhow!("no validator"))
     }
 
     fn registry_schema(&mut self, data: &[u8]) -> String {
