@@ -208,3 +208,51 @@ def test_a_client_certificate_is_the_principal_after_the_mapping_rules(tmp_path)
         assert code_name(produce_error(ssl_conf, topic)) == "TOPIC_AUTHORIZATION_FAILED", "no certificate: User:ANONYMOUS"
     finally:
         node.floe.stop()
+
+
+def test_a_table_topics_table_follows_its_topic_acls_in_the_catalog(tmp_path):
+    """With catalog_oauth, a catalog client is the user whose credentials it presented: reading a
+    Table Topic's table needs Read on the topic, changing it Alter."""
+    import json
+    import time
+
+    from pyiceberg.catalog.rest import RestCatalog
+    from pyiceberg.exceptions import ForbiddenError, NoSuchTableError
+
+    data = tmp_path / "floe"
+    data.mkdir()
+    for user, pw in PASSWORDS.items():
+        create_user(data, user, pw, "SCRAM-SHA-256")
+    config = tmp_path / "floe.toml"
+    config.write_text('listeners = ["SASL_PLAINTEXT://127.0.0.1:0"]\nauthorizer = true\nsuper_users = ["User:admin"]\ncatalog_oauth = true\n')
+    node = AclNode.__new__(AclNode)
+    node.floe = Floe(floe_binary(), data, extra=["--config", str(config)]).start()
+    node.admins = {}
+    node.read_ports()
+    node.props = tmp_path / "admin.properties"
+    node.props.write_text(f"security.protocol=SASL_PLAINTEXT\nsasl.mechanism=SCRAM-SHA-256\nsasl.username=admin\nsasl.password={PASSWORDS['admin']}\n")
+    try:
+        topic = new_topic(node, config={"automq.table.topic.enable": "true", "automq.table.topic.commit.interval.ms": "300",
+                                        "automq.table.topic.convert.value.type": "json", "automq.table.topic.transform.value.type": "flatten"})
+        p = Producer({**node.conf("admin")})
+        p.produce(topic, json.dumps({"id": 1}).encode())
+        assert p.flush(30) == 0
+        admin_cat = RestCatalog("floe", uri=node.floe.catalog_url, credential=f"admin:{PASSWORDS['admin']}")
+        deadline = time.time() + 40
+        while time.time() < deadline:
+            try:
+                if admin_cat.load_table(("default", topic)).scan().to_arrow().num_rows == 1:
+                    break
+            except NoSuchTableError:
+                pass
+            time.sleep(0.3)
+        alice = RestCatalog("floe", uri=node.floe.catalog_url, credential=f"alice:{PASSWORDS['alice']}")
+        with pytest.raises(ForbiddenError):
+            alice.load_table(("default", topic))
+        assert node.acl("add", "--allow", "User:alice", "--operation", "Read", "--topic", topic).returncode == 0
+        assert [r["id"] for r in alice.load_table(("default", topic)).scan().to_arrow().to_pylist()] == [1]
+        with pytest.raises(ForbiddenError):
+            alice.drop_table(("default", topic))
+        assert admin_cat.load_table(("default", topic)) is not None, "the table is still there"
+    finally:
+        node.floe.stop()

@@ -316,7 +316,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
                 std::sync::Arc::new(move || clock.now_ms()),
             ))
         });
-        floe_catalog::server::ServerConfig { client_properties, vended_credentials, token: settings.catalog_token.clone(), oauth }
+        let access: Option<std::sync::Arc<dyn floe_catalog::access::TableAccess>> =
+            Some(std::sync::Arc::new(floe_broker::security::http_auth::CatalogTables(broker.clone())));
+        floe_catalog::server::ServerConfig { client_properties, vended_credentials, token: settings.catalog_token.clone(), oauth, access }
     };
     let catalog = tokio::spawn(floe_catalog::server::serve(broker.catalog.clone(), catalog_config, catalog_http, async move {
         let _ = catalog_stop.changed().await;

@@ -19,6 +19,8 @@ pub enum CatalogError {
     BadRequest(String),
     #[error("not authorized")]
     Unauthorized,
+    #[error("forbidden: {0}")]
+    Forbidden(String),
     #[error("storage: {0}")]
     Storage(String),
     #[error("iceberg: {0}")]
@@ -36,6 +38,7 @@ impl CatalogError {
             CatalogError::CommitFailed(_) => (409, "CommitFailedException"),
             CatalogError::BadRequest(_) | CatalogError::Iceberg(_) => (400, "BadRequestException"),
             CatalogError::Unauthorized => (401, "NotAuthorizedException"),
+            CatalogError::Forbidden(_) => (403, "ForbiddenException"),
             CatalogError::Storage(_) => (500, "ServiceFailureException"),
         }
     }

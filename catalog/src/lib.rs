@@ -10,6 +10,7 @@
 //! - [`commit`]: Floe's own snapshots: append, row-delta, replace, expiry.
 //! - [`error`]: the crate's error type and its REST form.
 
+pub mod access;
 pub mod catalog;
 pub mod commit;
 pub mod error;

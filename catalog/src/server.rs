@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::{Path, Query, Request, State};
+use axum::extract::{Extension, Path, Query, Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -17,6 +17,7 @@ use iceberg::{TableRequirement, TableUpdate};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value as Json};
 
+use crate::access::{Caller, TableAccess};
 use crate::catalog::{Catalog, CreateTable, LoadedTable, Namespace};
 use crate::error::CatalogError;
 use crate::tokens::TokenIssuer;
@@ -34,6 +35,9 @@ pub struct ServerConfig {
     /// When set, `POST /v1/oauth/tokens` issues short-lived tokens for good client credentials,
     /// and every other call needs one (or the static token).
     pub oauth: Option<Arc<TokenIssuer>>,
+    /// Table permissions for callers with an issued token; unset: any authenticated caller may
+    /// do anything.
+    pub access: Option<Arc<dyn TableAccess>>,
 }
 
 impl ServerConfig {
@@ -139,20 +143,44 @@ where
     axum::serve(listener, router(catalog, config)).with_graceful_shutdown(shutdown).await
 }
 
-async fn auth(State(ctx): Shared, req: Request, next: Next) -> Response {
+async fn auth(State(ctx): Shared, mut req: Request, next: Next) -> Response {
     use subtle::ConstantTimeEq;
     let config = &ctx.config;
     // The token endpoint is how a caller gets in.
     if !config.secured() || (config.oauth.is_some() && req.uri().path() == "/v1/oauth/tokens") {
+        req.extensions_mut().insert(Caller(None));
         return next.run(req).await;
     }
     let given = req.headers().get(header::AUTHORIZATION).and_then(|v| v.as_bytes().strip_prefix(b"Bearer ")).unwrap_or_default();
-    let static_ok = config.token.as_ref().is_some_and(|t| bool::from(given.ct_eq(t.as_bytes())));
-    let issued_ok = || config.oauth.as_ref().zip(std::str::from_utf8(given).ok()).and_then(|(o, t)| o.client_of(t)).is_some();
-    if !static_ok && !issued_ok() {
-        return ApiError(CatalogError::Unauthorized).into_response();
-    }
+    let caller = if config.token.as_ref().is_some_and(|t| bool::from(given.ct_eq(t.as_bytes()))) {
+        Caller(None)
+    } else {
+        match config.oauth.as_ref().zip(std::str::from_utf8(given).ok()).and_then(|(o, t)| o.client_of(t)) {
+            Some(client) => Caller(Some(format!("User:{client}"))),
+            None => return ApiError(CatalogError::Unauthorized).into_response(),
+        }
+    };
+    req.extensions_mut().insert(caller);
     next.run(req).await
+}
+
+/// Refuses the caller a table it may not read (`change` false) or change.
+fn permit(ctx: &Ctx, caller: &Caller, t: &LoadedTable, change: bool, what: &str) -> Result<(), ApiError> {
+    match (&caller.0, &ctx.config.access) {
+        (Some(p), Some(access)) if !access.allowed(p, change, t.metadata.properties()) => {
+            Err(ApiError(CatalogError::Forbidden(format!("{p} may not {} table {what}", if change { "change" } else { "read" }))))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Loads a table to check the caller may change it.
+async fn permit_change(ctx: &Ctx, caller: &Caller, namespace: &Namespace, table: &str) -> Result<(), ApiError> {
+    if caller.0.is_none() || ctx.config.access.is_none() {
+        return Ok(());
+    }
+    let t = ctx.catalog.load_table(namespace, table).await?;
+    permit(ctx, caller, &t, true, table)
 }
 
 /// OAuth2 client credentials (RFC 6749 §4.4): `grant_type=client_credentials` with `client_id`
@@ -285,13 +313,15 @@ async fn create_table(State(ctx): Shared, Path(n): Path<String>, headers: Header
     ok(load_result(&t, &ctx.config, &headers))
 }
 
-async fn load_table(State(ctx): Shared, Path((n, table)): Path<(String, String)>, headers: HeaderMap) -> Reply {
+async fn load_table(State(ctx): Shared, Extension(caller): Extension<Caller>, Path((n, table)): Path<(String, String)>, headers: HeaderMap) -> Reply {
     let t = ctx.catalog.load_table(&ns(&n), &table).await?;
+    permit(&ctx, &caller, &t, false, &table)?;
     ok(load_result(&t, &ctx.config, &headers))
 }
 
-async fn table_exists(State(ctx): Shared, Path((n, table)): Path<(String, String)>) -> Reply {
-    ctx.catalog.load_table(&ns(&n), &table).await?;
+async fn table_exists(State(ctx): Shared, Extension(caller): Extension<Caller>, Path((n, table)): Path<(String, String)>) -> Reply {
+    let t = ctx.catalog.load_table(&ns(&n), &table).await?;
+    permit(&ctx, &caller, &t, false, &table)?;
     no_content()
 }
 
@@ -301,7 +331,13 @@ async fn report_metrics(State(ctx): Shared, Path((n, table)): Path<(String, Stri
     no_content()
 }
 
-async fn drop_table(State(ctx): Shared, Path((n, table)): Path<(String, String)>, Query(q): Query<HashMap<String, String>>) -> Reply {
+async fn drop_table(
+    State(ctx): Shared,
+    Extension(caller): Extension<Caller>,
+    Path((n, table)): Path<(String, String)>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Reply {
+    permit_change(&ctx, &caller, &ns(&n), &table).await?;
     let purge = q.get("purgeRequested").is_some_and(|v| v == "true");
     ctx.catalog.drop_table(&ns(&n), &table, purge).await?;
     no_content()
@@ -316,14 +352,15 @@ struct CommitBody {
     updates: Vec<TableUpdate>,
 }
 
-async fn commit_table(State(ctx): Shared, Path((n, table)): Path<(String, String)>, raw: Bytes) -> Reply {
+async fn commit_table(State(ctx): Shared, Extension(caller): Extension<Caller>, Path((n, table)): Path<(String, String)>, raw: Bytes) -> Reply {
     let b: CommitBody = parse(&raw)?;
+    permit_change(&ctx, &caller, &ns(&n), &table).await?;
     let mut done = ctx.catalog.commit(vec![(ns(&n), table, b.requirements, b.updates)]).await?;
     let t = done.pop().ok_or_else(|| ApiError(CatalogError::Storage("commit returned nothing".into())))?;
     ok(json!({"metadata-location": t.metadata_location, "metadata": t.metadata.as_ref()}))
 }
 
-async fn commit_transaction(State(ctx): Shared, raw: Bytes) -> Reply {
+async fn commit_transaction(State(ctx): Shared, Extension(caller): Extension<Caller>, raw: Bytes) -> Reply {
     #[derive(Deserialize)]
     #[serde(rename_all = "kebab-case")]
     struct Body {
@@ -333,19 +370,21 @@ async fn commit_transaction(State(ctx): Shared, raw: Bytes) -> Reply {
     let mut changes = Vec::with_capacity(b.table_changes.len());
     for c in b.table_changes {
         let id = c.identifier.ok_or_else(|| ApiError(CatalogError::BadRequest("a transaction's table change needs an identifier".into())))?;
+        permit_change(&ctx, &caller, &id.namespace, &id.name).await?;
         changes.push((id.namespace, id.name, c.requirements, c.updates));
     }
     ctx.catalog.commit(changes).await?;
     no_content()
 }
 
-async fn rename_table(State(ctx): Shared, raw: Bytes) -> Reply {
+async fn rename_table(State(ctx): Shared, Extension(caller): Extension<Caller>, raw: Bytes) -> Reply {
     #[derive(Deserialize)]
     struct Body {
         source: Ident,
         destination: Ident,
     }
     let b: Body = parse(&raw)?;
+    permit_change(&ctx, &caller, &b.source.namespace, &b.source.name).await?;
     ctx.catalog.rename_table((&b.source.namespace, &b.source.name), (&b.destination.namespace, &b.destination.name)).await?;
     no_content()
 }

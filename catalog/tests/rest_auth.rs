@@ -19,6 +19,7 @@ async fn start(token: Option<&str>) -> (String, tokio::sync::oneshot::Sender<()>
         vended_credentials: HashMap::from([("s3.secret-access-key".to_string(), "s3cr3t".to_string())]),
         token: token.map(str::to_string),
         oauth: None,
+        access: None,
     };
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(serve(catalog, config, listener, async {

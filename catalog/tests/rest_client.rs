@@ -29,7 +29,7 @@ async fn iceberg_rust_rest_client_creates_appends_and_loads() {
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(serve(
         catalog,
-        ServerConfig { client_properties: HashMap::new(), vended_credentials: HashMap::new(), token: None, oauth: None },
+        ServerConfig { client_properties: HashMap::new(), vended_credentials: HashMap::new(), token: None, oauth: None, access: None },
         listener,
         async {
             let _ = stopped.await;

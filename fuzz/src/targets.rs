@@ -184,6 +184,7 @@ impl State {
                     vended_credentials: Default::default(),
                     token: None,
                     oauth: None,
+                    access: None,
                 };
                 (floe_catalog::server::router(Arc::new(c), config), 0)
             });

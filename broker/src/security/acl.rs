@@ -196,11 +196,13 @@ impl AclBinding {
 }
 
 /// The decision for `principal` at `host` doing `op` on resource `name` of type `t`, given every
-/// binding: deny wins over allow; no binding covering the resource at all means `if_none`.
+/// binding: deny wins over allow; no binding covering the resource at all means `if_none`. An
+/// unknown host (`None`: a caller whose address the service does not see) is judged
+/// conservatively: denials for any host apply, allowances only for every host (`*`).
 pub fn decide<'a>(
     bindings: impl IntoIterator<Item = &'a AclBinding>,
     principal: &str,
-    host: &str,
+    host: Option<&str>,
     op: Operation,
     t: ResourceType,
     name: &str,
@@ -210,7 +212,11 @@ pub fn decide<'a>(
     let mut allowed = false;
     for b in bindings.into_iter().filter(|b| b.covers(t, name)) {
         covered = true;
-        if !b.applies_to(principal, host) {
+        let applies = match host {
+            Some(h) => b.applies_to(principal, h),
+            None => (b.principal == principal || b.principal == "User:*") && (b.permission == Permission::Deny || b.host == WILDCARD),
+        };
+        if !applies {
             continue;
         }
         match b.permission {

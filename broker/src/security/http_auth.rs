@@ -73,3 +73,22 @@ impl floe_catalog::tokens::ClientCredentials for CatalogClients {
         }
     }
 }
+
+/// The catalog's table permissions: a Table Topic's table (or its dead-letter table) follows its
+/// topic's ACLs — reading needs Read on the topic, changing it Alter; other tables are any
+/// authenticated caller's.
+pub struct CatalogTables(pub Arc<Broker>);
+
+impl floe_catalog::access::TableAccess for CatalogTables {
+    fn allowed(&self, principal: &str, change: bool, properties: &std::collections::HashMap<String, String>) -> bool {
+        use crate::security::acl::{Operation, ResourceType};
+        let topic = properties.get(floe_table_topic::table::OWNER_KEY).or_else(|| properties.get(floe_table_topic::table::DLQ_OWNER_KEY));
+        match topic {
+            None => true,
+            Some(t) => {
+                let op = if change { Operation::Alter } else { Operation::Read };
+                self.0.authorizer.authorize_from_anywhere(principal, op, ResourceType::Topic, t)
+            }
+        }
+    }
+}

@@ -18,35 +18,42 @@ fn literal_prefixed_and_wildcard_patterns() {
         acl(Topic, Prefixed, "logs-", "User:bob", Write, Allow),
         acl(Topic, Literal, "*", "User:carol", Read, Allow),
     ];
-    assert!(decide(&acls, "User:alice", "10.0.0.1", Read, Topic, "orders", false));
-    assert!(!decide(&acls, "User:alice", "10.0.0.1", Read, Topic, "orders2", false), "literal is exact");
-    assert!(decide(&acls, "User:bob", "10.0.0.1", Write, Topic, "logs-app", false));
-    assert!(!decide(&acls, "User:bob", "10.0.0.1", Write, Topic, "log", false));
-    assert!(decide(&acls, "User:carol", "10.0.0.1", Read, Topic, "anything", false), "a literal * covers every topic");
-    assert!(!decide(&acls, "User:alice", "10.0.0.1", Read, Group, "orders", false), "another resource type");
+    assert!(decide(&acls, "User:alice", Some("10.0.0.1"), Read, Topic, "orders", false));
+    assert!(!decide(&acls, "User:alice", Some("10.0.0.1"), Read, Topic, "orders2", false), "literal is exact");
+    assert!(decide(&acls, "User:bob", Some("10.0.0.1"), Write, Topic, "logs-app", false));
+    assert!(!decide(&acls, "User:bob", Some("10.0.0.1"), Write, Topic, "log", false));
+    assert!(decide(&acls, "User:carol", Some("10.0.0.1"), Read, Topic, "anything", false), "a literal * covers every topic");
+    assert!(!decide(&acls, "User:alice", Some("10.0.0.1"), Read, Group, "orders", false), "another resource type");
 }
 
 #[test]
 fn deny_wins_and_implied_operations() {
     let acls = [acl(Topic, Prefixed, "", "User:*", All, Allow), acl(Topic, Literal, "secret", "User:eve", Read, Deny)];
-    assert!(decide(&acls, "User:eve", "h", Write, Topic, "secret", false));
-    assert!(!decide(&acls, "User:eve", "h", Read, Topic, "secret", false), "deny over allow");
-    assert!(decide(&acls, "User:eve", "h", Describe, Topic, "secret", false), "denying Read does not deny Describe");
+    assert!(decide(&acls, "User:eve", Some("h"), Write, Topic, "secret", false));
+    assert!(!decide(&acls, "User:eve", Some("h"), Read, Topic, "secret", false), "deny over allow");
+    assert!(decide(&acls, "User:eve", Some("h"), Describe, Topic, "secret", false), "denying Read does not deny Describe");
     let acls = [acl(Topic, Literal, "t", "User:a", Write, Allow), acl(Topic, Literal, "t", "User:b", AlterConfigs, Allow)];
-    assert!(decide(&acls, "User:a", "h", Describe, Topic, "t", false), "Write implies Describe");
-    assert!(!decide(&acls, "User:a", "h", Read, Topic, "t", false));
-    assert!(decide(&acls, "User:b", "h", DescribeConfigs, Topic, "t", false), "AlterConfigs implies DescribeConfigs");
-    assert!(!decide(&acls, "User:b", "h", Describe, Topic, "t", false));
+    assert!(decide(&acls, "User:a", Some("h"), Describe, Topic, "t", false), "Write implies Describe");
+    assert!(!decide(&acls, "User:a", Some("h"), Read, Topic, "t", false));
+    assert!(decide(&acls, "User:b", Some("h"), DescribeConfigs, Topic, "t", false), "AlterConfigs implies DescribeConfigs");
+    assert!(!decide(&acls, "User:b", Some("h"), Describe, Topic, "t", false));
 }
 
 #[test]
 fn hosts_and_the_no_acl_default() {
     let mut a = acl(Group, Literal, "g", "User:a", Read, Allow);
     a.host = "10.0.0.1".into();
-    assert!(decide([&a], "User:a", "10.0.0.1", Read, Group, "g", false));
-    assert!(!decide([&a], "User:a", "10.0.0.2", Read, Group, "g", true), "covered: the default does not apply");
-    assert!(decide([&a], "User:x", "h", Read, Group, "other", true), "uncovered resource: allow_everyone_if_no_acl_found");
-    assert!(!decide([&a], "User:x", "h", Read, Group, "other", false));
+    assert!(decide([&a], "User:a", Some("10.0.0.1"), Read, Group, "g", false));
+    assert!(!decide([&a], "User:a", Some("10.0.0.2"), Read, Group, "g", true), "covered: the default does not apply");
+    assert!(decide([&a], "User:x", Some("h"), Read, Group, "other", true), "uncovered resource: allow_everyone_if_no_acl_found");
+    assert!(!decide([&a], "User:x", Some("h"), Read, Group, "other", false));
+    // An unknown host: a host-specific allowance does not apply, a host-specific denial does.
+    assert!(!decide([&a], "User:a", None, Read, Group, "g", false));
+    let mut d = acl(Group, Literal, "g", "User:a", Read, Deny);
+    d.host = "10.0.0.9".into();
+    let all = acl(Group, Literal, "g", "User:a", Read, Allow);
+    assert!(decide([&all], "User:a", None, Read, Group, "g", false));
+    assert!(!decide([&all, &d], "User:a", None, Read, Group, "g", false));
 }
 
 #[test]
