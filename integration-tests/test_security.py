@@ -496,3 +496,40 @@ def test_the_http_listeners_serve_https_with_the_nodes_certificate(tmp_path, mon
             urllib.request.urlopen(f"https://127.0.0.1:{f.admin_port}/metrics", context=ssl.create_default_context(), timeout=10)
     finally:
         f.stop()
+
+
+def test_the_java_client_with_a_client_certificate(tmp_path):
+    """mTLS with the Java client: a node that requires client certificates serves the Java client
+    that presents one (PEM key store), and refuses the one that does not."""
+    import shutil
+    from test_java import HERE, client_jars
+    if shutil.which("javac") is None:
+        pytest.skip("no JDK")
+    jars = client_jars()
+    if not any(j.endswith("kafka-clients.jar") for j in jars):
+        pytest.skip("kafka-clients.jar not found")
+    ca = Ca(tmp_path, "floe")
+    cert, key = ca.issue("localhost", stem="server")
+    client_cert, client_key = ca.issue("java-client", server=False)
+    store = tmp_path / "client-store.pem"
+    store.write_text(open(client_key).read() + open(client_cert).read())
+    config = tmp_path / "floe.toml"
+    config.write_text('listeners = ["SSL://127.0.0.1:0"]\n'
+                      f'[tls]\ncert_file = "{cert}"\nkey_file = "{key}"\nclient_ca_file = "{ca.cert_file}"\nclient_auth = "required"\n')
+    f = Floe(floe_binary(), tmp_path / "floe", extra=["--config", str(config)]).start()
+    try:
+        cp = os.pathsep.join(jars)
+        subprocess.run(["javac", "-d", str(tmp_path), "-cp", cp, os.path.join(HERE, "java", "FloeSecure.java")], check=True, timeout=120)
+        base = f"security.protocol=SSL\nssl.truststore.type=PEM\nssl.truststore.location={ca.cert_file}\n"
+        with_cert = tmp_path / "mtls.properties"
+        with_cert.write_text(base + f"ssl.keystore.type=PEM\nssl.keystore.location={store}\n")
+        r = subprocess.run(["java", "-cp", os.pathsep.join([str(tmp_path), cp]), "FloeSecure", f.bootstrap, "java-mtls", str(with_cert)],
+                           capture_output=True, text=True, timeout=180)
+        assert r.returncode == 0 and "FLOE-JAVA-SECURE-OK 100" in r.stdout, r.stdout[-3000:] + r.stderr[-3000:]
+        without = tmp_path / "no-cert.properties"
+        without.write_text(base + "request.timeout.ms=5000\ndefault.api.timeout.ms=8000\n")
+        r = subprocess.run(["java", "-cp", os.pathsep.join([str(tmp_path), cp]), "FloeSecure", f.bootstrap, "java-no-cert", str(without)],
+                           capture_output=True, text=True, timeout=180)
+        assert r.returncode != 0, "a client without a certificate is refused"
+    finally:
+        f.stop()
