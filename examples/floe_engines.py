@@ -45,9 +45,13 @@ def spark_session():
     )
 
 
-def spark_add_catalog(spark, name, catalog_url):
-    """Registers Floe's REST catalog in `spark` as `name` (tables are then name.`namespace`.`table`)."""
+def spark_add_catalog(spark, name, catalog_url, credential=None):
+    """Registers Floe's REST catalog in `spark` as `name` (tables are then name.`namespace`.`table`);
+    `credential` ("user:password", with `catalog_oauth = true`) logs in through the catalog's OAuth2 flow."""
     spark.conf.set(f"spark.sql.catalog.{name}", "org.apache.iceberg.spark.SparkCatalog")
     spark.conf.set(f"spark.sql.catalog.{name}.type", "rest")
     spark.conf.set(f"spark.sql.catalog.{name}.uri", catalog_url)
+    if credential:
+        spark.conf.set(f"spark.sql.catalog.{name}.credential", credential)
+        spark.conf.set(f"spark.sql.catalog.{name}.oauth2-server-uri", f"{catalog_url}/v1/oauth/tokens")
     spark.conf.set(f"spark.sql.catalog.{name}.cache-enabled", "false")

@@ -98,3 +98,28 @@ def test_pyiceberg_gets_a_token_with_client_credentials(tmp_path):
             RestCatalog("floe", uri=f.catalog_url, token="floe-made-up").list_namespaces()
     finally:
         f.stop()
+
+
+def test_spark_logs_in_to_the_catalog_with_oauth2_client_credentials(tmp_path):
+    from conftest import Floe, floe_binary
+    from readers import spark_add_catalog, spark_session
+
+    from test_security import create_user
+
+    data = tmp_path / "oauth"
+    data.mkdir()
+    create_user(data, "spark", "spark-secret", "SCRAM-SHA-512")
+    f = Floe(floe_binary(), data, env={"FLOE_CATALOG_OAUTH": "true"}).start()
+    spark = spark_session()
+    try:
+        spark_add_catalog(spark, "granted", f.catalog_url, credential="spark:spark-secret")
+        spark.sql("CREATE NAMESPACE granted.from_spark")
+        spark.sql("CREATE TABLE granted.from_spark.t (id BIGINT) USING iceberg")
+        spark.sql("INSERT INTO granted.from_spark.t VALUES (1), (2)")
+        assert sorted(r[0] for r in spark.sql("SELECT id FROM granted.from_spark.t").collect()) == [1, 2]
+        spark_add_catalog(spark, "refused", f.catalog_url, credential="spark:wrong")
+        with pytest.raises(Exception, match="(?i)unauthorized|invalid_client|not authorized|401"):
+            spark.sql("SHOW NAMESPACES IN refused").collect()
+    finally:
+        spark.stop()
+        f.stop()
