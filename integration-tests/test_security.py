@@ -427,14 +427,15 @@ def test_kcat_with_scram_over_tls_and_with_a_client_certificate(secure):
     assert out.split() == ["one", "two", "three"]
 
 
-def test_the_java_client_with_scram_over_tls(secure, tmp_path):
+@pytest.mark.parametrize("version", ["3.9.1", "4.3.0"])
+def test_the_java_client_with_scram_over_tls(secure, tmp_path, version):
     import shutil
-    from test_java import HERE, client_jars
+    from test_java import HERE, client_jars, client_jars_4
     if shutil.which("javac") is None:
         pytest.skip("no JDK")
-    jars = client_jars()
-    if not any(j.endswith("kafka-clients.jar") for j in jars):
-        pytest.skip("kafka-clients.jar not found")
+    jars = client_jars() if version == "3.9.1" else client_jars_4()
+    if not any("kafka-clients" in os.path.basename(j) for j in jars):
+        pytest.skip(f"the kafka-clients {version} jar is not installed (integration-tests/requirements.txt)")
     props = tmp_path / "client.properties"
     props.write_text("security.protocol=SASL_SSL\nsasl.mechanism=SCRAM-SHA-512\n"
                      "sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required "
@@ -442,7 +443,7 @@ def test_the_java_client_with_scram_over_tls(secure, tmp_path):
                      f"ssl.truststore.type=PEM\nssl.truststore.location={secure.ca.cert_file}\n")
     cp = os.pathsep.join(jars)
     subprocess.run(["javac", "-d", str(tmp_path), "-cp", cp, os.path.join(HERE, "java", "FloeSecure.java")], check=True, timeout=120)
-    topic = f"java-{uuid.uuid4().hex[:8]}"
+    topic = f"java-{version.replace('.', '')}-{uuid.uuid4().hex[:8]}"
     r = subprocess.run(["java", "-cp", os.pathsep.join([str(tmp_path), cp]), "FloeSecure", secure.bootstrap("SASL_SSL"), topic, str(props)],
                        capture_output=True, text=True, timeout=180)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
