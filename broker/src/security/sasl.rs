@@ -1,4 +1,7 @@
-//! A connection's authentication: SaslHandshake and SaslAuthenticate (PLAIN, SCRAM-SHA-256/512), session lifetimes and re-authentication (KIP-152, KIP-368).
+//! A connection's authentication: SaslHandshake and SaslAuthenticate (PLAIN, SCRAM-SHA-256/512, OAUTHBEARER), session lifetimes and re-authentication (KIP-152, KIP-368).
+//!
+//! After a v1 handshake the exchange's tokens travel in SaslAuthenticate requests; after a v0
+//! one (older clients) as bare size-prefixed frames, and a failure simply closes the connection.
 //!
 //! On a SASL listener nothing but ApiVersions and the SASL exchange is served before the client
 //! has authenticated, and requests are capped at [`UNAUTHENTICATED_REQUEST_BYTES_MAX`] until
