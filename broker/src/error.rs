@@ -85,6 +85,14 @@ pub enum BrokerError {
     ClusterAuthorizationFailed,
     #[error("no authorizer is configured (set authorizer = true)")]
     SecurityDisabled,
+    #[error("invalid transaction state: {0}")]
+    InvalidTxnState(String),
+    #[error("transactional id {0} has another producer id")]
+    InvalidProducerIdMapping(String),
+    #[error("transactional id {0} is completing a transaction; retry")]
+    ConcurrentTransactions(String),
+    #[error("producer {producer_id} epoch {epoch} is fenced by epoch {current}")]
+    ProducerFenced { producer_id: i64, epoch: i16, current: i16 },
     #[error("storage: {0}")]
     Storage(#[from] floe_s3stream::Error),
     #[error("internal: {0}")]
@@ -136,6 +144,10 @@ impl BrokerError {
             BrokerError::ClusterAuthorizationFailed => ResponseError::ClusterAuthorizationFailed,
             BrokerError::TransactionalIdAuthorizationFailed(_) => ResponseError::TransactionalIdAuthorizationFailed,
             BrokerError::SecurityDisabled => ResponseError::SecurityDisabled,
+            BrokerError::InvalidTxnState(_) => ResponseError::InvalidTxnState,
+            BrokerError::InvalidProducerIdMapping(_) => ResponseError::InvalidProducerIdMapping,
+            BrokerError::ConcurrentTransactions(_) => ResponseError::ConcurrentTransactions,
+            BrokerError::ProducerFenced { .. } => ResponseError::ProducerFenced,
             BrokerError::Storage(e) => match (e, e.kind()) {
                 (floe_s3stream::Error::OffsetOutOfRange { .. }, _) => ResponseError::OffsetOutOfRange,
                 (floe_s3stream::Error::StreamNotFound(_), _) => ResponseError::UnknownTopicOrPartition,

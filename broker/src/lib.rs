@@ -13,6 +13,7 @@
 //! - [`catalog_store`]: the Iceberg catalog's pointers in the engine's metadata.
 //! - [`schema_log`]: the Schema Registry's log on a storage stream.
 //! - [`security`]: named listeners, TLS, SASL and SCRAM users.
+//! - [`txn`]: transactions (the coordinator's state machine so far).
 //! - [`settings`], [`units`]: settings from file, `FLOE_*` and flags; [`error`]: the one error type.
 
 pub mod admin;
@@ -37,6 +38,7 @@ pub mod state;
 pub mod table_source;
 pub mod topic_config;
 pub mod topics;
+pub mod txn;
 pub mod units;
 
 /// Every binary and test that links the broker decodes requests under an allocation guard.
