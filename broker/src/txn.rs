@@ -1,3 +1,4 @@
-//! Transactions (issue 16, in progress): the coordinator's per-transactional-id state machine; the coordinator partitions, markers and read_committed follow (see `docs/design/0002-transactions.md`).
+//! Transactions (issue 16, in progress): the coordinator's per-transactional-id state machine and its partitioned durable log; markers and read_committed follow (see `docs/design/0002-transactions.md`).
 
+pub mod log;
 pub mod metadata;
