@@ -18,15 +18,17 @@ PASSWORDS = {"admin": "admin-pw", "alice": "alice-pw", "bob": "bob-pw"}
 
 
 class AclNode:
-    def __init__(self, tmp):
+    """A node with the authorizer on and the users of PASSWORDS; `config` adds settings (TOML)."""
+
+    def __init__(self, tmp, listeners=("SASL_PLAINTEXT", "PLAINTEXT"), config=""):
         data = tmp / "floe"
         data.mkdir()
         for user, pw in PASSWORDS.items():
             create_user(data, user, pw, "SCRAM-SHA-256")
-        config = tmp / "floe.toml"
-        config.write_text('listeners = ["SASL_PLAINTEXT://127.0.0.1:0", "PLAINTEXT://127.0.0.1:0"]\n'
-                          'authorizer = true\nsuper_users = ["User:admin"]\n')
-        self.floe = Floe(floe_binary(), data, extra=["--config", str(config)]).start()
+        path = tmp / "floe.toml"
+        names = ", ".join(f'"{n}://127.0.0.1:0"' for n in listeners)
+        path.write_text(f'listeners = [{names}]\nauthorizer = true\nsuper_users = ["User:admin"]\n{config}')
+        self.floe = Floe(floe_binary(), data, extra=["--config", str(path)]).start()
         self.admins = {}
         self.read_ports()
         self.props = tmp / "admin.properties"
@@ -185,19 +187,9 @@ def test_a_client_certificate_is_the_principal_after_the_mapping_rules(tmp_path)
     ca = Ca(tmp_path, "floe")
     server_cert, server_key = ca.issue("localhost", stem="server")
     client = ca.issue("robot-7", server=False)
-    data = tmp_path / "floe"
-    data.mkdir()
-    create_user(data, "admin", PASSWORDS["admin"], "SCRAM-SHA-256")
-    config = tmp_path / "floe.toml"
-    config.write_text('listeners = ["SASL_PLAINTEXT://127.0.0.1:0", "SSL://127.0.0.1:0"]\nauthorizer = true\nsuper_users = ["User:admin"]\n'
-                      'ssl_principal_mapping_rules = "RULE:^CN=(.*?),O=.*$/$1/,DEFAULT"\n'
-                      f'[tls]\ncert_file = "{server_cert}"\nkey_file = "{server_key}"\nclient_ca_file = "{ca.cert_file}"\nclient_auth = "requested"\n')
-    node = AclNode.__new__(AclNode)
-    node.floe = Floe(floe_binary(), data, extra=["--config", str(config)]).start()
-    node.admins = {}
-    node.read_ports()
-    node.props = tmp_path / "admin.properties"
-    node.props.write_text(f"security.protocol=SASL_PLAINTEXT\nsasl.mechanism=SCRAM-SHA-256\nsasl.username=admin\nsasl.password={PASSWORDS['admin']}\n")
+    node = AclNode(tmp_path, ("SASL_PLAINTEXT", "SSL"),
+                   'ssl_principal_mapping_rules = "RULE:^CN=(.*?),O=.*$/$1/,DEFAULT"\n'
+                   f'[tls]\ncert_file = "{server_cert}"\nkey_file = "{server_key}"\nclient_ca_file = "{ca.cert_file}"\nclient_auth = "requested"\n')
     try:
         topic = new_topic(node)
         ssl_conf = {"bootstrap.servers": f"127.0.0.1:{node.ports['SSL']}", "security.protocol": "SSL", "ssl.ca.location": ca.cert_file}
@@ -219,18 +211,7 @@ def test_a_table_topics_table_follows_its_topic_acls_in_the_catalog(tmp_path):
     from pyiceberg.catalog.rest import RestCatalog
     from pyiceberg.exceptions import ForbiddenError, NoSuchTableError
 
-    data = tmp_path / "floe"
-    data.mkdir()
-    for user, pw in PASSWORDS.items():
-        create_user(data, user, pw, "SCRAM-SHA-256")
-    config = tmp_path / "floe.toml"
-    config.write_text('listeners = ["SASL_PLAINTEXT://127.0.0.1:0"]\nauthorizer = true\nsuper_users = ["User:admin"]\ncatalog_oauth = true\n')
-    node = AclNode.__new__(AclNode)
-    node.floe = Floe(floe_binary(), data, extra=["--config", str(config)]).start()
-    node.admins = {}
-    node.read_ports()
-    node.props = tmp_path / "admin.properties"
-    node.props.write_text(f"security.protocol=SASL_PLAINTEXT\nsasl.mechanism=SCRAM-SHA-256\nsasl.username=admin\nsasl.password={PASSWORDS['admin']}\n")
+    node = AclNode(tmp_path, ("SASL_PLAINTEXT",), "catalog_oauth = true\n")
     try:
         topic = new_topic(node, config={"automq.table.topic.enable": "true", "automq.table.topic.commit.interval.ms": "300",
                                         "automq.table.topic.convert.value.type": "json", "automq.table.topic.transform.value.type": "flatten"})

@@ -75,16 +75,21 @@ def test_the_catalog_token_is_required_when_set(tmp_path):
         f.stop()
 
 
-def test_pyiceberg_gets_a_token_with_client_credentials(tmp_path):
+def oauth_floe(tmp_path, mechanism, **env):
+    """A node with catalog_oauth and the user spark (password spark-secret)."""
     from conftest import Floe, floe_binary
-    from pyiceberg.exceptions import OAuthError, UnauthorizedError
-
     from test_security import create_user
 
     data = tmp_path / "oauth"
     data.mkdir()
-    create_user(data, "spark", "spark-secret", "SCRAM-SHA-256")
-    f = Floe(floe_binary(), data, env={"FLOE_CATALOG_OAUTH": "true", "FLOE_CATALOG_TOKEN": "static-t0ken"}).start()
+    create_user(data, "spark", "spark-secret", mechanism)
+    return Floe(floe_binary(), data, env={"FLOE_CATALOG_OAUTH": "true", **env}).start()
+
+
+def test_pyiceberg_gets_a_token_with_client_credentials(tmp_path):
+    from pyiceberg.exceptions import OAuthError, UnauthorizedError
+
+    f = oauth_floe(tmp_path, "SCRAM-SHA-256", FLOE_CATALOG_TOKEN="static-t0ken")
     try:
         with pytest.raises(UnauthorizedError):
             RestCatalog("floe", uri=f.catalog_url).list_namespaces()
@@ -101,15 +106,9 @@ def test_pyiceberg_gets_a_token_with_client_credentials(tmp_path):
 
 
 def test_spark_logs_in_to_the_catalog_with_oauth2_client_credentials(tmp_path):
-    from conftest import Floe, floe_binary
     from readers import spark_add_catalog, spark_session
 
-    from test_security import create_user
-
-    data = tmp_path / "oauth"
-    data.mkdir()
-    create_user(data, "spark", "spark-secret", "SCRAM-SHA-512")
-    f = Floe(floe_binary(), data, env={"FLOE_CATALOG_OAUTH": "true"}).start()
+    f = oauth_floe(tmp_path, "SCRAM-SHA-512")
     spark = spark_session()
     try:
         spark_add_catalog(spark, "granted", f.catalog_url, credential="spark:spark-secret")

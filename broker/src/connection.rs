@@ -21,6 +21,10 @@ use crate::decode;
 use crate::handlers;
 use crate::security::sasl::{Session, Step};
 
+/// A byte stream (TCP or TLS): what the listeners serve and the admin client speaks over.
+pub trait Io: AsyncRead + AsyncWrite + Send + Unpin {}
+impl<T: AsyncRead + AsyncWrite + Send + Unpin> Io for T {}
+
 /// The reading half of a connection (TCP or TLS).
 pub type Reader = Box<dyn AsyncRead + Send + Unpin>;
 /// The writing half of a connection (TCP or TLS).

@@ -9,10 +9,11 @@ use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::{RequestHeader, ResponseHeader};
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, StrBytes};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use super::command_config::ClientSecurity;
+use crate::connection::Io;
 
 /// The largest response the client accepts.
 const RESPONSE_BYTES_MAX: usize = 128 << 20;
@@ -46,13 +47,9 @@ impl Conn {
     }
 }
 
-/// A byte stream to a broker (TCP or TLS).
-pub trait Stream: AsyncRead + AsyncWrite + Send + Unpin {}
-impl<T: AsyncRead + AsyncWrite + Send + Unpin> Stream for T {}
-
 /// One connection to a broker.
 pub struct Client {
-    stream: Box<dyn Stream>,
+    stream: Box<dyn Io>,
     correlation_id: i32,
     timeout: Duration,
     addr: String,
@@ -71,7 +68,7 @@ impl Client {
             .map_err(|_| anyhow!("cannot reach Kafka at {addr}: timed out"))?
             .with_context(|| format!("cannot reach Kafka at {addr}"))?;
         tcp.set_nodelay(true)?;
-        let stream: Box<dyn Stream> = match security.tls_connector()? {
+        let stream: Box<dyn Io> = match security.tls_connector()? {
             None => Box::new(tcp),
             Some(tls) => {
                 let host = addr.rsplit_once(':').map_or(addr, |(h, _)| h).trim_matches(|c| c == '[' || c == ']');

@@ -356,12 +356,12 @@ impl ScramClient {
         let salted = self.mech.salted_password(self.password.as_bytes(), &salt, iterations);
         let without_proof = format!("c={},r={nonce}", B64.encode("n,,"));
         let auth_message = format!("{},{msg},{without_proof}", self.client_first_bare);
+        // The client knows what the server stores, and ClientKey besides.
+        let cred = self.mech.credential(&salted, &salt, iterations);
         let client_key = self.mech.mac(&salted, b"Client Key");
-        let stored_key = digest::digest(self.mech.digest(), &client_key);
-        let signature = self.mech.mac(stored_key.as_ref(), auth_message.as_bytes());
+        let signature = self.mech.mac(&cred.stored_key, auth_message.as_bytes());
         let proof: Vec<u8> = client_key.iter().zip(&signature).map(|(a, b)| a ^ b).collect();
-        let server_key = self.mech.mac(&salted, b"Server Key");
-        self.server_signature = Some(self.mech.mac(&server_key, auth_message.as_bytes()));
+        self.server_signature = Some(self.mech.mac(&cred.server_key, auth_message.as_bytes()));
         Ok(format!("{without_proof},p={}", B64.encode(proof)).into_bytes())
     }
 

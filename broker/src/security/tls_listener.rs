@@ -97,10 +97,6 @@ impl axum::serve::Listener for TlsListener {
     }
 }
 
-/// A byte stream of an HTTP connection (TCP or TLS).
-pub trait HttpIo: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
-impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> HttpIo for T {}
-
 /// An HTTP listener, plain or TLS as its setting says.
 pub enum HttpListener {
     Plain(TcpListener),
@@ -126,7 +122,7 @@ impl HttpListener {
 }
 
 impl axum::serve::Listener for HttpListener {
-    type Io = Box<dyn HttpIo>;
+    type Io = Box<dyn crate::connection::Io>;
     type Addr = SocketAddr;
 
     async fn accept(&mut self) -> (Self::Io, Self::Addr) {

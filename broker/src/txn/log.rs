@@ -13,6 +13,8 @@ use crate::error::{BrokerError, Result};
 const PARTITIONS_KEY: &str = "internal/txn/partitions";
 /// Bytes read per step when replaying a partition.
 const READ_BYTES: u64 = 4 << 20;
+/// Most coordinator partitions (a stored count above it is corruption, not a setting).
+pub const PARTITIONS_MAX: u32 = 1024;
 /// Longest transactional id accepted.
 pub const TRANSACTIONAL_ID_BYTES_MAX: usize = 1024;
 
@@ -50,13 +52,16 @@ impl TxnLog {
     /// otherwise change partition); a different `partitions` later is ignored with a warning.
     pub async fn open(engine: Engine, partitions: u32) -> Result<(TxnLog, HashMap<String, TxnMetadata>)> {
         let count = match engine.kv_get(PARTITIONS_KEY).and_then(|v| v.parse::<u32>().ok()) {
+            Some(n) if n == 0 || n > PARTITIONS_MAX => {
+                return Err(BrokerError::Internal(format!("the stored transaction partition count {n} is outside 1..={PARTITIONS_MAX}")));
+            }
             Some(n) => {
                 if n != partitions {
                     tracing::warn!(stored = n, configured = partitions, "the transaction coordinator keeps its first partition count");
                 }
                 n
             }
-            None => partitions.max(1),
+            None => partitions.clamp(1, PARTITIONS_MAX),
         };
         let mut streams = Vec::with_capacity(count as usize);
         let mut created = Vec::new();
@@ -170,6 +175,9 @@ mod tests {
         assert_eq!(state.len(), 2);
         assert_eq!(state["app-a"], a);
         assert_eq!(state["app-b"].producer_epoch, 3, "the last record wins");
+        // A stored count no setting could have written is refused, not allocated for.
+        engine.kv_put(vec![(PARTITIONS_KEY.into(), Some("4000000000".into()))]).await.expect("corrupt");
+        assert!(TxnLog::open(engine.clone(), 4).await.is_err());
         engine.close().await.expect("close");
     }
 }
