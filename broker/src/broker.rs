@@ -58,6 +58,8 @@ pub struct Broker {
     pub security_metrics: Arc<SecurityMetrics>,
     /// Connections open across all listeners: a permit each, `connections_max` of them.
     pub connection_slots: Arc<tokio::sync::Semaphore>,
+    /// The transaction coordinator.
+    pub txn: crate::txn::coordinator::TxnCoordinator,
 }
 
 /// Semaphore permits for a byte budget (a semaphore holds fewer than 2^61 permits; one request
@@ -123,6 +125,15 @@ impl BrokerBuilder {
             self.clock.clone(),
         );
         let users = Users::open(engine.clone()).await?;
+        let txn = crate::txn::coordinator::TxnCoordinator::open(
+            engine.clone(),
+            s.transaction_state_partitions,
+            crate::txn::coordinator::TxnLimits {
+                max_timeout_ms: s.transaction_max_timeout_ms.0 as i64,
+                id_expiration_ms: s.transactional_id_expiration_ms.0 as i64,
+            },
+        )
+        .await?;
         let authorizer = crate::security::authorizer::Authorizer::open(engine.clone(), &s);
         let oauth = crate::security::oauth::OAuthValidator::from_settings(&s).map_err(|e| BrokerError::Internal(format!("OAUTHBEARER: {e}")))?;
         if oauth.is_none() && s.sasl_enabled_mechanisms.iter().any(|m| m.eq_ignore_ascii_case("OAUTHBEARER")) {
@@ -172,6 +183,7 @@ impl BrokerBuilder {
             authorizer,
             security_metrics: Arc::default(),
             connection_slots: Arc::new(tokio::sync::Semaphore::new(s_connections_max)),
+            txn,
         });
         spawn_background(&broker);
         Ok(broker)
@@ -207,6 +219,18 @@ where
 
 fn spawn_background(b: &Arc<Broker>) {
     every(b, Duration::from_millis(100), |b| async move { b.groups.tick() });
+    // The first pass soon after start finishes transactions a restart left half-ended.
+    let txn_period = b.settings.transaction_abort_timed_out_transaction_cleanup_interval_ms.0.clamp(100, 1_000);
+    every(b, Duration::from_millis(txn_period), |b| async move {
+        let due = b.txn.next_tick_ms.load(std::sync::atomic::Ordering::Relaxed);
+        let now = b.clock.now_ms();
+        if now >= due {
+            b.txn
+                .next_tick_ms
+                .store(now + b.settings.transaction_abort_timed_out_transaction_cleanup_interval_ms.0 as i64, std::sync::atomic::Ordering::Relaxed);
+            b.txn.tick(&b).await;
+        }
+    });
     every(b, Duration::from_millis(TABLE_TOPIC_RECONCILE_MS), |b| async move {
         let topics: Vec<(String, std::collections::BTreeMap<String, String>)> =
             b.topics.all().iter().map(|t| (t.meta.name.clone(), t.meta.configs.clone())).collect();
@@ -253,6 +277,9 @@ impl Broker {
             for p in &topic.partitions {
                 let Ok(info) = self.engine.stream_info(p.stream) else { continue };
                 let mut cut = p.time_index.lock().retention_cut(info.start as i64, info.end as i64, now, ms, bytes);
+                // Never past an open transaction (its records stay readable, the LSO in the log).
+                let lso = p.txn.lock().lso(info.end as i64);
+                cut = cut.map(|c| c.min(lso)).filter(|&c| c > info.start as i64);
                 // Never trim what the topic's table has not committed yet.
                 if let (Some(c), Some(committed)) = (cut, self.table_topics.committed(&p.topic, p.index)) {
                     if c > committed {
@@ -264,6 +291,7 @@ impl Broker {
                     match self.engine.trim(p.stream, cut as u64).await {
                         Ok(()) => {
                             p.time_index.lock().trim(cut);
+                            p.txn.lock().trim(cut);
                             tracing::info!(topic = %p.topic, partition = p.index, log_start = cut, "retention trimmed the partition");
                         }
                         Err(e) => tracing::warn!(topic = %p.topic, partition = p.index, error = %e, "retention trim failed"),

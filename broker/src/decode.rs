@@ -148,7 +148,14 @@ macro_rules! served_apis {
             AlterUserScramCredentials,
             CreateAcls,
             DescribeAcls,
-            DeleteAcls
+            DeleteAcls,
+            AddPartitionsToTxn,
+            AddOffsetsToTxn,
+            EndTxn,
+            TxnOffsetCommit,
+            DescribeTransactions,
+            ListTransactions,
+            DescribeProducers
         );
     };
 }

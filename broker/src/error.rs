@@ -31,8 +31,6 @@ pub enum BrokerError {
     OutOfOrderSequence { producer_id: i64, expected: i32, got: i32 },
     #[error("producer {producer_id} epoch {epoch} is older than {current}")]
     InvalidProducerEpoch { producer_id: i64, epoch: i16, current: i16 },
-    #[error("transactions are not supported yet")]
-    TransactionsUnsupported,
     #[error("offset {0} is out of range")]
     OffsetOutOfRange(i64),
     #[error("invalid required acks {0}")]
@@ -91,6 +89,12 @@ pub enum BrokerError {
     InvalidProducerIdMapping(String),
     #[error("transactional id {0} is completing a transaction; retry")]
     ConcurrentTransactions(String),
+    #[error("transaction timeout {timeout_ms} ms is outside 1..={max_ms} (transaction_max_timeout_ms)")]
+    InvalidTransactionTimeout { timeout_ms: i32, max_ms: i64 },
+    #[error("transactional id {0} is not known")]
+    TransactionalIdNotFound(String),
+    #[error("offsets of this group are pending in an open transaction")]
+    UnstableOffsetCommit,
     #[error("producer {producer_id} epoch {epoch} is fenced by epoch {current}")]
     ProducerFenced { producer_id: i64, epoch: i16, current: i16 },
     #[error("storage: {0}")]
@@ -117,7 +121,6 @@ impl BrokerError {
             BrokerError::MessageTooLarge { .. } => ResponseError::MessageTooLarge,
             BrokerError::OutOfOrderSequence { .. } => ResponseError::OutOfOrderSequenceNumber,
             BrokerError::InvalidProducerEpoch { .. } => ResponseError::InvalidProducerEpoch,
-            BrokerError::TransactionsUnsupported => ResponseError::TransactionalIdAuthorizationFailed,
             BrokerError::OffsetOutOfRange(_) => ResponseError::OffsetOutOfRange,
             BrokerError::InvalidRequiredAcks(_) => ResponseError::InvalidRequiredAcks,
             BrokerError::InvalidRequest(_) => ResponseError::InvalidRequest,
@@ -148,6 +151,9 @@ impl BrokerError {
             BrokerError::InvalidProducerIdMapping(_) => ResponseError::InvalidProducerIdMapping,
             BrokerError::ConcurrentTransactions(_) => ResponseError::ConcurrentTransactions,
             BrokerError::ProducerFenced { .. } => ResponseError::ProducerFenced,
+            BrokerError::InvalidTransactionTimeout { .. } => ResponseError::InvalidTransactionTimeout,
+            BrokerError::UnstableOffsetCommit => ResponseError::UnstableOffsetCommit,
+            BrokerError::TransactionalIdNotFound(_) => ResponseError::TransactionalIdNotFound,
             BrokerError::Storage(e) => match (e, e.kind()) {
                 (floe_s3stream::Error::OffsetOutOfRange { .. }, _) => ResponseError::OffsetOutOfRange,
                 (floe_s3stream::Error::StreamNotFound(_), _) => ResponseError::UnknownTopicOrPartition,

@@ -93,6 +93,15 @@ impl ProducerTable {
             return;
         }
         let p = self.producers.entry(b.producer_id).or_default();
+        if b.control {
+            // A transaction marker: no sequence (the producer's next batch continues its own),
+            // but an epoch bumped by the coordinator fences the producer's older epoch here.
+            if b.producer_epoch > p.epoch {
+                p.epoch = b.producer_epoch;
+                p.batches.clear();
+            }
+            return;
+        }
         if p.batches.iter().any(|e| e.base_offset == base_offset) {
             return; // already recorded (a rescan after a snapshot)
         }
@@ -195,11 +204,21 @@ pub struct Partition {
     pub sequencing: tokio::sync::Mutex<()>,
     pub producers: parking_lot::Mutex<ProducerTable>,
     pub time_index: parking_lot::Mutex<TimeIndex>,
+    /// Open and aborted transactions (the LSO, and what read_committed skips).
+    pub txn: parking_lot::Mutex<crate::txn::index::TxnIndex>,
 }
 
 impl Partition {
     pub fn new(topic: String, index: i32, stream: StreamId) -> Self {
-        Self { topic, index, stream, sequencing: tokio::sync::Mutex::new(()), producers: Default::default(), time_index: Default::default() }
+        Self {
+            topic,
+            index,
+            stream,
+            sequencing: tokio::sync::Mutex::new(()),
+            producers: Default::default(),
+            time_index: Default::default(),
+            txn: Default::default(),
+        }
     }
 }
 

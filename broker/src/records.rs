@@ -11,6 +11,7 @@ use bytes::{Bytes, BytesMut};
 
 use crate::error::{BrokerError, Result};
 
+pub mod control;
 pub mod decompress;
 pub mod walk;
 

@@ -159,6 +159,18 @@ pub struct Settings {
     pub offsets_retention_ms: Millis,
     /// How often producer state and offsets are snapshotted.
     pub state_snapshot_interval_ms: Millis,
+    /// Longest `transaction.timeout.ms` a transactional producer may ask for (Kafka's
+    /// `transaction.max.timeout.ms`).
+    pub transaction_max_timeout_ms: Millis,
+    /// Transaction coordinator partitions, each a stream (Kafka's
+    /// `transaction.state.log.num.partitions`); fixed when the node first starts.
+    pub transaction_state_partitions: u32,
+    /// A transactional id with no transaction for this long is forgotten (Kafka's
+    /// `transactional.id.expiration.ms`, 7 days).
+    pub transactional_id_expiration_ms: Millis,
+    /// How often open transactions are checked for their timeout, and unfinished ends retried
+    /// (Kafka's `transaction.abort.timed.out.transaction.cleanup.interval.ms`).
+    pub transaction_abort_timed_out_transaction_cleanup_interval_ms: Millis,
     /// `text` or `json` logs.
     pub log_format: String,
     /// The storage engine: the `[storage]` table.
@@ -329,6 +341,10 @@ impl Default for Settings {
             producer_id_expiration_ms: Millis(86_400_000),
             offsets_retention_ms: Millis(7 * 24 * 3_600_000),
             state_snapshot_interval_ms: Millis(10_000),
+            transaction_max_timeout_ms: Millis(900_000),
+            transaction_state_partitions: 50,
+            transactional_id_expiration_ms: Millis(7 * 24 * 3_600_000),
+            transaction_abort_timed_out_transaction_cleanup_interval_ms: Millis(10_000),
             log_format: "text".into(),
             storage: StorageSettings::default(),
         }

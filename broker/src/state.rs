@@ -38,6 +38,9 @@ pub struct Committed {
 /// (group, topic, partition)
 pub type OffsetKey = (String, String, i32);
 
+/// Offsets of one group to set (`Some`) or delete (`None`): (topic, partition, offset).
+pub type OffsetEntries = Vec<(String, i32, Option<Committed>)>;
+
 /// Externally tagged on purpose: an internally tagged enum buffers its content, and buffered
 /// JSON cannot give integer map keys (producer ids) back.
 #[derive(Debug, Serialize, Deserialize)]
@@ -159,6 +162,7 @@ impl StateStore {
                 if let Some(s) = snapshots.remove(&p.stream) {
                     *p.producers.lock() = s.producers;
                     *p.time_index.lock() = s.index;
+                    *p.txn.lock() = s.txn;
                     from = from.max(s.scanned_to);
                 }
                 this.scan_partition(p, from, now_ms).await?;
@@ -173,9 +177,18 @@ impl StateStore {
             .scan(p.stream, from, end, SCAN_READ_BYTES, |b| {
                 let mut max_ts = i64::MIN;
                 let mut producers = p.producers.lock();
+                let mut txn = p.txn.lock();
                 for (base, info) in records::headers(&b.payload) {
                     producers.record(&info, base, now_ms);
                     max_ts = max_ts.max(info.max_timestamp);
+                    if info.control {
+                        let batch = &b.payload[info.position..info.position + info.size];
+                        if let Some(commit) = records::control::marker_kind(batch, &info) {
+                            txn.on_marker(info.producer_id, base, commit);
+                        }
+                    } else if info.transactional {
+                        txn.on_batch(info.producer_id, base);
+                    }
                 }
                 p.time_index.lock().push(b.base_offset as i64, max_ts, b.payload.len() as u64);
                 Ok::<_, BrokerError>(ControlFlow::Continue(()))
@@ -186,7 +199,7 @@ impl StateStore {
     /// Commits offsets of a group: takes its place in the log and in memory now, in call order
     /// (pipelined commits of one connection apply in the order they came); the returned handle
     /// resolves once the commit is durable.
-    pub async fn commit_start(&self, group: &str, entries: Vec<(String, i32, Option<Committed>)>) -> Result<floe_s3stream::Durable> {
+    pub async fn commit_start(&self, group: &str, entries: OffsetEntries) -> Result<floe_s3stream::Durable> {
         let _order = self.commit_order.lock().await;
         let record = Record::Offsets { group: group.to_string(), entries };
         let json = Bytes::from(serde_json::to_vec(&record).map_err(|e| BrokerError::Internal(e.to_string()))?);
@@ -199,7 +212,7 @@ impl StateStore {
     }
 
     /// Commits offsets of a group and waits until they are durable.
-    pub async fn commit(&self, group: &str, entries: Vec<(String, i32, Option<Committed>)>) -> Result<()> {
+    pub async fn commit(&self, group: &str, entries: OffsetEntries) -> Result<()> {
         Ok(self.commit_start(group, entries).await?.wait().await?)
     }
 
@@ -251,6 +264,7 @@ impl StateStore {
                     scanned_to: info.end,
                     producers: p.producers.lock().clone(),
                     index: p.time_index.lock().clone(),
+                    txn: p.txn.lock().clone(),
                 });
             }
         }

@@ -1,6 +1,4 @@
-//! The broker as a Table Topic record source: durable batches read from the engine and decoded
-//! (decompressed under a cap) into records; control records left out; a batch that cannot be
-//! decoded becomes one dead-letter record instead of an error retried forever.
+//! The broker as a Table Topic record source, read_committed: durable batches up to the LSO, decoded (decompressed under a cap) into records; control records and aborted transactions left out; a batch that cannot be decoded becomes one dead-letter record instead of an error retried forever.
 
 use std::borrow::Cow;
 use std::sync::{Arc, Weak};
@@ -11,6 +9,7 @@ use floe_table_topic::{RecordSource, SourceRead, SourceRecord};
 
 use crate::broker::Broker;
 use crate::records::{self, walk};
+use crate::txn::index::AbortedTxn;
 
 /// Reads a node's topics for its Table Topics (weakly held: the broker owns the Table Topics).
 pub struct BrokerSource(pub Weak<Broker>);
@@ -33,19 +32,24 @@ impl RecordSource for BrokerSource {
         let b = self.broker()?;
         let p = b.topics.partition(topic, partition).map_err(|e| e.to_string())?;
         let info = b.engine.stream_info(p.stream).map_err(|e| e.to_string())?;
-        Ok((info.start as i64, info.end as i64))
+        // A table reads read_committed: it ends at the LSO.
+        let lso = p.txn.lock().lso(info.end as i64);
+        Ok((info.start as i64, lso))
     }
 
     async fn read(&self, topic: &str, partition: i32, from: i64, bytes_max: u64) -> Result<SourceRead, String> {
         let b = self.broker()?;
         let p = b.topics.partition(topic, partition).map_err(|e| e.to_string())?;
         let info = b.engine.stream_info(p.stream).map_err(|e| e.to_string())?;
-        let batches = b.engine.read(p.stream, from.max(0) as u64, info.end, bytes_max.max(1)).await.map_err(|e| e.to_string())?;
-        let mut out = SourceRead { records: Vec::new(), next_offset: from, log_end: info.end as i64 };
+        let lso = p.txn.lock().lso(info.end as i64);
+        let batches = b.engine.read(p.stream, from.max(0) as u64, lso.max(0) as u64, bytes_max.max(1)).await.map_err(|e| e.to_string())?;
+        let upto = batches.last().map_or(from, |x| (x.base_offset + u64::from(x.count)) as i64);
+        let aborted = p.txn.lock().aborted_between(from, upto);
+        let mut out = SourceRead { records: Vec::new(), next_offset: from, log_end: lso };
         let cap = b.settings.batch_decompressed_bytes_max.0 as usize;
         for batch in batches {
             let end = batch.base_offset + u64::from(batch.count);
-            match decode(&batch.payload, cap) {
+            match decode(&batch.payload, cap, &aborted) {
                 Ok(recs) => out.records.extend(recs.into_iter().filter(|r| r.offset >= from)),
                 Err(reason) if end as i64 > from => {
                     let reason = format!("batch at offsets {}..{end} cannot be decoded: {reason}", batch.base_offset);
@@ -66,8 +70,9 @@ impl RecordSource for BrokerSource {
     }
 }
 
-/// The records of one stored append (one or more v2 batches), control records left out.
-pub fn decode(payload: &Bytes, decompressed_bytes_max: usize) -> Result<Vec<SourceRecord>, String> {
+/// The records of one stored append (one or more v2 batches), control records and the batches
+/// of `aborted` transactions left out.
+pub fn decode(payload: &Bytes, decompressed_bytes_max: usize, aborted: &[AbortedTxn]) -> Result<Vec<SourceRecord>, String> {
     let mut out = Vec::new();
     let batches = records::headers(payload);
     let covered = batches.last().map_or(0, |(_, i)| i.position + i.size);
@@ -75,7 +80,8 @@ pub fn decode(payload: &Bytes, decompressed_bytes_max: usize) -> Result<Vec<Sour
         return Err(format!("{} of {} bytes are not whole batches", payload.len() - covered, payload.len()));
     }
     for (base, info) in batches {
-        if info.control {
+        let of_aborted = || info.transactional && aborted.iter().any(|a| a.producer_id == info.producer_id && (a.first_offset..=a.last_offset).contains(&base));
+        if info.control || of_aborted() {
             continue;
         }
         let b = payload.slice(info.position..info.position + info.size);

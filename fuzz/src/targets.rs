@@ -70,7 +70,9 @@ impl State {
                 let _ = floe_broker::records::validate(data, DECOMPRESSED_BYTES_MAX);
                 outcome(floe_broker::records::validate(&fix_crcs(data), DECOMPRESSED_BYTES_MAX).map(|b| b.len()))
             }
-            "table-topic-batch" => outcome(floe_broker::table_source::decode(&Bytes::from(fix_crcs(data)), DECOMPRESSED_BYTES_MAX).map(|r| r.len().min(3))),
+            "table-topic-batch" => {
+                outcome(floe_broker::table_source::decode(&Bytes::from(fix_crcs(data)), DECOMPRESSED_BYTES_MAX, &[]).map(|r| r.len().min(3)))
+            }
             "avro-datum" => match AvroSchema::parse_str(AVRO_DATUM_SCHEMA) {
                 Ok(s) => outcome(floe_schema::avro::decode(&s, data).map(|v| format!("{v:?}").len().min(8))),
                 Err(e) => panic!("the datum schema: {e}"),

@@ -8,18 +8,19 @@ use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::delete_records_request::DeleteRecordsRequest;
 use kafka_protocol::messages::delete_records_response::{DeleteRecordsPartitionResult, DeleteRecordsResponse, DeleteRecordsTopicResult};
 use kafka_protocol::messages::fetch_request::FetchRequest;
-use kafka_protocol::messages::fetch_response::{FetchResponse, FetchableTopicResponse, PartitionData};
+use kafka_protocol::messages::fetch_response::{AbortedTransaction, FetchResponse, FetchableTopicResponse, PartitionData};
 use kafka_protocol::messages::list_offsets_request::ListOffsetsRequest;
 use kafka_protocol::messages::list_offsets_response::{ListOffsetsPartitionResponse, ListOffsetsResponse, ListOffsetsTopicResponse};
 use kafka_protocol::messages::offset_for_leader_epoch_request::OffsetForLeaderEpochRequest;
 use kafka_protocol::messages::offset_for_leader_epoch_response::{EpochEndOffset, OffsetForLeaderEpochResponse, OffsetForLeaderTopicResult};
-use kafka_protocol::messages::TopicName;
+use kafka_protocol::messages::{ProducerId, TopicName};
 
 use super::{sb, RequestContext};
 use crate::broker::Broker;
 use crate::error::{BrokerError, Result};
 use crate::records;
 use crate::security::acl::{Operation, ResourceType};
+use crate::txn::index::AbortedTxn;
 
 /// Bytes read per step when looking for a timestamp.
 const TIMESTAMP_SCAN_BYTES: u64 = 1 << 20;
@@ -82,10 +83,10 @@ pub async fn fetch(b: &Arc<Broker>, req: FetchRequest, ctx: &RequestContext) -> 
             let r = match s.denied {
                 // Refused partitions do not end the wait for the others.
                 true => Err((BrokerError::TopicAuthorizationFailed(s.topic.to_string()), -1, -1)),
-                false => read_partition(b, s, budget, total == 0).await,
+                false => read_partition(b, s, budget, total == 0, read_committed).await,
             };
             match &r {
-                Ok((_, _, records)) => total += records.len() as u64,
+                Ok(read) => total += read.records.len() as u64,
                 Err(_) => any_error |= !s.denied,
             }
             results.push(r);
@@ -111,14 +112,24 @@ pub async fn fetch(b: &Arc<Broker>, req: FetchRequest, ctx: &RequestContext) -> 
         let mut pd = PartitionData::default();
         pd.partition_index = s.partition;
         match r {
-            Ok((start, hw, records)) => {
-                pd.high_watermark = hw;
-                pd.last_stable_offset = hw;
+            Ok(read) => {
+                pd.high_watermark = read.hw;
+                pd.last_stable_offset = read.lso;
                 if ctx.version >= 5 {
-                    pd.log_start_offset = start;
+                    pd.log_start_offset = read.start;
                 }
-                pd.records = Some(records);
-                pd.aborted_transactions = read_committed.then(Vec::new);
+                pd.records = Some(read.records);
+                pd.aborted_transactions = read_committed.then(|| {
+                    read.aborted
+                        .iter()
+                        .map(|a| {
+                            let mut x = AbortedTransaction::default();
+                            x.producer_id = ProducerId(a.producer_id);
+                            x.first_offset = a.first_offset;
+                            x
+                        })
+                        .collect()
+                });
             }
             Err((e, start, hw)) => {
                 pd.error_code = e.code();
@@ -135,20 +146,38 @@ pub async fn fetch(b: &Arc<Broker>, req: FetchRequest, ctx: &RequestContext) -> 
     resp
 }
 
-type Read = std::result::Result<(i64, i64, Bytes), (BrokerError, i64, i64)>;
+/// What one partition's read gives a Fetch.
+struct PartitionRead {
+    start: i64,
+    hw: i64,
+    lso: i64,
+    records: Bytes,
+    /// Aborted transactions with records in what is returned (read_committed only).
+    aborted: Vec<AbortedTxn>,
+}
 
-async fn read_partition(b: &Arc<Broker>, s: &Slot, budget: u64, first: bool) -> Read {
+type Read = std::result::Result<PartitionRead, (BrokerError, i64, i64)>;
+
+async fn read_partition(b: &Arc<Broker>, s: &Slot, budget: u64, first: bool, read_committed: bool) -> Read {
     let name = s.topic.0.as_str();
     let p = b.topics.partition(name, s.partition).map_err(|e| (e, -1, -1))?;
     let info = b.engine.stream_info(p.stream).map_err(|e| (e.into(), -1, -1))?;
     let (start, hw) = (info.start as i64, info.end as i64);
+    let lso = p.txn.lock().lso(hw);
     if s.offset < start || s.offset > hw {
         return Err((BrokerError::OffsetOutOfRange(s.offset), start, hw));
     }
-    if s.offset == hw || (budget == 0 && !first) {
-        return Ok((start, hw, Bytes::new()));
+    // read_committed reads stop at the LSO: nothing of an open transaction is returned.
+    let end = if read_committed { lso } else { hw };
+    let mut read = PartitionRead { start, hw, lso, records: Bytes::new(), aborted: Vec::new() };
+    if s.offset >= end || (budget == 0 && !first) {
+        return Ok(read);
     }
-    let batches = b.engine.read(p.stream, s.offset as u64, info.end, budget.max(1)).await.map_err(|e| (e.into(), start, hw))?;
+    let batches = b.engine.read(p.stream, s.offset as u64, end as u64, budget.max(1)).await.map_err(|e| (e.into(), start, hw))?;
+    if read_committed {
+        let upto = batches.last().map_or(s.offset, |x| (x.base_offset + u64::from(x.count)) as i64);
+        read.aborted = p.txn.lock().aborted_between(s.offset, upto);
+    }
     let records = match batches.len() {
         0 => Bytes::new(),
         1 => batches.into_iter().next().map(|b| b.payload).unwrap_or_default(),
@@ -160,7 +189,8 @@ async fn read_partition(b: &Arc<Broker>, s: &Slot, budget: u64, first: bool) -> 
             buf.freeze()
         }
     };
-    Ok((start, hw, records))
+    read.records = records;
+    Ok(read)
 }
 
 /// ListOffsets: earliest (-2), latest (-1), max timestamp (-3), or the first offset at a timestamp.
@@ -175,7 +205,7 @@ pub async fn list_offsets(b: &Arc<Broker>, req: ListOffsetsRequest, ctx: &Reques
             let mut pr = ListOffsetsPartitionResponse::default();
             pr.partition_index = p.partition_index;
             let found = match allowed {
-                true => lookup(b, t.name.0.as_str(), p.partition_index, p.timestamp).await,
+                true => lookup(b, t.name.0.as_str(), p.partition_index, p.timestamp, req.isolation_level == 1).await,
                 false => Err(BrokerError::TopicAuthorizationFailed(t.name.to_string())),
             };
             match found {
@@ -199,12 +229,14 @@ pub async fn list_offsets(b: &Arc<Broker>, req: ListOffsetsRequest, ctx: &Reques
     resp
 }
 
-async fn lookup(b: &Arc<Broker>, topic: &str, partition: i32, ts: i64) -> Result<(i64, i64)> {
+async fn lookup(b: &Arc<Broker>, topic: &str, partition: i32, ts: i64, read_committed: bool) -> Result<(i64, i64)> {
     let p = b.topics.partition(topic, partition)?;
     let info = b.engine.stream_info(p.stream)?;
     let (start, end) = (info.start as i64, info.end as i64);
     match ts {
         -2 | -4 => return Ok((start, -1)),
+        // Latest, for read_committed, is the LSO.
+        -1 if read_committed => return Ok((p.txn.lock().lso(end), -1)),
         -1 | -5 => return Ok((end, -1)),
         -3 => {
             let ix = p.time_index.lock();
@@ -287,6 +319,7 @@ pub async fn delete_records(b: &Arc<Broker>, req: DeleteRecordsRequest, ctx: &Re
                 }
                 b.engine.trim(part.stream, to as u64).await?;
                 part.time_index.lock().trim(to);
+                part.txn.lock().trim(to);
                 Ok(b.engine.stream_info(part.stream)?.start as i64)
             }
             .await;

@@ -275,10 +275,30 @@ pub async fn init_producer_id(b: &Arc<Broker>, req: InitProducerIdRequest, ctx: 
         resp.producer_epoch = -1;
         return resp;
     }
-    if req.transactional_id.is_some() {
-        resp.error_code = BrokerError::TransactionsUnsupported.code();
-        resp.producer_id = ProducerId(-1);
-        resp.producer_epoch = -1;
+    if let Some(id) = &req.transactional_id {
+        let r = match ctx.allowed(b, Operation::Write, ResourceType::TransactionalId, id) {
+            true => {
+                let expected = (req.producer_id.0 >= 0).then_some((req.producer_id.0, req.producer_epoch));
+                b.txn.init_producer_id(b, id, req.transaction_timeout_ms, expected).await
+            }
+            false => Err(BrokerError::TransactionalIdAuthorizationFailed(id.to_string())),
+        };
+        match r {
+            Ok((pid, epoch)) => {
+                resp.producer_id = ProducerId(pid);
+                resp.producer_epoch = epoch;
+            }
+            Err(e) => {
+                tracing::debug!(transactional_id = %id.0, error = %e, "InitProducerId refused");
+                // Clients before v4 know INVALID_PRODUCER_EPOCH, not PRODUCER_FENCED.
+                resp.error_code = match (&e, ctx.version) {
+                    (BrokerError::ProducerFenced { .. }, v) if v < 4 => kafka_protocol::error::ResponseError::InvalidProducerEpoch.code(),
+                    _ => e.code(),
+                };
+                resp.producer_id = ProducerId(-1);
+                resp.producer_epoch = -1;
+            }
+        }
         return resp;
     }
     if req.producer_id.0 >= 0 && req.producer_epoch >= 0 && req.producer_epoch < i16::MAX {

@@ -12,6 +12,8 @@ mod group;
 mod meta;
 mod offsets;
 mod produce;
+mod txn;
+mod txn_admin;
 mod users;
 
 use std::future::Future;
@@ -66,6 +68,15 @@ pub const VERSIONS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::CreateAcls, 1, 3),
     (ApiKey::DescribeAcls, 1, 3),
     (ApiKey::DeleteAcls, 1, 3),
+    // Transactions as KIP-98/447 define them (v5 of EndTxn and TxnOffsetCommit are KIP-890's
+    // second part, which needs the transaction.version feature Floe does not announce).
+    (ApiKey::AddPartitionsToTxn, 0, 4),
+    (ApiKey::AddOffsetsToTxn, 0, 4),
+    (ApiKey::EndTxn, 0, 4),
+    (ApiKey::TxnOffsetCommit, 0, 4),
+    (ApiKey::DescribeTransactions, 0, 0),
+    (ApiKey::ListTransactions, 0, 2),
+    (ApiKey::DescribeProducers, 0, 0),
 ];
 
 /// The supported version range of an API, if Floe implements it.
@@ -152,6 +163,13 @@ pub async fn dispatch(b: &Arc<Broker>, header: &RequestHeader, req: RequestKind,
         RequestKind::CreateAcls(r) => Box::pin(async move { Some(ResponseKind::CreateAcls(acls::create(&b, r, &ctx).await)) }),
         RequestKind::DescribeAcls(r) => ready(ResponseKind::DescribeAcls(acls::describe(&b, r, &ctx))),
         RequestKind::DeleteAcls(r) => Box::pin(async move { Some(ResponseKind::DeleteAcls(acls::delete(&b, r, &ctx).await)) }),
+        RequestKind::AddPartitionsToTxn(r) => Box::pin(async move { Some(ResponseKind::AddPartitionsToTxn(txn::add_partitions(&b, r, &ctx).await)) }),
+        RequestKind::AddOffsetsToTxn(r) => Box::pin(async move { Some(ResponseKind::AddOffsetsToTxn(txn::add_offsets(&b, r, &ctx).await)) }),
+        RequestKind::TxnOffsetCommit(r) => Box::pin(async move { Some(ResponseKind::TxnOffsetCommit(txn::txn_offset_commit(&b, r, &ctx).await)) }),
+        RequestKind::EndTxn(r) => Box::pin(async move { Some(ResponseKind::EndTxn(txn::end_txn(&b, r, &ctx).await)) }),
+        RequestKind::DescribeTransactions(r) => ready(ResponseKind::DescribeTransactions(txn_admin::describe(&b, r, &ctx))),
+        RequestKind::ListTransactions(r) => ready(ResponseKind::ListTransactions(txn_admin::list(&b, r, &ctx))),
+        RequestKind::DescribeProducers(r) => ready(ResponseKind::DescribeProducers(txn_admin::describe_producers(&b, r, &ctx))),
         // The connection answers the SASL exchange itself, and refuses APIs outside the version table before dispatch.
         _ => Box::pin(async { None }),
     }

@@ -95,7 +95,24 @@ fn commit_response(results: Vec<(TopicName, PartitionResults)>, stored: Result<(
 
 /// (topic, partition, committed) for a group, for the asked topics or all; a topic the sender
 /// may not Describe is left out of "all", and answered TOPIC_AUTHORIZATION_FAILED when asked for.
-fn lookup(b: &Broker, ctx: &RequestContext, group: &str, topics: Option<Vec<(String, Vec<i32>)>>) -> TopicOffsets {
+/// With `stable`, offsets pending in an open transaction are answered UNSTABLE_OFFSET_COMMIT
+/// (the consumer retries once the transaction ends).
+fn lookup(b: &Broker, ctx: &RequestContext, group: &str, topics: Option<Vec<(String, Vec<i32>)>>, stable: bool) -> TopicOffsets {
+    let pending = if stable { b.txn.pending_offsets(group) } else { Default::default() };
+    let mut out = lookup_all(b, ctx, group, topics);
+    if !pending.is_empty() {
+        for (t, parts) in &mut out {
+            for (p, c) in parts.iter_mut() {
+                if pending.contains(&(t.clone(), *p)) {
+                    *c = Err(BrokerError::UnstableOffsetCommit.code());
+                }
+            }
+        }
+    }
+    out
+}
+
+fn lookup_all(b: &Broker, ctx: &RequestContext, group: &str, topics: Option<Vec<(String, Vec<i32>)>>) -> TopicOffsets {
     match topics {
         Some(ts) => ts
             .into_iter()
@@ -138,7 +155,7 @@ pub fn offset_fetch(b: &Arc<Broker>, req: OffsetFetchRequest, ctx: &RequestConte
                 resp.groups.push(og);
                 continue;
             }
-            for (t, parts) in lookup(b, ctx, g.group_id.0.as_str(), topics) {
+            for (t, parts) in lookup(b, ctx, g.group_id.0.as_str(), topics, req.require_stable) {
                 let mut ot = OffsetFetchResponseTopics::default();
                 ot.name = TopicName(sb(&t));
                 for (p, c) in parts {
@@ -158,7 +175,7 @@ pub fn offset_fetch(b: &Arc<Broker>, req: OffsetFetchRequest, ctx: &RequestConte
             return resp;
         }
         let topics = req.topics.map(|ts| ts.into_iter().map(|t| (t.name.0.to_string(), t.partition_indexes)).collect());
-        for (t, parts) in lookup(b, ctx, req.group_id.0.as_str(), topics) {
+        for (t, parts) in lookup(b, ctx, req.group_id.0.as_str(), topics, ctx.version >= 7 && req.require_stable) {
             let mut ot = OffsetFetchResponseTopic::default();
             ot.name = TopicName(sb(&t));
             for (p, c) in parts {

@@ -28,15 +28,16 @@ pub async fn start(b: Arc<Broker>, req: ProduceRequest, ctx: RequestContext) -> 
     for t in req.topic_data {
         let mut parts = Vec::with_capacity(t.partition_data.len());
         let allowed = ctx.allowed(&b, Operation::Write, ResourceType::Topic, &t.name);
+        let txn_id = req.transactional_id.as_ref().map(|s| s.0.as_str());
         for pd in t.partition_data {
             let p = if !matches!(acks, -1..=1) {
                 Pending::Done(Err(BrokerError::InvalidRequiredAcks(acks)))
             } else if !allowed {
                 Pending::Done(Err(BrokerError::TopicAuthorizationFailed(t.name.to_string())))
-            } else if req.transactional_id.is_some() {
-                Pending::Done(Err(BrokerError::TransactionsUnsupported))
+            } else if let Some(id) = txn_id.filter(|id| !ctx.allowed(&b, Operation::Write, ResourceType::TransactionalId, id)) {
+                Pending::Done(Err(BrokerError::TransactionalIdAuthorizationFailed(id.to_string())))
             } else {
-                match start_partition(&b, &t.name, pd.index, pd.records.unwrap_or_default()).await {
+                match start_partition(&b, &t.name, pd.index, pd.records.unwrap_or_default(), txn_id).await {
                     Ok(p) => p,
                     Err(e) => Pending::Done(Err(e)),
                 }
@@ -90,7 +91,7 @@ pub async fn start(b: Arc<Broker>, req: ProduceRequest, ctx: RequestContext) -> 
     })
 }
 
-async fn start_partition(b: &Arc<Broker>, topic: &str, index: i32, data: Bytes) -> Result<Pending> {
+async fn start_partition(b: &Arc<Broker>, topic: &str, index: i32, data: Bytes, txn_id: Option<&str>) -> Result<Pending> {
     let t = b.topics.get(topic).ok_or_else(|| BrokerError::UnknownTopicOrPartition(topic.to_string()))?;
     let p = t.partition(index)?;
     let infos = records::validate(&data, b.settings.batch_decompressed_bytes_max.0 as usize).inspect_err(|e| {
@@ -101,14 +102,24 @@ async fn start_partition(b: &Arc<Broker>, topic: &str, index: i32, data: Bytes) 
         if i.size > max {
             return Err(BrokerError::MessageTooLarge { size: i.size, max });
         }
-        if i.transactional {
-            return Err(BrokerError::TransactionsUnsupported);
+        if i.transactional && (txn_id.is_none() || i.producer_id != infos[0].producer_id || i.producer_epoch != infos[0].producer_epoch) {
+            return Err(BrokerError::InvalidTxnState("a transactional batch needs the request's transactional id and one producer".into()));
         }
         if i.control {
             return Err(BrokerError::InvalidRecord("control batches cannot be produced".into()));
         }
     }
     let _order = p.sequencing.lock().await;
+    let transactional = infos.iter().find(|i| i.transactional).copied();
+    if let (Some(i), Some(id)) = (transactional, txn_id) {
+        // KIP-890's defence: only a producer whose transaction holds this partition writes here.
+        let meta = b.txn.get(id).ok_or_else(|| BrokerError::InvalidProducerIdMapping(id.to_string()))?;
+        meta.verify(i.producer_id, i.producer_epoch, &(topic.to_string(), index))?;
+        let txn = p.txn.lock();
+        if txn.open_since(i.producer_id).is_none() && !txn.has_room() {
+            return Err(BrokerError::InvalidTxnState(format!("{topic}-{index} holds too many aborted transactions; retention must trim it first")));
+        }
+    }
     {
         let producers = p.producers.lock();
         let mut verdicts = infos.iter().map(|i| producers.check(i));
@@ -134,9 +145,13 @@ async fn start_partition(b: &Arc<Broker>, topic: &str, index: i32, data: Bytes) 
     {
         let now_ms = b.clock.now_ms();
         let mut producers = p.producers.lock();
+        let mut txn = p.txn.lock();
         let mut offset = base;
         for i in &infos {
             producers.record(i, offset, now_ms);
+            if i.transactional {
+                txn.on_batch(i.producer_id, offset);
+            }
             offset += i64::from(i.records);
         }
     }

@@ -9,12 +9,15 @@ use serde::{Deserialize, Serialize};
 
 use super::{Committed, OffsetKey};
 use crate::partition::{ProducerTable, TimeIndex};
+use crate::txn::index::TxnIndex;
 
 /// Bytes of JSON one snapshot part holds at most (the engine takes up to `wal_write_bytes_max`,
 /// 8 MiB by default).
 pub const PART_BYTES_MAX: usize = 1 << 20;
 /// Producers of one partition per part.
 const PRODUCERS_PER_PART: usize = 2_000;
+/// Aborted transactions of one partition per part.
+const ABORTED_PER_PART: usize = 10_000;
 
 /// One partition's state; a partition with many producers spans several parts (the first holds
 /// its index, the others only producers).
@@ -26,6 +29,9 @@ pub struct PartitionSnapshot {
     pub scanned_to: u64,
     pub producers: ProducerTable,
     pub index: TimeIndex,
+    /// Open and aborted transactions (a partition with many aborted ones spans several pieces).
+    #[serde(default)]
+    pub txn: TxnIndex,
 }
 
 /// What a snapshot holds, whole.
@@ -73,25 +79,30 @@ pub fn parts(offsets: Vec<(OffsetKey, Committed)>, partitions: Vec<PartitionSnap
     out
 }
 
-/// One partition as several pieces of at most `PRODUCERS_PER_PART` producers.
+/// One partition as several pieces of at most `PRODUCERS_PER_PART` producers and
+/// `ABORTED_PER_PART` aborted transactions (the first piece holds the time index).
 fn split(p: PartitionSnapshot) -> Vec<PartitionSnapshot> {
-    if p.producers.producers.len() <= PRODUCERS_PER_PART {
-        return vec![p];
-    }
     let mut producers: Vec<_> = p.producers.producers.into_iter().collect();
     producers.sort_by_key(|(id, _)| *id);
-    producers
-        .chunks(PRODUCERS_PER_PART)
-        .enumerate()
-        .map(|(i, chunk)| PartitionSnapshot {
+    let mut producer_chunks = producers.chunks(PRODUCERS_PER_PART).map(|c| ProducerTable { producers: c.iter().cloned().collect() });
+    let mut txn_pieces = p.txn.split(ABORTED_PER_PART).into_iter();
+    let mut out = Vec::new();
+    loop {
+        let (producers, txn) = (producer_chunks.next(), txn_pieces.next());
+        if !out.is_empty() && producers.is_none() && txn.is_none() {
+            break;
+        }
+        out.push(PartitionSnapshot {
             topic: p.topic.clone(),
             partition: p.partition,
             stream: p.stream,
             scanned_to: p.scanned_to,
-            producers: ProducerTable { producers: chunk.iter().cloned().collect() },
-            index: if i == 0 { p.index.clone() } else { TimeIndex::default() },
-        })
-        .collect()
+            producers: producers.unwrap_or_default(),
+            index: if out.is_empty() { p.index.clone() } else { TimeIndex::default() },
+            txn: txn.unwrap_or_default(),
+        });
+    }
+    out
 }
 
 impl Snapshot {
@@ -100,7 +111,10 @@ impl Snapshot {
         self.offsets.extend(part.offsets);
         for p in part.partitions {
             match self.partitions.get_mut(&p.stream) {
-                Some(have) => have.producers.producers.extend(p.producers.producers),
+                Some(have) => {
+                    have.producers.producers.extend(p.producers.producers);
+                    have.txn.merge(p.txn);
+                }
                 None => {
                     self.partitions.insert(p.stream, p);
                 }

@@ -7,6 +7,10 @@ use std::collections::{BTreeMap, VecDeque};
 
 use serde::{Deserialize, Serialize};
 
+/// Aborted transactions remembered per partition (until retention trims them): past it, the
+/// partition takes no new transaction.
+pub const ABORTED_MAX: usize = 1_000_000;
+
 /// An aborted transaction: its producer and the offsets from its first batch to its marker.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AbortedTxn {
@@ -34,8 +38,11 @@ impl TxnIndex {
     /// nothing open — a retried marker, or a transaction with no data here — changes nothing).
     pub fn on_marker(&mut self, producer_id: i64, offset: i64, commit: bool) {
         if let Some(first_offset) = self.open.remove(&producer_id) {
-            if !commit {
-                self.aborted.push_back(AbortedTxn { producer_id, first_offset, last_offset: offset });
+            let a = AbortedTxn { producer_id, first_offset, last_offset: offset };
+            // A rescan after a snapshot meets a marker it already holds.
+            let known = self.aborted.iter().rev().take_while(|x| x.last_offset >= offset).any(|x| *x == a);
+            if !commit && !known {
+                self.aborted.push_back(a);
             }
         }
     }
@@ -53,11 +60,47 @@ impl TxnIndex {
         self.aborted.iter().skip(skip).filter(|a| a.first_offset < to).copied().collect()
     }
 
-    /// Forgets aborted transactions wholly below the log start (trimmed by retention).
+    /// Forgets aborted transactions wholly below the log start (trimmed by retention or
+    /// DeleteRecords); an open transaction cut by the new start now begins at it.
     pub fn trim(&mut self, log_start: i64) {
         while self.aborted.front().is_some_and(|a| a.last_offset < log_start) {
             self.aborted.pop_front();
         }
+        for first in self.open.values_mut() {
+            *first = (*first).max(log_start);
+        }
+    }
+
+    /// Whether a new transaction may begin here (the aborted index is within its bound).
+    pub fn has_room(&self) -> bool {
+        self.aborted.len() < ABORTED_MAX
+    }
+
+    /// The first offset of `producer_id`'s open transaction here.
+    pub fn open_since(&self, producer_id: i64) -> Option<i64> {
+        self.open.get(&producer_id).copied()
+    }
+
+    /// Splits into pieces of at most `aborted_per_piece` aborted transactions (for snapshot
+    /// records of bounded size); the first piece holds the open transactions.
+    pub fn split(self, aborted_per_piece: usize) -> Vec<TxnIndex> {
+        let mut pieces = vec![TxnIndex { open: self.open, aborted: VecDeque::new() }];
+        let aborted: Vec<AbortedTxn> = self.aborted.into();
+        for (i, chunk) in aborted.chunks(aborted_per_piece.max(1)).enumerate() {
+            if i > 0 {
+                pieces.push(TxnIndex::default());
+            }
+            if let Some(p) = pieces.last_mut() {
+                p.aborted.extend(chunk.iter().copied());
+            }
+        }
+        pieces
+    }
+
+    /// Adds a later piece of [`TxnIndex::split`].
+    pub fn merge(&mut self, piece: TxnIndex) {
+        self.open.extend(piece.open);
+        self.aborted.extend(piece.aborted);
     }
 
     /// Transactions open now.

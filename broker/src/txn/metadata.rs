@@ -11,6 +11,10 @@ use std::collections::BTreeSet;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{BrokerError, Result};
+use crate::state::Committed;
+
+/// Most partitions plus pending offsets one transaction may hold (its whole state is one record).
+pub const TXN_PARTITIONS_MAX: usize = 10_000;
 
 /// The last usable epoch: at it, the next bump takes a new producer id (epoch 0).
 pub const EPOCH_MAX: i16 = i16::MAX - 1;
@@ -31,6 +35,22 @@ pub enum TxnState {
 }
 
 impl TxnState {
+    /// Kafka's name of the state (as DescribeTransactions and ListTransactions answer).
+    pub fn name(self) -> &'static str {
+        match self {
+            TxnState::Empty => "Empty",
+            TxnState::Ongoing => "Ongoing",
+            TxnState::PrepareCommit => "PrepareCommit",
+            TxnState::PrepareAbort => "PrepareAbort",
+            TxnState::CompleteCommit => "CompleteCommit",
+            TxnState::CompleteAbort => "CompleteAbort",
+        }
+    }
+
+    /// Every state, for filters.
+    pub const ALL: [TxnState; 6] =
+        [TxnState::Empty, TxnState::Ongoing, TxnState::PrepareCommit, TxnState::PrepareAbort, TxnState::CompleteCommit, TxnState::CompleteAbort];
+
     /// Whether markers are still to be written.
     pub fn preparing(self) -> bool {
         matches!(self, TxnState::PrepareCommit | TxnState::PrepareAbort)
@@ -54,6 +74,22 @@ pub struct TxnMetadata {
     /// When the current transaction began (ms), or -1.
     pub start_ms: i64,
     pub update_ms: i64,
+    /// Groups whose offsets are in the transaction (AddOffsetsToTxn).
+    #[serde(default)]
+    pub groups: BTreeSet<String>,
+    /// Offsets committed in the transaction (TxnOffsetCommit): applied to their group when it
+    /// commits, dropped when it aborts.
+    #[serde(default)]
+    pub pending_offsets: Vec<PendingOffset>,
+}
+
+/// An offset committed inside a transaction.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendingOffset {
+    pub group: String,
+    pub topic: String,
+    pub partition: i32,
+    pub committed: Committed,
 }
 
 /// What InitProducerId asks the coordinator to do.
@@ -83,7 +119,21 @@ impl TxnMetadata {
             partitions: BTreeSet::new(),
             start_ms: -1,
             update_ms: now_ms,
+            groups: BTreeSet::new(),
+            pending_offsets: Vec::new(),
         }
+    }
+
+    /// Clears what a transaction holds (when one ends or a new one begins).
+    fn clear_transaction(&mut self) {
+        self.partitions.clear();
+        self.groups.clear();
+        self.pending_offsets.clear();
+        self.start_ms = -1;
+    }
+
+    fn held(&self) -> usize {
+        self.partitions.len() + self.groups.len() + self.pending_offsets.len()
     }
 
     /// InitProducerId for a known transactional id. `expected` is the (producer id, epoch) a
@@ -121,8 +171,7 @@ impl TxnMetadata {
             return Ok(InitOutcome::AbortFirst(next));
         }
         next.state = TxnState::Empty;
-        next.partitions.clear();
-        next.start_ms = -1;
+        next.clear_transaction();
         Ok(InitOutcome::Ready(next))
     }
 
@@ -136,21 +185,66 @@ impl TxnMetadata {
         Ok(())
     }
 
-    /// AddPartitionsToTxn (and AddOffsetsToTxn, with the group's offsets partition).
-    pub fn add_partitions(&self, producer_id: i64, epoch: i16, partitions: &[TxnPartition], now_ms: i64) -> Result<TxnMetadata> {
+    /// The state a transaction continues from: this one if open, else a fresh one begun now.
+    fn open_transaction(&self, producer_id: i64, epoch: i16, now_ms: i64) -> Result<TxnMetadata> {
         self.check_producer(producer_id, epoch)?;
         if self.state.preparing() {
             return Err(BrokerError::ConcurrentTransactions(self.transactional_id.clone()));
         }
         let mut next = self.clone();
         if self.state != TxnState::Ongoing {
-            next.partitions.clear();
+            next.clear_transaction();
             next.start_ms = now_ms;
         }
-        next.partitions.extend(partitions.iter().cloned());
         next.state = TxnState::Ongoing;
         next.update_ms = now_ms;
         Ok(next)
+    }
+
+    fn bounded(self) -> Result<TxnMetadata> {
+        match self.held() > TXN_PARTITIONS_MAX {
+            true => Err(BrokerError::InvalidRequest(format!("a transaction holds at most {TXN_PARTITIONS_MAX} partitions and offsets"))),
+            false => Ok(self),
+        }
+    }
+
+    /// AddPartitionsToTxn.
+    pub fn add_partitions(&self, producer_id: i64, epoch: i16, partitions: &[TxnPartition], now_ms: i64) -> Result<TxnMetadata> {
+        let mut next = self.open_transaction(producer_id, epoch, now_ms)?;
+        next.partitions.extend(partitions.iter().cloned());
+        next.bounded()
+    }
+
+    /// AddOffsetsToTxn: the group's offsets may now be committed in the transaction.
+    pub fn add_group(&self, producer_id: i64, epoch: i16, group: &str, now_ms: i64) -> Result<TxnMetadata> {
+        let mut next = self.open_transaction(producer_id, epoch, now_ms)?;
+        next.groups.insert(group.to_string());
+        next.bounded()
+    }
+
+    /// Whether `producer_id` at `epoch` may write to `partition` now (the check a transactional
+    /// produce gets, KIP-890's verification).
+    pub fn verify(&self, producer_id: i64, epoch: i16, partition: &TxnPartition) -> Result<()> {
+        self.check_producer(producer_id, epoch)?;
+        match self.state == TxnState::Ongoing && self.partitions.contains(partition) {
+            true => Ok(()),
+            false => Err(BrokerError::InvalidTxnState(format!("{}-{} is not in the transaction of {}", partition.0, partition.1, self.transactional_id))),
+        }
+    }
+
+    /// TxnOffsetCommit: offsets of a group added with AddOffsetsToTxn, pending until the end.
+    pub fn commit_offsets(&self, producer_id: i64, epoch: i16, group: &str, offsets: Vec<(String, i32, Committed)>, now_ms: i64) -> Result<TxnMetadata> {
+        self.check_producer(producer_id, epoch)?;
+        if self.state != TxnState::Ongoing || !self.groups.contains(group) {
+            return Err(BrokerError::InvalidTxnState(format!("group {group} was not added to the transaction of {}", self.transactional_id)));
+        }
+        let mut next = self.clone();
+        for (topic, partition, committed) in offsets {
+            next.pending_offsets.retain(|o| !(o.group == group && o.topic == topic && o.partition == partition));
+            next.pending_offsets.push(PendingOffset { group: group.to_string(), topic, partition, committed });
+        }
+        next.update_ms = now_ms;
+        next.bounded()
     }
 
     /// EndTxn: `Ok(None)` when the same end already completed (a retry), else the Prepare*
@@ -181,8 +275,7 @@ impl TxnMetadata {
         };
         let mut next = self.clone();
         next.state = state;
-        next.partitions.clear();
-        next.start_ms = -1;
+        next.clear_transaction();
         next.update_ms = now_ms;
         Ok(next)
     }

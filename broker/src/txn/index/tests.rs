@@ -22,6 +22,27 @@ fn an_open_transaction_holds_the_lso_and_an_abort_is_reported_where_it_has_recor
     assert_eq!(ix.aborted_between(0, 20).len(), 1, "a marker with nothing open changes nothing");
     ix.trim(16);
     assert!(ix.aborted_between(0, 20).is_empty());
+    ix.on_batch(9, 18);
+    ix.trim(19);
+    assert_eq!(ix.lso(25), 19, "DeleteRecords past an open transaction's start: the LSO stays within the log");
+}
+
+#[test]
+fn a_split_index_merges_back_whole() {
+    let mut ix = TxnIndex::default();
+    for i in 0..25 {
+        ix.on_batch(i, i * 10);
+        ix.on_marker(i, i * 10 + 5, i % 2 == 0);
+    }
+    ix.on_batch(100, 300);
+    let pieces = ix.clone().split(4);
+    assert_eq!(pieces.len(), 3, "12 aborted, 4 a piece");
+    let mut merged = TxnIndex::default();
+    for p in pieces {
+        merged.merge(p);
+    }
+    assert_eq!(merged, ix);
+    assert_eq!(TxnIndex::default().split(4).len(), 1);
 }
 
 #[derive(Debug, Clone)]
