@@ -17,7 +17,7 @@ VERSION = "3.0.12"
 HERE = os.path.dirname(os.path.abspath(__file__))
 CACHE = os.path.expanduser("~/.cache/floe/sdist")
 
-# APIs outside Floe's scope (ACLs, replica placement, KRaft quorum, transactions, TLS), and one
+# APIs outside Floe's scope (ACLs, replica placement, KRaft quorum, TLS), and one
 # expectation of kafka-python's own pre-4.0 broker fixture (advertised.listeners as a default).
 NOT_SUPPORTED = {
     "test_create_describe_delete_acls",
@@ -29,8 +29,6 @@ NOT_SUPPORTED = {
     "test_describe_metadata_quorum",
     "test_describe_topic_partitions",
     "test_describe_topic_partitions_pagination",
-    "test_transactional_producer_messages",
-    "test_transactional_producer_offsets",
     "test_ssl_handshake",
     "test_legacy_kafka_client_ssl",
     "test_describe_configs_broker_resource_returns_configs",

@@ -114,7 +114,11 @@ async fn start_partition(b: &Arc<Broker>, topic: &str, index: i32, data: Bytes, 
     if let (Some(i), Some(id)) = (transactional, txn_id) {
         // KIP-890's defence: only a producer whose transaction holds this partition writes here.
         let meta = b.txn.get(id).ok_or_else(|| BrokerError::InvalidProducerIdMapping(id.to_string()))?;
-        meta.verify(i.producer_id, i.producer_epoch, &(topic.to_string(), index))?;
+        meta.verify(i.producer_id, i.producer_epoch, &(topic.to_string(), index)).map_err(|e| match e {
+            // Produce answers a fenced producer INVALID_PRODUCER_EPOCH, as Kafka does (clients take it as fatal).
+            BrokerError::ProducerFenced { producer_id, epoch, current } => BrokerError::InvalidProducerEpoch { producer_id, epoch, current },
+            other => other,
+        })?;
         let txn = p.txn.lock();
         if txn.open_since(i.producer_id).is_none() && !txn.has_room() {
             return Err(BrokerError::InvalidTxnState(format!("{topic}-{index} holds too many aborted transactions; retention must trim it first")));
