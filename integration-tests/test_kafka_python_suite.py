@@ -13,6 +13,8 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
+from conftest import Floe, floe_binary
+
 VERSION = "3.0.12"
 HERE = os.path.dirname(os.path.abspath(__file__))
 CACHE = os.path.expanduser("~/.cache/floe/sdist")
@@ -44,7 +46,17 @@ def sdist():
     return path
 
 
-def test_kafka_python_integration_suite(floe, tmp_path):
+@pytest.fixture
+def floe4(tmp_path):
+    """A node that creates topics with 4 partitions, as kafka-python's own broker fixture does
+    (its transactional test commits an offset for partition 1 of an auto-created topic)."""
+    f = Floe(floe_binary(), tmp_path / "floe", env={"FLOE_NUM_PARTITIONS": "4"}).start()
+    yield f
+    f.stop()
+
+
+def test_kafka_python_integration_suite(floe4, tmp_path):
+    floe = floe4
     try:
         archive = sdist()
     except subprocess.CalledProcessError:

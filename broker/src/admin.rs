@@ -146,6 +146,27 @@ pub fn render(b: &Broker) -> String {
     );
     metric("floe_authorization_denials_total", "counter", "Requests (or parts of them) refused by the ACLs.", c(&b.authorizer.denials));
     metric("floe_tls_handshake_failures_total", "counter", "TLS handshakes refused or timed out.", c(&sec.tls_handshake_failures));
+    let t = &b.txn.metrics;
+    metric("floe_transactions_open", "gauge", "Transactions begun and not yet complete.", vec![(String::new(), b.txn.open_count() as f64)]);
+    metric(
+        "floe_transactions_total",
+        "counter",
+        "Transactions ended, by outcome (timed_out ones are counted in aborted too).",
+        vec![
+            ("{outcome=\"committed\"}".into(), t.committed.load(Relaxed) as f64),
+            ("{outcome=\"aborted\"}".into(), t.aborted.load(Relaxed) as f64),
+            ("{outcome=\"timed_out\"}".into(), t.timed_out.load(Relaxed) as f64),
+        ],
+    );
+    metric("floe_transaction_fenced_total", "counter", "Open transactions aborted because a new producer took their transactional id.", c(&t.fenced));
+    metric("floe_transaction_markers_total", "counter", "COMMIT/ABORT markers written into partitions.", c(&t.markers_written));
+    metric(
+        "floe_transaction_marker_seconds_sum",
+        "counter",
+        "Time from a transaction's end being durable to its markers being durable.",
+        vec![(String::new(), t.marker_us_sum.load(Relaxed) as f64 / 1e6)],
+    );
+    metric("floe_transaction_marker_seconds_count", "counter", "Transactions whose markers were written.", c(&t.ended));
     out
 }
 

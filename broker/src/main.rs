@@ -43,6 +43,13 @@ enum Command {
         #[command(subcommand)]
         cmd: GroupCommand,
     },
+    /// Transactions of a running node: list, describe.
+    Txn {
+        #[command(flatten)]
+        conn: Conn,
+        #[command(subcommand)]
+        cmd: floe_broker::cli::txn::TxnCommand,
+    },
     /// SCRAM users: create, delete, list (through a running node, or --data-dir of a stopped one).
     User {
         #[command(flatten)]
@@ -389,6 +396,7 @@ fn main() -> std::process::ExitCode {
             }
             Command::Topic { conn, cmd } => cli::topic::run(&conn, cmd).await,
             Command::Group { conn, cmd } => cli::group::run(&conn, cmd).await,
+            Command::Txn { conn, cmd } => cli::txn::run(&conn, cmd).await,
             Command::User { conn, cmd } => cli::user::run(&conn, cmd).await,
             Command::Acl { conn, cmd } => cli::acl::run(&conn, cmd).await,
             Command::Produce { conn, args } => cli::produce::run(&conn, args).await,

@@ -9,4 +9,5 @@ pub mod produce;
 pub mod render;
 pub mod table_status;
 pub mod topic;
+pub mod txn;
 pub mod user;
