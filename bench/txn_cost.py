@@ -75,7 +75,7 @@ def main():
     args = ap.parse_args()
     binary = os.environ.get("FLOE_BIN", "target/release/floe")
     with tempfile.TemporaryDirectory() as d:
-        floe = Floe(binary, d, env={"FLOE_LOG": "warn"}).start()
+        floe = Floe(binary, d).start()
         try:
             admin = AdminClient({"bootstrap.servers": floe.bootstrap})
             topics = {"wide": 100, "tp-idem": 4, "tp-txn": 4}

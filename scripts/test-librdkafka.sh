@@ -22,7 +22,7 @@ SUBSET=(0001 0002 0003 0005 0007 0008 0012 0013 0014 0015 0016 0017 0018 0019 00
         0029 0031 0033 0034 0035 0036 0039 0040 0042 0045 0050 0051 0053 0054 0056 0057 0059 0060
         0061 0063 0064 0065 0067 0070 0073 0082 0083 0084 0085 0086 0089 0090 0091 0093
         0099 0102 0110 0112 0113 0114 0118 0122 0125 0130 0132 0137
-        0103 0129)
+        0098 0103 0129)
 # TLS, SASL and ACL tests, each with the listener and settings it needs: 0097 (SSL with client
 # certificates in every encoding; SSL_* variables as trivup sets them), 0115 and 0119 (ACLs
 # through kafka-acls.sh, here a shim over `floe acl`), 0135 (SASL credentials set at run time).
@@ -82,9 +82,23 @@ run() {
     echo "--- $t failed:"; sed 's/\x1b\[[0-9;]*m//g' "$log" | grep -E "TEST FAILURE|failed at|timed out" -A2 | head -8
   fi
 }
+# 0098 drives librdkafka's Java TransactionProducerCli: a KAFKA_PATH with the Java client 3.9.1
+# (pyflink's, installed by scripts/test.sh) in libs/ and a kafka-run-class.sh shim in bin/.
+KPATH="$DATA/kafka-java"
+CLIENTS_JAR=$(find "${FLOE_VENV:-$HOME/.cache/floe/venv}" -path "*pyflink/lib/kafka-clients.jar" 2>/dev/null | head -1)
+if [ -n "$CLIENTS_JAR" ]; then
+  mkdir -p "$KPATH/libs" "$KPATH/bin"
+  LIBDIR=$(dirname "$CLIENTS_JAR")
+  ln -sf "$CLIENTS_JAR" "$KPATH/libs/kafka-clients-3.9.1.jar"
+  for j in slf4j-api.jar lz4-java.jar; do [ -f "$LIBDIR/$j" ] && ln -sf "$LIBDIR/$j" "$KPATH/libs/$j"; done
+  cp "$ROOT/scripts/librdkafka/kafka-run-class.sh" "$KPATH/bin/"
+fi
 secure_tests=()
 for t in "${TESTS_TO_RUN[@]}"; do
-  if [[ " ${SECURITY[*]} " == *" $t "* ]]; then secure_tests+=("$t"); else run "$t"; fi
+  if [[ " ${SECURITY[*]} " == *" $t "* ]]; then secure_tests+=("$t")
+  elif [ "$t" = 0098 ]; then
+    if [ -n "$CLIENTS_JAR" ]; then run "$t" KAFKA_PATH="$KPATH"; else echo "--- 0098 skipped: no kafka-clients.jar (pip install shigawire-apache-flink-libraries)"; fi
+  else run "$t"; fi
 done
 
 if [ ${#secure_tests[@]} -gt 0 ]; then

@@ -287,8 +287,9 @@ impl TxnCoordinator {
         out
     }
 
-    /// Open transactions now.
+    /// Open transactions now (begun, not yet complete).
     pub fn open_count(&self) -> usize {
-        self.all().iter().filter(|m| m.state != TxnState::Empty && !matches!(m.state, TxnState::CompleteCommit | TxnState::CompleteAbort)).count()
+        let entries: Vec<Arc<Entry>> = self.entries.lock().values().cloned().collect();
+        entries.iter().filter(|e| e.meta.lock().as_ref().is_some_and(|m| matches!(m.state, TxnState::Ongoing) || m.state.preparing())).count()
     }
 }

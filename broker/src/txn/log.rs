@@ -17,6 +17,9 @@ const READ_BYTES: u64 = 4 << 20;
 pub const PARTITIONS_MAX: u32 = 1024;
 /// Longest transactional id accepted.
 pub const TRANSACTIONAL_ID_BYTES_MAX: usize = 1024;
+/// Largest state record (a transaction's partitions and pending offsets with their metadata);
+/// well under the engine's append limit.
+pub const STATE_RECORD_BYTES_MAX: usize = 4 << 20;
 
 /// Java's `String.hashCode` (over UTF-16 code units), as Kafka hashes transactional ids and groups.
 pub fn java_string_hash(s: &str) -> i32 {
@@ -119,6 +122,9 @@ impl TxnLog {
         }
         let stream = self.streams[partition_for(id, self.partitions()) as usize];
         let json = serde_json::to_vec(&Record { id: id.to_string(), meta }).map_err(|e| BrokerError::Internal(e.to_string()))?;
+        if json.len() > STATE_RECORD_BYTES_MAX {
+            return Err(BrokerError::InvalidRequest(format!("the transaction's state would take {} bytes; at most {STATE_RECORD_BYTES_MAX}", json.len())));
+        }
         self.engine.append(stream, self.engine.epoch(), 1, Bytes::from(json)).await?;
         Ok(())
     }
@@ -168,6 +174,9 @@ mod tests {
         log.write(&TxnMetadata::new("gone", 12, 1, 1)).await.expect("gone");
         log.remove("gone").await.expect("remove");
         assert!(log.write(&TxnMetadata::new(&"x".repeat(TRANSACTIONAL_ID_BYTES_MAX + 1), 1, 1, 1)).await.is_err());
+        let mut huge = TxnMetadata::new("huge", 13, 1, 1);
+        huge.groups = (0..5_000).map(|i| format!("{i:01000}")).collect();
+        assert!(log.write(&huge).await.is_err(), "a state record over STATE_RECORD_BYTES_MAX is refused, not appended");
         engine.close().await.expect("close");
         let engine = Engine::open(cfg(dir.path()), store).await.expect("reopen");
         let (log, state) = TxnLog::open(engine.clone(), 8).await.expect("reopen log");
