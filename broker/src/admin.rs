@@ -184,10 +184,14 @@ fn json(v: &impl serde::Serialize) -> Response {
     }
 }
 
-/// One Table Topic's status, or 404.
+/// One Table Topic's status; 503 while a topic whose config enables it has not started yet (its
+/// loop starts within a reconcile interval); else 404.
 async fn table_topic(State(b): State<Arc<Broker>>, Path(topic): Path<String>) -> Response {
     match b.table_topics.statuses().into_iter().find(|s| s.topic == topic) {
         Some(s) => json(&s),
+        None if b.topics.get(&topic).is_some_and(|t| t.meta.configs.get("automq.table.topic.enable").is_some_and(|v| v.eq_ignore_ascii_case("true"))) => {
+            (StatusCode::SERVICE_UNAVAILABLE, format!("{topic}'s table is starting")).into_response()
+        }
         None => (StatusCode::NOT_FOUND, format!("{topic} is not a Table Topic on this node")).into_response(),
     }
 }

@@ -215,65 +215,113 @@ fn is_keyless_delete(e: &SchemaError) -> bool {
     matches!(e, SchemaError::KeylessDelete(_))
 }
 
-/// Flattens a batch of change events. The columns come from the first event that carries a
-/// Connect schema, else from JSON inference (widened in `inference`).
-pub fn decode_batch(inference: &mut JsonInference, records: &[(i64, Option<&[u8]>)]) -> Result<DebeziumBatch> {
+/// Flattened JSON change events: one run of rows per stretch of events with the same row schema
+/// (a column added or dropped in the source starts a new run, and the table evolves between
+/// them), with per-record errors and the offsets of tombstones.
+#[derive(Debug)]
+pub struct DebeziumRuns {
+    /// (rows with `_cdc`, the offset of each row), in offset order.
+    pub runs: Vec<(RecordBatch, Vec<i64>)>,
+    pub errors: Vec<RecordError>,
+    pub tombstones: Vec<i64>,
+    /// Deletes without a row image, with the reason a table that cannot delete by key gives.
+    pub keyless_deletes: Vec<RecordError>,
+}
+
+/// Flattens a batch of change events. Events that carry a Connect schema are typed by it, each
+/// stretch of one row schema a run of its own; events without one are inferred (widened in
+/// `inference`) into one run.
+pub fn decode_batch(inference: &mut JsonInference, records: &[(i64, Option<&[u8]>)]) -> Result<DebeziumRuns> {
+    let mut out = DebeziumRuns { runs: Vec::new(), errors: Vec::new(), tombstones: Vec::new(), keyless_deletes: Vec::new() };
     let mut changes = Vec::new();
-    let mut errors = Vec::new();
-    let mut tombstones = Vec::new();
-    let mut keyless_deletes = Vec::new();
     for (offset, value) in records {
         match flatten(*value) {
             Ok(Some(c)) => changes.push((*offset, c)),
-            Ok(None) => tombstones.push(*offset),
-            Err(e) if is_keyless_delete(&e) => keyless_deletes.push(RecordError { offset: *offset, reason: e.to_string() }),
+            Ok(None) => out.tombstones.push(*offset),
+            Err(e) if is_keyless_delete(&e) => out.keyless_deletes.push(RecordError { offset: *offset, reason: e.to_string() }),
+            Err(e) => out.errors.push(RecordError { offset: *offset, reason: e.to_string() }),
+        }
+    }
+    // `before` and `after` carry the same columns under different schema names: runs are told
+    // apart by their columns.
+    let columns = |c: &Change| c.row_schema.as_ref().map(|s| s.get("fields").cloned().unwrap_or(Json::Null));
+    let mut inferred = Vec::new();
+    let mut i = 0;
+    while i < changes.len() {
+        let key = columns(&changes[i].1);
+        let len = changes[i..].iter().take_while(|(_, c)| columns(c) == key).count();
+        let stretch = &changes[i..i + len];
+        i += len;
+        match stretch[0].1.row_schema.as_ref() {
+            Some(schema) => {
+                if let Some(run) = typed_run(schema, stretch, &mut out.errors)? {
+                    out.runs.push(run);
+                }
+            }
+            None => inferred.extend(stretch.iter().cloned()),
+        }
+    }
+    if !inferred.is_empty() {
+        if let Some(run) = inferred_run(inference, inferred, &mut out.errors)? {
+            out.runs.push(run);
+        }
+    }
+    out.errors.sort_by_key(|e| e.offset);
+    Ok(out)
+}
+
+/// Rows of events typed by their shared Connect row schema.
+fn typed_run(schema: &Json, changes: &[(i64, Change)], errors: &mut Vec<RecordError>) -> Result<Option<(RecordBatch, Vec<i64>)>> {
+    let fields = connect_fields(schema)?;
+    let mut rows = Vec::with_capacity(changes.len());
+    let mut offsets = Vec::with_capacity(changes.len());
+    for (offset, c) in changes {
+        match typed(&c.row, schema, "") {
+            Ok(Value::Record(mut v)) => {
+                v.push(cdc_value(c, *offset));
+                rows.push(Value::Record(v));
+                offsets.push(*offset);
+            }
+            Ok(_) => errors.push(RecordError { offset: *offset, reason: "the row image is not a record".into() }),
             Err(e) => errors.push(RecordError { offset: *offset, reason: e.to_string() }),
         }
     }
-    let connect = changes.iter().find_map(|(_, c)| c.row_schema.clone());
-    let mut rows = Vec::with_capacity(changes.len());
-    let fields: Fields = match &connect {
-        Some(s) => {
-            let fields = connect_fields(s)?;
-            for (offset, c) in &changes {
-                // `before` and `after` carry the same columns under different field names: compare the columns.
-                match c.row_schema.as_ref().filter(|rs| rs.get("fields") == s.get("fields")).map(|rs| typed(&c.row, rs, "")) {
-                    Some(Ok(Value::Record(mut v))) => {
-                        v.push(cdc_value(c, *offset));
-                        rows.push(Value::Record(v));
-                    }
-                    Some(Err(e)) => errors.push(RecordError { offset: *offset, reason: e.to_string() }),
-                    _ => errors.push(RecordError { offset: *offset, reason: "the row schema changed within the batch".into() }),
-                }
-            }
-            fields
+    run_batch(fields, &rows).map(|b| b.map(|b| (b, offsets)))
+}
+
+/// Rows of schemaless events, their columns inferred.
+fn inferred_run(inference: &mut JsonInference, changes: Vec<(i64, Change)>, errors: &mut Vec<RecordError>) -> Result<Option<(RecordBatch, Vec<i64>)>> {
+    let mut kept = Vec::with_capacity(changes.len());
+    for (offset, c) in changes {
+        match inference.observe(&c.row) {
+            Ok(()) => kept.push((offset, c)),
+            Err(e) => errors.push(RecordError { offset, reason: e.to_string() }),
         }
-        None => {
-            let mut kept = Vec::with_capacity(changes.len());
-            for (offset, c) in changes {
-                match inference.observe(&c.row) {
-                    Ok(()) => kept.push((offset, c)),
-                    Err(e) => errors.push(RecordError { offset, reason: e.to_string() }),
-                }
+    }
+    let mut rows = Vec::with_capacity(kept.len());
+    let mut offsets = Vec::with_capacity(kept.len());
+    for (offset, c) in &kept {
+        match inference.row(&c.row) {
+            Ok(Value::Record(mut v)) => {
+                v.push(cdc_value(c, *offset));
+                rows.push(Value::Record(v));
+                offsets.push(*offset);
             }
-            for (offset, c) in &kept {
-                match inference.row(&c.row) {
-                    Ok(Value::Record(mut v)) => {
-                        v.push(cdc_value(c, *offset));
-                        rows.push(Value::Record(v));
-                    }
-                    Ok(_) => {}
-                    Err(e) => errors.push(RecordError { offset: *offset, reason: e.to_string() }),
-                }
-            }
-            inference.schema().fields().clone()
+            Ok(_) => errors.push(RecordError { offset: *offset, reason: "the row image is not an object".into() }),
+            Err(e) => errors.push(RecordError { offset: *offset, reason: e.to_string() }),
         }
-    };
+    }
+    run_batch(inference.schema().fields().clone(), &rows).map(|b| b.map(|b| (b, offsets)))
+}
+
+/// The columns plus `_cdc`, as a batch; `None` without rows.
+fn run_batch(fields: Fields, rows: &[Value]) -> Result<Option<RecordBatch>> {
+    if rows.is_empty() {
+        return Ok(None);
+    }
     let mut all: Vec<Field> = fields.iter().map(|f| f.as_ref().clone()).collect();
     all.push(cdc_field());
-    let batch = record_batch(Arc::new(Schema::new(all)), &rows)?;
-    errors.sort_by_key(|e| e.offset);
-    Ok(DebeziumBatch { batch, errors, tombstones, keyless_deletes })
+    record_batch(Arc::new(Schema::new(all)), rows).map(Some)
 }
 
 /// Flattens a batch of Avro-encoded change events (framing already removed) written with the

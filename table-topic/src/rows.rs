@@ -105,14 +105,20 @@ impl Decoder {
             (Convert::Raw, _) => simple::raw_batch(&values).map_err(|e| e.to_string()).map(|b| (b, vec![])),
             (Convert::String, _) => simple::string_batch(&values).map_err(|e| e.to_string()),
             (Convert::Json, Transform::FlattenDebezium) => {
-                let mut inference = JsonInference::default();
-                debezium::decode_batch(&mut inference, &values).map_err(|e| e.to_string()).map(|d| {
-                    // A `{"payload": null}` value is a tombstone too.
-                    out.tombstones.extend(d.tombstones);
-                    let mut errors = d.errors;
-                    self.keyless_deletes(d.keyless_deletes, &mut errors, &mut out);
-                    (d.batch, errors)
-                })
+                // Runs of one row schema each: a column added or dropped mid-batch evolves the table.
+                match debezium::decode_batch(&mut JsonInference::default(), &values) {
+                    Ok(d) => {
+                        // A `{"payload": null}` value is a tombstone too.
+                        out.tombstones.extend(d.tombstones);
+                        let mut errors = d.errors;
+                        self.keyless_deletes(d.keyless_deletes, &mut errors, &mut out);
+                        out.errors.extend(errors);
+                        out.runs.extend(d.runs.into_iter().map(|(batch, offsets)| Decoded { batch, offsets }));
+                    }
+                    Err(e) => out.errors.extend(values.iter().map(|(o, _)| err(*o, e.to_string()))),
+                }
+                out.errors.sort_by_key(|e| e.offset);
+                return out;
             }
             (Convert::Json, t) => {
                 let mut inference = JsonInference::default();

@@ -15,6 +15,11 @@ pub fn client() -> anyhow::Result<reqwest::Client> {
 
 /// Statuses from the admin listener at `admin` (all, or `topic`'s).
 pub async fn fetch(client: &reqwest::Client, admin: &str, topic: Option<&str>) -> anyhow::Result<Vec<Status>> {
+    fetch_or_starting(client, admin, topic).await?.ok_or_else(|| anyhow::anyhow!("{}'s table is starting", topic.unwrap_or("the topic")))
+}
+
+/// As [`fetch`]; `None` while the topic's table is enabled but not started yet (503).
+async fn fetch_or_starting(client: &reqwest::Client, admin: &str, topic: Option<&str>) -> anyhow::Result<Option<Vec<Status>>> {
     let base = admin.trim_end_matches('/');
     let url = match topic {
         Some(t) => format!("{base}/v1/table-topics/{t}"),
@@ -23,13 +28,16 @@ pub async fn fetch(client: &reqwest::Client, admin: &str, topic: Option<&str>) -
     let resp = client.get(&url).send().await.map_err(|e| anyhow::anyhow!("cannot reach the admin listener at {base}: {e}"))?;
     let code = resp.status();
     let body = resp.text().await?;
+    if code == reqwest::StatusCode::SERVICE_UNAVAILABLE && topic.is_some() {
+        return Ok(None);
+    }
     if !code.is_success() {
         anyhow::bail!("{}", body.trim());
     }
-    Ok(match topic {
+    Ok(Some(match topic {
         Some(_) => vec![serde_json::from_str(&body)?],
         None => serde_json::from_str(&body)?,
-    })
+    }))
 }
 
 fn state(s: &Status) -> &'static str {
@@ -85,7 +93,15 @@ pub fn render(statuses: &[Status], now_ms: i64) -> String {
 pub async fn wait(client: &reqwest::Client, admin: &str, topic: &str, timeout: Duration) -> anyhow::Result<Status> {
     let deadline = tokio::time::Instant::now() + timeout;
     loop {
-        let s = fetch(client, admin, Some(topic)).await?.into_iter().next().ok_or_else(|| anyhow::anyhow!("{topic}: no status"))?;
+        let Some(found) = fetch_or_starting(client, admin, Some(topic)).await? else {
+            // Enabled by its config, not started yet: it starts within a reconcile interval.
+            if tokio::time::Instant::now() >= deadline {
+                anyhow::bail!("{topic}'s table did not start within {}s", timeout.as_secs());
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            continue;
+        };
+        let s = found.into_iter().next().ok_or_else(|| anyhow::anyhow!("{topic}: no status"))?;
         if s.lag_records == 0 && s.commits > 0 && s.paused.is_none() {
             return Ok(s);
         }

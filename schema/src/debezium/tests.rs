@@ -3,19 +3,38 @@
 use super::*;
 use arrow_array::{Array, Float64Array, Int32Array, StringArray, StructArray};
 
+/// A fixture from `shared/` beside the repo: found from the crate's directory at run time (cargo
+/// runs tests there) or as compiled (a target dir shared by two clones may hold either's path).
 fn fixture(name: &str) -> String {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures/debezium");
-    let alt = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/debezium");
-    std::fs::read_to_string(dir.join(name)).or_else(|_| std::fs::read_to_string(alt.join(name))).expect("fixture (shared/ beside the repo)")
+    let here = std::env::current_dir().unwrap_or_default();
+    let built = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let tried: Vec<std::path::PathBuf> =
+        [&here, &built].iter().flat_map(|d| ["../../shared", "../shared"].map(|up| d.join(up).join("fixtures/debezium").join(name))).collect();
+    tried.iter().find_map(|p| std::fs::read_to_string(p).ok()).unwrap_or_else(|| panic!("fixture {name} (shared/ beside the repo) is not at any of {tried:?}"))
 }
 
 fn lines(name: &str) -> Vec<String> {
     fixture(name).lines().map(str::to_string).collect()
 }
 
-fn run(events: &[String]) -> DebeziumBatch {
+/// A decoded batch expected to be one run.
+struct Single {
+    batch: RecordBatch,
+    errors: Vec<RecordError>,
+    tombstones: Vec<i64>,
+    keyless_deletes: Vec<RecordError>,
+}
+
+fn single(r: DebeziumRuns) -> Single {
+    assert_eq!(r.runs.len(), 1, "one row schema, one run");
+    let (batch, offsets) = r.runs.into_iter().next().expect("a run");
+    assert_eq!(offsets.len(), batch.num_rows());
+    Single { batch, errors: r.errors, tombstones: r.tombstones, keyless_deletes: r.keyless_deletes }
+}
+
+fn run(events: &[String]) -> Single {
     let input: Vec<(i64, Option<&[u8]>)> = events.iter().enumerate().map(|(i, e)| (i as i64, Some(e.as_bytes()))).collect();
-    decode_batch(&mut JsonInference::default(), &input).expect("batch")
+    single(decode_batch(&mut JsonInference::default(), &input).expect("batch"))
 }
 
 fn ops(b: &RecordBatch) -> Vec<String> {
@@ -66,12 +85,47 @@ fn mysql_and_the_single_samples_flatten() {
     }
 }
 
+/// The event with a column `added` (int64) in its row schema and `value` in its after image, as
+/// Debezium sends after `ALTER TABLE … ADD COLUMN`.
+fn with_column(event: &str, value: i64) -> String {
+    let mut e: Json = serde_json::from_str(event).expect("json");
+    for f in e["schema"]["fields"].as_array_mut().expect("fields") {
+        if f["field"] == "before" || f["field"] == "after" {
+            f["fields"].as_array_mut().expect("row fields").push(serde_json::json!({"type": "int64", "optional": true, "field": "added"}));
+        }
+    }
+    if e["payload"]["after"].is_object() {
+        e["payload"]["after"]["added"] = serde_json::json!(value);
+    }
+    e.to_string()
+}
+
+#[test]
+fn a_column_added_mid_batch_starts_a_new_run_and_no_change_is_lost() {
+    let events = lines("postgres-schema-include.jsonl");
+    let mut changed: Vec<String> = events[..8].to_vec();
+    changed.extend(events[8..].iter().enumerate().map(|(i, e)| with_column(e, i as i64)));
+    let input: Vec<(i64, Option<&[u8]>)> = changed.iter().enumerate().map(|(i, e)| (i as i64, Some(e.as_bytes()))).collect();
+    let out = decode_batch(&mut JsonInference::default(), &input).expect("batch");
+    assert!(out.errors.is_empty(), "no change is an error: {:?}", out.errors);
+    assert_eq!(out.runs.len(), 2, "split at the schema change");
+    assert_eq!(out.runs[0].1, (0..8).collect::<Vec<i64>>());
+    assert_eq!(out.runs[1].1, (8..16).collect::<Vec<i64>>());
+    assert!(out.runs[0].0.schema().field_with_name("added").is_err());
+    assert_eq!(out.runs[1].0.schema().field_with_name("added").expect("added").data_type(), &DataType::Int64);
+    // And back: a column dropped again starts a third run.
+    changed.push(events[9].clone());
+    let input: Vec<(i64, Option<&[u8]>)> = changed.iter().enumerate().map(|(i, e)| (i as i64, Some(e.as_bytes()))).collect();
+    let out = decode_batch(&mut JsonInference::default(), &input).expect("batch");
+    assert_eq!(out.runs.iter().map(|r| r.1.len()).collect::<Vec<_>>(), vec![8, 8, 1]);
+}
+
 #[test]
 fn a_delete_without_a_row_image_is_reported_apart_and_tombstones_are_recognised() {
     let events = lines("postgres-replica-identity.jsonl");
     let mut input: Vec<(i64, Option<&[u8]>)> = events.iter().enumerate().map(|(i, e)| (i as i64, Some(e.as_bytes()))).collect();
     input.push((99, None));
-    let out = decode_batch(&mut JsonInference::default(), &input).expect("batch");
+    let out = single(decode_batch(&mut JsonInference::default(), &input).expect("batch"));
     assert_eq!(out.batch.num_rows(), 15, "updates with before: null still have their after image");
     assert!(out.errors.is_empty(), "{:?}", out.errors);
     assert_eq!(out.keyless_deletes.len(), 1);
