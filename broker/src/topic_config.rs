@@ -43,6 +43,7 @@ static KEYS: &[Key] = &[
     Key { name: "automq.table.topic.commit.bytes.max", kind: Kind::Long { min: 1 }, default: Some("268435456"), doc: "Commit early once this many bytes of records wait (Floe's own)." },
     Key { name: "automq.table.topic.dlq.table", kind: Kind::Text, default: None, doc: "Dead-letter table name (default <topic>_dlq; Floe's own)." },
     Key { name: "automq.table.topic.namespace", kind: Kind::Text, default: Some("default"), doc: "Iceberg namespace of the table." },
+    Key { name: "automq.table.topic.table.name", kind: Kind::Text, default: None, doc: "The table's name in its namespace (Floe's own; default: the topic's name). Set it for topics with dots, such as Debezium's prefix.schema.table, to get a name engines read without quoting." },
     Key { name: "automq.table.topic.convert.value.type", kind: Kind::OneOf(&["raw", "string", "by_schema_id", "by_latest_schema", "json", "protobuf_file"]), default: Some("raw"), doc: "How record values are decoded." },
     Key { name: "automq.table.topic.convert.key.type", kind: Kind::OneOf(&["raw", "string", "by_schema_id", "by_latest_schema", "json", "protobuf_file"]), default: Some("raw"), doc: "How record keys are decoded." },
     Key { name: "automq.table.topic.convert.value.by_latest_schema.subject", kind: Kind::Text, default: None, doc: "Subject for by_latest_schema values." },

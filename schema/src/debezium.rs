@@ -327,22 +327,39 @@ fn run_batch(fields: Fields, rows: &[Value]) -> Result<Option<RecordBatch>> {
 /// Flattens a batch of Avro-encoded change events (framing already removed) written with the
 /// envelope schema `envelope`; `None` values are tombstones.
 pub fn decode_avro_batch(envelope: &crate::avro::AvroSchema, records: &[(i64, Option<&[u8]>)]) -> Result<DebeziumBatch> {
-    use crate::avro::AvroSchema;
-    let AvroSchema::Record { fields, .. } = envelope else {
+    if !matches!(envelope, crate::avro::AvroSchema::Record { .. }) {
         return Err(SchemaError::Unsupported("a Debezium envelope must be a record".into()));
+    }
+    decode_envelope_batch(&envelope.arrow_schema()?, |b| crate::avro::decode(envelope, b), records)
+}
+
+/// Flattens a batch of Protobuf-encoded change events (Confluent's ProtobufConverter: message
+/// indexes first, framing already removed) of the envelope message `envelope`.
+pub fn decode_protobuf_batch(envelope: &crate::protobuf::ProtoSchema, records: &[(i64, Option<&[u8]>)]) -> Result<DebeziumBatch> {
+    let decode = |b: &[u8]| {
+        let (indexes, rest) = crate::protobuf::split_indexes(b)?;
+        match indexes.as_slice() {
+            [] | [0] => envelope.decode(rest),
+            _ => envelope.by_indexes(&indexes)?.decode(rest),
+        }
     };
-    let at = |name: &str| fields.iter().position(|f| f.name == name);
+    decode_envelope_batch(&envelope.arrow_schema()?, decode, records)
+}
+
+/// Flattens change events decoded by `decode` into values shaped as `envelope` (the Arrow form
+/// of the envelope: `before`, `after`, `op`, `source`, `ts_ms`); `None` values are tombstones.
+fn decode_envelope_batch(envelope: &Schema, decode: impl Fn(&[u8]) -> Result<Value>, records: &[(i64, Option<&[u8]>)]) -> Result<DebeziumBatch> {
+    let fields = envelope.fields();
+    let at = |name: &str| fields.iter().position(|f| f.name() == name);
     let (Some(before), Some(after), Some(op_at)) = (at("before"), at("after"), at("op")) else {
         return Err(SchemaError::Unsupported("not a Debezium envelope: it needs before, after and op".into()));
     };
-    let row_schema = match &fields[after].schema {
-        AvroSchema::Union(bs) => bs.iter().find(|b| matches!(b, AvroSchema::Record { .. })).cloned(),
-        r @ AvroSchema::Record { .. } => Some(r.clone()),
-        _ => None,
-    }
-    .ok_or_else(|| SchemaError::Unsupported("the envelope's after is not a record".into()))?;
-    let source_fields: Vec<String> = match fields.get(at("source").unwrap_or(usize::MAX)).map(|f| &f.schema) {
-        Some(AvroSchema::Record { fields, .. }) => fields.iter().map(|f| f.name.clone()).collect(),
+    let DataType::Struct(row_fields) = fields[after].data_type() else {
+        return Err(SchemaError::Unsupported("the envelope's after is not a record".into()));
+    };
+    let source_at = at("source");
+    let source_fields: Vec<String> = match source_at.map(|i| fields[i].data_type()) {
+        Some(DataType::Struct(fs)) => fs.iter().map(|f| f.name().clone()).collect(),
         _ => vec![],
     };
     let text = |v: Option<&Value>| match v {
@@ -358,7 +375,7 @@ pub fn decode_avro_batch(envelope: &crate::avro::AvroSchema, records: &[(i64, Op
             tombstones.push(*offset);
             continue;
         };
-        let event = crate::avro::decode(envelope, bytes).and_then(|v| {
+        let event = decode(bytes).and_then(|v| {
             let Value::Record(vs) = v else { return Err(invalid("the envelope is not a record")) };
             let op = match text(vs.get(op_at)).as_deref() {
                 Some("c" | "r") => Op::Insert,
@@ -371,9 +388,9 @@ pub fn decode_avro_batch(envelope: &crate::avro::AvroSchema, records: &[(i64, Op
             let Value::Record(mut cells) = row else {
                 let error = if op == Op::Delete { SchemaError::KeylessDelete } else { SchemaError::Decode };
                 let hint = if op == Op::Delete { REPLICA_HINT } else { "" };
-                return Err(error(format!("{} event without a row image: \"{}\" is null{hint}", op.code(), fields[image].name)));
+                return Err(error(format!("{} event without a row image: \"{}\" is null{hint}", op.code(), fields[image].name())));
             };
-            let source = match at("source").and_then(|i| vs.get(i)) {
+            let source = match source_at.and_then(|i| vs.get(i)) {
                 Some(Value::Record(src)) => {
                     let get = |n: &str| source_fields.iter().position(|f| f == n).and_then(|i| text(src.get(i))).unwrap_or_default();
                     Some(format!("{}.{}", get("db"), get("table")))
@@ -394,7 +411,7 @@ pub fn decode_avro_batch(envelope: &crate::avro::AvroSchema, records: &[(i64, Op
             Err(e) => errors.push(RecordError { offset: *offset, reason: e.to_string() }),
         }
     }
-    let mut columns: Vec<Field> = row_schema.arrow_schema()?.fields().iter().map(|f| f.as_ref().clone()).collect();
+    let mut columns: Vec<Field> = row_fields.iter().map(|f| f.as_ref().clone()).collect();
     columns.push(cdc_field());
     let batch = record_batch(Arc::new(Schema::new(columns)), &rows)?;
     Ok(DebeziumBatch { batch, errors, tombstones, keyless_deletes })

@@ -63,6 +63,8 @@ pub enum IdColumns {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TableConfig {
     pub namespace: String,
+    /// The table's name in its namespace (default: the topic's name).
+    pub table_name: Option<String>,
     pub commit_interval_ms: u64,
     /// Commit early once this many bytes of records are waiting.
     pub commit_bytes_max: u64,
@@ -201,6 +203,7 @@ impl TableConfig {
         };
         let cfg = TableConfig {
             namespace: get(configs, "namespace").unwrap_or("default").to_string(),
+            table_name: get(configs, "table.name").map(str::to_string),
             commit_interval_ms: number(configs, "commit.interval.ms", 60_000)?,
             commit_bytes_max: number(configs, "commit.bytes.max", 256 << 20)?,
             value,
@@ -249,8 +252,8 @@ impl TableConfig {
         if keyed && self.id_columns == IdColumns::None {
             return Err(bad(format!("{PREFIX}upsert.enable and {PREFIX}cdc.field need {PREFIX}id.columns (e.g. [id])")));
         }
-        if self.id_columns == IdColumns::FromDebeziumKey && self.key != Convert::Json {
-            return Err(bad(format!("{PREFIX}id.columns=[_from_debezium_key_] needs {PREFIX}convert.key.type=json")));
+        if self.id_columns == IdColumns::FromDebeziumKey && !matches!(self.key, Convert::Json | Convert::BySchemaId) {
+            return Err(bad(format!("{PREFIX}id.columns=[_from_debezium_key_] needs {PREFIX}convert.key.type=json or by_schema_id")));
         }
         Ok(())
     }
@@ -262,7 +265,12 @@ impl TableConfig {
 
     /// The dead-letter table of `topic`.
     pub fn dlq_name(&self, topic: &str) -> String {
-        self.dlq_table.clone().unwrap_or_else(|| format!("{topic}_dlq"))
+        self.dlq_table.clone().unwrap_or_else(|| format!("{}_dlq", self.table(topic)))
+    }
+
+    /// The table's name in its namespace: `table.name`, else the topic's name (AutoMQ's rule).
+    pub fn table<'a>(&'a self, topic: &'a str) -> &'a str {
+        self.table_name.as_deref().unwrap_or(topic)
     }
 }
 
@@ -274,6 +282,18 @@ mod tests {
         let mut m: BTreeMap<String, String> = pairs.iter().map(|(k, v)| (format!("{PREFIX}{k}"), v.to_string())).collect();
         m.insert(format!("{PREFIX}enable"), "true".into());
         m
+    }
+
+    #[test]
+    fn table_name_names_the_table_and_its_dead_letters() {
+        let m = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> { pairs.iter().map(|(k, v)| (format!("{PREFIX}{k}"), v.to_string())).collect() };
+        let default = TableConfig::from_topic(&m(&[("enable", "true")])).expect("valid").expect("enabled");
+        assert_eq!(
+            (default.table("pg.public.customers"), default.dlq_name("pg.public.customers").as_str()),
+            ("pg.public.customers", "pg.public.customers_dlq")
+        );
+        let named = TableConfig::from_topic(&m(&[("enable", "true"), ("table.name", "customers")])).expect("valid").expect("enabled");
+        assert_eq!((named.table("pg.public.customers"), named.dlq_name("pg.public.customers").as_str()), ("customers", "customers_dlq"));
     }
 
     #[test]

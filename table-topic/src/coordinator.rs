@@ -67,7 +67,10 @@ struct Written {
 struct Decoding {
     runs: Vec<(i32, RecordBatch, Vec<i64>)>,
     bad: Vec<(i32, RecordError)>,
+    /// Keys as JSON (registry-framed keys decoded).
     tombstones: Vec<(i32, i64, Option<bytes::Bytes>)>,
+    /// For `[_from_debezium_key_]`: the field names of the first record key of the cycle.
+    key_fields: Option<Vec<String>>,
 }
 
 /// The commit loop of one Table Topic.
@@ -164,7 +167,7 @@ impl Coordinator {
             let t = TableHandle::open_or_create(
                 self.committer.clone(),
                 ns_of(&self.cfg),
-                &self.topic,
+                self.cfg.table(&self.topic),
                 initial,
                 &self.cfg.partition_by,
                 HashMap::from([(crate::table::OWNER_KEY.to_string(), self.topic.clone())]),
@@ -180,7 +183,7 @@ impl Coordinator {
         if let Some(o) = &self.offsets {
             return Ok(o.clone());
         }
-        let o = match self.committer.target().load(&ns_of(&self.cfg), &self.topic).await {
+        let o = match self.committer.target().load(&ns_of(&self.cfg), self.cfg.table(&self.topic)).await {
             Ok(t) => offsets::committed(&t.metadata),
             Err(CatalogError::NoSuchTable(_) | CatalogError::NoSuchNamespace(_)) => Offsets::new(),
             Err(e) => return Err(e.into()),
@@ -233,6 +236,7 @@ impl Coordinator {
         let mut runs: Vec<(i32, RecordBatch, Vec<i64>)> = Vec::new();
         let mut bad: Vec<(i32, RecordError)> = Vec::new();
         let mut tombstones: Vec<(i32, i64, Option<bytes::Bytes>)> = Vec::new();
+        let mut key_fields = None;
         for part in parts {
             let clean: Vec<SourceRecord>;
             let records = if part.records.iter().any(|r| r.undecodable.is_some()) {
@@ -247,11 +251,22 @@ impl Coordinator {
                 &part.records
             };
             let out = self.decoder.decode(records).await;
-            tombstones.extend(out.tombstones.iter().filter_map(|o| record_at(&part.records, *o)).map(|r| (part.partition, r.offset, r.key.clone())));
+            for r in out.tombstones.iter().filter_map(|o| record_at(&part.records, *o)) {
+                let key = match &r.key {
+                    Some(k) => Some(self.decoder.key_json(k).await),
+                    None => None,
+                };
+                tombstones.push((part.partition, r.offset, key));
+            }
+            if key_fields.is_none() && self.cfg.id_columns == crate::config::IdColumns::FromDebeziumKey {
+                if let Some(k) = records.iter().find_map(|r| r.key.as_ref()) {
+                    key_fields = keys::key_fields(&self.decoder.key_json(k).await);
+                }
+            }
             bad.extend(out.errors.into_iter().map(|e| (part.partition, e)));
             runs.extend(out.runs.into_iter().map(|r| (part.partition, r.batch, r.offsets)));
         }
-        Decoding { runs, bad, tombstones }
+        Decoding { runs, bad, tombstones, key_fields }
     }
 
     /// Phase 3: evolves the table's schema to take every run, then fits each run to it (with the
@@ -420,11 +435,11 @@ impl Coordinator {
         let commit_id = uuid::Uuid::new_v4().to_string();
 
         // Decode; bad records go to the dead-letter table (or pause the table).
-        let Decoding { runs, mut bad, tombstones } = self.decode(&parts).await;
+        let Decoding { runs, mut bad, tombstones, key_fields } = self.decode(&parts).await;
         self.stop_at_bad_record(&bad)?;
 
         let rows = self.fit(&parts, runs, &mut bad).await?;
-        let keyed = if self.cfg.keyed() { Some(self.keyed(&parts, &rows, &tombstones, &mut bad).await?) } else { None };
+        let keyed = if self.cfg.keyed() { Some(self.keyed(key_fields, &rows, &tombstones, &mut bad).await?) } else { None };
         self.stop_at_bad_record(&bad)?;
         if !bad.is_empty() {
             self.dead_letters(&parts, &bad, &next).await?;
@@ -445,7 +460,7 @@ impl Coordinator {
         }
         if self.table.is_none() {
             // An idle table (no record since this loop started) is maintained too.
-            match TableHandle::open(self.committer.clone(), ns_of(&self.cfg), &self.topic, (crate::table::OWNER_KEY, &self.topic)).await {
+            match TableHandle::open(self.committer.clone(), ns_of(&self.cfg), self.cfg.table(&self.topic), (crate::table::OWNER_KEY, &self.topic)).await {
                 Ok(Some(t)) => self.table = Some(t),
                 Ok(None) => return,
                 Err(e) => {
@@ -539,7 +554,7 @@ impl Coordinator {
     /// removed with a position delete; deletes and tombstones write no row.
     async fn keyed(
         &mut self,
-        parts: &[PartitionRows],
+        key_fields: Option<Vec<String>>,
         rows: &[RecordBatch],
         tombstones: &[(i32, i64, Option<bytes::Bytes>)],
         bad: &mut Vec<(i32, RecordError)>,
@@ -553,7 +568,7 @@ impl Coordinator {
             crate::config::IdColumns::Columns(c) => c.clone(),
             _ => {
                 // `[_from_debezium_key_]`: the id columns are the fields of the record keys.
-                match parts.iter().flat_map(|p| &p.records).find_map(|r| r.key.as_deref().and_then(keys::key_fields)) {
+                match key_fields {
                     Some(f) => f,
                     None => return Ok(KeyedPlan { rows: vec![], keys: vec![], deletes: vec![], removed: vec![] }),
                 }

@@ -76,7 +76,7 @@ impl TableTopics {
             }
             let status = Arc::new(Mutex::new(Status {
                 topic: name.to_string(),
-                table: format!("{}.{name}", cfg.namespace),
+                table: format!("{}.{}", cfg.namespace, cfg.table(name)),
                 started_ms: crate::status::now_ms(),
                 ..Default::default()
             }));
@@ -90,7 +90,7 @@ impl TableTopics {
                 }
                 coordinator.run(rx).await
             });
-            tracing::info!(topic = %name, table = %format!("{}.{name}", cfg.namespace), interval_ms = cfg.commit_interval_ms, "table topic loop started");
+            tracing::info!(topic = %name, table = %format!("{}.{}", cfg.namespace, cfg.table(name)), interval_ms = cfg.commit_interval_ms, "table topic loop started");
             tasks.insert(name.to_string(), Task { cfg, stop, handle, status });
         }
     }

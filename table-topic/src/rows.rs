@@ -150,6 +150,23 @@ impl Decoder {
         out
     }
 
+    /// A record key as JSON, for tombstones and `[_from_debezium_key_]`: a registry-framed key
+    /// (`convert.key.type=by_schema_id`: Avro, Protobuf or JSON Schema) is decoded through its
+    /// schema into a JSON object; any other key is returned as it is (JSON already, or not a
+    /// key that names id columns).
+    pub async fn key_json(&self, key: &bytes::Bytes) -> bytes::Bytes {
+        if self.cfg.key != Convert::BySchemaId {
+            return key.clone();
+        }
+        match floe_schema::source::decode_framed(&self.schemas, key).await {
+            Ok((_, compiled, value)) => match compiled.arrow_schema() {
+                Ok(schema) => bytes::Bytes::from(value.to_json(&DataType::Struct(schema.fields().clone())).to_string()),
+                Err(_) => key.clone(),
+            },
+            Err(_) => key.clone(),
+        }
+    }
+
     /// Debezium deletes without a row image: a keyed table deletes them by the record key (as
     /// tombstones); any other table cannot tell which row went, so they are invalid records.
     fn keyless_deletes(&self, deletes: Vec<RecordError>, errors: &mut Vec<RecordError>, out: &mut DecodeOutput) {
@@ -204,11 +221,15 @@ impl Decoder {
     fn flush_run(&self, schema: Option<(u32, Arc<Compiled>)>, rows: Vec<(i64, Value)>, raw: Vec<(i64, Option<&[u8]>)>, out: &mut DecodeOutput) {
         let Some((_, compiled)) = schema else { return };
         if self.cfg.transform == Transform::FlattenDebezium {
-            let Compiled::Avro(envelope) = compiled.as_ref() else {
-                out.errors.extend(raw.iter().map(|(o, _)| err(*o, "flatten_debezium with a schema registry needs Avro change events")));
-                return;
+            let decoded = match compiled.as_ref() {
+                Compiled::Avro(envelope) => debezium::decode_avro_batch(envelope, &raw),
+                Compiled::Protobuf(envelope) => debezium::decode_protobuf_batch(envelope, &raw),
+                Compiled::Json(_) => {
+                    out.errors.extend(raw.iter().map(|(o, _)| err(*o, "flatten_debezium with a schema registry needs Avro or Protobuf change events")));
+                    return;
+                }
             };
-            match debezium::decode_avro_batch(envelope, &raw) {
+            match decoded {
                 Ok(d) => {
                     let skipped = d.errors.iter().chain(&d.keyless_deletes).map(|e| e.offset).chain(d.tombstones.iter().copied());
                     let offsets = remaining(&raw, &skipped.collect::<Vec<_>>());

@@ -79,3 +79,26 @@ async fn an_unkeyed_table_rejects_it_with_the_reason() {
     assert!(out.errors[0].reason.contains("REPLICA IDENTITY"), "{}", out.errors[0].reason);
     assert_eq!(out.runs[0].offsets, (0..15).collect::<Vec<i64>>());
 }
+
+#[tokio::test]
+async fn an_avro_framed_key_reads_as_a_json_object_of_its_fields() {
+    let mut m: BTreeMap<String, String> = [("convert.key.type", "by_schema_id"), ("convert.value.type", "by_schema_id")]
+        .iter()
+        .map(|(k, v)| (format!("automq.table.topic.{k}"), v.to_string()))
+        .collect();
+    m.insert("automq.table.topic.enable".into(), "true".into());
+    let cfg = TableConfig::from_topic(&m).expect("valid").expect("enabled");
+    let registry = Arc::new(Registry::open(Arc::new(MemoryLog::default())).await.expect("registry"));
+    let schema = r#"{"type":"record","name":"Key","fields":[{"name":"id","type":"int"}]}"#;
+    let id = registry.register("pg.public.customers-key", floe_schema::registry::SchemaType::Avro, schema, vec![]).await.expect("register");
+    let decoder = Decoder::new(Arc::new(cfg), "pg.public.customers", Arc::new(SchemaCache::new(registry, Duration::from_secs(1))));
+    // Confluent framing: magic 0, the schema id, then Avro's zigzag int 3 (0x06).
+    let mut framed = vec![0u8];
+    framed.extend_from_slice(&id.to_be_bytes());
+    framed.push(0x06);
+    let json = decoder.key_json(&Bytes::from(framed)).await;
+    assert_eq!(serde_json::from_slice::<serde_json::Value>(&json).expect("json"), serde_json::json!({"id": 3}));
+    assert_eq!(crate::keys::key_of_kafka_key(&json, &["id".to_string()]).as_deref(), Some("3"), "a tombstone's key names its row");
+    let plain = Bytes::from_static(b"not framed");
+    assert_eq!(decoder.key_json(&plain).await, plain, "a key that is not framed stays as it is");
+}
