@@ -131,3 +131,40 @@ def test_errors_are_one_line_and_a_non_zero_exit(floe, topic_name):
 
     unreachable = subprocess.run([floe_binary(), "topic", "list", "--bootstrap", "127.0.0.1:1"], capture_output=True, text=True, timeout=30)
     assert unreachable.returncode != 0 and "cannot reach Kafka at 127.0.0.1:1" in unreachable.stderr
+
+
+def test_table_topic_status_wait_right_after_create_waits_for_the_table(floe, topic_name):
+    """The README's tour: `status --wait` straight after `topic create` waits for the table to
+    start (its config enables it) instead of answering that the topic is not a Table Topic."""
+    floe_cli(floe, "topic", "create", topic_name, "--config", "automq.table.topic.enable=true",
+             "--config", "automq.table.topic.commit.interval.ms=500", "--config", "automq.table.topic.convert.value.type=json")
+    out = subprocess.run([floe_binary(), "table-topic", "status", topic_name, "--wait", "--timeout-s", "30", "--json", "--admin", floe.admin_url],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)[0]["topic"] == topic_name
+    # A topic that is not a Table Topic is still told at once.
+    plain = topic_name + "-plain"
+    floe_cli(floe, "topic", "create", plain)
+    out = subprocess.run([floe_binary(), "table-topic", "status", plain, "--wait", "--timeout-s", "30", "--admin", floe.admin_url],
+                         capture_output=True, text=True, timeout=20)
+    assert out.returncode != 0 and "not a Table Topic" in out.stderr, out.stderr
+
+
+def test_txn_list_and_describe_show_an_open_transaction(floe, topic_name):
+    floe_cli(floe, "topic", "create", topic_name, "--partitions", "2")
+    txn_id = f"cli-{topic_name}"
+    p = Producer({"bootstrap.servers": floe.bootstrap, "transactional.id": txn_id})
+    p.init_transactions(30)
+    p.begin_transaction()
+    p.produce(topic_name, value=b"open", partition=1)
+    p.flush(10)
+    listed = json.loads(floe_cli(floe, "txn", "list", "--state", "Ongoing", "--json").stdout)
+    assert any(t["transactional_id"] == txn_id and t["state"] == "Ongoing" for t in listed), listed
+    desc = json.loads(floe_cli(floe, "txn", "describe", txn_id, "--json").stdout)
+    assert (desc["state"], desc["partitions"]) == ("Ongoing", [[topic_name, 1]]), desc
+    p.commit_transaction(30)
+    desc = json.loads(floe_cli(floe, "txn", "describe", txn_id, "--json").stdout)
+    assert desc["state"] == "CompleteCommit" and desc["partitions"] == []
+    assert "Ongoing" not in floe_cli(floe, "txn", "list").stdout.split()
+    bad = floe_cli(floe, "txn", "describe", "no-such-id", check=False)
+    assert bad.returncode != 0 and len(bad.stderr.strip().splitlines()) == 1, bad.stderr

@@ -239,9 +239,20 @@ impl TxnMetadata {
             return Err(BrokerError::InvalidTxnState(format!("group {group} was not added to the transaction of {}", self.transactional_id)));
         }
         let mut next = self.clone();
-        for (topic, partition, committed) in offsets {
-            next.pending_offsets.retain(|o| !(o.group == group && o.topic == topic && o.partition == partition));
-            next.pending_offsets.push(PendingOffset { group: group.to_string(), topic, partition, committed });
+        // A later commit of the same partition replaces the pending one (one pass, not one per offset).
+        let fresh: std::collections::HashSet<(&str, i32)> = offsets.iter().map(|(t, p, _)| (t.as_str(), *p)).collect();
+        next.pending_offsets.retain(|o| !(o.group == group && fresh.contains(&(o.topic.as_str(), o.partition))));
+        let mut seen = std::collections::HashSet::new();
+        // Within one request the last entry of a partition wins.
+        for (topic, partition, committed) in offsets.iter().rev() {
+            if seen.insert((topic.as_str(), *partition)) {
+                next.pending_offsets.push(PendingOffset {
+                    group: group.to_string(),
+                    topic: topic.clone(),
+                    partition: *partition,
+                    committed: committed.clone(),
+                });
+            }
         }
         next.update_ms = now_ms;
         next.bounded()

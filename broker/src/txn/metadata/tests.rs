@@ -208,3 +208,20 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn offsets_pend_in_the_transaction_the_last_of_a_partition_winning() {
+    let c = |offset| Committed { offset, leader_epoch: -1, metadata: None, commit_ms: 0 };
+    let m = ready(TxnMetadata::new("app", 7, 60_000, 0).init_producer_id(None, 60_000, 1, || 99).expect("init"));
+    let err = m.commit_offsets(7, 1, "g", vec![("in".into(), 0, c(5))], 2).expect_err("the group was not added");
+    assert!(matches!(err, BrokerError::InvalidTxnState(_)), "{err}");
+    let m = m.add_group(7, 1, "g", 2).expect("add offsets");
+    let m = m.commit_offsets(7, 1, "g", vec![("in".into(), 0, c(5)), ("in".into(), 1, c(8)), ("in".into(), 0, c(6))], 3).expect("commit");
+    let m = m.commit_offsets(7, 1, "g", vec![("in".into(), 1, c(9))], 4).expect("again");
+    let mut pending: Vec<(String, i32, i64)> = m.pending_offsets.iter().map(|o| (o.topic.clone(), o.partition, o.committed.offset)).collect();
+    pending.sort();
+    assert_eq!(pending, vec![("in".to_string(), 0, 6), ("in".to_string(), 1, 9)]);
+    assert!(matches!(m.commit_offsets(7, 0, "g", vec![], 5), Err(BrokerError::ProducerFenced { .. })));
+    let done = m.end_txn(7, 1, false, 6).expect("abort").expect("prepare").complete(7).expect("complete");
+    assert!(done.pending_offsets.is_empty() && done.groups.is_empty(), "an ended transaction holds nothing");
+}
