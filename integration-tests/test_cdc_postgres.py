@@ -217,6 +217,13 @@ def _pipeline(floe, db, prefix, named=True):
            "UPDATE customers SET name = 'ada l.' WHERE id = 1;"
            "INSERT INTO customers VALUES (6, 'fay', 1);", db="shop")
     wait_equal(floe, db, prefix, "customers", ["id", "name", "tier"], named)
+    # TRUNCATE (Debezium sends it with skipped.operations cleared): the table is emptied, and
+    # what comes after it stays.
+    db.sql("INSERT INTO orders VALUES (13, 1, 700);", db="shop")
+    wait_equal(floe, db, prefix, "orders", ["id", "customer_id", "amount_cents"], named)
+    db.sql("TRUNCATE orders;"
+           "INSERT INTO orders VALUES (20, 2, 100);", db="shop")
+    wait_equal(floe, db, prefix, "orders", ["id", "customer_id", "amount_cents"], named)
 
 
 def _exists(floe, ns, name):

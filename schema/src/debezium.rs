@@ -24,6 +24,9 @@ pub enum Op {
     Insert,
     Update,
     Delete,
+    /// TRUNCATE of the whole source table (op `t`; Debezium sends it when `skipped.operations`
+    /// does not list it).
+    Truncate,
 }
 
 impl Op {
@@ -32,6 +35,7 @@ impl Op {
             Op::Insert => "I",
             Op::Update => "U",
             Op::Delete => "D",
+            Op::Truncate => "T",
         }
     }
 }
@@ -71,6 +75,10 @@ pub fn flatten(value: Option<&[u8]>) -> Result<Option<Change>> {
         Some("c" | "r") => Op::Insert,
         Some("u") => Op::Update,
         Some("d") => Op::Delete,
+        Some("t") => {
+            let ts_ms = envelope.get("ts_ms").and_then(Json::as_i64);
+            return Ok(Some(Change { op: Op::Truncate, row: Json::Null, row_schema: None, ts_ms, source: None }));
+        }
         Some(other) => return Err(invalid(format!("unknown Debezium op {other:?}"))),
         None => return Err(invalid("not a Debezium envelope: no \"op\"")),
     };
@@ -206,6 +214,8 @@ pub struct DebeziumBatch {
     pub batch: RecordBatch,
     pub errors: Vec<RecordError>,
     pub tombstones: Vec<i64>,
+    /// Offsets of TRUNCATE events.
+    pub truncates: Vec<i64>,
     /// Deletes without a row image, with the reason a table that cannot delete by key gives.
     pub keyless_deletes: Vec<RecordError>,
 }
@@ -226,16 +236,19 @@ pub struct DebeziumRuns {
     pub tombstones: Vec<i64>,
     /// Deletes without a row image, with the reason a table that cannot delete by key gives.
     pub keyless_deletes: Vec<RecordError>,
+    /// Offsets of TRUNCATE events.
+    pub truncates: Vec<i64>,
 }
 
 /// Flattens a batch of change events. Events that carry a Connect schema are typed by it, each
 /// stretch of one row schema a run of its own; events without one are inferred (widened in
 /// `inference`) into one run.
 pub fn decode_batch(inference: &mut JsonInference, records: &[(i64, Option<&[u8]>)]) -> Result<DebeziumRuns> {
-    let mut out = DebeziumRuns { runs: Vec::new(), errors: Vec::new(), tombstones: Vec::new(), keyless_deletes: Vec::new() };
+    let mut out = DebeziumRuns { runs: Vec::new(), errors: Vec::new(), tombstones: Vec::new(), keyless_deletes: Vec::new(), truncates: Vec::new() };
     let mut changes = Vec::new();
     for (offset, value) in records {
         match flatten(*value) {
+            Ok(Some(c)) if c.op == Op::Truncate => out.truncates.push(*offset),
             Ok(Some(c)) => changes.push((*offset, c)),
             Ok(None) => out.tombstones.push(*offset),
             Err(e) if is_keyless_delete(&e) => out.keyless_deletes.push(RecordError { offset: *offset, reason: e.to_string() }),
@@ -370,6 +383,7 @@ fn decode_envelope_batch(envelope: &Schema, decode: impl Fn(&[u8]) -> Result<Val
     let mut errors = Vec::new();
     let mut tombstones = Vec::new();
     let mut keyless_deletes = Vec::new();
+    let mut truncates = Vec::new();
     for (offset, value) in records {
         let Some(bytes) = value else {
             tombstones.push(*offset);
@@ -381,6 +395,7 @@ fn decode_envelope_batch(envelope: &Schema, decode: impl Fn(&[u8]) -> Result<Val
                 Some("c" | "r") => Op::Insert,
                 Some("u") => Op::Update,
                 Some("d") => Op::Delete,
+                Some("t") => return Ok(None),
                 other => return Err(invalid(format!("unknown Debezium op {other:?}"))),
             };
             let image = if op == Op::Delete { before } else { after };
@@ -403,10 +418,11 @@ fn decode_envelope_batch(envelope: &Schema, decode: impl Fn(&[u8]) -> Result<Val
             };
             let change = Change { op, row: Json::Null, row_schema: None, ts_ms, source };
             cells.push(cdc_value(&change, *offset));
-            Ok(Value::Record(cells))
+            Ok(Some(Value::Record(cells)))
         });
         match event {
-            Ok(r) => rows.push(r),
+            Ok(Some(r)) => rows.push(r),
+            Ok(None) => truncates.push(*offset),
             Err(e) if is_keyless_delete(&e) => keyless_deletes.push(RecordError { offset: *offset, reason: e.to_string() }),
             Err(e) => errors.push(RecordError { offset: *offset, reason: e.to_string() }),
         }
@@ -414,7 +430,7 @@ fn decode_envelope_batch(envelope: &Schema, decode: impl Fn(&[u8]) -> Result<Val
     let mut columns: Vec<Field> = row_fields.iter().map(|f| f.as_ref().clone()).collect();
     columns.push(cdc_field());
     let batch = record_batch(Arc::new(Schema::new(columns)), &rows)?;
-    Ok(DebeziumBatch { batch, errors, tombstones, keyless_deletes })
+    Ok(DebeziumBatch { batch, errors, tombstones, truncates, keyless_deletes })
 }
 
 #[cfg(test)]

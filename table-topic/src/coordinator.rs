@@ -71,6 +71,8 @@ struct Decoding {
     tombstones: Vec<(i32, i64, Option<bytes::Bytes>)>,
     /// For `[_from_debezium_key_]`: the field names of the first record key of the cycle.
     key_fields: Option<Vec<String>>,
+    /// Debezium TRUNCATE events (partition, offset), in partition then offset order.
+    truncates: Vec<(i32, i64)>,
 }
 
 /// The commit loop of one Table Topic.
@@ -237,6 +239,7 @@ impl Coordinator {
         let mut bad: Vec<(i32, RecordError)> = Vec::new();
         let mut tombstones: Vec<(i32, i64, Option<bytes::Bytes>)> = Vec::new();
         let mut key_fields = None;
+        let mut truncates = Vec::new();
         for part in parts {
             let clean: Vec<SourceRecord>;
             let records = if part.records.iter().any(|r| r.undecodable.is_some()) {
@@ -251,6 +254,7 @@ impl Coordinator {
                 &part.records
             };
             let out = self.decoder.decode(records).await;
+            truncates.extend(out.truncates.iter().map(|o| (part.partition, *o)));
             for r in out.tombstones.iter().filter_map(|o| record_at(&part.records, *o)) {
                 let key = match &r.key {
                     Some(k) => Some(self.decoder.key_json(k).await),
@@ -266,7 +270,7 @@ impl Coordinator {
             bad.extend(out.errors.into_iter().map(|e| (part.partition, e)));
             runs.extend(out.runs.into_iter().map(|r| (part.partition, r.batch, r.offsets)));
         }
-        Decoding { runs, bad, tombstones, key_fields }
+        Decoding { runs, bad, tombstones, key_fields, truncates }
     }
 
     /// Phase 3: evolves the table's schema to take every run, then fits each run to it (with the
@@ -435,8 +439,11 @@ impl Coordinator {
         let commit_id = uuid::Uuid::new_v4().to_string();
 
         // Decode; bad records go to the dead-letter table (or pause the table).
-        let Decoding { runs, mut bad, tombstones, key_fields } = self.decode(&parts).await;
+        let Decoding { runs, mut bad, tombstones, key_fields, truncates } = self.decode(&parts).await;
         self.stop_at_bad_record(&bad)?;
+        if let Some(&(partition, at)) = truncates.iter().min_by_key(|(p, o)| (*p, *o)) {
+            return self.truncate(&parts, (partition, at), bad, &committed, &commit_id, (behind, started)).await;
+        }
 
         let rows = self.fit(&parts, runs, &mut bad).await?;
         let keyed = if self.cfg.keyed() { Some(self.keyed(key_fields, &rows, &tombstones, &mut bad).await?) } else { None };
@@ -449,6 +456,46 @@ impl Coordinator {
         let written = self.write(&rows, keyed, &commit_id).await?;
         let invalid = bad.len() as u64;
         self.commit(written, &next, &commit_id, Tally { covered, invalid, lag, started }).await
+    }
+
+    /// A Debezium TRUNCATE at offset `at` of a partition: one snapshot removes every live file
+    /// (data and deletes), and the table's offset in that partition moves past it. What came
+    /// before it there is gone with the table's rows (its bad records still go to the dead-letter
+    /// table); other partitions' records of this cycle are read again by the next one.
+    async fn truncate(
+        &mut self,
+        parts: &[PartitionRows],
+        (partition, at): (i32, i64),
+        bad: Vec<(i32, RecordError)>,
+        committed: &Offsets,
+        commit_id: &str,
+        (behind, started): (i64, std::time::Instant),
+    ) -> Result<usize> {
+        let mut next = committed.clone();
+        next.insert(partition, at + 1);
+        let bad: Vec<(i32, RecordError)> = bad.into_iter().filter(|(p, e)| *p == partition && e.offset < at).collect();
+        if !bad.is_empty() {
+            self.dead_letters(parts, &bad, &next).await?;
+        }
+        let props = offsets::properties(&next, commit_id, &self.topic);
+        let table = self.table(&Schema::new(system::fields())).await?;
+        let live = table.committer().live_files(&table.loaded.metadata).await?;
+        let removed: std::collections::HashSet<String> = live.iter().map(|f| f.file.file_path().to_string()).collect();
+        let files = removed.len();
+        let base = table.loaded.clone();
+        let change = Change::Replace { removed, data: vec![], deletes: vec![] };
+        table.loaded = table.committer().commit(&table.ns, &table.name, &base, change, &props).await?;
+        if self.index.is_some() {
+            self.index = Some(KeyIndex::default());
+        }
+        self.offsets = Some(next.clone());
+        let covered = parts.iter().filter(|p| p.partition == partition).flat_map(|p| &p.records).filter(|r| r.offset <= at).count();
+        let mut status = self.status.lock();
+        status.committed(&next, covered as u64, bad.len() as u64, behind.saturating_sub(covered as i64).max(0));
+        status.wrote(0, 0, started.elapsed().as_millis() as u64);
+        drop(status);
+        tracing::info!(topic = %self.topic, partition, offset = at, files_removed = files, "TRUNCATE: the table was emptied");
+        Ok(covered)
     }
 
     /// Compaction, snapshot expiry and orphan removal, once per maintenance interval, between

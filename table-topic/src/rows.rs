@@ -36,6 +36,8 @@ pub struct DecodeOutput {
     pub errors: Vec<RecordError>,
     /// Offsets of records with a null value (deletes, for keyed tables).
     pub tombstones: Vec<i64>,
+    /// Offsets of Debezium TRUNCATE events (the table is emptied there).
+    pub truncates: Vec<i64>,
 }
 
 fn err(offset: i64, reason: impl ToString) -> RecordError {
@@ -110,6 +112,7 @@ impl Decoder {
                     Ok(d) => {
                         // A `{"payload": null}` value is a tombstone too.
                         out.tombstones.extend(d.tombstones);
+                        out.truncates.extend(d.truncates);
                         let mut errors = d.errors;
                         self.keyless_deletes(d.keyless_deletes, &mut errors, &mut out);
                         out.errors.extend(errors);
@@ -231,10 +234,12 @@ impl Decoder {
             };
             match decoded {
                 Ok(d) => {
-                    let skipped = d.errors.iter().chain(&d.keyless_deletes).map(|e| e.offset).chain(d.tombstones.iter().copied());
+                    let skipped =
+                        d.errors.iter().chain(&d.keyless_deletes).map(|e| e.offset).chain(d.tombstones.iter().copied()).chain(d.truncates.iter().copied());
                     let offsets = remaining(&raw, &skipped.collect::<Vec<_>>());
                     let mut errors = d.errors;
                     out.tombstones.extend(d.tombstones);
+                    out.truncates.extend(d.truncates);
                     self.keyless_deletes(d.keyless_deletes, &mut errors, out);
                     out.errors.extend(errors);
                     out.runs.push(Decoded { batch: d.batch, offsets });

@@ -192,3 +192,16 @@ fn avro_encoded_envelopes_flatten_too() {
     let cdc = out.batch.column_by_name("_cdc").expect("_cdc").as_any().downcast_ref::<StructArray>().expect("struct");
     assert_eq!(cdc.column(3).as_any().downcast_ref::<StringArray>().expect("source").value(0), "inv.products");
 }
+
+#[test]
+fn a_truncate_event_is_reported_by_offset_not_as_an_error() {
+    let events = lines("postgres-schema-include.jsonl");
+    let truncate = r#"{"schema":null,"payload":{"before":null,"after":null,"source":{"db":"shop","table":"orders"},"op":"t","ts_ms":1767225600000}}"#;
+    let mut input: Vec<(i64, Option<&[u8]>)> = events[..3].iter().enumerate().map(|(i, e)| (i as i64, Some(e.as_bytes()))).collect();
+    input.push((3, Some(truncate.as_bytes())));
+    input.push((4, Some(events[3].as_bytes())));
+    let out = decode_batch(&mut JsonInference::default(), &input).expect("batch");
+    assert!(out.errors.is_empty(), "{:?}", out.errors);
+    assert_eq!(out.truncates, vec![3]);
+    assert_eq!(out.runs.iter().flat_map(|r| r.1.clone()).collect::<Vec<i64>>(), vec![0, 1, 2, 4], "the rows around it stay rows");
+}
