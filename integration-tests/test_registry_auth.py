@@ -85,3 +85,44 @@ def test_bearer_tokens_from_the_identity_provider(node):
     assert status(f"{f.registry_url}/subjects", headers={"Authorization": f"Bearer {expired}"}) == 401
     basic_garbage = base64.b64encode(b"no-colon").decode()
     assert status(f"{f.registry_url}/subjects", headers={"Authorization": f"Basic {basic_garbage}"}) == 401
+
+
+def test_table_topics_resolve_schemas_from_an_external_registry_with_basic_auth(node, tmp_path):
+    """A second node whose Table Topics read schemas from the first node's registry (AutoMQ's
+    `schema.registry.url`), logging in with HTTP Basic."""
+    from confluent_kafka import Producer
+    from confluent_kafka.schema_registry.avro import AvroSerializer
+    from confluent_kafka.serialization import MessageField, SerializationContext
+
+    from test_table_topic import create_table_topic, read_table
+
+    registry, _ = node
+    writer = client(registry, "writer:writer-pw")
+    serialize = AvroSerializer(writer, SCHEMA)
+    floe = Floe(floe_binary(), tmp_path / "tables", env={"FLOE_TABLE_SCHEMA_REGISTRY_URL": registry.registry_url,
+                                                          "FLOE_TABLE_SCHEMA_REGISTRY_BASIC_AUTH_USER_INFO": "reader:reader-pw"}).start()
+    try:
+        create_table_topic(floe, "ext_orders", partitions=1, convert_value_type="by_schema_id", transform_value_type="flatten")
+        p = Producer({"bootstrap.servers": floe.bootstrap})
+        for i in range(5):
+            p.produce("ext_orders", value=serialize({"id": i}, SerializationContext("ext_orders", MessageField.VALUE)))
+        assert p.flush(10) == 0
+        rows = read_table(floe, "ext_orders", 5)
+        assert sorted(r["id"] for r in rows) == list(range(5))
+        # The schema came from the other node's registry: this node's own has none.
+        with urllib.request.urlopen(f"{floe.registry_url}/subjects", timeout=10) as r:
+            assert json.load(r) == []
+    finally:
+        floe.stop()
+    # With a wrong password the registry refuses, and the records are dead letters that say so.
+    floe = Floe(floe_binary(), tmp_path / "refused", env={"FLOE_TABLE_SCHEMA_REGISTRY_URL": registry.registry_url,
+                                                           "FLOE_TABLE_SCHEMA_REGISTRY_BASIC_AUTH_USER_INFO": "reader:wrong"}).start()
+    try:
+        create_table_topic(floe, "ext_refused", partitions=1, convert_value_type="by_schema_id", transform_value_type="flatten")
+        p = Producer({"bootstrap.servers": floe.bootstrap})
+        p.produce("ext_refused", value=serialize({"id": 1}, SerializationContext("ext_refused", MessageField.VALUE)))
+        assert p.flush(10) == 0
+        dlq = read_table(floe, "ext_refused_dlq", 1)
+        assert "401" in dlq[0]["_error"], dlq[0]["_error"]
+    finally:
+        floe.stop()

@@ -155,7 +155,19 @@ impl BrokerBuilder {
                 floe_catalog::Committer::with_storage(target, storage)
             }
         };
-        let schemas = Arc::new(floe_schema::source::SchemaCache::new(registry.clone(), Duration::from_secs(5)));
+        let source: Arc<dyn floe_schema::source::SchemaSource> = match &s.table_schema_registry_url {
+            None => registry.clone(),
+            Some(url) => {
+                let mut http = floe_schema::http_source::HttpSource::new(url, Duration::from_secs(30))
+                    .map_err(|e| BrokerError::Internal(format!("table schema registry: {e}")))?;
+                if let Some(info) = &s.table_schema_registry_basic_auth_user_info {
+                    http = http.with_basic_auth(info).map_err(|e| BrokerError::Internal(format!("table schema registry: {e}")))?;
+                }
+                tracing::info!(registry = %url, "Table Topics resolve schemas from an external registry");
+                Arc::new(http)
+            }
+        };
+        let schemas = Arc::new(floe_schema::source::SchemaCache::new(source, Duration::from_secs(5)));
         let clock = self.clock.clone();
         let s_connections_max = s.connections_max.max(1);
         let inflight = Arc::new(tokio::sync::Semaphore::new(inflight_permits(s.requests_inflight_bytes_max.0.max(s.socket_request_max_bytes.0)) as usize));

@@ -106,6 +106,12 @@ pub struct Settings {
     /// `file:///dir`): table locations under `s3://bucket` (or the directory) are written there.
     /// Unset: Floe's own object store, so the catalog must place tables under Floe's warehouse.
     pub table_warehouse: Option<String>,
+    /// An external Confluent-compatible Schema Registry the Table Topics resolve schemas from
+    /// (AutoMQ's `schema.registry.url`); unset: the built-in one.
+    pub table_schema_registry_url: Option<String>,
+    /// `user:password` for HTTP Basic on `table_schema_registry_url` (Confluent's
+    /// `basic.auth.user.info`).
+    pub table_schema_registry_basic_auth_user_info: Option<String>,
     /// Metrics (`/metrics`) and health (`/health/live`, `/health/ready`) listener.
     pub admin_listen: String,
     /// This node's broker id in metadata responses.
@@ -319,6 +325,8 @@ impl Default for Settings {
             table_catalog_uri: None,
             table_catalog_token: None,
             table_warehouse: None,
+            table_schema_registry_url: None,
+            table_schema_registry_basic_auth_user_info: None,
             admin_listen: "127.0.0.1:9644".into(),
             node_id: 0,
             cluster_id: "floe-cluster".into(),

@@ -13,6 +13,8 @@ use crate::source::SchemaSource;
 pub struct HttpSource {
     base: reqwest::Url,
     client: reqwest::Client,
+    /// HTTP Basic credentials (user, password), sent with every request.
+    basic: Option<(String, String)>,
 }
 
 #[derive(Deserialize)]
@@ -41,7 +43,14 @@ impl HttpSource {
         if base.cannot_be_a_base() {
             return Err(SchemaError::Store(format!("registry URL {url} cannot hold paths")));
         }
-        Ok(Self { base, client })
+        Ok(Self { base, client, basic: None })
+    }
+
+    /// Sends HTTP Basic credentials given as Confluent's `basic.auth.user.info` (`user:password`).
+    pub fn with_basic_auth(mut self, user_info: &str) -> Result<Self> {
+        let (user, password) = user_info.split_once(':').ok_or_else(|| SchemaError::Store("basic auth user info must be user:password".into()))?;
+        self.basic = Some((user.to_string(), password.to_string()));
+        Ok(self)
     }
 
     /// GETs the path made of `segments`, each percent-encoded as one path segment.
@@ -51,7 +60,11 @@ impl HttpSource {
             p.pop_if_empty().extend(segments);
         }
         let path = segments.join("/");
-        let resp = self.client.get(url.clone()).send().await.map_err(|e| SchemaError::Store(format!("GET {url}: {e}")))?;
+        let mut req = self.client.get(url.clone());
+        if let Some((user, password)) = &self.basic {
+            req = req.basic_auth(user, Some(password));
+        }
+        let resp = req.send().await.map_err(|e| SchemaError::Store(format!("GET {url}: {e}")))?;
         let status = resp.status();
         let body = resp.bytes().await.map_err(|e| SchemaError::Store(format!("GET {url}: {e}")))?;
         if !status.is_success() {
