@@ -17,6 +17,7 @@ from confluent_kafka import Producer  # noqa: E402
 from confluent_kafka.admin import AdminClient, NewTopic  # noqa: E402
 
 from conftest import Floe  # noqa: E402
+from helpers import send  # noqa: E402
 from pki import Ca  # noqa: E402
 
 
@@ -39,12 +40,7 @@ def throughput(c, topic, mib):
     value, n = b"x" * 1024, mib * 1024
     start = time.perf_counter()
     for _ in range(n):
-        while True:
-            try:
-                p.produce(topic, value)
-                break
-            except BufferError:
-                p.poll(0.01)
+        send(p, topic, value)
         p.poll(0)
     p.flush(120)
     return mib / (time.perf_counter() - start)

@@ -17,6 +17,7 @@ from confluent_kafka import Producer  # noqa: E402
 from confluent_kafka.admin import AdminClient, NewTopic  # noqa: E402
 
 from conftest import Floe  # noqa: E402
+from helpers import send  # noqa: E402
 
 
 def percentile(xs, q):
@@ -55,12 +56,7 @@ def throughput(bootstrap, topic, mib, txn_records):
             if i:
                 p.commit_transaction(60)
             p.begin_transaction()
-        while True:
-            try:
-                p.produce(topic, value)
-                break
-            except BufferError:
-                p.poll(0.01)
+        send(p, topic, value)
         p.poll(0)
     if txn_records:
         p.commit_transaction(60)

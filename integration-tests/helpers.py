@@ -12,19 +12,24 @@ def create_topic(bootstrap, name, partitions=1, config=None, **conf):
     fut.result(timeout=30)
 
 
+def send(p, topic, value, **kwargs):
+    """`p.produce`, waiting (polling delivery reports) while the client's queue is full."""
+    while True:
+        try:
+            p.produce(topic, value, **kwargs)
+            return
+        except BufferError:
+            p.poll(0.05)
+
+
 def produce(bootstrap, topic, values, partition=None, **conf):
     errors = []
     p = Producer({"bootstrap.servers": bootstrap, **conf})
     for i, v in enumerate(values):
-        kwargs = {"key": str(i).encode(), "value": v}
+        kwargs = {"key": str(i).encode()}
         if partition is not None:
             kwargs["partition"] = partition
-        while True:
-            try:
-                p.produce(topic, on_delivery=lambda err, msg: errors.append(err) if err else None, **kwargs)
-                break
-            except BufferError:
-                p.poll(0.1)
+        send(p, topic, v, on_delivery=lambda err, msg: errors.append(err) if err else None, **kwargs)
         p.poll(0)
     left = p.flush(60)
     assert left == 0, f"{left} messages not delivered"

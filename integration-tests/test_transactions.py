@@ -19,6 +19,18 @@ def txn_producer(floe, txn_id, **conf):
     return p
 
 
+def open_then_plain(floe, topic, txn_id, open_value, plain_value, **conf):
+    """A transaction left open with one record, then a plain record after it; the producer."""
+    p = txn_producer(floe, txn_id, **conf)
+    p.begin_transaction()
+    p.produce(topic, value=open_value)
+    p.flush(10)
+    plain = Producer({"bootstrap.servers": floe.bootstrap})
+    plain.produce(topic, value=plain_value)
+    plain.flush(10)
+    return p
+
+
 def read(floe, topic, isolation, expect=None, timeout=20, idle=2.0):
     """Every value in `topic` as a consumer with `isolation` sees it: until `expect` values
     arrived, or nothing new came for `idle` seconds after the end."""
@@ -70,14 +82,8 @@ def test_committed_records_are_seen_once_and_aborted_ones_never(floe, topic_name
 
 def test_an_open_transaction_holds_read_committed_consumers_back_until_it_commits(floe, topic_name):
     create_topic(floe.bootstrap, topic_name)
-    p = txn_producer(floe, f"hold-{topic_name}")
-    p.begin_transaction()
-    p.produce(topic_name, value=b"open-1")
-    p.flush(10)
     # A plain record after the open transaction's: read_committed must not see it yet either.
-    plain = Producer({"bootstrap.servers": floe.bootstrap})
-    plain.produce(topic_name, value=b"plain")
-    plain.flush(10)
+    p = open_then_plain(floe, topic_name, f"hold-{topic_name}", b"open-1", b"plain")
     assert read(floe, topic_name, "read_committed", idle=1.5) == []
     assert sorted(read(floe, topic_name, "read_uncommitted", expect=2)) == ["open-1", "plain"]
 
@@ -160,13 +166,7 @@ def test_an_abandoned_transaction_times_out_and_is_aborted(tmp_path, topic_name)
     floe = Floe(floe_binary(), tmp_path / "floe", env={"FLOE_TRANSACTION_ABORT_TIMED_OUT_TRANSACTION_CLEANUP_INTERVAL_MS": "200"}).start()
     try:
         create_topic(floe.bootstrap, topic_name)
-        p = txn_producer(floe, f"slow-{topic_name}", **{"transaction.timeout.ms": 2000})
-        p.begin_transaction()
-        p.produce(topic_name, value=b"abandoned")
-        p.flush(10)
-        plain = Producer({"bootstrap.servers": floe.bootstrap})
-        plain.produce(topic_name, value=b"after")
-        plain.flush(10)
+        p = open_then_plain(floe, topic_name, f"slow-{topic_name}", b"abandoned", b"after", **{"transaction.timeout.ms": 2000})
         # The coordinator aborts it after 2 s: the LSO moves past it and only "after" is seen.
         assert read(floe, topic_name, "read_committed", expect=1, timeout=20) == ["after"]
         with pytest.raises(KafkaException):

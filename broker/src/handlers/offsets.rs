@@ -48,20 +48,16 @@ pub async fn offset_commit(b: &Arc<Broker>, req: OffsetCommitRequest, ctx: &Requ
             let code = match &check {
                 Err(e) => e.code(),
                 Ok(()) if !topic_allowed => BrokerError::TopicAuthorizationFailed(t.name.to_string()).code(),
-                Ok(()) if p.committed_metadata.as_ref().is_some_and(|m| m.len() > METADATA_BYTES_MAX) => {
-                    BrokerError::InvalidRequest("offset metadata is too large".into()).code()
+                Ok(()) => {
+                    match committed_entry(b, &t.name, p.partition_index, (p.committed_offset, p.committed_leader_epoch), p.committed_metadata.as_ref(), now) {
+                        Ok(c) => {
+                            entries.push((t.name.0.to_string(), p.partition_index, Some(c)));
+                            0
+                        }
+                        Err(e) => e.code(),
+                    }
                 }
-                Ok(()) => code_of(&b.topics.partition(t.name.0.as_str(), p.partition_index)),
             };
-            if code == 0 {
-                let c = Committed {
-                    offset: p.committed_offset,
-                    leader_epoch: p.committed_leader_epoch,
-                    metadata: p.committed_metadata.as_ref().map(|m| m.to_string()),
-                    commit_ms: now,
-                };
-                entries.push((t.name.0.to_string(), p.partition_index, Some(c)));
-            }
             parts.push((p.partition_index, code));
         }
         results.push((t.name.clone(), parts));
@@ -75,6 +71,23 @@ pub async fn offset_commit(b: &Arc<Broker>, req: OffsetCommitRequest, ctx: &Requ
         };
         Some(ResponseKind::OffsetCommit(commit_response(results, stored)))
     })
+}
+
+/// One partition's offset to commit, checked (the partition exists, its metadata is within
+/// `METADATA_BYTES_MAX`): OffsetCommit's and TxnOffsetCommit's rule.
+pub(super) fn committed_entry(
+    b: &Broker,
+    topic: &str,
+    partition: i32,
+    (offset, leader_epoch): (i64, i32),
+    metadata: Option<&kafka_protocol::protocol::StrBytes>,
+    now_ms: i64,
+) -> Result<Committed> {
+    if metadata.is_some_and(|m| m.len() > METADATA_BYTES_MAX) {
+        return Err(BrokerError::InvalidRequest("offset metadata is too large".into()));
+    }
+    b.topics.partition(topic, partition)?;
+    Ok(Committed { offset, leader_epoch, metadata: metadata.map(|m| m.to_string()), commit_ms: now_ms })
 }
 
 fn commit_response(results: Vec<(TopicName, PartitionResults)>, stored: Result<()>) -> OffsetCommitResponse {

@@ -14,14 +14,11 @@ use kafka_protocol::messages::end_txn_response::EndTxnResponse;
 use kafka_protocol::messages::txn_offset_commit_request::TxnOffsetCommitRequest;
 use kafka_protocol::messages::txn_offset_commit_response::{TxnOffsetCommitResponse, TxnOffsetCommitResponsePartition, TxnOffsetCommitResponseTopic};
 
+use super::offsets::committed_entry;
 use super::RequestContext;
 use crate::broker::Broker;
 use crate::error::{BrokerError, Result};
 use crate::security::acl::{Operation, ResourceType, CLUSTER_NAME};
-use crate::state::Committed;
-
-/// Longest metadata string kept with an offset (as OffsetCommit).
-const METADATA_BYTES_MAX: usize = 4096;
 
 /// The code of an error for a request of `version`: PRODUCER_FENCED became its own code at
 /// `fenced_since`; older clients know it as INVALID_PRODUCER_EPOCH.
@@ -165,20 +162,16 @@ pub async fn txn_offset_commit(b: &Arc<Broker>, req: TxnOffsetCommitRequest, ctx
             let c = match &check {
                 Err(e) => code(e, ctx.version, 3),
                 Ok(()) if !topic_allowed => BrokerError::TopicAuthorizationFailed(t.name.to_string()).code(),
-                Ok(()) if p.committed_metadata.as_ref().is_some_and(|m| m.len() > METADATA_BYTES_MAX) => {
-                    BrokerError::InvalidRequest("offset metadata is too large".into()).code()
+                Ok(()) => {
+                    match committed_entry(b, &t.name, p.partition_index, (p.committed_offset, p.committed_leader_epoch), p.committed_metadata.as_ref(), now) {
+                        Ok(committed) => {
+                            offsets.push((t.name.to_string(), p.partition_index, committed));
+                            0
+                        }
+                        Err(e) => e.code(),
+                    }
                 }
-                Ok(()) => crate::error::code_of(&b.topics.partition(&t.name, p.partition_index)),
             };
-            if c == 0 {
-                let committed = Committed {
-                    offset: p.committed_offset,
-                    leader_epoch: p.committed_leader_epoch,
-                    metadata: p.committed_metadata.as_ref().map(|m| m.to_string()),
-                    commit_ms: now,
-                };
-                offsets.push((t.name.to_string(), p.partition_index, committed));
-            }
             tc.push(c);
         }
         codes.push(tc);
