@@ -36,6 +36,7 @@ pub(crate) async fn run(inner: Arc<Inner>) {
 
 /// One compaction pass; true when something was compacted.
 pub(crate) async fn compact_once(inner: &Arc<Inner>) -> Result<bool> {
+    let _only_pass = inner.compaction_lock.lock().await;
     let manifest = inner.state.lock().committed.clone();
     let mut chosen = Vec::new();
     let mut bytes = 0u64;
@@ -100,19 +101,25 @@ pub(crate) async fn compact_once(inner: &Arc<Inner>) -> Result<bool> {
         written.push((*stream, id, runs, size));
     }
     // Commit: swap the ranges of the chosen objects for the new stream objects' runs.
+    // Only what the chosen objects still serve is swapped: a trim meanwhile has cut ranges.
     let chosen_set: BTreeSet<u64> = chosen.iter().copied().collect();
     let mut meta = inner.meta.lock().await;
     let mut next = meta.current().clone();
-    for s in next.streams.values_mut() {
+    let mut served: BTreeMap<StreamId, Vec<(u64, u64)>> = BTreeMap::new();
+    for (&id, s) in next.streams.iter_mut() {
+        served.insert(id, s.ranges.iter().filter(|r| chosen_set.contains(&r.object)).map(|r| (r.start, r.end)).collect());
         s.ranges.retain(|r| !chosen_set.contains(&r.object));
     }
     for (stream, id, runs, size) in written {
         next.objects.insert(id, ObjectMeta { size, stream_object: true, created_ms: inner.now_ms() });
         let Some(s) = next.streams.get_mut(&stream) else { continue };
+        let served = served.get(&stream).map_or(&[][..], Vec::as_slice);
         for (start, end) in runs {
-            let start = start.max(s.start);
-            if end > start {
-                s.ranges.push(RangeRef { object: id, start, end });
+            for &(a, b) in served {
+                let (lo, hi) = (start.max(a).max(s.start), end.min(b));
+                if hi > lo {
+                    s.ranges.push(RangeRef { object: id, start: lo, end: hi });
+                }
             }
         }
         s.ranges.sort_by_key(|r| r.start);

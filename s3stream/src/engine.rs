@@ -49,6 +49,8 @@ pub struct EngineStats {
     pub object_reads: AtomicU64,
     pub cache_reads: AtomicU64,
     pub compactions: AtomicU64,
+    /// Rewrites committed (log compaction of one stream's prefix).
+    pub rewrites: AtomicU64,
     pub objects_deleted: AtomicU64,
 }
 
@@ -87,6 +89,8 @@ pub(crate) struct Inner {
     pub(crate) store: Arc<dyn ObjectStore>,
     pub(crate) state: Mutex<State>,
     pub(crate) meta: tokio::sync::Mutex<ManifestStore>,
+    /// Held for a whole compaction pass or rewrite: each replaces ranges it read earlier.
+    pub(crate) compaction_lock: tokio::sync::Mutex<()>,
     wal: tokio::sync::Mutex<Wal>,
     wal_linger: Duration,
     append_tx: Mutex<Option<mpsc::Sender<AppendReq>>>,
@@ -185,6 +189,7 @@ impl Engine {
             block_cache: Mutex::new(BlockCache::new(config.block_cache_bytes)),
             state: Mutex::new(State { streams, log_cache, committed: Arc::new(manifest), wal_end: recovered.end, failed: None }),
             meta: tokio::sync::Mutex::new(meta),
+            compaction_lock: tokio::sync::Mutex::new(()),
             wal: tokio::sync::Mutex::new(wal),
             wal_linger,
             append_tx: Mutex::new(Some(tx)),
@@ -363,6 +368,7 @@ impl Engine {
 
     /// Reads batches overlapping `[from, to)`, about `bytes_max` at most (always at least one batch
     /// when any is there). Reading at the end returns nothing; outside the stream is an error.
+    /// Offsets a rewrite dropped are skipped: the first batch may start after `from`.
     pub async fn read(&self, id: StreamId, from: u64, to: u64, bytes_max: u64) -> Result<Vec<Batch>> {
         let inner = &self.inner;
         let (cached, committed) = {
@@ -390,8 +396,11 @@ impl Engine {
         let mut pos = from;
         let ranges = manifest.streams.get(&id).map(|s| s.ranges.clone()).unwrap_or_default();
         let from_ranges = from;
+        // Whether the byte budget stopped the walk over the objects before their last range.
+        let mut budget_spent = false;
         for r in ranges.iter().filter(|r| r.end > from_ranges && r.start < to.min(cache_first)) {
             if pos >= cache_first || bytes >= bytes_max {
+                budget_spent = pos < cache_first;
                 break;
             }
             if r.end <= pos {
@@ -409,8 +418,13 @@ impl Engine {
                 out.push(b);
             }
             if pos < r.end.min(to) {
+                budget_spent = true;
                 break; // the byte budget ran out inside this object
             }
+        }
+        // A rewrite may leave a gap (dropped batches) between the last range and the cache.
+        if !budget_spent && pos < cache_first {
+            pos = cache_first;
         }
         // The cached part continues the result only if the objects brought us up to it.
         if bytes < bytes_max && pos < to && pos >= cache_first {
@@ -597,6 +611,11 @@ impl Engine {
         upload_once(&self.inner).await.map(|_| ())
     }
 
+    /// Offset just past the last batch uploaded to objects (what a rewrite may reach).
+    pub fn uploaded_end(&self, id: StreamId) -> Result<u64> {
+        self.inner.state.lock().committed.streams.get(&id).map(|s| s.end).ok_or(Error::StreamNotFound(id))
+    }
+
     /// Runs one compaction pass now (tests).
     pub async fn compact(&self) -> Result<bool> {
         crate::compaction::compact_once(&self.inner).await
@@ -637,8 +656,11 @@ impl Engine {
     }
 }
 
+mod rewrite;
 mod upload;
 mod writer;
+
+pub use rewrite::{RewriteStats, Rewritten};
 
 use upload::upload_loop;
 pub(crate) use upload::upload_once;

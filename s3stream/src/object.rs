@@ -5,7 +5,8 @@
 //! index    : entry* where entry = stream u64 | start u64 | end u64 | pos u64 | len u32 | crc32c u32 | records u32
 //! footer   : index_pos u64 | index_len u32 | index_crc u32 | version u32 | footer_crc u32 | magic "FLOEOBJ1"
 //! ```
-//! All integers are big-endian. A block holds one stream's contiguous batches; a stream object is
+//! All integers are big-endian. A block holds one stream's contiguous batches (an object may
+//! leave gaps between blocks of a stream after a rewrite); a stream object is
 //! a stream-set object with a single stream. The encoder and decoder do no I/O.
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
@@ -54,7 +55,8 @@ impl ObjectBuilder {
         Self { buf: BytesMut::new(), index: Vec::new(), block_bytes_max: block_bytes_max.max(1), open: None }
     }
 
-    /// Adds a batch. Batches of one stream must come in offset order, contiguous.
+    /// Adds a batch. Batches of one stream must come in offset order; a gap (a rewrite dropped
+    /// batches) starts a new block, so each block stays contiguous.
     pub fn push(&mut self, stream: StreamId, batch: &Batch) {
         let pos = self.buf.len() as u64;
         let cut = match &self.open {

@@ -487,3 +487,108 @@ async fn garbage_waits_out_the_grace_period_on_the_injected_clock() {
     clock.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
     assert_eq!(e.collect_garbage().await.expect("gc"), 3, "the three merged objects, once it is over");
 }
+
+/// Every batch from `from` on, reading with a small budget (so gaps fall between reads too).
+async fn read_from(e: &Engine, id: StreamId, from: u64) -> Vec<Batch> {
+    let end = e.stream_info(id).expect("info").end;
+    let mut out: Vec<Batch> = vec![];
+    let mut pos = from;
+    while pos < end {
+        let got = e.read(id, pos, u64::MAX, 200).await.expect("read");
+        let Some(last) = got.last() else { break };
+        pos = last.end_offset();
+        out.extend(got);
+    }
+    out
+}
+
+/// The test's filter: drops batches whose index is a multiple of 3, replaces those ≡ 1 (mod 3).
+fn thin(b: &Batch) -> Result<Rewritten> {
+    Ok(match (b.base_offset / 3) % 3 {
+        0 => Rewritten::Drop,
+        1 => Rewritten::Replace(Bytes::from(format!("rewritten {}", b.base_offset))),
+        _ => Rewritten::Keep,
+    })
+}
+
+fn thinned(want: &[(u64, Bytes)], upto: u64) -> Vec<(u64, Bytes)> {
+    want.iter()
+        .filter_map(|(o, p)| match ((o / 3) % 3, *o < upto) {
+            (_, false) | (2, true) => Some((*o, p.clone())),
+            (1, true) => Some((*o, Bytes::from(format!("rewritten {o}")))),
+            _ => None,
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn rewrite_keeps_offsets_skips_gaps_and_survives_a_restart() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+    let mut c = cfg(dir.path());
+    c.log_cache_bytes = 0; // reads of uploaded data go to objects
+    let e = Engine::open(c.clone(), store.clone()).await.expect("open");
+    let ids = open_streams(&e, 2).await;
+    let mut want = fill(&e, &ids, 30).await;
+    e.flush().await.expect("flush");
+    // Only what is uploaded is rewritten: the tail appended now stays as it is.
+    let tail = fill(&e, &ids, 4).await;
+    want[0].extend(tail[0].clone());
+    want[1].extend(tail[1].clone());
+    let stats = e.rewrite(ids[0], 1_000, 500, thin).await.expect("rewrite");
+    assert_eq!(stats.to, 90, "stops at the uploaded end");
+    assert_eq!((stats.batches_read, stats.batches_dropped, stats.batches_replaced), (30, 10, 10));
+    let expect = thinned(&want[0], 90);
+    same(&read_from(&e, ids[0], 0).await, &expect);
+    // A read from a dropped offset starts at the next batch kept; the other stream is untouched.
+    assert_eq!(e.read(ids[0], 27, 1_000, 1).await.expect("read")[0].base_offset, 30);
+    same(&read_from(&e, ids[1], 0).await, &want[1]);
+    assert_eq!(e.collect_garbage().await.expect("gc"), 0, "the shared object still serves the other stream");
+    e.close().await.expect("close");
+    let fresh = tempfile::tempdir().expect("tmp");
+    let e = Engine::open(cfg(fresh.path()), store).await.expect("reopen");
+    same(&read_from(&e, ids[0], 0).await, &expect);
+    same(&read_from(&e, ids[1], 0).await, &want[1]);
+}
+
+#[tokio::test]
+async fn rewrite_and_stream_set_compaction_replace_only_their_own_ranges() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+    let mut c = cfg(dir.path());
+    c.compaction_object_count = 2;
+    c.log_cache_bytes = 0;
+    let e = Engine::open(c, store.clone()).await.expect("open");
+    let ids = open_streams(&e, 2).await;
+    let mut want = vec![vec![]; 2];
+    for _ in 0..3 {
+        for (k, v) in fill(&e, &ids, 10).await.into_iter().enumerate() {
+            want[k].extend(v);
+        }
+        e.flush().await.expect("flush");
+    }
+    e.rewrite(ids[0], 60, 300, thin).await.expect("rewrite");
+    // The stream-set objects still hold stream 0's old batches: compaction must not bring them back.
+    assert!(e.compact().await.expect("compact"));
+    e.rewrite(ids[0], 90, 300, thin).await.expect("rewrite again");
+    e.trim(ids[1], 12).await.expect("trim");
+    assert!(e.collect_garbage().await.expect("gc") > 0, "the rewritten objects are freed");
+    same(&read_from(&e, ids[0], 0).await, &thinned(&want[0], 90));
+    let trimmed: Vec<(u64, Bytes)> = want[1].iter().filter(|(o, _)| *o >= 12).cloned().collect();
+    same(&read_from(&e, ids[1], 12).await, &trimmed);
+}
+
+#[tokio::test]
+async fn a_gap_up_to_the_log_cache_is_skipped() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+    let e = Engine::open(cfg(dir.path()), store).await.expect("open");
+    let id = open_streams(&e, 1).await[0];
+    fill(&e, &[id], 5).await;
+    e.flush().await.expect("flush");
+    let cached = fill(&e, &[id], 2).await.remove(0);
+    // Everything uploaded is dropped; the cache holds only what came after.
+    e.inner.state.lock().log_cache.trim(id, 15);
+    e.rewrite(id, 15, 100, |_| Ok::<_, Error>(Rewritten::Drop)).await.expect("rewrite");
+    same(&e.read(id, 3, 1_000, 1_000).await.expect("read"), &cached);
+}
