@@ -65,6 +65,7 @@ pub fn render(b: &Broker) -> String {
     metric("floe_object_reads_total", "counter", "Reads served from objects.", c(&s.object_reads));
     metric("floe_cache_reads_total", "counter", "Reads served from the log cache.", c(&s.cache_reads));
     metric("floe_compactions_total", "counter", "Compaction passes that merged objects.", c(&s.compactions));
+    metric("floe_stream_rewrites_total", "counter", "Stream prefixes rewritten by log compaction.", c(&s.rewrites));
     metric("floe_objects_deleted_total", "counter", "Unreferenced objects deleted.", c(&s.objects_deleted));
     let (log_cache, pending, hits, misses) = b.engine.cache_stats();
     metric("floe_log_cache_bytes", "gauge", "Bytes in the log cache.", vec![(String::new(), log_cache as f64)]);
@@ -146,6 +147,13 @@ pub fn render(b: &Broker) -> String {
     );
     metric("floe_authorization_denials_total", "counter", "Requests (or parts of them) refused by the ACLs.", c(&b.authorizer.denials));
     metric("floe_tls_handshake_failures_total", "counter", "TLS handshakes refused or timed out.", c(&sec.tls_handshake_failures));
+    let lc = &b.cleaner;
+    metric("floe_log_cleaner_passes_total", "counter", "Log compaction passes over a partition.", c(&lc.passes));
+    metric("floe_log_cleaner_records_removed_total", "counter", "Records log compaction removed (superseded, expired tombstones, keyless).", c(&lc.records_removed));
+    metric("floe_log_cleaner_tombstones_removed_total", "counter", "Tombstones removed past delete.retention.ms.", c(&lc.tombstones_removed));
+    metric("floe_log_cleaner_bytes_read_total", "counter", "Bytes log compaction read.", c(&lc.bytes_read));
+    metric("floe_log_cleaner_bytes_written_total", "counter", "Bytes the compacted ranges hold after their passes.", c(&lc.bytes_written));
+    metric("floe_log_cleaner_failures_total", "counter", "Log compaction passes that failed (retried).", c(&lc.failures));
     let t = &b.txn.metrics;
     metric("floe_transactions_open", "gauge", "Transactions begun and not yet complete.", vec![(String::new(), b.txn.open_count() as f64)]);
     metric(

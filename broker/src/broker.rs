@@ -60,6 +60,8 @@ pub struct Broker {
     pub connection_slots: Arc<tokio::sync::Semaphore>,
     /// The transaction coordinator.
     pub txn: crate::txn::coordinator::TxnCoordinator,
+    /// Log compaction counters.
+    pub cleaner: crate::cleaner::CleanerStats,
 }
 
 /// Semaphore permits for a byte budget (a semaphore holds fewer than 2^61 permits; one request
@@ -196,6 +198,7 @@ impl BrokerBuilder {
             security_metrics: Arc::default(),
             connection_slots: Arc::new(tokio::sync::Semaphore::new(s_connections_max)),
             txn,
+            cleaner: Default::default(),
         });
         spawn_background(&broker);
         Ok(broker)
@@ -243,6 +246,9 @@ fn spawn_background(b: &Arc<Broker>) {
             b.txn.tick(&b).await;
         }
     });
+    if b.settings.log_cleaner_enable {
+        every(b, Duration::from_millis(b.settings.log_cleaner_backoff_ms.0.max(100)), |b| async move { crate::cleaner::clean_all(&b).await });
+    }
     every(b, Duration::from_millis(TABLE_TOPIC_RECONCILE_MS), |b| async move {
         let topics: Vec<(String, std::collections::BTreeMap<String, String>)> =
             b.topics.all().iter().map(|t| (t.meta.name.clone(), t.meta.configs.clone())).collect();

@@ -7,7 +7,8 @@
 //!   request decoding under an allocation budget (with the guarded global allocator below).
 //! - [`handlers`]: one function per Kafka API, and the version table.
 //! - [`topics`], [`topic_config`], [`partition`]: topics, their configs, partitions.
-//! - [`records`]: record batch validation (stored as received).
+//! - [`records`]: record batch validation (stored as received); [`cleaner`]: log compaction of
+//!   `cleanup.policy=compact` topics.
 //! - [`groups`]: the consumer group coordinator; [`state`]: durable offsets and producer state;
 //!   [`expiry`]: offsets and groups past the offsets retention.
 //! - [`catalog_store`]: the Iceberg catalog's pointers in the engine's metadata.
@@ -19,6 +20,7 @@
 pub mod admin;
 pub mod broker;
 pub mod catalog_store;
+pub mod cleaner;
 pub mod cli;
 pub mod connection;
 pub mod decode;

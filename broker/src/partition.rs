@@ -172,6 +172,21 @@ impl TimeIndex {
         self.entries.iter().find(|e| e.max_ts >= ts).map(|e| e.offset)
     }
 
+    /// The start of the first span holding a record newer than `ts`.
+    pub fn first_newer_than(&self, ts: i64) -> Option<i64> {
+        self.entries.iter().find(|e| e.max_ts > ts).map(|e| e.offset)
+    }
+
+    /// Bytes stored before offset `offset`, to the precision of the spans (rounded up to a span start).
+    pub fn bytes_at(&self, offset: i64) -> u64 {
+        self.entries.iter().find(|e| e.offset >= offset).map_or(self.bytes_end, |e| e.bytes_before)
+    }
+
+    /// The newest timestamp of the span holding `offset`.
+    pub fn max_ts_at(&self, offset: i64) -> Option<i64> {
+        self.entries.iter().rev().find(|e| e.offset <= offset).map(|e| e.max_ts)
+    }
+
     /// Where retention may cut: the start of the first span to keep, given the log start.
     pub fn retention_cut(&self, log_start: i64, end: i64, now_ms: i64, retention_ms: i64, retention_bytes: i64) -> Option<i64> {
         let mut cut = log_start;
@@ -206,6 +221,8 @@ pub struct Partition {
     pub time_index: parking_lot::Mutex<TimeIndex>,
     /// Open and aborted transactions (the LSO, and what read_committed skips).
     pub txn: parking_lot::Mutex<crate::txn::index::TxnIndex>,
+    /// How far log compaction has cleaned the partition.
+    pub cleaned: parking_lot::Mutex<crate::cleaner::CleanMark>,
 }
 
 impl Partition {
@@ -218,6 +235,7 @@ impl Partition {
             producers: Default::default(),
             time_index: Default::default(),
             txn: Default::default(),
+            cleaned: Default::default(),
         }
     }
 }

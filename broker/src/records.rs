@@ -11,8 +11,10 @@ use bytes::{Bytes, BytesMut};
 
 use crate::error::{BrokerError, Result};
 
+pub mod compress;
 pub mod control;
 pub mod decompress;
+pub mod retain;
 pub mod walk;
 
 /// Bytes in a v2 batch header.
@@ -26,6 +28,8 @@ pub struct BatchInfo {
     pub position: usize,
     /// Total bytes of the batch.
     pub size: usize,
+    /// Offsets the batch spans (last offset delta + 1): its record count as produced, more than
+    /// its records once compaction has thinned it (see [`stored_count`]).
     pub records: u32,
     pub producer_id: i64,
     pub producer_epoch: i16,
@@ -132,6 +136,15 @@ pub fn records_section(b: &[u8], decompressed_bytes_max: usize) -> std::result::
     }
 }
 
+/// How many records a stored batch holds (`b` starts at its header): fewer than its offsets
+/// once compaction has thinned it.
+pub fn stored_count(b: &[u8]) -> u32 {
+    if b.len() < HEADER_BYTES {
+        return 0;
+    }
+    i32_at(b, 57).max(0) as u32
+}
+
 /// Parses the headers of stored batches (already validated when produced).
 pub fn headers(buf: &[u8]) -> Vec<(i64, BatchInfo)> {
     let mut out = Vec::new();
@@ -170,7 +183,7 @@ pub fn first_record_at_or_after(b: &[u8], info: &BatchInfo, ts: i64) -> Option<(
         return None; // compressed, or log-append time
     }
     let mut found = None;
-    walk::records(b.get(HEADER_BYTES..)?, info.records, |r| {
+    walk::stored_records(b.get(HEADER_BYTES..)?, stored_count(b), info.records as i32 - 1, |r| {
         let at = info.base_timestamp.saturating_add(r.timestamp_delta);
         if found.is_none() && at >= ts {
             found = Some((i64::from(r.offset_delta), at));

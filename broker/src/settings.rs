@@ -177,6 +177,13 @@ pub struct Settings {
     /// How often open transactions are checked for their timeout, and unfinished ends retried
     /// (Kafka's `transaction.abort.timed.out.transaction.cleanup.interval.ms`).
     pub transaction_abort_timed_out_transaction_cleanup_interval_ms: Millis,
+    /// Whether `cleanup.policy=compact` topics are compacted (Kafka's `log.cleaner.enable`).
+    pub log_cleaner_enable: bool,
+    /// How often compacted topics are checked for a pass (Kafka's `log.cleaner.backoff.ms`).
+    pub log_cleaner_backoff_ms: Millis,
+    /// Memory for one pass's key map (Kafka's `log.cleaner.dedupe.buffer.size`): about 48 bytes
+    /// a key; a pass that fills it cleans up to there and the next goes on.
+    pub log_cleaner_dedupe_buffer_bytes: ByteSize,
     /// `text` or `json` logs.
     pub log_format: String,
     /// The storage engine: the `[storage]` table.
@@ -353,6 +360,9 @@ impl Default for Settings {
             transaction_state_partitions: 50,
             transactional_id_expiration_ms: Millis(7 * 24 * 3_600_000),
             transaction_abort_timed_out_transaction_cleanup_interval_ms: Millis(10_000),
+            log_cleaner_enable: true,
+            log_cleaner_backoff_ms: Millis(15_000),
+            log_cleaner_dedupe_buffer_bytes: ByteSize(128 << 20),
             log_format: "text".into(),
             storage: StorageSettings::default(),
         }

@@ -123,6 +123,9 @@ pub struct StateStore {
     commit_order: tokio::sync::Mutex<()>,
     /// Tells one snapshot's records from another's (a crash may leave one unfinished).
     snapshot_id: std::sync::atomic::AtomicU64,
+    /// Per partition stream, the end covered by the last durable snapshot: a start-up rescans
+    /// only after it, so log compaction stays below it.
+    snapshotted: parking_lot::Mutex<HashMap<StreamId, u64>>,
 }
 
 impl StateStore {
@@ -155,11 +158,13 @@ impl StateStore {
             producer_ids: Default::default(),
             commit_order: Default::default(),
             snapshot_id: std::sync::atomic::AtomicU64::new(now_ms.max(0) as u64),
+            snapshotted: Default::default(),
         });
         for topic in topics.all() {
             for p in &topic.partitions {
                 let mut from = engine.stream_info(p.stream)?.start;
                 if let Some(s) = snapshots.remove(&p.stream) {
+                    this.snapshotted.lock().insert(p.stream, s.scanned_to);
                     *p.producers.lock() = s.producers;
                     *p.time_index.lock() = s.index;
                     *p.txn.lock() = s.txn;
@@ -253,10 +258,12 @@ impl StateStore {
     /// Writes a snapshot of everything, then trims the stream up to it.
     pub async fn snapshot(&self, topics: &Topics) -> Result<()> {
         let mut partitions = Vec::new();
+        let mut covered = Vec::new();
         for topic in topics.all() {
             for p in &topic.partitions {
                 // The end is read before the tables, so the tables cover at least up to it.
                 let Ok(info) = self.engine.stream_info(p.stream) else { continue };
+                covered.push((p.stream, info.end));
                 partitions.push(PartitionSnapshot {
                     topic: p.topic.clone(),
                     partition: p.index,
@@ -292,8 +299,14 @@ impl StateStore {
             (first.unwrap_or_default(), last.ok_or_else(|| BrokerError::Internal("an empty snapshot".into()))?)
         };
         durable.wait().await?;
+        self.snapshotted.lock().extend(covered);
         self.engine.trim(self.stream, base).await?;
         Ok(())
+    }
+
+    /// The end of partition stream `stream` covered by the last durable snapshot.
+    pub fn snapshotted_to(&self, stream: StreamId) -> Option<u64> {
+        self.snapshotted.lock().get(&stream).copied()
     }
 }
 

@@ -15,6 +15,8 @@ enum Kind {
     Bool,
     OneOf(&'static [&'static str]),
     Text,
+    /// A fraction from 0 to 1.
+    Ratio,
     /// A bracketed list such as `[id, name]`.
     List,
 }
@@ -32,7 +34,12 @@ const TT: &str = "automq.table.topic.";
 static KEYS: &[Key] = &[
     Key { name: "retention.ms", kind: Kind::Long { min: -1 }, default: Some("604800000"), doc: "Delete data older than this (-1: keep forever)." },
     Key { name: "retention.bytes", kind: Kind::Long { min: -1 }, default: Some("-1"), doc: "Delete the oldest data past this size per partition (-1: no limit)." },
-    Key { name: "cleanup.policy", kind: Kind::OneOf(&["delete", "compact", "compact,delete", "delete,compact"]), default: Some("delete"), doc: "delete: retention applies. compact: accepted, but Floe does not compact logs yet; data is kept until retention (if also delete)." },
+    Key { name: "cleanup.policy", kind: Kind::OneOf(&["delete", "compact", "compact,delete", "delete,compact"]), default: Some("delete"), doc: "delete: retention applies. compact: log compaction keeps the latest record of each key (records need keys). Both: both apply." },
+    Key { name: "delete.retention.ms", kind: Kind::Long { min: 0 }, default: Some("86400000"), doc: "Compacted topics: a tombstone (null value) is kept this long past its timestamp, so consumers that catch up within it see the delete." },
+    Key { name: "min.compaction.lag.ms", kind: Kind::Long { min: 0 }, default: Some("0"), doc: "Compacted topics: records younger than this (by timestamp) are not compacted yet." },
+    Key { name: "max.compaction.lag.ms", kind: Kind::Long { min: 1 }, default: Some("9223372036854775807"), doc: "Compacted topics: a partition whose oldest uncompacted record is older than this is compacted whatever its dirty ratio." },
+    Key { name: "min.cleanable.dirty.ratio", kind: Kind::Ratio, default: Some("0.5"), doc: "Compacted topics: compact once uncompacted bytes are this share of the partition." },
+    Key { name: "segment.ms", kind: Kind::Long { min: 1 }, default: Some("604800000"), doc: "Accepted for compatibility: Floe stores partitions as streams, not segments." },
     Key { name: "max.message.bytes", kind: Kind::Long { min: 0 }, default: None, doc: "Largest record batch accepted (defaults to the broker's message_max_bytes)." },
     Key { name: "segment.bytes", kind: Kind::Long { min: 14 }, default: Some("1073741824"), doc: "Accepted for compatibility: Floe stores partitions as streams, not segments." },
     Key { name: "min.insync.replicas", kind: Kind::Long { min: 1 }, default: Some("1"), doc: "Accepted for compatibility: acknowledged data is durable in the WAL, replicated by object storage." },
@@ -84,6 +91,7 @@ pub fn reference() -> impl Iterator<Item = (&'static str, Option<&'static str>, 
             Kind::Bool => "true, false".into(),
             Kind::OneOf(vs) => vs.join(", "),
             Kind::Text => "text".into(),
+            Kind::Ratio => "0 to 1".into(),
             Kind::List => "[a, b, …]".into(),
         };
         (k.name, k.default, values, k.doc)
@@ -97,6 +105,7 @@ pub fn type_code(key: &str) -> i8 {
         Some(Kind::Text | Kind::OneOf(_)) if key == "cleanup.policy" => 7,
         Some(Kind::Text | Kind::OneOf(_)) => 2,
         Some(Kind::Long { .. }) => 5,
+        Some(Kind::Ratio) => 6,
         Some(Kind::List) => 7,
         None => 0,
     }
@@ -133,6 +142,10 @@ pub fn validate_entry(key: &str, value: &str) -> Result<()> {
             }
         }
         Kind::Text => Ok(()),
+        Kind::Ratio => match value.trim().parse::<f64>() {
+            Ok(v) if (0.0..=1.0).contains(&v) => Ok(()),
+            _ => Err(invalid(key, format!("{value:?} is not a number from 0 to 1"))),
+        },
         Kind::List => {
             let v = value.trim();
             if v.starts_with('[') && v.ends_with(']') {

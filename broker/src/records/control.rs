@@ -6,18 +6,10 @@
 
 use bytes::{BufMut, Bytes, BytesMut};
 
-use super::{walk, BatchInfo, HEADER_BYTES};
+use super::walk::{self, put_varint as varint};
+use super::{BatchInfo, HEADER_BYTES};
 
 const ATTRIBUTES: i16 = 0x10 | 0x20;
-
-fn varint(out: &mut BytesMut, v: i64) {
-    let mut z = ((v << 1) ^ (v >> 63)) as u64;
-    while z >= 0x80 {
-        out.put_u8((z as u8 & 0x7f) | 0x80);
-        z >>= 7;
-    }
-    out.put_u8(z as u8);
-}
 
 /// A marker batch (base offset 0, assigned at append) ending `producer_id`'s transaction.
 pub fn marker(producer_id: i64, producer_epoch: i16, commit: bool, coordinator_epoch: i32, now_ms: i64) -> Bytes {

@@ -15,6 +15,8 @@ pub struct RecordView<'a> {
     /// The header section (after its count), to be read with [`headers`].
     pub headers_raw: &'a [u8],
     pub header_count: u32,
+    /// The whole record after its length varint (what a rewrite copies).
+    pub raw: &'a [u8],
 }
 
 /// A cursor over bytes whose reads fail instead of running past the end.
@@ -58,9 +60,22 @@ impl<'a> Cursor<'a> {
     }
 }
 
-/// Reads `count` records from `body`, calling `f` with each; fails on the first inconsistency.
-pub fn records<'a>(body: &'a [u8], count: u32, mut f: impl FnMut(RecordView<'a>)) -> Result<(), String> {
+/// Reads `count` records from `body` (as produced: offset deltas 0, 1, 2…), calling `f` with
+/// each; fails on the first inconsistency.
+pub fn records<'a>(body: &'a [u8], count: u32, f: impl FnMut(RecordView<'a>)) -> Result<(), String> {
+    walk(body, count, None, f)
+}
+
+/// Reads `count` records of a stored batch, which compaction may have thinned: offset deltas
+/// rise strictly and stay at or below `last_offset_delta`.
+pub fn stored_records<'a>(body: &'a [u8], count: u32, last_offset_delta: i32, f: impl FnMut(RecordView<'a>)) -> Result<(), String> {
+    walk(body, count, Some(last_offset_delta), f)
+}
+
+/// `sparse`: None when deltas must be dense, else the largest delta allowed.
+fn walk<'a>(body: &'a [u8], count: u32, sparse: Option<i32>, mut f: impl FnMut(RecordView<'a>)) -> Result<(), String> {
     let mut c = Cursor { b: body, pos: 0 };
+    let mut previous = -1i32;
     for i in 0..count {
         let len = c.varint().map_err(|e| format!("record {i} of {count}: {e}"))?;
         if len < 0 {
@@ -68,9 +83,14 @@ pub fn records<'a>(body: &'a [u8], count: u32, mut f: impl FnMut(RecordView<'a>)
         }
         let rec = c.take(len as usize).map_err(|e| format!("record {i} of {len} bytes: {e}"))?;
         let view = record(rec).map_err(|e| format!("record {i}: {e}"))?;
-        if view.offset_delta != i as i32 {
+        let fits = match sparse {
+            None => view.offset_delta == i as i32,
+            Some(last) => view.offset_delta > previous && view.offset_delta <= last,
+        };
+        if !fits {
             return Err(format!("record {i} has offset delta {}", view.offset_delta));
         }
+        previous = view.offset_delta;
         f(view);
     }
     if c.pos != body.len() {
@@ -103,7 +123,7 @@ fn record(rec: &[u8]) -> Result<RecordView<'_>, String> {
     if h.pos != headers_raw.len() {
         return Err(format!("{} bytes follow the record's headers", headers_raw.len() - h.pos));
     }
-    Ok(RecordView { offset_delta, timestamp_delta, key, value, headers_raw, header_count: header_count as u32 })
+    Ok(RecordView { offset_delta, timestamp_delta, key, value, headers_raw, header_count: header_count as u32, raw: rec })
 }
 
 /// The headers of a record already walked by [`records`] (so every length is known to fit).
@@ -116,4 +136,14 @@ pub fn headers<'a>(r: &RecordView<'a>) -> Vec<(&'a [u8], Option<&'a [u8]>)> {
         out.push((key, value));
     }
     out
+}
+
+/// Appends `v` as a zig-zag varint (Kafka's signed varint and varlong encoding).
+pub fn put_varint(out: &mut impl bytes::BufMut, v: i64) {
+    let mut z = ((v << 1) ^ (v >> 63)) as u64;
+    while z >= 0x80 {
+        out.put_u8((z as u8 & 0x7f) | 0x80);
+        z >>= 7;
+    }
+    out.put_u8(z as u8);
 }
