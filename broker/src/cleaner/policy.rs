@@ -42,13 +42,23 @@ pub struct Removed {
     pub unreadable: u64,
 }
 
+impl Removed {
+    fn add(&mut self, o: &Removed) {
+        self.superseded += o.superseded;
+        self.tombstones += o.tombstones;
+        self.keyless += o.keyless;
+        self.aborted_batches += o.aborted_batches;
+        self.unreadable += o.unreadable;
+    }
+}
+
 /// The rewrite filter of one cleaning pass.
 pub struct Filter<'a> {
     pub map: &'a OffsetMap,
     pub aborted: &'a Aborted,
     pub now_ms: i64,
     pub delete_retention_ms: i64,
-    /// The cleaned end: the batch ending there is kept whole, so the log never ends in a gap.
+    /// The cleaned end: an append ending there that would go entirely is kept whole instead.
     pub to: u64,
     pub decompressed_bytes_max: usize,
     pub removed: Removed,
@@ -59,7 +69,12 @@ pub struct Filter<'a> {
 impl Filter<'_> {
     /// The verdict on one stored append (one or more Kafka batches).
     pub fn apply(&mut self, append: &Batch) -> Result<Rewritten, crate::error::BrokerError> {
-        let verdict = if append.end_offset() >= self.to { Rewritten::Keep } else { self.thin(append) };
+        let (mut verdict, removed) = self.thin(append);
+        if verdict == Rewritten::Drop && append.end_offset() >= self.to {
+            verdict = Rewritten::Keep; // the log never ends in a gap a consumer would wait in
+        } else {
+            self.removed.add(&removed);
+        }
         self.bytes_out += match &verdict {
             Rewritten::Keep => append.payload.len() as u64,
             Rewritten::Replace(p) => p.len() as u64,
@@ -68,12 +83,13 @@ impl Filter<'_> {
         Ok(verdict)
     }
 
-    fn thin(&mut self, append: &Batch) -> Rewritten {
+    fn thin(&self, append: &Batch) -> (Rewritten, Removed) {
+        let mut removed = Removed::default();
         let payload = &append.payload;
         let batches = records::headers(payload);
         if batches.last().map_or(0, |(_, i)| i.position + i.size) != payload.len() {
-            self.removed.unreadable += 1;
-            return Rewritten::Keep;
+            removed.unreadable += 1;
+            return (Rewritten::Keep, removed);
         }
         let mut pieces: Vec<Cow<'_, [u8]>> = Vec::with_capacity(batches.len());
         let mut changed = false;
@@ -84,12 +100,11 @@ impl Filter<'_> {
                 continue;
             }
             if info.transactional && self.aborted.contains(info.producer_id, base) {
-                self.removed.aborted_batches += 1;
+                removed.aborted_batches += 1;
                 changed = true;
                 continue;
             }
             let (map, now, horizon) = (self.map, self.now_ms, self.delete_retention_ms);
-            let mut removed = Removed::default();
             let kept = records::retain::retain(b, base, self.decompressed_bytes_max, |c| {
                 let Some(key) = c.key else {
                     removed.keyless += 1;
@@ -114,20 +129,17 @@ impl Filter<'_> {
                 Ok(Retained::None) => changed = true,
                 Err(e) => {
                     tracing::warn!(offset = base, error = %e, "the cleaner cannot read a stored batch; it is kept whole");
-                    self.removed.unreadable += 1;
+                    removed.unreadable += 1;
                     pieces.push(Cow::Borrowed(b));
-                    continue;
                 }
             }
-            self.removed.superseded += removed.superseded;
-            self.removed.tombstones += removed.tombstones;
-            self.removed.keyless += removed.keyless;
         }
-        match (changed, pieces.is_empty()) {
+        let verdict = match (changed, pieces.is_empty()) {
             (false, _) => Rewritten::Keep,
             (true, true) => Rewritten::Drop,
             (true, false) => Rewritten::Replace(pieces.concat().into()),
-        }
+        };
+        (verdict, removed)
     }
 }
 

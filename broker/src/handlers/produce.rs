@@ -98,6 +98,17 @@ async fn start_partition(b: &Arc<Broker>, topic: &str, index: i32, data: Bytes, 
         tracing::warn!(topic, partition = index, error = %e, "produce refused: invalid record batch");
     })?;
     let max = topic_config::long(&t.meta.configs, "max.message.bytes").map_or(b.settings.message_max_bytes.0 as usize, |v| v as usize);
+    if t.meta.configs.get("cleanup.policy").is_some_and(|p| p.contains("compact")) {
+        // As Kafka: log compaction keeps the latest record per key, so every record needs one.
+        for i in &infos {
+            let mut keyless = false;
+            records::records_of(&data[i.position..i.position + i.size], i.records, b.settings.batch_decompressed_bytes_max.0 as usize, |r| keyless |= r.key.is_none())
+                .map_err(BrokerError::InvalidRecord)?;
+            if keyless {
+                return Err(BrokerError::InvalidRecord(format!("compacted topic {topic} cannot take a record without a key")));
+            }
+        }
+    }
     for i in &infos {
         if i.size > max {
             return Err(BrokerError::MessageTooLarge { size: i.size, max });

@@ -190,7 +190,11 @@ impl Engine {
         // Old objects no range needs any more, and new ones of a stream deleted meanwhile.
         next.collect_garbage(now);
         meta.commit(next).await?;
-        inner.state.lock().committed = std::sync::Arc::new(meta.current().clone());
+        let mut st = inner.state.lock();
+        st.committed = std::sync::Arc::new(meta.current().clone());
+        // Readers below `done_to` now go to the new objects, not to the old batches still cached.
+        st.log_cache.trim(id, done_to);
+        drop(st);
         inner.stats.rewrites.fetch_add(1, Relaxed);
         Ok(())
     }

@@ -73,8 +73,15 @@ fn the_latest_record_per_key_stays_and_the_rest_goes() {
     let Rewritten::Replace(second) = f.apply(&append(6, 3, &[aborted, marker.clone(), recent])).expect("apply") else { panic!("the aborted batch goes") };
     assert_eq!(rows(&second), vec![(8, s("d"), None)], "a tombstone younger than delete.retention.ms stays");
     assert!(second.windows(marker.len()).any(|w| w == marker.as_slice()), "the marker stays byte for byte");
-    assert_eq!(f.apply(&append(9, 1, &[last])).expect("apply"), Rewritten::Keep, "the append at the cleaned end stays whole");
+    assert_eq!(f.apply(&append(9, 1, &[last])).expect("apply"), Rewritten::Keep, "nothing newer: it stays");
     assert_eq!(f.removed, Removed { superseded: 2, tombstones: 1, keyless: 1, aborted_batches: 1, unreadable: 0 });
+    // An append at the cleaned end that would go entirely stays whole: the log never ends in a gap.
+    let mut f = Filter { to: 11, removed: Removed::default(), ..f };
+    let expired = batch(-1, false, &[(10, Some("gone"), None, old)]);
+    assert_eq!(f.apply(&append(10, 1, &[expired.clone()])).expect("apply"), Rewritten::Keep);
+    assert_eq!(f.removed, Removed::default(), "what stays is not counted as removed");
+    let mut f = Filter { to: 12, ..f };
+    assert_eq!(f.apply(&append(10, 1, &[expired])).expect("apply"), Rewritten::Drop, "below the end it goes");
 }
 
 #[test]
