@@ -16,9 +16,11 @@ import time
 import urllib.request
 
 import pytest
+from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 import pg
+from conftest import Floe, floe_binary
 from readers import duckdb_attach, duckdb_connection, pyiceberg_rows, spark_add_catalog, spark_session
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -231,11 +233,26 @@ def _exists(floe, ns, name):
     return RestCatalog("floe", uri=floe.catalog_url).table_exists((ns, name))
 
 
-def test_sigkill_of_debezium_and_floe_mid_stream_loses_and_doubles_nothing(fresh_floe, postgres, debezium_app):
+@pytest.fixture
+def compacting_floe(tmp_path):
+    """A node of the test's own that compacts its logs within a second."""
+    env = {"FLOE_LOG_CLEANER_BACKOFF_MS": "300", "FLOE_STATE_SNAPSHOT_INTERVAL_MS": "300", "FLOE_STORAGE__UPLOAD_INTERVAL_MS": "300"}
+    f = Floe(floe_binary(), tmp_path / "floe", env=env).start()
+    yield f
+    f.stop(signal.SIGKILL)
+
+
+def removed_by_compaction(floe):
+    body = urllib.request.urlopen(floe.admin_url + "/metrics", timeout=10).read().decode()
+    return sum(float(line.split()[-1]) for line in body.splitlines() if line.startswith("floe_log_cleaner_records_removed_total"))
+
+
+def test_sigkill_of_debezium_and_floe_mid_stream_loses_and_doubles_nothing(compacting_floe, postgres, debezium_app):
     """Changes keep coming while Debezium, then Floe, is killed with SIGKILL and restarted: the
     tables still equal Postgres (Debezium resends from its last stored offsets; the upsert makes a
-    resent change land once)."""
-    floe, db, prefix, named = fresh_floe, postgres, "pgkill", False
+    resent change land once). Debezium restarts from its offsets topic after log compaction
+    thinned it: the Java consumer reads the compacted log."""
+    floe, db, prefix, named = compacting_floe, postgres, "pgkill", False
     create_tables(floe, prefix, "json", named)
     db.sql("INSERT INTO customers SELECT g, 'c' || g, NULL FROM generate_series(1, 50) g;", db="shop")
     dbz = Debezium(debezium_app, floe, db, "json", prefix).start()
@@ -249,8 +266,19 @@ def test_sigkill_of_debezium_and_floe_mid_stream_loses_and_doubles_nothing(fresh
                        f"DELETE FROM customers WHERE id = {i + 1};", db="shop")
 
         churn(1)
+        wait_equal(floe, db, prefix, "customers", ["id", "name", "email"], named)
+        # Debezium has stored its offsets more than once: there is something to compact.
+        c = Consumer({"bootstrap.servers": floe.bootstrap, "group.id": "wm"})
+        deadline = time.time() + 30
+        while c.get_watermark_offsets(TopicPartition(f"{prefix}-offsets", 0), timeout=10)[1] < 2 and time.time() < deadline:
+            time.sleep(0.3)
+        c.close()
         dbz.stop(signal.SIGKILL)
         churn(2)
+        deadline = time.time() + 60
+        while removed_by_compaction(floe) == 0 and time.time() < deadline:
+            time.sleep(0.5)
+        assert removed_by_compaction(floe) > 0, "the offsets topic was compacted before Debezium restarts"
         dbz.start()
         churn(3)
         floe.restart(signal.SIGKILL)

@@ -149,7 +149,12 @@ pub fn render(b: &Broker) -> String {
     metric("floe_tls_handshake_failures_total", "counter", "TLS handshakes refused or timed out.", c(&sec.tls_handshake_failures));
     let lc = &b.cleaner;
     metric("floe_log_cleaner_passes_total", "counter", "Log compaction passes over a partition.", c(&lc.passes));
-    metric("floe_log_cleaner_records_removed_total", "counter", "Records log compaction removed (superseded, expired tombstones, keyless).", c(&lc.records_removed));
+    metric(
+        "floe_log_cleaner_records_removed_total",
+        "counter",
+        "Records log compaction removed (superseded, expired tombstones, keyless).",
+        c(&lc.records_removed),
+    );
     metric("floe_log_cleaner_tombstones_removed_total", "counter", "Tombstones removed past delete.retention.ms.", c(&lc.tombstones_removed));
     metric("floe_log_cleaner_bytes_read_total", "counter", "Bytes log compaction read.", c(&lc.bytes_read));
     metric("floe_log_cleaner_bytes_written_total", "counter", "Bytes the compacted ranges hold after their passes.", c(&lc.bytes_written));

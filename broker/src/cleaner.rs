@@ -184,7 +184,7 @@ async fn build_map(b: &Broker, p: &Partition, from: u64, to: u64, aborted: &Abor
                 let batch = &append.payload[info.position..info.position + info.size];
                 let count = records::stored_count(batch);
                 let walked = records::records_section(batch, cap).and_then(|body| {
-                    records::walk::stored_records(&body, count, info.records as i32 - 1, |r| {
+                    records::walk::stored_records(&body, count, info.last_offset_delta(), |r| {
                         if let Some(key) = r.key {
                             full |= !map.put(key, base + i64::from(r.offset_delta));
                         }

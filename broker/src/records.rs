@@ -43,6 +43,11 @@ pub struct BatchInfo {
 }
 
 impl BatchInfo {
+    /// The last offset delta (offsets spanned − 1), within `i32`.
+    pub fn last_offset_delta(&self) -> i32 {
+        self.records.saturating_sub(1).min(i32::MAX as u32) as i32
+    }
+
     /// The sequence number of the last record.
     pub fn last_sequence(&self) -> i32 {
         if self.base_sequence < 0 {
@@ -183,7 +188,7 @@ pub fn first_record_at_or_after(b: &[u8], info: &BatchInfo, ts: i64) -> Option<(
         return None; // compressed, or log-append time
     }
     let mut found = None;
-    walk::stored_records(b.get(HEADER_BYTES..)?, stored_count(b), info.records as i32 - 1, |r| {
+    walk::stored_records(b.get(HEADER_BYTES..)?, stored_count(b), info.last_offset_delta(), |r| {
         let at = info.base_timestamp.saturating_add(r.timestamp_delta);
         if found.is_none() && at >= ts {
             found = Some((i64::from(r.offset_delta), at));

@@ -90,7 +90,7 @@ pub fn decode(payload: &Bytes, decompressed_bytes_max: usize, aborted: &[Aborted
             Cow::Owned(v) => Bytes::from(v),
         };
         let own = |s: &[u8]| plain.slice_ref(s);
-        walk::stored_records(&plain, records::stored_count(&b), info.records as i32 - 1, |r| {
+        walk::stored_records(&plain, records::stored_count(&b), info.last_offset_delta(), |r| {
             out.push(SourceRecord {
                 offset: base.saturating_add(i64::from(r.offset_delta)),
                 timestamp_ms: if info.log_append_time { info.max_timestamp } else { info.base_timestamp.saturating_add(r.timestamp_delta) },

@@ -102,8 +102,10 @@ async fn start_partition(b: &Arc<Broker>, topic: &str, index: i32, data: Bytes, 
         // As Kafka: log compaction keeps the latest record per key, so every record needs one.
         for i in &infos {
             let mut keyless = false;
-            records::records_of(&data[i.position..i.position + i.size], i.records, b.settings.batch_decompressed_bytes_max.0 as usize, |r| keyless |= r.key.is_none())
-                .map_err(BrokerError::InvalidRecord)?;
+            records::records_of(&data[i.position..i.position + i.size], i.records, b.settings.batch_decompressed_bytes_max.0 as usize, |r| {
+                keyless |= r.key.is_none()
+            })
+            .map_err(BrokerError::InvalidRecord)?;
             if keyless {
                 return Err(BrokerError::InvalidRecord(format!("compacted topic {topic} cannot take a record without a key")));
             }

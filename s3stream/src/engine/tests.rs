@@ -591,3 +591,21 @@ async fn a_gap_up_to_the_log_cache_is_skipped() {
     e.rewrite(id, 15, 100, |_| Ok::<_, Error>(Rewritten::Drop)).await.expect("rewrite");
     same(&e.read(id, 3, 1_000, 1_000).await.expect("read"), &cached);
 }
+
+#[tokio::test]
+async fn repeated_rewrites_of_a_growing_stream_reach_its_end_each_time() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+    let e = Engine::open(cfg(dir.path()), store).await.expect("open");
+    let id = open_streams(&e, 1).await[0];
+    for i in 0..6u64 {
+        e.append(id, e.epoch(), 1, payload(id, i)).await.expect("append");
+        e.flush().await.expect("flush");
+        let end = i + 1;
+        let stats =
+            e.rewrite(id, end, 4 << 20, |b| Ok::<_, Error>(if b.end_offset() < end { Rewritten::Drop } else { Rewritten::Keep })).await.expect("rewrite");
+        assert_eq!(stats.to, end, "pass {i}: {stats:?}");
+        let got = read_from(&e, id, 0).await;
+        assert_eq!(got.iter().map(|b| b.base_offset).collect::<Vec<_>>(), vec![i]);
+    }
+}

@@ -65,7 +65,16 @@ fn the_latest_record_per_key_stays_and_the_rest_goes() {
         assert!(map.put(k.as_bytes(), o));
     }
     let aborted_txns = Aborted::new(&[AbortedTxn { producer_id: 9, first_offset: 6, last_offset: 7 }]);
-    let mut f = Filter { map: &map, aborted: &aborted_txns, now_ms: NOW, delete_retention_ms: DAY, to: 10, decompressed_bytes_max: 1 << 20, removed: Removed::default(), bytes_out: 0 };
+    let mut f = Filter {
+        map: &map,
+        aborted: &aborted_txns,
+        now_ms: NOW,
+        delete_retention_ms: DAY,
+        to: 10,
+        decompressed_bytes_max: 1 << 20,
+        removed: Removed::default(),
+        bytes_out: 0,
+    };
 
     let Rewritten::Replace(first) = f.apply(&append(0, 6, &[a1, a2])).expect("apply") else { panic!("the first append is thinned") };
     let s = |v: &str| Some(Bytes::copy_from_slice(v.as_bytes()));
@@ -78,7 +87,7 @@ fn the_latest_record_per_key_stays_and_the_rest_goes() {
     // An append at the cleaned end that would go entirely stays whole: the log never ends in a gap.
     let mut f = Filter { to: 11, removed: Removed::default(), ..f };
     let expired = batch(-1, false, &[(10, Some("gone"), None, old)]);
-    assert_eq!(f.apply(&append(10, 1, &[expired.clone()])).expect("apply"), Rewritten::Keep);
+    assert_eq!(f.apply(&append(10, 1, std::slice::from_ref(&expired))).expect("apply"), Rewritten::Keep);
     assert_eq!(f.removed, Removed::default(), "what stays is not counted as removed");
     let mut f = Filter { to: 12, ..f };
     assert_eq!(f.apply(&append(10, 1, &[expired])).expect("apply"), Rewritten::Drop, "below the end it goes");
@@ -89,7 +98,16 @@ fn an_append_of_only_superseded_records_is_dropped_and_a_clean_one_kept() {
     let mut map = OffsetMap::with_budget(1 << 20);
     map.put(b"k", 5);
     let none = Aborted::default();
-    let mut f = Filter { map: &map, aborted: &none, now_ms: NOW, delete_retention_ms: DAY, to: 100, decompressed_bytes_max: 1 << 20, removed: Removed::default(), bytes_out: 0 };
+    let mut f = Filter {
+        map: &map,
+        aborted: &none,
+        now_ms: NOW,
+        delete_retention_ms: DAY,
+        to: 100,
+        decompressed_bytes_max: 1 << 20,
+        removed: Removed::default(),
+        bytes_out: 0,
+    };
     assert_eq!(f.apply(&append(0, 2, &[batch(-1, false, &[(0, Some("k"), Some("x"), NOW), (1, Some("k"), Some("y"), NOW)])])).expect("apply"), Rewritten::Drop);
     assert_eq!(f.apply(&append(5, 1, &[batch(-1, false, &[(5, Some("k"), Some("z"), NOW)])])).expect("apply"), Rewritten::Keep);
     let garbage = Batch { base_offset: 6, count: 1, payload: Bytes::from_static(b"not a batch at all, but long enough to be read as one maybe") };
