@@ -126,8 +126,10 @@ class Debezium:
     """The embedded engine as a process, restartable: changes of `database` on `db` go to Floe as
     topics `prefix.schema.table`, with `converter` json, avro or protobuf."""
 
-    def __init__(self, cmd, bootstrap, registry_url, db, converter, prefix, database="shop"):
+    def __init__(self, cmd, bootstrap, registry_url, db, converter, prefix, database="shop", connector_json=None):
         self.args = [*cmd, bootstrap, registry_url, converter, str(db.port), database, prefix, f"slot_{prefix}"]
+        if connector_json:
+            self.args.append(connector_json)  # Kafka Connect's connector config: its properties win
         self.log_path = os.path.join(db.dir, f"debezium-{prefix}.log")
         self.proc = None
 

