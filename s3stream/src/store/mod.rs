@@ -79,7 +79,7 @@ mod tests {
         assert_eq!(without_bucket_id("0@s3://b?region=r"), "s3://b?region=r");
         assert_eq!(without_bucket_id("s3://b?endpoint=http://u@h:9000"), "s3://b?endpoint=http://u@h:9000", "an @ later on is not a bucket id");
         assert!(open_raw("0@s3://floe?region=us-east-1&endpoint=http://127.0.0.1:9000&pathStyle=true").is_ok());
-        let e = open_raw("s3://floe?pathstyle=true").err().expect("a misspelt option is refused");
+        let e = open_raw("s3://floe?pathstyle=true").expect_err("a misspelt option is refused");
         assert!(e.to_string().contains("pathstyle"), "{e}");
     }
 }
