@@ -50,5 +50,7 @@ export FLOE_BIN="$TARGET_DIR/debug/floe"
 export FLOE_DATAFUSION_QUERY="$TARGET_DIR/debug/datafusion-query"
 export FLOE_FUZZ="$TARGET_DIR/debug/floe-fuzz"
 # A short fuzz smoke of every target (the long run: see fuzz/README.md).
-"$FLOE_FUZZ" all --execs "${FLOE_FUZZ_SMOKE_EXECS:-20000}" --seed "${FLOE_FUZZ_SEED:-1}"
+# Paths given, not the compiled-in defaults: a target dir shared by two clones may hold either's.
+"$FLOE_FUZZ" all --execs "${FLOE_FUZZ_SMOKE_EXECS:-20000}" --seed "${FLOE_FUZZ_SEED:-1}" \
+    --corpus fuzz/corpus --regressions fuzz/regressions --crashes fuzz/crashes
 "$VENV/bin/pytest" -q -p no:warnings -p no:cacheprovider integration-tests "$@"

@@ -115,7 +115,11 @@ mod tests {
 
     #[test]
     fn docs_configuration_md_is_what_the_code_generates() {
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/configuration.md");
+        // The crate's directory at run time, not as compiled (a shared target dir may hold a
+        // binary built in another clone).
+        let crate_dir = std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").to_string());
+        let path = format!("{crate_dir}/../docs/configuration.md");
+        let path = path.as_str();
         let want = markdown();
         if std::env::var_os("FLOE_UPDATE_DOCS").is_some() {
             std::fs::write(path, &want).expect("write");

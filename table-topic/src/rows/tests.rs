@@ -11,7 +11,10 @@ use floe_schema::source::SchemaCache;
 use super::*;
 
 fn fixture(name: &str) -> Vec<String> {
-    let path = format!("{}/../../shared/fixtures/debezium/{name}", env!("CARGO_MANIFEST_DIR"));
+    // The crate's directory at run time (cargo sets it when it runs tests), not as compiled: a
+    // target dir shared by two clones may hold a test binary built in the other.
+    let crate_dir = std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").to_string());
+    let path = format!("{crate_dir}/../../shared/fixtures/debezium/{name}");
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}")).lines().map(str::to_string).collect()
 }
 
