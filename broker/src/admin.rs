@@ -35,6 +35,10 @@ where
 }
 
 async fn ready(State(b): State<Arc<Broker>>) -> Response {
+    if let Some(m) = b.membership.get().filter(|m| !m.registered()) {
+        let why = format!("not registered in the cluster (node {}, last epoch {})", b.settings.node_id, m.epoch());
+        return (StatusCode::SERVICE_UNAVAILABLE, why).into_response();
+    }
     match b.engine.failure() {
         None => (StatusCode::OK, "ready").into_response(),
         Some(reason) => (StatusCode::SERVICE_UNAVAILABLE, reason).into_response(),

@@ -62,6 +62,8 @@ pub struct Broker {
     pub txn: crate::txn::coordinator::TxnCoordinator,
     /// Log compaction counters.
     pub cleaner: crate::cleaner::CleanerStats,
+    /// This node's cluster membership, once joined (cluster mode only).
+    pub membership: std::sync::OnceLock<Arc<crate::cluster::membership::Membership>>,
 }
 
 /// Semaphore permits for a byte budget (a semaphore holds fewer than 2^61 permits; one request
@@ -199,6 +201,7 @@ impl BrokerBuilder {
             connection_slots: Arc::new(tokio::sync::Semaphore::new(s_connections_max)),
             txn,
             cleaner: Default::default(),
+            membership: Default::default(),
         });
         spawn_background(&broker);
         Ok(broker)
@@ -321,6 +324,9 @@ impl Broker {
 
     /// Snapshots state and closes the engine (everything acknowledged is already durable).
     pub async fn shutdown(&self) -> Result<()> {
+        if let Some(m) = self.membership.get() {
+            m.leave().await;
+        }
         self.table_topics.shutdown().await;
         if let Err(e) = self.state.snapshot(&self.topics).await {
             tracing::warn!(error = %e, "final state snapshot failed; state is rebuilt from the log on start");

@@ -101,6 +101,9 @@ pub enum BrokerError {
     Storage(#[from] floe_s3stream::Error),
     #[error("internal: {0}")]
     Internal(String),
+    /// The cluster's coordination service (etcd) failed or refused.
+    #[error("cluster coordination: {0}")]
+    Coordination(String),
 }
 
 impl BrokerError {
@@ -162,7 +165,7 @@ impl BrokerError {
                 (_, ErrorKind::Unavailable) => ResponseError::KafkaStorageError,
                 (_, ErrorKind::Corruption | ErrorKind::Internal) => ResponseError::UnknownServerError,
             },
-            BrokerError::Internal(_) => ResponseError::UnknownServerError,
+            BrokerError::Internal(_) | BrokerError::Coordination(_) => ResponseError::UnknownServerError,
         }
     }
 

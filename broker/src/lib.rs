@@ -14,6 +14,7 @@
 //! - [`catalog_store`]: the Iceberg catalog's pointers in the engine's metadata.
 //! - [`schema_log`]: the Schema Registry's log on a storage stream.
 //! - [`security`]: named listeners, TLS, SASL and SCRAM users.
+//! - [`cluster`]: cluster mode on etcd (membership so far).
 //! - [`txn`]: transactions (the coordinator's state machine so far).
 //! - [`settings`], [`units`]: settings from file, `FLOE_*` and flags; [`error`]: the one error type.
 
@@ -22,6 +23,7 @@ pub mod broker;
 pub mod catalog_store;
 pub mod cleaner;
 pub mod cli;
+pub mod cluster;
 pub mod connection;
 pub mod decode;
 pub mod error;

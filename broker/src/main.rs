@@ -64,6 +64,13 @@ enum Command {
         #[command(subcommand)]
         cmd: floe_broker::cli::acl::AclCommand,
     },
+    /// Brokers of a cluster (cluster mode, read from etcd): list.
+    Broker {
+        #[command(flatten)]
+        conn: floe_broker::cli::broker::ClusterConn,
+        #[command(subcommand)]
+        cmd: floe_broker::cli::broker::BrokerCommand,
+    },
     /// Configuration tools.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -229,6 +236,15 @@ struct ServeArgs {
     /// text or json.
     #[arg(long)]
     log_format: Option<String>,
+    /// This node's id (its broker id in metadata; unique in a cluster).
+    #[arg(long)]
+    node_id: Option<i32>,
+    /// etcd's client URLs, comma-separated: join the cluster there (default: run alone).
+    #[arg(long)]
+    etcd_endpoints: Option<String>,
+    /// The cluster to join.
+    #[arg(long)]
+    cluster_name: Option<String>,
 }
 
 fn overrides(a: &ServeArgs) -> Vec<(String, toml::Value)> {
@@ -250,6 +266,11 @@ fn overrides(a: &ServeArgs) -> Vec<(String, toml::Value)> {
     put("table_catalog_uri", &a.table_catalog_uri);
     put("table_warehouse", &a.table_warehouse);
     put("log_format", &a.log_format);
+    put("etcd_endpoints", &a.etcd_endpoints);
+    put("cluster_name", &a.cluster_name);
+    if let Some(id) = a.node_id {
+        v.push(("node_id".into(), toml::Value::Integer(i64::from(id))));
+    }
     v
 }
 
@@ -343,6 +364,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         let _ = registry_stop.changed().await;
     }));
     let advertised: Vec<String> = broker.listeners().iter().map(|l| l.advertised_url()).collect();
+    if !settings.etcd_endpoints.is_empty() {
+        join_cluster(&broker, &settings, advertised.clone()).await?;
+    }
     tracing::info!(
         kafka = %bound,
         listeners = %listeners_line,
@@ -369,6 +393,19 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let _ = admin.await;
     broker.shutdown().await?;
     tracing::info!("floe stopped");
+    Ok(())
+}
+
+/// Registers this node in its cluster (refused while another live node has its id) and keeps
+/// the registration alive.
+async fn join_cluster(broker: &std::sync::Arc<Broker>, settings: &Settings, listeners: Vec<String>) -> anyhow::Result<()> {
+    use floe_broker::cluster::{etcd::Etcd, membership};
+    let timeout = std::time::Duration::from_millis(settings.cluster_session_timeout_ms.0.max(500));
+    let etcd = Etcd::new(&settings.etcd_endpoints, timeout)?;
+    let record = membership::BrokerRecord { node_id: settings.node_id, listeners, registered_ms: broker.clock.now_ms() };
+    let m = membership::Membership::join(etcd, &settings.cluster_name, record, settings.cluster_session_timeout_ms.0).await?;
+    m.spawn_keepalive();
+    let _ = broker.membership.set(m);
     Ok(())
 }
 
@@ -399,6 +436,7 @@ fn main() -> std::process::ExitCode {
             Command::Txn { conn, cmd } => cli::txn::run(&conn, cmd).await,
             Command::User { conn, cmd } => cli::user::run(&conn, cmd).await,
             Command::Acl { conn, cmd } => cli::acl::run(&conn, cmd).await,
+            Command::Broker { conn, cmd } => cli::broker::run(&conn, cmd).await,
             Command::Produce { conn, args } => cli::produce::run(&conn, args).await,
             Command::Consume { conn, args } => cli::consume::run(&conn, args).await,
         }

@@ -114,8 +114,16 @@ pub struct Settings {
     pub table_schema_registry_basic_auth_user_info: Option<String>,
     /// Metrics (`/metrics`) and health (`/health/live`, `/health/ready`) listener.
     pub admin_listen: String,
-    /// This node's broker id in metadata responses.
+    /// This node's broker id in metadata responses, and its id in a cluster.
     pub node_id: i32,
+    /// etcd's client URLs (`http://host:2379`, comma-separated): set, the node joins the
+    /// cluster `cluster_name` there; empty, it runs alone.
+    #[serde(deserialize_with = "list")]
+    pub etcd_endpoints: Vec<String>,
+    /// The cluster a node joins: its keys live under `/floe/<cluster_name>/` in etcd.
+    pub cluster_name: String,
+    /// A node not heard from for this long (its etcd lease, in whole seconds) leaves the cluster.
+    pub cluster_session_timeout_ms: Millis,
     /// The cluster id in metadata responses.
     pub cluster_id: String,
     /// Create a topic when a client asks for one that does not exist (as Kafka does).
@@ -336,6 +344,9 @@ impl Default for Settings {
             table_schema_registry_basic_auth_user_info: None,
             admin_listen: "127.0.0.1:9644".into(),
             node_id: 0,
+            etcd_endpoints: Vec::new(),
+            cluster_name: "floe".into(),
+            cluster_session_timeout_ms: Millis(2_000),
             cluster_id: "floe-cluster".into(),
             auto_create_topics_enable: true,
             num_partitions: 1,

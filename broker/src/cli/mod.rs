@@ -1,6 +1,7 @@
 //! Admin subcommands of the `floe` binary that talk to a running node.
 
 pub mod acl;
+pub mod broker;
 pub mod command_config;
 pub mod consume;
 pub mod group;

@@ -1,0 +1,47 @@
+//! `floe broker list`: the live brokers of a cluster, read from etcd (node id, epoch, listeners).
+
+use clap::Subcommand;
+
+use super::render;
+use crate::cluster::{etcd::Etcd, membership};
+
+/// Where the cluster's etcd is.
+#[derive(clap::Args, Clone)]
+pub struct ClusterConn {
+    /// etcd's client URLs, comma-separated.
+    #[arg(long, global = true, default_value = "http://127.0.0.1:2379", env = "FLOE_ETCD_ENDPOINTS", value_delimiter = ',')]
+    pub etcd_endpoints: Vec<String>,
+    /// The cluster's name.
+    #[arg(long, global = true, default_value = "floe", env = "FLOE_CLUSTER_NAME")]
+    pub cluster_name: String,
+    /// How long one etcd request may take, in milliseconds.
+    #[arg(long, global = true, default_value_t = 5_000)]
+    pub etcd_timeout_ms: u64,
+}
+
+#[derive(Subcommand)]
+pub enum BrokerCommand {
+    /// The live brokers: node id, epoch (grows with each registration), advertised listeners.
+    List {
+        /// JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+pub async fn run(conn: &ClusterConn, cmd: BrokerCommand) -> anyhow::Result<()> {
+    let etcd = Etcd::new(&conn.etcd_endpoints, std::time::Duration::from_millis(conn.etcd_timeout_ms))?;
+    match cmd {
+        BrokerCommand::List { json } => {
+            let brokers = membership::list(&etcd, &conn.cluster_name).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&brokers)?);
+            } else {
+                let rows: Vec<Vec<String>> =
+                    brokers.iter().map(|b| vec![b.record.node_id.to_string(), b.epoch.to_string(), b.record.listeners.join(",")]).collect();
+                print!("{}", render::table(&["NODE", "EPOCH", "LISTENERS"], &rows));
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,152 @@
+//! A node's membership: its broker key `/floe/<cluster>/brokers/<node_id>`, held by an etcd lease that a background task keeps alive; the key's create revision is the broker epoch.
+//!
+//! Joining fails while another live node holds the id. When the lease is lost (etcd unreachable
+//! past the session timeout, or the process paused), the node is not ready until it has
+//! registered again under a new lease — a new broker epoch, as Kafka's brokers re-register.
+
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering::Relaxed};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::etcd::Etcd;
+use crate::error::{BrokerError, Result};
+
+/// What a broker key holds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BrokerRecord {
+    pub node_id: i32,
+    /// The advertised Kafka listeners, `NAME://host:port`.
+    pub listeners: Vec<String>,
+    /// When the node registered (its clock).
+    pub registered_ms: i64,
+}
+
+/// A broker as listed: its record, epoch and lease.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LiveBroker {
+    #[serde(flatten)]
+    pub record: BrokerRecord,
+    /// The revision that created the key: grows with every registration.
+    pub epoch: i64,
+    pub lease: i64,
+}
+
+/// The key of broker `node_id` in `cluster`.
+pub fn broker_key(cluster: &str, node_id: i32) -> String {
+    format!("{}brokers/{node_id}", super::root(cluster))
+}
+
+/// Every live broker of `cluster`, by node id.
+pub async fn list(etcd: &Etcd, cluster: &str) -> Result<Vec<LiveBroker>> {
+    let prefix = format!("{}brokers/", super::root(cluster));
+    let mut out = Vec::new();
+    for kv in etcd.prefix(&prefix).await? {
+        let record: BrokerRecord =
+            serde_json::from_slice(&kv.value).map_err(|e| BrokerError::Coordination(format!("broker key {} holds no broker record: {e}", kv.key)))?;
+        out.push(LiveBroker { record, epoch: kv.create_revision, lease: kv.lease });
+    }
+    out.sort_by_key(|b| b.record.node_id);
+    Ok(out)
+}
+
+/// This node's membership.
+pub struct Membership {
+    etcd: Etcd,
+    key: String,
+    record: BrokerRecord,
+    ttl_s: i64,
+    lease: AtomicI64,
+    epoch: AtomicI64,
+    registered: AtomicBool,
+}
+
+impl Membership {
+    /// Registers `record` in `cluster` under a lease of `session_timeout_ms` (whole seconds, at
+    /// least one); fails when a live node holds the id.
+    pub async fn join(etcd: Etcd, cluster: &str, record: BrokerRecord, session_timeout_ms: u64) -> Result<Arc<Self>> {
+        let ttl_s = session_timeout_ms.div_ceil(1000).max(1) as i64;
+        let m = Arc::new(Self {
+            etcd,
+            key: broker_key(cluster, record.node_id),
+            record,
+            ttl_s,
+            lease: AtomicI64::new(0),
+            epoch: AtomicI64::new(0),
+            registered: AtomicBool::new(false),
+        });
+        m.register().await?;
+        Ok(m)
+    }
+
+    async fn register(&self) -> Result<()> {
+        let lease = self.etcd.grant(self.ttl_s).await?;
+        let value = serde_json::to_vec(&self.record).map_err(|e| BrokerError::Internal(e.to_string()))?;
+        match self.etcd.create(&self.key, &value, lease).await? {
+            Some(epoch) => {
+                self.lease.store(lease, Relaxed);
+                self.epoch.store(epoch, Relaxed);
+                self.registered.store(true, Relaxed);
+                tracing::info!(node_id = self.record.node_id, epoch, lease, key = %self.key, "registered in the cluster");
+                Ok(())
+            }
+            None => {
+                let _ = self.etcd.revoke(lease).await;
+                let holder = self.etcd.get(&self.key).await?.map(|kv| String::from_utf8_lossy(&kv.value).into_owned());
+                Err(BrokerError::Coordination(format!("node id {} is taken by a live node: {}", self.record.node_id, holder.unwrap_or_default())))
+            }
+        }
+    }
+
+    /// True while this node's key is held by its live lease.
+    pub fn registered(&self) -> bool {
+        self.registered.load(Relaxed)
+    }
+
+    /// The broker epoch of the current registration (0 before the first).
+    pub fn epoch(&self) -> i64 {
+        self.epoch.load(Relaxed)
+    }
+
+    /// Keeps the lease alive every third of its TTL; registers again after losing it.
+    pub fn spawn_keepalive(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
+        let weak = Arc::downgrade(self);
+        let period = Duration::from_millis((self.ttl_s as u64 * 1000 / 3).max(100));
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(period).await;
+                let Some(m) = weak.upgrade() else { break };
+                m.keep_alive_once().await;
+            }
+        })
+    }
+
+    async fn keep_alive_once(&self) {
+        if self.registered() {
+            match self.etcd.keep_alive(self.lease.load(Relaxed)).await {
+                Ok(ttl) if ttl > 0 => return,
+                Ok(_) => tracing::error!(node_id = self.record.node_id, "the cluster lease expired: not ready until registered again"),
+                Err(e) => {
+                    // etcd unreachable: the lease may still be alive; it is known lost once it
+                    // answers 0 or the next registration finds the key gone.
+                    tracing::warn!(node_id = self.record.node_id, error = %e, "cluster lease keep-alive failed");
+                    return;
+                }
+            }
+            self.registered.store(false, Relaxed);
+        }
+        if let Err(e) = self.register().await {
+            tracing::warn!(node_id = self.record.node_id, error = %e, "registering in the cluster again failed; retrying");
+        }
+    }
+
+    /// Leaves the cluster: the lease (and so the key) goes at once.
+    pub async fn leave(&self) {
+        if self.registered.swap(false, Relaxed) {
+            if let Err(e) = self.etcd.revoke(self.lease.load(Relaxed)).await {
+                tracing::warn!(error = %e, "leaving the cluster failed; the key goes when its lease expires");
+            }
+        }
+    }
+}

@@ -1,0 +1,118 @@
+"""Cluster mode, first part: nodes register in a real etcd (Debian's etcd-server 3.4) under leased
+keys; `floe broker list` reads them; a taken node id is refused; a killed node leaves within its
+session timeout, a stopped one leaves at once, and a paused one registers again (a new epoch)."""
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import time
+import urllib.error
+import urllib.request
+
+import pytest
+
+from conftest import Floe, floe_binary, free_port
+
+
+@pytest.fixture
+def etcd(tmp_path):
+    if shutil.which("etcd") is None:
+        pytest.skip("etcd is not installed (Debian's etcd-server; scripts/test.sh installs it)")
+    client, peer = free_port(), free_port()
+    url = f"http://127.0.0.1:{client}"
+    proc = subprocess.Popen(["etcd", "--name", "t", "--data-dir", str(tmp_path / "etcd"),
+                             "--listen-client-urls", url, "--advertise-client-urls", url,
+                             "--listen-peer-urls", f"http://127.0.0.1:{peer}", "--initial-advertise-peer-urls", f"http://127.0.0.1:{peer}",
+                             "--initial-cluster", f"t=http://127.0.0.1:{peer}", "--heartbeat-interval", "50", "--election-timeout", "500"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 30
+    while True:
+        try:
+            urllib.request.urlopen(url + "/health", timeout=1).read()
+            break
+        except Exception:
+            if time.time() > deadline:
+                proc.kill()
+                raise
+            time.sleep(0.1)
+    yield url
+    proc.kill()
+    proc.wait(10)
+
+
+def node(tmp_path, etcd, node_id, name):
+    env = {"FLOE_ETCD_ENDPOINTS": etcd, "FLOE_CLUSTER_NAME": "test", "FLOE_NODE_ID": str(node_id), "FLOE_CLUSTER_SESSION_TIMEOUT_MS": "2000"}
+    return Floe(floe_binary(), tmp_path / name, env=env)
+
+
+def brokers(etcd):
+    out = subprocess.run([floe_binary(), "broker", "list", "--json", "--etcd-endpoints", etcd, "--cluster-name", "test"],
+                         capture_output=True, text=True, timeout=30, check=True)
+    return {b["node_id"]: b for b in json.loads(out.stdout)}
+
+
+def wait_brokers(etcd, done, timeout=15):
+    deadline = time.time() + timeout
+    while True:
+        got = brokers(etcd)
+        if done(got) or time.time() > deadline:
+            return got
+        time.sleep(0.1)
+
+
+def ready(f):
+    try:
+        return urllib.request.urlopen(f.admin_url + "/health/ready", timeout=5).status == 200
+    except urllib.error.HTTPError:
+        return False
+
+
+def test_nodes_register_and_a_taken_id_is_refused(tmp_path, etcd):
+    a, b = node(tmp_path, etcd, 1, "a").start(), node(tmp_path, etcd, 2, "b").start()
+    try:
+        got = brokers(etcd)
+        assert sorted(got) == [1, 2]
+        assert got[1]["listeners"] == [f"PLAINTEXT://{a.bootstrap}"] and got[2]["listeners"] == [f"PLAINTEXT://{b.bootstrap}"]
+        assert got[2]["epoch"] > got[1]["epoch"] > 0, "each registration is a new etcd revision"
+        assert ready(a) and ready(b)
+        table = subprocess.run([floe_binary(), "broker", "list", "--etcd-endpoints", etcd, "--cluster-name", "test"],
+                               capture_output=True, text=True, timeout=30, check=True).stdout
+        assert "NODE" in table and a.bootstrap in table and b.bootstrap in table
+        with pytest.raises(RuntimeError, match="node id 1 is taken by a live node"):
+            node(tmp_path, etcd, 1, "c").start()
+        assert brokers(etcd)[1]["epoch"] == got[1]["epoch"], "the refused node changed nothing"
+    finally:
+        a.stop()
+        b.stop()
+    assert brokers(etcd) == {}, "a node that stops leaves at once (its lease is revoked)"
+
+
+def test_a_killed_node_leaves_and_a_paused_one_registers_again(tmp_path, etcd):
+    a, b = node(tmp_path, etcd, 1, "a").start(), node(tmp_path, etcd, 2, "b").start()
+    try:
+        first = brokers(etcd)
+        killed_at = time.time()
+        b.stop(signal.SIGKILL)
+        after = wait_brokers(etcd, lambda g: 2 not in g)
+        gone_s = time.time() - killed_at
+        assert sorted(after) == [1], after
+        print(f"a killed node left the cluster {gone_s:.1f} s after SIGKILL (session timeout 2 s)")
+        assert gone_s < 10
+
+        # Paused past its session timeout, node 1 loses its key; resumed, it registers again.
+        a.proc.send_signal(signal.SIGSTOP)
+        try:
+            assert wait_brokers(etcd, lambda g: 1 not in g) == {}
+        finally:
+            a.proc.send_signal(signal.SIGCONT)
+        again = wait_brokers(etcd, lambda g: 1 in g)
+        assert again[1]["epoch"] > first[1]["epoch"], "a new registration is a new broker epoch"
+        deadline = time.time() + 10
+        while not ready(a) and time.time() < deadline:
+            time.sleep(0.1)
+        assert ready(a)
+    finally:
+        a.stop()
+        b.stop()
