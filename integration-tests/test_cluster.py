@@ -1,6 +1,7 @@
 """Cluster mode, first part: nodes register in a real etcd (Debian's etcd-server 3.4) under leased
-keys; `floe broker list` reads them; a taken node id is refused; a killed node leaves within its
-session timeout, a stopped one leaves at once, and a paused one registers again (a new epoch)."""
+keys and elect a controller; `floe broker list` reads them; a taken node id is refused; a killed
+controller leaves within its session timeout and another takes over, a stopped node leaves at
+once, and a paused one registers again (a new epoch)."""
 
 import json
 import os
@@ -76,6 +77,7 @@ def test_nodes_register_and_a_taken_id_is_refused(tmp_path, etcd):
         assert sorted(got) == [1, 2]
         assert got[1]["listeners"] == [f"PLAINTEXT://{a.bootstrap}"] and got[2]["listeners"] == [f"PLAINTEXT://{b.bootstrap}"]
         assert got[2]["epoch"] > got[1]["epoch"] > 0, "each registration is a new etcd revision"
+        assert got[1]["controller_epoch"] and got[2]["controller_epoch"] is None, "the first node is the controller, and only it"
         assert ready(a) and ready(b)
         table = subprocess.run([floe_binary(), "broker", "list", "--etcd-endpoints", etcd, "--cluster-name", "test"],
                                capture_output=True, text=True, timeout=30, check=True).stdout
@@ -89,30 +91,33 @@ def test_nodes_register_and_a_taken_id_is_refused(tmp_path, etcd):
     assert brokers(etcd) == {}, "a node that stops leaves at once (its lease is revoked)"
 
 
-def test_a_killed_node_leaves_and_a_paused_one_registers_again(tmp_path, etcd):
+def test_a_killed_controller_is_replaced_and_a_paused_node_registers_again(tmp_path, etcd):
     a, b = node(tmp_path, etcd, 1, "a").start(), node(tmp_path, etcd, 2, "b").start()
     try:
         first = brokers(etcd)
+        assert first[1]["controller_epoch"]
         killed_at = time.time()
-        b.stop(signal.SIGKILL)
-        after = wait_brokers(etcd, lambda g: 2 not in g)
-        gone_s = time.time() - killed_at
-        assert sorted(after) == [1], after
-        print(f"a killed node left the cluster {gone_s:.1f} s after SIGKILL (session timeout 2 s)")
-        assert gone_s < 10
+        a.stop(signal.SIGKILL)
+        after = wait_brokers(etcd, lambda g: 1 not in g and g.get(2, {}).get("controller_epoch"))
+        took_s = time.time() - killed_at
+        assert sorted(after) == [2], after
+        assert after[2]["controller_epoch"] > first[1]["controller_epoch"], "a new controller, a new controller epoch"
+        print(f"the killed controller's key went and node 2 took over {took_s:.1f} s after SIGKILL (session timeout 2 s)")
+        assert took_s < 10
 
-        # Paused past its session timeout, node 1 loses its key; resumed, it registers again.
-        a.proc.send_signal(signal.SIGSTOP)
+        # Paused past its session timeout, node 2 loses its key; resumed, it registers again.
+        b.proc.send_signal(signal.SIGSTOP)
         try:
-            assert wait_brokers(etcd, lambda g: 1 not in g) == {}
+            assert wait_brokers(etcd, lambda g: 2 not in g) == {}
         finally:
-            a.proc.send_signal(signal.SIGCONT)
-        again = wait_brokers(etcd, lambda g: 1 in g)
-        assert again[1]["epoch"] > first[1]["epoch"], "a new registration is a new broker epoch"
+            b.proc.send_signal(signal.SIGCONT)
+        again = wait_brokers(etcd, lambda g: g.get(2, {}).get("controller_epoch"))
+        assert again[2]["epoch"] > after[2]["epoch"], "a new registration is a new broker epoch"
+        assert again[2]["controller_epoch"] > after[2]["controller_epoch"]
         deadline = time.time() + 10
-        while not ready(a) and time.time() < deadline:
+        while not ready(b) and time.time() < deadline:
             time.sleep(0.1)
-        assert ready(a)
+        assert ready(b)
     finally:
         a.stop()
         b.stop()

@@ -151,6 +151,17 @@ pub fn render(b: &Broker) -> String {
     );
     metric("floe_authorization_denials_total", "counter", "Requests (or parts of them) refused by the ACLs.", c(&b.authorizer.denials));
     metric("floe_tls_handshake_failures_total", "counter", "TLS handshakes refused or timed out.", c(&sec.tls_handshake_failures));
+    if let Some(m) = b.membership.get() {
+        let gauge = |v: i64| vec![(String::new(), v as f64)];
+        metric("floe_cluster_registered", "gauge", "1 while this node's broker key is held by its live etcd lease.", gauge(i64::from(m.registered())));
+        metric("floe_cluster_broker_epoch", "gauge", "This node's broker epoch (the revision of its registration).", gauge(m.epoch()));
+        metric(
+            "floe_cluster_controller_epoch",
+            "gauge",
+            "The controller epoch while this node is the controller, else 0.",
+            gauge(m.controller_epoch().unwrap_or(0)),
+        );
+    }
     let lc = &b.cleaner;
     metric("floe_log_cleaner_passes_total", "counter", "Log compaction passes over a partition.", c(&lc.passes));
     metric(

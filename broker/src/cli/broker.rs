@@ -1,4 +1,4 @@
-//! `floe broker list`: the live brokers of a cluster, read from etcd (node id, epoch, listeners).
+//! `floe broker list`: the live brokers of a cluster, read from etcd (node id, epoch, controller, listeners).
 
 use clap::Subcommand;
 
@@ -21,7 +21,7 @@ pub struct ClusterConn {
 
 #[derive(Subcommand)]
 pub enum BrokerCommand {
-    /// The live brokers: node id, epoch (grows with each registration), advertised listeners.
+    /// The live brokers: node id, epoch (grows with each registration), the controller, advertised listeners.
     List {
         /// JSON instead of a table.
         #[arg(long)]
@@ -37,9 +37,14 @@ pub async fn run(conn: &ClusterConn, cmd: BrokerCommand) -> anyhow::Result<()> {
             if json {
                 println!("{}", serde_json::to_string_pretty(&brokers)?);
             } else {
-                let rows: Vec<Vec<String>> =
-                    brokers.iter().map(|b| vec![b.record.node_id.to_string(), b.epoch.to_string(), b.record.listeners.join(",")]).collect();
-                print!("{}", render::table(&["NODE", "EPOCH", "LISTENERS"], &rows));
+                let rows: Vec<Vec<String>> = brokers
+                    .iter()
+                    .map(|b| {
+                        let controller = b.controller_epoch.map_or(String::new(), |e| format!("yes (epoch {e})"));
+                        vec![b.record.node_id.to_string(), b.epoch.to_string(), controller, b.record.listeners.join(",")]
+                    })
+                    .collect();
+                print!("{}", render::table(&["NODE", "EPOCH", "CONTROLLER", "LISTENERS"], &rows));
             }
         }
     }

@@ -1,6 +1,9 @@
-//! A node's membership: its broker key `/floe/<cluster>/brokers/<node_id>`, held by an etcd lease that a background task keeps alive; the key's create revision is the broker epoch.
+//! A node's membership: its broker key `/floe/<cluster>/brokers/<node_id>`, held by an etcd lease that a background task keeps alive (the key's create revision is the broker epoch), and the controller election.
 //!
-//! Joining fails while another live node holds the id. When the lease is lost (etcd unreachable
+//! Joining fails while another live node holds the id. The controller is the broker that created
+//! `/floe/<cluster>/controller` under its own lease; every broker tries at each renewal, so when
+//! the controller's lease expires another takes over (the key's create revision is the
+//! controller epoch). When the lease is lost (etcd unreachable
 //! past the session timeout, or the process paused), the node is not ready until it has
 //! registered again under a new lease — a new broker epoch, as Kafka's brokers re-register.
 
@@ -23,7 +26,7 @@ pub struct BrokerRecord {
     pub registered_ms: i64,
 }
 
-/// A broker as listed: its record, epoch and lease.
+/// A broker as listed: its record, epoch and lease, and whether it is the controller.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct LiveBroker {
     #[serde(flatten)]
@@ -31,6 +34,16 @@ pub struct LiveBroker {
     /// The revision that created the key: grows with every registration.
     pub epoch: i64,
     pub lease: i64,
+    /// The controller's epoch when this broker is the controller.
+    pub controller_epoch: Option<i64>,
+}
+
+/// What the controller key holds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ControllerRecord {
+    pub node_id: i32,
+    /// The controller's broker epoch when it was elected.
+    pub broker_epoch: i64,
 }
 
 /// The key of broker `node_id` in `cluster`.
@@ -38,14 +51,29 @@ pub fn broker_key(cluster: &str, node_id: i32) -> String {
     format!("{}brokers/{node_id}", super::root(cluster))
 }
 
+/// The controller key of `cluster`: created by the first broker to find it absent, held by that
+/// broker's lease, so it goes with the broker.
+pub fn controller_key(cluster: &str) -> String {
+    format!("{}controller", super::root(cluster))
+}
+
+/// The controller of `cluster` and its epoch (the key's create revision), if one is elected.
+pub async fn controller(etcd: &Etcd, cluster: &str) -> Result<Option<(ControllerRecord, i64)>> {
+    let Some(kv) = etcd.get(&controller_key(cluster)).await? else { return Ok(None) };
+    let record = serde_json::from_slice(&kv.value).map_err(|e| BrokerError::Coordination(format!("the controller key holds no controller record: {e}")))?;
+    Ok(Some((record, kv.create_revision)))
+}
+
 /// Every live broker of `cluster`, by node id.
 pub async fn list(etcd: &Etcd, cluster: &str) -> Result<Vec<LiveBroker>> {
     let prefix = format!("{}brokers/", super::root(cluster));
+    let elected = controller(etcd, cluster).await?;
     let mut out = Vec::new();
     for kv in etcd.prefix(&prefix).await? {
         let record: BrokerRecord =
             serde_json::from_slice(&kv.value).map_err(|e| BrokerError::Coordination(format!("broker key {} holds no broker record: {e}", kv.key)))?;
-        out.push(LiveBroker { record, epoch: kv.create_revision, lease: kv.lease });
+        let controller_epoch = elected.as_ref().filter(|(c, _)| c.node_id == record.node_id && c.broker_epoch == kv.create_revision).map(|(_, e)| *e);
+        out.push(LiveBroker { record, epoch: kv.create_revision, lease: kv.lease, controller_epoch });
     }
     out.sort_by_key(|b| b.record.node_id);
     Ok(out)
@@ -55,6 +83,9 @@ pub async fn list(etcd: &Etcd, cluster: &str) -> Result<Vec<LiveBroker>> {
 pub struct Membership {
     etcd: Etcd,
     key: String,
+    controller_key: String,
+    /// The controller epoch while this node is the controller, else 0.
+    controller_epoch: AtomicI64,
     record: BrokerRecord,
     ttl_s: i64,
     lease: AtomicI64,
@@ -70,6 +101,8 @@ impl Membership {
         let m = Arc::new(Self {
             etcd,
             key: broker_key(cluster, record.node_id),
+            controller_key: controller_key(cluster),
+            controller_epoch: AtomicI64::new(0),
             record,
             ttl_s,
             lease: AtomicI64::new(0),
@@ -77,7 +110,46 @@ impl Membership {
             registered: AtomicBool::new(false),
         });
         m.register().await?;
+        m.campaign().await;
         Ok(m)
+    }
+
+    /// Becomes the controller when there is none: creates the controller key under this node's
+    /// lease. Run at every renewal, so a controller that left is replaced within a renewal of its
+    /// lease expiring.
+    async fn campaign(&self) {
+        if !self.registered() {
+            self.controller_epoch.store(0, Relaxed);
+            return;
+        }
+        let (lease, broker_epoch) = (self.lease.load(Relaxed), self.epoch());
+        let ours = ControllerRecord { node_id: self.record.node_id, broker_epoch };
+        let value = match serde_json::to_vec(&ours) {
+            Ok(v) => v,
+            Err(e) => return tracing::error!(error = %e, "encoding the controller record"),
+        };
+        let epoch = match self.etcd.create(&self.controller_key, &value, lease).await {
+            Ok(Some(epoch)) => {
+                tracing::info!(node_id = ours.node_id, controller_epoch = epoch, "elected controller");
+                epoch
+            }
+            // Taken: by us earlier (the same broker epoch) or by another broker.
+            Ok(None) => match self.etcd.get(&self.controller_key).await {
+                Ok(Some(kv)) if serde_json::from_slice::<ControllerRecord>(&kv.value).is_ok_and(|c| c == ours) => kv.create_revision,
+                Ok(_) => 0,
+                Err(e) => return tracing::warn!(error = %e, "reading the controller key failed"),
+            },
+            Err(e) => return tracing::warn!(error = %e, "campaigning for controller failed"),
+        };
+        let before = self.controller_epoch.swap(epoch, Relaxed);
+        if before != 0 && epoch != before {
+            tracing::warn!(node_id = ours.node_id, controller_epoch = before, "no longer the controller");
+        }
+    }
+
+    /// The controller epoch while this node is the controller (as of its last renewal).
+    pub fn controller_epoch(&self) -> Option<i64> {
+        Some(self.controller_epoch.load(Relaxed)).filter(|&e| e > 0)
     }
 
     async fn register(&self) -> Result<()> {
@@ -123,6 +195,11 @@ impl Membership {
     }
 
     async fn keep_alive_once(&self) {
+        self.renew().await;
+        self.campaign().await;
+    }
+
+    async fn renew(&self) {
         if self.registered() {
             match self.etcd.keep_alive(self.lease.load(Relaxed)).await {
                 Ok(ttl) if ttl > 0 => return,
