@@ -73,6 +73,12 @@ fn i64_at(b: &[u8], at: usize) -> i64 {
 /// lengths, varints, offset deltas), compressed ones decompressed into at most
 /// `decompressed_bytes_max` bytes.
 pub fn validate(buf: &[u8], decompressed_bytes_max: usize) -> Result<Vec<BatchInfo>> {
+    validate_for(buf, decompressed_bytes_max, false)
+}
+
+/// [`validate`], and with `keys_required` (a compacted topic) every record must have a key, as
+/// Kafka asks: checked in the same walk.
+pub fn validate_for(buf: &[u8], decompressed_bytes_max: usize, keys_required: bool) -> Result<Vec<BatchInfo>> {
     let mut out = Vec::new();
     let mut pos = 0;
     while pos < buf.len() {
@@ -103,7 +109,11 @@ pub fn validate(buf: &[u8], decompressed_bytes_max: usize) -> Result<Vec<BatchIn
         if records_count <= 0 || last_offset_delta != records_count - 1 {
             return Err(BrokerError::InvalidRecord(format!("batch declares {records_count} records and last offset delta {last_offset_delta}")));
         }
-        records_of(b, records_count as u32, decompressed_bytes_max, |_| {}).map_err(BrokerError::InvalidRecord)?;
+        let mut keyless = false;
+        records_of(b, records_count as u32, decompressed_bytes_max, |r| keyless |= r.key.is_none()).map_err(BrokerError::InvalidRecord)?;
+        if keys_required && keyless {
+            return Err(BrokerError::InvalidRecord("a compacted topic cannot take a record without a key".into()));
+        }
         out.push(BatchInfo {
             position: pos,
             size,

@@ -47,6 +47,18 @@ async fn fill(e: &Engine, ids: &[StreamId], n: u64) -> Vec<Vec<(u64, Bytes)>> {
     expect
 }
 
+/// `rounds` of `fill(n)`, each uploaded as its own stream-set object; what each stream holds.
+async fn fill_uploaded(e: &Engine, ids: &[StreamId], rounds: usize, n: u64) -> Vec<Vec<(u64, Bytes)>> {
+    let mut want = vec![vec![]; ids.len()];
+    for _ in 0..rounds {
+        for (k, v) in fill(e, ids, n).await.into_iter().enumerate() {
+            want[k].extend(v);
+        }
+        e.flush().await.expect("flush");
+    }
+    want
+}
+
 fn same(got: &[Batch], want: &[(u64, Bytes)]) {
     let got: Vec<(u64, Bytes)> = got.iter().map(|b| (b.base_offset, b.payload.clone())).collect();
     assert_eq!(got, want);
@@ -307,13 +319,7 @@ async fn compaction_merges_objects_and_keeps_every_batch() {
     c.log_cache_bytes = 0;
     let e = Engine::open(c, store.clone()).await.expect("open");
     let ids = open_streams(&e, 3).await;
-    let mut want = vec![vec![]; 3];
-    for _ in 0..4 {
-        for (k, v) in fill(&e, &ids, 5).await.into_iter().enumerate() {
-            want[k].extend(v);
-        }
-        e.flush().await.expect("flush");
-    }
+    let mut want = fill_uploaded(&e, &ids, 4, 5).await;
     e.trim(ids[1], want[1][2].0).await.expect("trim");
     want[1].drain(..2);
     assert!(e.compact().await.expect("compact"));
@@ -560,13 +566,7 @@ async fn rewrite_and_stream_set_compaction_replace_only_their_own_ranges() {
     c.log_cache_bytes = 0;
     let e = Engine::open(c, store.clone()).await.expect("open");
     let ids = open_streams(&e, 2).await;
-    let mut want = vec![vec![]; 2];
-    for _ in 0..3 {
-        for (k, v) in fill(&e, &ids, 10).await.into_iter().enumerate() {
-            want[k].extend(v);
-        }
-        e.flush().await.expect("flush");
-    }
+    let want = fill_uploaded(&e, &ids, 3, 10).await;
     e.rewrite(ids[0], 60, 300, thin).await.expect("rewrite");
     // The stream-set objects still hold stream 0's old batches: compaction must not bring them back.
     assert!(e.compact().await.expect("compact"));
