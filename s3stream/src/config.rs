@@ -50,6 +50,12 @@ pub struct EngineConfig {
     pub compaction_interval_ms: u64,
     /// Unreferenced objects are deleted after this grace period.
     pub object_grace_ms: u64,
+    /// Prefix of this engine's own manifest chain and object WAL (`""`: the bucket's root, one
+    /// engine per bucket). Data objects are always under `data/`, shared by every engine.
+    pub node_prefix: String,
+    /// The lowest epoch this engine may claim. Engines sharing a bucket take their epochs from one
+    /// counter, so object and stream ids (`epoch << 40 | n`) never collide between them.
+    pub epoch_min: u64,
 }
 
 impl Default for EngineConfig {
@@ -72,6 +78,8 @@ impl Default for EngineConfig {
             compaction_object_count: 8,
             compaction_interval_ms: 30_000,
             object_grace_ms: 60_000,
+            node_prefix: String::new(),
+            epoch_min: 0,
         }
     }
 }

@@ -138,16 +138,19 @@ impl Engine {
 
     /// [`Engine::open`] with the wall clock that dates objects and ends grace periods.
     pub async fn open_with_clock(config: EngineConfig, store: Arc<dyn ObjectStore>, clock: Arc<dyn crate::Clock>) -> Result<Self> {
-        let mut meta = ManifestStore::open(store.clone()).await?;
+        let mut meta = ManifestStore::open(store.clone(), &config.node_prefix, config.epoch_min).await?;
         let epoch = meta.current().epoch;
-        if meta.current().next_object_id < epoch << 40 {
+        // Engines sharing a bucket hand streams to each other: their stream ids must not collide.
+        let stream_floor = if config.node_prefix.is_empty() { 0 } else { epoch << 40 };
+        if meta.current().next_object_id < epoch << 40 || meta.current().next_stream_id < stream_floor {
             let mut next = meta.current().clone();
-            next.next_object_id = epoch << 40;
+            next.next_object_id = next.next_object_id.max(epoch << 40);
+            next.next_stream_id = next.next_stream_id.max(stream_floor);
             meta.commit(next).await?;
         }
         let mut wal = match config.wal {
             WalKind::File => Wal::File(FileWal::open(&config.wal_dir, config.wal_capacity_bytes)?),
-            WalKind::Object => Wal::Object(ObjectWal::new(store.clone(), Duration::from_millis(config.wal_batch_interval_ms))),
+            WalKind::Object => Wal::Object(ObjectWal::new(store.clone(), &config.node_prefix, Duration::from_millis(config.wal_batch_interval_ms))),
         };
         // The object WAL is also fenced here: the previous owner's next write finds its name taken.
         let recovered = wal.recover_and_fence(meta.current().wal_committed_pos).await?;
@@ -656,10 +659,12 @@ impl Engine {
     }
 }
 
+mod handoff;
 mod rewrite;
 mod upload;
 mod writer;
 
+pub use handoff::{handoff_path, Handoff};
 pub use rewrite::{RewriteStats, Rewritten};
 
 use upload::upload_loop;

@@ -23,7 +23,7 @@ pub mod wal;
 
 pub use clock::{Clock, SystemClock};
 pub use config::{EngineConfig, WalKind};
-pub use engine::{Durable, Engine, EngineStats, RewriteStats, Rewritten, StreamInfo};
+pub use engine::{Durable, Engine, EngineStats, Handoff, RewriteStats, Rewritten, StreamInfo};
 pub use error::{Error, ErrorKind, Result};
 
 /// Identifies a stream inside one engine (and one bucket).

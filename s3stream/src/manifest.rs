@@ -4,8 +4,11 @@
 //! writers that both try version `v`, exactly one succeeds (local filesystem and S3 alike). The
 //! loser re-reads; if the winner's epoch is newer, the loser is [`Error::Fenced`]. A node that
 //! starts reads the newest version and claims the next epoch by writing `v + 1`.
+//!
+//! Engines sharing a bucket (a cluster) each keep their own chain under a node prefix; an object
+//! one of them handed to another (a stream handoff) is `pinned` in both chains: neither deletes it.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use futures::TryStreamExt;
@@ -66,6 +69,10 @@ pub struct Manifest {
     pub garbage: BTreeMap<u64, u64>,
     /// Small key-value metadata for the engine's users.
     pub kv: BTreeMap<String, String>,
+    /// Objects another engine on the bucket may also reference (a handed-over stream's): once
+    /// unreferenced here they are forgotten, never deleted.
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub pinned: BTreeSet<u64>,
 }
 
 impl Manifest {
@@ -80,11 +87,14 @@ impl Manifest {
         live.into_iter().collect()
     }
 
-    /// Moves unreferenced objects from `objects` to `garbage`, stamped `now_ms`.
+    /// Moves unreferenced objects from `objects` to `garbage`, stamped `now_ms` (pinned ones are
+    /// only forgotten).
     pub fn collect_garbage(&mut self, now_ms: u64) {
         for id in self.unreferenced_objects() {
             self.objects.remove(&id);
-            self.garbage.insert(id, now_ms);
+            if !self.pinned.remove(&id) {
+                self.garbage.insert(id, now_ms);
+            }
         }
     }
 }
@@ -94,29 +104,32 @@ pub fn object_path(id: u64) -> Path {
     Path::from(format!("data/{id:020}.obj"))
 }
 
-fn manifest_path(version: u64) -> Path {
-    Path::from(format!("{PREFIX}/manifest-{version:020}.json"))
+fn manifest_path(node_prefix: &str, version: u64) -> Path {
+    Path::from(format!("{node_prefix}{PREFIX}/manifest-{version:020}.json"))
 }
 
 /// Reads and commits manifests.
 pub struct ManifestStore {
     store: Arc<dyn ObjectStore>,
+    /// The chain's prefix in the bucket (`""` or `nodes/<id>/`).
+    node_prefix: String,
     current: Manifest,
 }
 
 impl ManifestStore {
-    /// Loads the newest manifest and claims a new epoch for this node.
-    pub async fn open(store: Arc<dyn ObjectStore>) -> Result<Self> {
-        let prefix = Path::from(PREFIX);
+    /// Loads the newest manifest under `node_prefix` and claims a new epoch (at least
+    /// `epoch_min`) for this node.
+    pub async fn open(store: Arc<dyn ObjectStore>, node_prefix: &str, epoch_min: u64) -> Result<Self> {
+        let prefix = Path::from(format!("{node_prefix}{PREFIX}"));
         let metas: Vec<_> = store.list(Some(&prefix)).try_collect().await?;
         let newest = metas.iter().filter_map(|m| m.location.filename()?.strip_prefix("manifest-")?.strip_suffix(".json")?.parse::<u64>().ok()).max();
         let current = match newest {
-            Some(v) => read(&store, v).await?,
+            Some(v) => read(&store, node_prefix, v).await?,
             None => Manifest::default(),
         };
-        let mut this = Self { store, current };
+        let mut this = Self { store, node_prefix: node_prefix.to_string(), current };
         let mut next = this.current.clone();
-        next.epoch += 1;
+        next.epoch = (next.epoch + 1).max(epoch_min);
         this.commit_as_owner(next, false).await?;
         tracing::info!(epoch = this.current.epoch, version = this.current.version, "claimed the bucket");
         Ok(this)
@@ -137,11 +150,11 @@ impl ManifestStore {
         next.version = self.current.version + 1;
         let body = serde_json::to_vec(&next)?;
         let opts = PutOptions { mode: PutMode::Create, ..Default::default() };
-        match self.store.put_opts(&manifest_path(next.version), PutPayload::from(body), opts).await {
+        match self.store.put_opts(&manifest_path(&self.node_prefix, next.version), PutPayload::from(body), opts).await {
             Ok(_) => {}
             Err(object_store::Error::AlreadyExists { .. }) => {
                 // Someone wrote this version: the same bytes (our own retried put) or a rival.
-                let theirs = read(&self.store, next.version).await?;
+                let theirs = read(&self.store, &self.node_prefix, next.version).await?;
                 if theirs != next {
                     return Err(Error::Fenced { ours, current: theirs.epoch.max(ours + 1) });
                 }
@@ -151,13 +164,14 @@ impl ManifestStore {
         let old = next.version.saturating_sub(VERSIONS_KEPT);
         self.current = next;
         if old > 0 {
-            let _ = self.store.delete(&manifest_path(old)).await;
+            let _ = self.store.delete(&manifest_path(&self.node_prefix, old)).await;
         }
         Ok(())
     }
 }
 
-async fn read(store: &Arc<dyn ObjectStore>, version: u64) -> Result<Manifest> {
-    let bytes = store.get(&manifest_path(version)).await?.bytes().await?;
-    serde_json::from_slice(&bytes).map_err(|e| Error::corrupt(manifest_path(version).to_string(), e.to_string()))
+async fn read(store: &Arc<dyn ObjectStore>, node_prefix: &str, version: u64) -> Result<Manifest> {
+    let path = manifest_path(node_prefix, version);
+    let bytes = store.get(&path).await?.bytes().await?;
+    serde_json::from_slice(&bytes).map_err(|e| Error::corrupt(path.to_string(), e.to_string()))
 }

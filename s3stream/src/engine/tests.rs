@@ -7,7 +7,7 @@ use crate::store::{FaultConfig, FaultyStore};
 use object_store::memory::InMemory;
 use object_store::PutPayload;
 
-fn cfg(dir: &std::path::Path) -> EngineConfig {
+pub(super) fn cfg(dir: &std::path::Path) -> EngineConfig {
     EngineConfig {
         wal_dir: dir.join("wal"),
         wal_capacity_bytes: 4 << 20,
@@ -18,11 +18,11 @@ fn cfg(dir: &std::path::Path) -> EngineConfig {
     }
 }
 
-fn payload(stream: u64, i: u64) -> Bytes {
+pub(super) fn payload(stream: u64, i: u64) -> Bytes {
     Bytes::from(format!("stream {stream} batch {i} {}", "x".repeat((i % 7) as usize * 50)))
 }
 
-async fn read_all(e: &Engine, id: StreamId) -> Vec<Batch> {
+pub(super) async fn read_all(e: &Engine, id: StreamId) -> Vec<Batch> {
     let info = e.stream_info(id).expect("info");
     let mut out = vec![];
     let mut pos = info.start;
@@ -35,7 +35,7 @@ async fn read_all(e: &Engine, id: StreamId) -> Vec<Batch> {
     out
 }
 
-async fn fill(e: &Engine, ids: &[StreamId], n: u64) -> Vec<Vec<(u64, Bytes)>> {
+pub(super) async fn fill(e: &Engine, ids: &[StreamId], n: u64) -> Vec<Vec<(u64, Bytes)>> {
     let mut expect = vec![vec![]; ids.len()];
     for i in 0..n {
         for (k, &id) in ids.iter().enumerate() {
@@ -48,7 +48,7 @@ async fn fill(e: &Engine, ids: &[StreamId], n: u64) -> Vec<Vec<(u64, Bytes)>> {
 }
 
 /// `rounds` of `fill(n)`, each uploaded as its own stream-set object; what each stream holds.
-async fn fill_uploaded(e: &Engine, ids: &[StreamId], rounds: usize, n: u64) -> Vec<Vec<(u64, Bytes)>> {
+pub(super) async fn fill_uploaded(e: &Engine, ids: &[StreamId], rounds: usize, n: u64) -> Vec<Vec<(u64, Bytes)>> {
     let mut want = vec![vec![]; ids.len()];
     for _ in 0..rounds {
         for (k, v) in fill(e, ids, n).await.into_iter().enumerate() {
@@ -59,12 +59,12 @@ async fn fill_uploaded(e: &Engine, ids: &[StreamId], rounds: usize, n: u64) -> V
     want
 }
 
-fn same(got: &[Batch], want: &[(u64, Bytes)]) {
+pub(super) fn same(got: &[Batch], want: &[(u64, Bytes)]) {
     let got: Vec<(u64, Bytes)> = got.iter().map(|b| (b.base_offset, b.payload.clone())).collect();
     assert_eq!(got, want);
 }
 
-async fn open_streams(e: &Engine, n: usize) -> Vec<StreamId> {
+pub(super) async fn open_streams(e: &Engine, n: usize) -> Vec<StreamId> {
     let mut ids = vec![];
     for _ in 0..n {
         let id = e.create_stream().await.expect("create");

@@ -20,19 +20,21 @@ const FENCE_ROUNDS_MAX: u32 = 100;
 /// A WAL on object storage.
 pub struct ObjectWal {
     store: Arc<dyn ObjectStore>,
+    /// The engine's node prefix (`""` or `nodes/<id>/`).
+    node_prefix: String,
     next_seq: u64,
     live: BTreeSet<u64>,
     linger: Duration,
 }
 
-fn path(seq: u64) -> Path {
-    Path::from(format!("{PREFIX}/{seq:020}.wal"))
+fn path(node_prefix: &str, seq: u64) -> Path {
+    Path::from(format!("{node_prefix}{PREFIX}/{seq:020}.wal"))
 }
 
 impl ObjectWal {
     /// A WAL that gathers appends for `linger` before writing them as one object.
-    pub fn new(store: Arc<dyn ObjectStore>, linger: Duration) -> Self {
-        Self { store, next_seq: 0, live: BTreeSet::new(), linger }
+    pub fn new(store: Arc<dyn ObjectStore>, node_prefix: &str, linger: Duration) -> Self {
+        Self { store, node_prefix: node_prefix.to_string(), next_seq: 0, live: BTreeSet::new(), linger }
     }
 
     /// How long a group gathers.
@@ -48,7 +50,7 @@ impl ObjectWal {
             r.encode(seq, &mut buf);
         }
         let opts = PutOptions { mode: PutMode::Create, ..Default::default() };
-        self.store.put_opts(&path(seq), PutPayload::from(buf.freeze()), opts).await?;
+        self.store.put_opts(&path(&self.node_prefix, seq), PutPayload::from(buf.freeze()), opts).await?;
         self.live.insert(seq);
         self.next_seq = seq + 1;
         Ok(self.next_seq)
@@ -58,7 +60,7 @@ impl ObjectWal {
     pub async fn trim(&mut self, pos: u64) -> Result<()> {
         let dead: Vec<u64> = self.live.range(..pos).copied().collect();
         for seq in dead {
-            match self.store.delete(&path(seq)).await {
+            match self.store.delete(&path(&self.node_prefix, seq)).await {
                 Ok(()) | Err(object_store::Error::NotFound { .. }) => {
                     self.live.remove(&seq);
                 }
@@ -78,7 +80,7 @@ impl ObjectWal {
             let mut recovered = self.recover().await?;
             let seq = self.next_seq.max(floor);
             let opts = PutOptions { mode: PutMode::Create, ..Default::default() };
-            match self.store.put_opts(&path(seq), PutPayload::new(), opts).await {
+            match self.store.put_opts(&path(&self.node_prefix, seq), PutPayload::new(), opts).await {
                 Ok(_) => {
                     self.live.insert(seq);
                     self.next_seq = seq + 1;
@@ -94,13 +96,13 @@ impl ObjectWal {
 
     /// Lists and reads every WAL object left; a corrupt one stops recovery with an error.
     pub async fn recover(&mut self) -> Result<Recovered> {
-        let prefix = Path::from(PREFIX);
+        let prefix = Path::from(format!("{}{PREFIX}", self.node_prefix));
         let metas: Vec<_> = self.store.list(Some(&prefix)).try_collect().await?;
         let mut seqs: Vec<u64> = metas.iter().filter_map(|m| m.location.filename()?.strip_suffix(".wal")?.parse().ok()).collect();
         seqs.sort_unstable();
         let mut records = Vec::new();
         for &seq in &seqs {
-            let p = path(seq);
+            let p = path(&self.node_prefix, seq);
             let mut bytes = match self.store.get(&p).await {
                 Ok(got) => got.bytes().await?,
                 // Trimmed meanwhile by a previous owner: its records were uploaded and committed.
