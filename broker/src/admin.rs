@@ -100,7 +100,7 @@ pub fn render(b: &Broker) -> String {
     let mut hw = Vec::new();
     let mut high = std::collections::HashMap::new();
     for t in b.topics.all() {
-        for p in &t.partitions {
+        for p in t.local_partitions() {
             if let Ok(info) = b.engine.stream_info(p.stream) {
                 high.insert((t.meta.name.clone(), p.index), info.end as i64);
                 hw.push((format!("{{topic=\"{}\",partition=\"{}\"}}", label(&t.meta.name), p.index), info.end as f64));

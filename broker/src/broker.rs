@@ -64,6 +64,8 @@ pub struct Broker {
     pub cleaner: crate::cleaner::CleanerStats,
     /// This node's cluster membership, once joined (cluster mode only).
     pub membership: std::sync::OnceLock<Arc<crate::cluster::membership::Membership>>,
+    /// This node's view of its cluster's topics and brokers (cluster mode only).
+    pub cluster: Option<Arc<crate::cluster::Cluster>>,
 }
 
 /// Semaphore permits for a byte budget (a semaphore holds fewer than 2^61 permits; one request
@@ -110,9 +112,27 @@ impl BrokerBuilder {
                 floe_s3stream::store::open(&url, self.store_metrics.clone())?
             }
         };
-        let engine = Engine::open_with_clock(s.engine_config(), store.clone(), self.clock.clone()).await?;
-        let topics = Topics::load(engine.clone()).await?;
-        let state = StateStore::open(engine.clone(), &topics, self.clock.now_ms()).await?;
+        let cluster = match s.etcd_endpoints.is_empty() {
+            true => None,
+            false => Some(connect_cluster(&s).await?),
+        };
+        let mut engine_config = s.engine_config();
+        if let Some(c) = &cluster {
+            engine_config.epoch_min = crate::cluster::placement::next_engine_epoch(&c.etcd, &c.name).await?;
+        }
+        let engine = Engine::open_with_clock(engine_config, store.clone(), self.clock.clone()).await?;
+        let (topics, producer_id_floor) = match &cluster {
+            None => (Topics::load(engine.clone()).await?, 0),
+            Some(c) => {
+                let topics = Topics::for_cluster(engine.clone(), c.clone());
+                let placement = crate::cluster::placement::read(&c.etcd, &c.name).await?;
+                *c.brokers.write() = crate::cluster::membership::list(&c.etcd, &c.name).await?;
+                crate::cluster::sync::apply(&topics, &engine, None, c, &placement, self.clock.now_ms()).await;
+                // Engine epochs differ between brokers: so do the producer id ranges above them.
+                (topics, (engine.epoch() << 32) as i64)
+            }
+        };
+        let state = StateStore::open(engine.clone(), &topics, self.clock.now_ms(), producer_id_floor).await?;
         let log = Arc::new(EngineLog::open(engine.clone()).await?);
         let url = s.object_store_url().map_err(BrokerError::Internal)?;
         let warehouse = format!("{}/warehouse", location_root(&url));
@@ -202,10 +222,23 @@ impl BrokerBuilder {
             txn,
             cleaner: Default::default(),
             membership: Default::default(),
+            cluster,
         });
         spawn_background(&broker);
         Ok(broker)
     }
+}
+
+/// The etcd client and an empty view of the cluster; refuses to start while a live node holds
+/// this node's id (its engine would fence that node's storage).
+async fn connect_cluster(s: &Settings) -> Result<Arc<crate::cluster::Cluster>> {
+    use crate::cluster::{etcd::Etcd, membership};
+    let timeout = Duration::from_millis(s.cluster_session_timeout_ms.0.max(500));
+    let etcd = Etcd::new(&s.etcd_endpoints, timeout)?;
+    if let Some(kv) = etcd.get(&membership::broker_key(&s.cluster_name, s.node_id)).await? {
+        return Err(BrokerError::Coordination(format!("node id {} is taken by a live node: {}", s.node_id, String::from_utf8_lossy(&kv.value))));
+    }
+    Ok(Arc::new(crate::cluster::Cluster::new(etcd, &s.cluster_name, s.node_id)))
 }
 
 /// Splits "host:port".
@@ -252,9 +285,15 @@ fn spawn_background(b: &Arc<Broker>) {
     if b.settings.log_cleaner_enable {
         every(b, Duration::from_millis(b.settings.log_cleaner_backoff_ms.0.max(100)), |b| async move { crate::cleaner::clean_all(&b).await });
     }
+    if b.cluster.is_some() {
+        every(b, Duration::from_millis(b.settings.cluster_sync_interval_ms.0.max(10)), |b| async move { crate::cluster::sync::run_once(&b).await });
+    }
     every(b, Duration::from_millis(TABLE_TOPIC_RECONCILE_MS), |b| async move {
-        let topics: Vec<(String, std::collections::BTreeMap<String, String>)> =
-            b.topics.all().iter().map(|t| (t.meta.name.clone(), t.meta.configs.clone())).collect();
+        // Not yet in cluster mode: a table needs one committer across brokers (issue 18).
+        let topics: Vec<(String, std::collections::BTreeMap<String, String>)> = match b.cluster {
+            Some(_) => Vec::new(),
+            None => b.topics.all().iter().map(|t| (t.meta.name.clone(), t.meta.configs.clone())).collect(),
+        };
         b.table_topics.reconcile(&topics);
     });
     every(b, Duration::from_millis(b.settings.retention_check_interval_ms.0.max(100)), |b| async move {
@@ -266,7 +305,7 @@ fn spawn_background(b: &Arc<Broker>) {
     every(b, Duration::from_millis(b.settings.state_snapshot_interval_ms.0.max(100)), |b| async move {
         let before = b.clock.now_ms() - b.settings.producer_id_expiration_ms.0 as i64;
         for t in b.topics.all() {
-            for p in &t.partitions {
+            for p in t.local_partitions() {
                 p.producers.lock().expire(before);
             }
         }
@@ -295,7 +334,7 @@ impl Broker {
             if ms < 0 && bytes < 0 {
                 continue;
             }
-            for p in &topic.partitions {
+            for p in topic.local_partitions() {
                 let Ok(info) = self.engine.stream_info(p.stream) else { continue };
                 let mut cut = p.time_index.lock().retention_cut(info.start as i64, info.end as i64, now, ms, bytes);
                 // Never past an open transaction (its records stay readable, the LSO in the log).

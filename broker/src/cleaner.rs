@@ -82,7 +82,7 @@ pub async fn clean_all(b: &Broker) {
     let now = b.clock.now_ms();
     for topic in b.topics.all() {
         let Some(policy) = Policy::of(&topic.meta.configs) else { continue };
-        for p in &topic.partitions {
+        for p in topic.local_partitions() {
             match clean_partition(b, &policy, p, now).await {
                 Ok(_) => {}
                 Err(e) => {

@@ -97,6 +97,9 @@ pub enum BrokerError {
     UnstableOffsetCommit,
     #[error("producer {producer_id} epoch {epoch} is fenced by epoch {current}")]
     ProducerFenced { producer_id: i64, epoch: i16, current: i16 },
+    /// The partition is served by another broker (cluster mode), or is moving.
+    #[error("this broker does not lead {topic}-{partition} (its leader is node {leader} at epoch {leader_epoch})")]
+    NotLeaderOrFollower { topic: String, partition: i32, leader: i32, leader_epoch: i32 },
     #[error("storage: {0}")]
     Storage(#[from] floe_s3stream::Error),
     #[error("internal: {0}")]
@@ -157,8 +160,11 @@ impl BrokerError {
             BrokerError::InvalidTransactionTimeout { .. } => ResponseError::InvalidTransactionTimeout,
             BrokerError::UnstableOffsetCommit => ResponseError::UnstableOffsetCommit,
             BrokerError::TransactionalIdNotFound(_) => ResponseError::TransactionalIdNotFound,
+            BrokerError::NotLeaderOrFollower { .. } => ResponseError::NotLeaderOrFollower,
             BrokerError::Storage(e) => match (e, e.kind()) {
                 (floe_s3stream::Error::OffsetOutOfRange { .. }, _) => ResponseError::OffsetOutOfRange,
+                // A stream sealed for a move (cluster mode): the partition is on its way elsewhere.
+                (floe_s3stream::Error::StreamNotOpen(_), _) => ResponseError::NotLeaderOrFollower,
                 (floe_s3stream::Error::StreamNotFound(_), _) => ResponseError::UnknownTopicOrPartition,
                 (_, ErrorKind::Fenced) => ResponseError::NotLeaderOrFollower,
                 (_, ErrorKind::InvalidInput) => ResponseError::InvalidRequest,

@@ -71,6 +71,13 @@ enum Command {
         #[command(subcommand)]
         cmd: floe_broker::cli::broker::BrokerCommand,
     },
+    /// Partitions of a cluster (cluster mode, in etcd): list, move.
+    Partition {
+        #[command(flatten)]
+        conn: floe_broker::cli::broker::ClusterConn,
+        #[command(subcommand)]
+        cmd: floe_broker::cli::partition::PartitionCommand,
+    },
     /// Configuration tools.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -437,6 +444,7 @@ fn main() -> std::process::ExitCode {
             Command::User { conn, cmd } => cli::user::run(&conn, cmd).await,
             Command::Acl { conn, cmd } => cli::acl::run(&conn, cmd).await,
             Command::Broker { conn, cmd } => cli::broker::run(&conn, cmd).await,
+            Command::Partition { conn, cmd } => cli::partition::run(&conn, cmd).await,
             Command::Produce { conn, args } => cli::produce::run(&conn, args).await,
             Command::Consume { conn, args } => cli::consume::run(&conn, args).await,
         }

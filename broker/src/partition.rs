@@ -223,11 +223,25 @@ pub struct Partition {
     pub txn: parking_lot::Mutex<crate::txn::index::TxnIndex>,
     /// How far log compaction has cleaned the partition.
     pub cleaned: parking_lot::Mutex<crate::cleaner::CleanMark>,
+    /// The broker that leads the partition (`-1`: this node, running alone) and its leader epoch.
+    pub leader_id: i32,
+    pub leader_epoch: i32,
+    /// Whether this node serves the partition (its stream is open here).
+    pub local: bool,
 }
 
 impl Partition {
+    /// A partition of a node that runs alone: served here.
     pub fn new(topic: String, index: i32, stream: StreamId) -> Self {
+        Self::led(topic, index, stream, -1, 0, true)
+    }
+
+    /// A partition led by `leader_id` at `leader_epoch`; `local` when that is this node.
+    pub fn led(topic: String, index: i32, stream: StreamId, leader_id: i32, leader_epoch: i32, local: bool) -> Self {
         Self {
+            leader_id,
+            leader_epoch,
+            local,
             topic,
             index,
             stream,

@@ -124,6 +124,9 @@ pub struct Settings {
     pub cluster_name: String,
     /// A node not heard from for this long (its etcd lease, in whole seconds) leaves the cluster.
     pub cluster_session_timeout_ms: Millis,
+    /// How often a cluster node checks etcd for changed topics and assignments (one small read;
+    /// the whole set is read only when something changed).
+    pub cluster_sync_interval_ms: Millis,
     /// The cluster id in metadata responses.
     pub cluster_id: String,
     /// Create a topic when a client asks for one that does not exist (as Kafka does).
@@ -347,6 +350,7 @@ impl Default for Settings {
             etcd_endpoints: Vec::new(),
             cluster_name: "floe".into(),
             cluster_session_timeout_ms: Millis(2_000),
+            cluster_sync_interval_ms: Millis(100),
             cluster_id: "floe-cluster".into(),
             auto_create_topics_enable: true,
             num_partitions: 1,
@@ -484,6 +488,8 @@ impl Settings {
             block_cache_bytes: s.block_cache_bytes.0,
             compaction_interval_ms: s.compaction_interval_ms.0,
             object_grace_ms: s.object_grace_ms.0,
+            // In a cluster every node keeps its own manifest chain and object WAL in the bucket.
+            node_prefix: if self.etcd_endpoints.is_empty() { String::new() } else { format!("nodes/{}/", self.node_id) },
             ..EngineConfig::default()
         }
     }

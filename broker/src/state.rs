@@ -18,7 +18,8 @@ use crate::records;
 use crate::topics::Topics;
 
 mod snapshot;
-use snapshot::{PartitionSnapshot, Snapshot};
+pub use snapshot::PartitionSnapshot;
+use snapshot::Snapshot;
 
 const STREAM_KEY: &str = "internal/state_stream";
 const PRODUCER_ID_KEY: &str = "internal/next_producer_id";
@@ -119,6 +120,9 @@ pub struct StateStore {
     stream: StreamId,
     offsets: RwLock<HashMap<OffsetKey, Committed>>,
     producer_ids: tokio::sync::Mutex<(i64, i64)>,
+    /// The lowest producer id handed out: in a cluster `engine epoch << 32`, so brokers (whose
+    /// engine epochs differ) never hand out the same id.
+    producer_id_floor: i64,
     /// Orders commits (their log position and their effect) and lets a snapshot see all of them.
     commit_order: tokio::sync::Mutex<()>,
     /// Tells one snapshot's records from another's (a crash may leave one unfinished).
@@ -131,7 +135,7 @@ pub struct StateStore {
 impl StateStore {
     /// Opens (or creates) the state stream and replays it; then rebuilds partition state.
     /// Producers found by the scan count as seen at `now_ms`.
-    pub async fn open(engine: Engine, topics: &Topics, now_ms: i64) -> Result<Arc<Self>> {
+    pub async fn open(engine: Engine, topics: &Topics, now_ms: i64, producer_id_floor: i64) -> Result<Arc<Self>> {
         let stream = match engine.kv_get(STREAM_KEY).and_then(|v| v.parse().ok()) {
             Some(s) => s,
             None => {
@@ -156,12 +160,13 @@ impl StateStore {
             stream,
             offsets: RwLock::new(offsets),
             producer_ids: Default::default(),
+            producer_id_floor,
             commit_order: Default::default(),
             snapshot_id: std::sync::atomic::AtomicU64::new(now_ms.max(0) as u64),
             snapshotted: Default::default(),
         });
         for topic in topics.all() {
-            for p in &topic.partitions {
+            for p in topic.local_partitions() {
                 let mut from = engine.stream_info(p.stream)?.start;
                 if let Some(s) = snapshots.remove(&p.stream) {
                     this.snapshotted.lock().insert(p.stream, s.scanned_to);
@@ -174,6 +179,33 @@ impl StateStore {
             }
         }
         Ok(this)
+    }
+
+    /// A partition's producer, time and transaction state, covering its log up to `end` (the
+    /// caller holds the partition still: sealed, or under its sequencing lock).
+    pub fn partition_snapshot(p: &crate::partition::Partition, end: u64) -> PartitionSnapshot {
+        PartitionSnapshot {
+            topic: p.topic.clone(),
+            partition: p.index,
+            stream: p.stream,
+            scanned_to: end,
+            producers: p.producers.lock().clone(),
+            index: p.time_index.lock().clone(),
+            txn: p.txn.lock().clone(),
+        }
+    }
+
+    /// Gives a partition taken over from another broker its state: the giver's snapshot, then
+    /// a scan of the log after it (the whole log without one).
+    pub async fn adopt(&self, p: &crate::partition::Partition, given: Option<PartitionSnapshot>, now_ms: i64) -> Result<()> {
+        let mut from = self.engine.stream_info(p.stream)?.start;
+        if let Some(s) = given.filter(|s| s.stream == p.stream) {
+            *p.producers.lock() = s.producers;
+            *p.time_index.lock() = s.index;
+            *p.txn.lock() = s.txn;
+            from = from.max(s.scanned_to);
+        }
+        self.scan_partition(p, from, now_ms).await
     }
 
     async fn scan_partition(&self, p: &crate::partition::Partition, from: u64, now_ms: i64) -> Result<()> {
@@ -245,7 +277,7 @@ impl StateStore {
     pub async fn next_producer_id(&self) -> Result<i64> {
         let mut ids = self.producer_ids.lock().await;
         if ids.0 >= ids.1 {
-            let start = self.engine.kv_get(PRODUCER_ID_KEY).and_then(|v| v.parse().ok()).unwrap_or(1000i64);
+            let start = self.engine.kv_get(PRODUCER_ID_KEY).and_then(|v| v.parse().ok()).unwrap_or(1000i64).max(self.producer_id_floor);
             let limit = start + PRODUCER_ID_BLOCK;
             self.engine.kv_put(vec![(PRODUCER_ID_KEY.into(), Some(limit.to_string()))]).await?;
             *ids = (start, limit);
@@ -260,19 +292,11 @@ impl StateStore {
         let mut partitions = Vec::new();
         let mut covered = Vec::new();
         for topic in topics.all() {
-            for p in &topic.partitions {
+            for p in topic.local_partitions() {
                 // The end is read before the tables, so the tables cover at least up to it.
                 let Ok(info) = self.engine.stream_info(p.stream) else { continue };
                 covered.push((p.stream, info.end));
-                partitions.push(PartitionSnapshot {
-                    topic: p.topic.clone(),
-                    partition: p.index,
-                    stream: p.stream,
-                    scanned_to: info.end,
-                    producers: p.producers.lock().clone(),
-                    index: p.time_index.lock().clone(),
-                    txn: p.txn.lock().clone(),
-                });
+                partitions.push(Self::partition_snapshot(p, info.end));
             }
         }
         // Under the commit order: every commit before the snapshot is in it, every later one

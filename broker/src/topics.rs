@@ -8,6 +8,7 @@ use floe_s3stream::Engine;
 use parking_lot::RwLock;
 use serde::{Deserialize, Serialize};
 
+use crate::cluster::Cluster;
 use crate::error::{BrokerError, Result};
 use crate::partition::Partition;
 use crate::topic_config;
@@ -34,11 +35,22 @@ pub struct Topic {
 
 impl Topic {
     /// A partition by index, or UNKNOWN_TOPIC_OR_PARTITION.
+    /// A partition by index, or UNKNOWN_TOPIC_OR_PARTITION; NOT_LEADER_OR_FOLLOWER when another
+    /// broker serves it.
     pub fn partition(&self, index: i32) -> Result<Arc<Partition>> {
-        usize::try_from(index)
+        let p = usize::try_from(index)
             .ok()
             .and_then(|i| self.partitions.get(i).cloned())
-            .ok_or_else(|| BrokerError::UnknownTopicOrPartition(format!("{}-{index}", self.meta.name)))
+            .ok_or_else(|| BrokerError::UnknownTopicOrPartition(format!("{}-{index}", self.meta.name)))?;
+        match p.local {
+            true => Ok(p),
+            false => Err(BrokerError::NotLeaderOrFollower { topic: p.topic.clone(), partition: p.index, leader: p.leader_id, leader_epoch: p.leader_epoch }),
+        }
+    }
+
+    /// The partitions this node serves.
+    pub fn local_partitions(&self) -> impl Iterator<Item = &Arc<Partition>> {
+        self.partitions.iter().filter(|p| p.local)
     }
 }
 
@@ -46,8 +58,10 @@ impl Topic {
 pub struct Topics {
     engine: Engine,
     by_name: RwLock<HashMap<String, Arc<Topic>>>,
-    /// Serializes topic changes (create, delete, alter).
-    changes: tokio::sync::Mutex<()>,
+    /// Serializes topic changes (create, delete, alter, and applying the cluster's assignments).
+    pub(crate) changes: tokio::sync::Mutex<()>,
+    /// In cluster mode: topics live in etcd, and changes go there.
+    cluster: Option<Arc<Cluster>>,
 }
 
 /// Checks a topic name as Kafka does.
@@ -75,7 +89,22 @@ impl Topics {
             by_name.insert(topic.meta.name.clone(), Arc::new(topic));
         }
         tracing::info!(topics = by_name.len(), "topics loaded");
-        Ok(Self { engine, by_name: RwLock::new(by_name), changes: Default::default() })
+        Ok(Self { engine, by_name: RwLock::new(by_name), changes: Default::default(), cluster: None })
+    }
+
+    /// No topics yet: in cluster mode they come from etcd (`cluster::sync`).
+    pub fn for_cluster(engine: Engine, cluster: Arc<Cluster>) -> Self {
+        Self { engine, by_name: Default::default(), changes: Default::default(), cluster: Some(cluster) }
+    }
+
+    /// Puts a topic in place of the one of its name (cluster sync, under `changes`).
+    pub(crate) fn install(&self, topic: Topic) {
+        self.by_name.write().insert(topic.meta.name.clone(), Arc::new(topic));
+    }
+
+    /// Forgets a topic (cluster sync, under `changes`).
+    pub(crate) fn uninstall(&self, name: &str) {
+        self.by_name.write().remove(name);
     }
 
     /// A topic by name.
@@ -115,6 +144,9 @@ impl Topics {
         if validate_only {
             return Ok(Arc::new(Topic { meta, partitions: vec![] }));
         }
+        if let Some(c) = &self.cluster {
+            return self.create_in_cluster(c, meta, partitions).await;
+        }
         let mut meta = meta;
         for _ in 0..partitions {
             meta.streams.push(self.engine.create_stream().await?);
@@ -130,6 +162,20 @@ impl Topics {
     pub async fn delete(&self, name: &str) -> Result<TopicMeta> {
         let _g = self.changes.lock().await;
         let topic = self.get(name).ok_or_else(|| BrokerError::UnknownTopicOrPartition(name.to_string()))?;
+        if let Some(c) = &self.cluster {
+            if !crate::cluster::placement::delete_topic(&c.etcd, &c.name, name).await? {
+                return Err(BrokerError::UnknownTopicOrPartition(name.to_string()));
+            }
+            self.by_name.write().remove(name);
+            // The other owners drop their partitions when they next read the cluster.
+            for p in topic.local_partitions() {
+                if let Err(e) = self.engine.delete_stream(p.stream).await {
+                    tracing::warn!(topic = name, stream = p.stream, error = %e, "deleting a partition stream failed; its data stays until collected");
+                }
+            }
+            tracing::info!(topic = name, "topic deleted");
+            return Ok(topic.meta.clone());
+        }
         self.engine.kv_put(vec![(format!("{KEY_PREFIX}{name}"), None)]).await?;
         self.by_name.write().remove(name);
         for &s in &topic.meta.streams {
@@ -151,6 +197,9 @@ impl Topics {
         }
         if validate_only {
             return Ok(());
+        }
+        if let Some(c) = &self.cluster {
+            return self.add_in_cluster(c, &topic, count).await;
         }
         let mut meta = topic.meta.clone();
         for _ in now..count {
@@ -175,6 +224,21 @@ impl Topics {
             return Ok(());
         }
         let meta = TopicMeta { configs, ..topic.meta.clone() };
+        if let Some(c) = &self.cluster {
+            let kv = c
+                .etcd
+                .get(&crate::cluster::placement::topic_key(&c.name, name))
+                .await?
+                .ok_or_else(|| BrokerError::UnknownTopicOrPartition(name.to_string()))?;
+            let stored: TopicMeta = serde_json::from_slice(&kv.value).map_err(|e| BrokerError::Coordination(e.to_string()))?;
+            let next = TopicMeta { configs: meta.configs.clone(), ..stored };
+            if !crate::cluster::placement::update_topic(&c.etcd, &c.name, &next, kv.mod_revision, &[]).await? {
+                return Err(BrokerError::Coordination(format!("topic {name} changed meanwhile; retry")));
+            }
+            let updated = Arc::new(Topic { meta: next, partitions: topic.partitions.clone() });
+            self.by_name.write().insert(name.to_string(), updated);
+            return Ok(());
+        }
         self.save(&meta).await?;
         let updated = Arc::new(Topic { meta, partitions: topic.partitions.clone() });
         self.by_name.write().insert(name.to_string(), updated);
@@ -184,6 +248,78 @@ impl Topics {
     async fn save(&self, meta: &TopicMeta) -> Result<()> {
         let json = serde_json::to_string(meta).map_err(|e| BrokerError::Internal(e.to_string()))?;
         self.engine.kv_put(vec![(format!("{KEY_PREFIX}{}", meta.name), Some(json))]).await?;
+        Ok(())
+    }
+}
+
+impl Topics {
+    /// Creates the streams of new partitions here and hands those placed on other brokers to
+    /// them (each an empty handoff); returns the owners.
+    async fn new_partitions(&self, c: &Cluster, topic: &str, streams: &mut Vec<u64>, count: i32) -> Result<Vec<i32>> {
+        let owners = c.place(topic, count);
+        for &owner in &owners {
+            let s = self.engine.create_stream().await?;
+            streams.push(s);
+            if owner != c.node_id {
+                self.engine.seal_stream(s).await?;
+                self.engine.export_stream(s, String::new()).await?;
+            }
+        }
+        Ok(owners)
+    }
+
+    /// Opens what this node owns of new partitions `from..`, and lists the others as theirs.
+    async fn open_placed(&self, c: &Cluster, meta: &TopicMeta, from: usize, owners: &[i32]) -> Result<Vec<Arc<Partition>>> {
+        let mut out = Vec::with_capacity(owners.len());
+        for (k, &owner) in owners.iter().enumerate() {
+            let (index, s) = (from + k, meta.streams[from + k]);
+            let local = owner == c.node_id;
+            if local {
+                self.engine.open_stream(s, self.engine.epoch()).await?;
+            }
+            out.push(Arc::new(Partition::led(meta.name.clone(), index as i32, s, owner, 0, local)));
+        }
+        Ok(out)
+    }
+
+    /// Drops streams created for partitions that did not come to be.
+    async fn forget_streams(&self, streams: &[u64]) {
+        for &s in streams {
+            let _ = self.engine.delete_stream(s).await;
+        }
+    }
+
+    async fn create_in_cluster(&self, c: &Cluster, mut meta: TopicMeta, partitions: i32) -> Result<Arc<Topic>> {
+        let owners = self.new_partitions(c, &meta.name, &mut meta.streams, partitions).await?;
+        if let Err(e) = crate::cluster::placement::create_topic(&c.etcd, &c.name, &meta, &owners).await {
+            self.forget_streams(&meta.streams).await;
+            return Err(e);
+        }
+        let partitions = self.open_placed(c, &meta, 0, &owners).await?;
+        let topic = Arc::new(Topic { meta, partitions });
+        self.by_name.write().insert(topic.meta.name.clone(), topic.clone());
+        tracing::info!(topic = %topic.meta.name, owners = ?owners, "topic created in the cluster");
+        Ok(topic)
+    }
+
+    async fn add_in_cluster(&self, c: &Cluster, topic: &Topic, count: i32) -> Result<()> {
+        let name = &topic.meta.name;
+        let kv =
+            c.etcd.get(&crate::cluster::placement::topic_key(&c.name, name)).await?.ok_or_else(|| BrokerError::UnknownTopicOrPartition(name.to_string()))?;
+        let mut meta: TopicMeta = serde_json::from_slice(&kv.value).map_err(|e| BrokerError::Coordination(e.to_string()))?;
+        let now = meta.streams.len();
+        if count as usize <= now {
+            return Err(BrokerError::InvalidPartitions(format!("topic {name} has {now} partitions; asked for {count}")));
+        }
+        let owners = self.new_partitions(c, name, &mut meta.streams, count - now as i32).await?;
+        let placed: Vec<(i32, i32)> = owners.iter().enumerate().map(|(k, &o)| ((now + k) as i32, o)).collect();
+        if !crate::cluster::placement::update_topic(&c.etcd, &c.name, &meta, kv.mod_revision, &placed).await? {
+            self.forget_streams(&meta.streams[now..]).await;
+            return Err(BrokerError::Coordination(format!("topic {name} changed meanwhile; retry")));
+        }
+        let mut partitions = topic.partitions.clone();
+        partitions.extend(self.open_placed(c, &meta, now, &owners).await?);
+        self.by_name.write().insert(name.to_string(), Arc::new(Topic { meta, partitions }));
         Ok(())
     }
 }

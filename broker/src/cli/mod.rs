@@ -6,6 +6,7 @@ pub mod command_config;
 pub mod consume;
 pub mod group;
 pub mod kafka;
+pub mod partition;
 pub mod produce;
 pub mod render;
 pub mod table_status;

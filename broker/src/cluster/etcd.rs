@@ -1,4 +1,4 @@
-//! A small etcd v3 client over etcd's JSON gateway (`POST /v3/...`): leases, range, put, create-if-absent, delete.
+//! A small etcd v3 client over etcd's JSON gateway (`POST /v3/...`): leases, range, put, create-if-absent, transactions, delete.
 //!
 //! Keys and values travel base64-encoded and 64-bit numbers as strings, as the gateway's
 //! protobuf-JSON mapping writes them; fields at their default (false, 0, empty) are left out of
@@ -24,6 +24,43 @@ pub struct Kv {
     pub create_revision: i64,
     pub mod_revision: i64,
     pub lease: i64,
+}
+
+/// A condition of a transaction.
+#[derive(Debug, Clone)]
+pub enum Cmp {
+    /// The key does not exist.
+    Absent(String),
+    /// The key was last changed at this revision (0: it does not exist).
+    ModRevision(String, i64),
+}
+
+/// A write of a transaction.
+#[derive(Debug, Clone)]
+pub enum Op {
+    Put(String, Vec<u8>),
+    Delete(String),
+    /// Every key under the prefix.
+    DeletePrefix(String),
+}
+
+impl Cmp {
+    fn json(&self) -> Value {
+        match self {
+            Cmp::Absent(k) => json!({"key": b64(k.as_bytes()), "target": "CREATE", "create_revision": "0"}),
+            Cmp::ModRevision(k, r) => json!({"key": b64(k.as_bytes()), "target": "MOD", "mod_revision": r.to_string()}),
+        }
+    }
+}
+
+impl Op {
+    fn json(&self) -> Value {
+        match self {
+            Op::Put(k, v) => json!({"request_put": {"key": b64(k.as_bytes()), "value": b64(v)}}),
+            Op::Delete(k) => json!({"request_delete_range": {"key": b64(k.as_bytes())}}),
+            Op::DeletePrefix(p) => json!({"request_delete_range": {"key": b64(p.as_bytes()), "range_end": b64(&prefix_end(p.as_bytes()))}}),
+        }
+    }
 }
 
 /// A client of one etcd cluster.
@@ -161,6 +198,32 @@ impl Etcd {
     pub async fn prefix(&self, prefix: &str) -> Result<Vec<Kv>> {
         let body = json!({"key": b64(prefix.as_bytes()), "range_end": b64(&prefix_end(prefix.as_bytes()))});
         kvs(&self.call("/v3/kv/range", body).await?)
+    }
+
+    /// Applies `ops` atomically if every condition holds: the new revision, or None when a
+    /// condition failed (nothing was written).
+    pub async fn txn(&self, conditions: &[Cmp], ops: &[Op]) -> Result<Option<i64>> {
+        let body = json!({
+            "compare": conditions.iter().map(Cmp::json).collect::<Vec<_>>(),
+            "success": ops.iter().map(Op::json).collect::<Vec<_>>(),
+        });
+        let v = self.call("/v3/kv/txn", body).await?;
+        let done = v.get("succeeded").and_then(Value::as_bool).unwrap_or(false);
+        Ok(done.then(|| v.get("header").and_then(|h| h.get("revision")).map_or(0, num)))
+    }
+
+    /// Every key under `prefix`, and the store's revision they were read at.
+    pub async fn prefix_at(&self, prefix: &str) -> Result<(Vec<Kv>, i64)> {
+        let body = json!({"key": b64(prefix.as_bytes()), "range_end": b64(&prefix_end(prefix.as_bytes()))});
+        let v = self.call("/v3/kv/range", body).await?;
+        let revision = v.get("header").and_then(|h| h.get("revision")).map_or(0, num);
+        Ok((kvs(&v)?, revision))
+    }
+
+    /// The store's current revision (a range that counts nothing).
+    pub async fn revision(&self, key: &str) -> Result<i64> {
+        let v = self.call("/v3/kv/range", json!({"key": b64(key.as_bytes()), "count_only": true})).await?;
+        Ok(v.get("header").and_then(|h| h.get("revision")).map_or(0, num))
     }
 
     /// Deletes `key`.

@@ -44,7 +44,7 @@ pub fn api_versions(error_code: i16) -> ApiVersionsResponse {
 }
 
 fn topic_entry(b: &Broker, t: &Topic, version: i16) -> MetadataResponseTopic {
-    let node = BrokerId(b.settings.node_id);
+    let me = b.settings.node_id;
     let mut mt = MetadataResponseTopic::default();
     mt.name = Some(TopicName(sb(&t.meta.name)));
     if version >= 10 {
@@ -56,9 +56,14 @@ fn topic_entry(b: &Broker, t: &Topic, version: i16) -> MetadataResponseTopic {
         .map(|p| {
             let mut mp = MetadataResponsePartition::default();
             mp.partition_index = p.index;
+            let node = BrokerId(if p.leader_id < 0 && p.local { me } else { p.leader_id });
             mp.leader_id = node;
+            if node.0 < 0 {
+                // Assigned but not yet placed: clients retry.
+                mp.error_code = BrokerError::NotLeaderOrFollower { topic: p.topic.clone(), partition: p.index, leader: -1, leader_epoch: -1 }.code();
+            }
             if version >= 7 {
-                mp.leader_epoch = 0;
+                mp.leader_epoch = p.leader_epoch.max(0);
             }
             mp.replica_nodes = vec![node];
             mp.isr_nodes = vec![node];
@@ -68,21 +73,41 @@ fn topic_entry(b: &Broker, t: &Topic, version: i16) -> MetadataResponseTopic {
     mt
 }
 
-/// Metadata: this node as the only broker (at the address of the listener asked) and the leader
-/// of every partition.
+/// Every broker a client should know, with its address on the listener the request came in on:
+/// this node alone, or every live broker of its cluster.
+pub(crate) fn brokers(b: &Broker, ctx: &RequestContext) -> Vec<(i32, String, i32)> {
+    let (host, port) = ctx.listener.advertised.clone();
+    let mut all = b.cluster.as_ref().map(|c| c.addresses(&ctx.listener.name)).unwrap_or_default();
+    if !all.iter().any(|(id, _, _)| *id == b.settings.node_id) {
+        all.push((b.settings.node_id, host, port));
+        all.sort_by_key(|(id, _, _)| *id);
+    }
+    all
+}
+
+/// The controller's node id: this node when it runs alone.
+fn controller_id(b: &Broker) -> i32 {
+    b.cluster.as_ref().and_then(|c| c.controller()).unwrap_or(b.settings.node_id)
+}
+
+/// Metadata: the brokers (at the address of the listener asked) and each partition's leader.
 pub async fn metadata(b: &Arc<Broker>, req: MetadataRequest, ctx: &RequestContext) -> MetadataResponse {
     let mut r = MetadataResponse::default();
-    let (host, port) = ctx.listener.advertised.clone();
-    let mut broker = MetadataResponseBroker::default();
-    broker.node_id = BrokerId(b.settings.node_id);
-    broker.host = sb(&host);
-    broker.port = port;
-    r.brokers = vec![broker];
+    r.brokers = brokers(b, ctx)
+        .into_iter()
+        .map(|(id, host, port)| {
+            let mut broker = MetadataResponseBroker::default();
+            broker.node_id = BrokerId(id);
+            broker.host = sb(&host);
+            broker.port = port;
+            broker
+        })
+        .collect();
     if ctx.version >= 2 {
         r.cluster_id = Some(sb(&b.settings.cluster_id));
     }
     if ctx.version >= 1 {
-        r.controller_id = BrokerId(b.settings.node_id);
+        r.controller_id = BrokerId(controller_id(b));
     }
     let auto_create = b.settings.auto_create_topics_enable && (ctx.version < 4 || req.allow_auto_topic_creation);
     match req.topics {
@@ -138,13 +163,12 @@ pub async fn metadata(b: &Arc<Broker>, req: MetadataRequest, ctx: &RequestContex
     r
 }
 
-/// DescribeCluster: this node.
+/// DescribeCluster: every broker.
 pub fn describe_cluster(b: &Arc<Broker>, ctx: &RequestContext) -> DescribeClusterResponse {
     let version = ctx.version;
-    let (host, port) = ctx.listener.advertised.clone();
     let mut r = DescribeClusterResponse::default();
     r.cluster_id = sb(&b.settings.cluster_id);
-    r.controller_id = BrokerId(b.settings.node_id);
+    r.controller_id = BrokerId(controller_id(b));
     if version >= 1 {
         r.endpoint_type = 1;
     }
@@ -154,18 +178,26 @@ pub fn describe_cluster(b: &Arc<Broker>, ctx: &RequestContext) -> DescribeCluste
         r.error_message = Some(sb(&e.to_string()));
         return r;
     }
-    let mut broker = DescribeClusterBroker::default();
-    broker.broker_id = BrokerId(b.settings.node_id);
-    broker.host = sb(&host);
-    broker.port = port;
-    r.brokers = vec![broker];
+    r.brokers = brokers(b, ctx)
+        .into_iter()
+        .map(|(id, host, port)| {
+            let mut broker = DescribeClusterBroker::default();
+            broker.broker_id = BrokerId(id);
+            broker.host = sb(&host);
+            broker.port = port;
+            broker
+        })
+        .collect();
     r
 }
 
-/// FindCoordinator: this node coordinates every group.
+/// FindCoordinator: this node coordinates every group when it runs alone; in a cluster, for
+/// now, the controller coordinates every group and transactional id (coordinator partitions
+/// that move like any other are the next step, issue 18).
 pub fn find_coordinator(b: &Arc<Broker>, req: FindCoordinatorRequest, ctx: &RequestContext) -> FindCoordinatorResponse {
-    let (host, port) = ctx.listener.advertised.clone();
-    let node = BrokerId(b.settings.node_id);
+    let id = controller_id(b);
+    let (host, port) = brokers(b, ctx).into_iter().find(|(n, _, _)| *n == id).map(|(_, h, p)| (h, p)).unwrap_or_else(|| ctx.listener.advertised.clone());
+    let node = BrokerId(id);
     let mut r = FindCoordinatorResponse::default();
     if ctx.version >= 4 {
         r.coordinators = req

@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use kafka_protocol::messages::produce_request::ProduceRequest;
-use kafka_protocol::messages::produce_response::{PartitionProduceResponse, ProduceResponse, TopicProduceResponse};
-use kafka_protocol::messages::{ResponseKind, TopicName};
+use kafka_protocol::messages::produce_response::{NodeEndpoint, PartitionProduceResponse, ProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::{BrokerId, ResponseKind, TopicName};
 
 use super::{sb, Reply, RequestContext};
 use crate::broker::Broker;
@@ -47,6 +47,8 @@ pub async fn start(b: Arc<Broker>, req: ProduceRequest, ctx: RequestContext) -> 
         pending.push((t.name, parts));
     }
     let version = ctx.version;
+    // KIP-951: a NOT_LEADER_OR_FOLLOWER answer names the leader and how to reach it.
+    let addresses = if b.cluster.is_some() && version >= 10 { super::meta::brokers(&b, &ctx) } else { Vec::new() };
     Box::pin(async move {
         let mut resp = ProduceResponse::default();
         let mut any_appended = false;
@@ -78,6 +80,9 @@ pub async fn start(b: Arc<Broker>, req: ProduceRequest, ctx: RequestContext) -> 
                         if version >= 8 {
                             pr.error_message = Some(sb(&e.to_string()));
                         }
+                        if let BrokerError::NotLeaderOrFollower { leader, leader_epoch, .. } = e {
+                            hint_leader(&mut resp, &mut pr, &addresses, *leader, *leader_epoch);
+                        }
                     }
                 }
                 tr.partition_responses.push(pr);
@@ -89,6 +94,20 @@ pub async fn start(b: Arc<Broker>, req: ProduceRequest, ctx: RequestContext) -> 
         }
         (acks != 0).then_some(ResponseKind::Produce(resp))
     })
+}
+
+/// Fills KIP-951's current leader of a partition and, once per response, its endpoint.
+fn hint_leader(resp: &mut ProduceResponse, pr: &mut PartitionProduceResponse, addresses: &[(i32, String, i32)], leader: i32, leader_epoch: i32) {
+    let Some((id, host, port)) = addresses.iter().find(|(id, _, _)| *id == leader && leader >= 0) else { return };
+    pr.current_leader.leader_id = BrokerId(*id);
+    pr.current_leader.leader_epoch = leader_epoch;
+    if !resp.node_endpoints.iter().any(|n| n.node_id.0 == *id) {
+        let mut n = NodeEndpoint::default();
+        n.node_id = BrokerId(*id);
+        n.host = sb(host);
+        n.port = *port;
+        resp.node_endpoints.push(n);
+    }
 }
 
 async fn start_partition(b: &Arc<Broker>, topic: &str, index: i32, data: Bytes, txn_id: Option<&str>) -> Result<Pending> {

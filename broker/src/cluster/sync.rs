@@ -1,0 +1,185 @@
+//! Brings this broker in line with the cluster's assignments: opens or takes over the partitions it owns, hands over those asked to move, drops deleted topics.
+//!
+//! A move of a partition A → B: A (its owner) sees `target: B`, seals the stream under the
+//! partition's sequencing lock (later produces answer NOT_LEADER_OR_FOLLOWER; queued ones become
+//! durable and are uploaded), exports it with the partition's producer state as the attachment,
+//! then swaps the assignment to `{owner: B, leader_epoch + 1}`. B sees itself as owner, imports
+//! the stream, restores that state (scanning whatever the attachment does not cover) and serves.
+
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+
+use floe_s3stream::{Engine, StreamId};
+
+use super::placement::{self, Assignment, Placement, Versioned};
+use super::{membership, Cluster};
+use crate::broker::Broker;
+use crate::error::{BrokerError, Result};
+use crate::partition::Partition;
+use crate::state::{PartitionSnapshot, StateStore};
+use crate::topics::{Topic, Topics};
+
+/// Reads etcd when anything changed there (or the last round left work undone) and applies it.
+pub async fn run_once(b: &Arc<Broker>) {
+    let Some(c) = &b.cluster else { return };
+    if let Err(e) = refresh(b, c).await {
+        c.stats.sync_failures.fetch_add(1, Relaxed);
+        tracing::warn!(error = %e, "reading the cluster's assignments failed; retrying");
+    }
+}
+
+async fn refresh(b: &Arc<Broker>, c: &Cluster) -> Result<()> {
+    let revision = c.etcd.revision(&super::root(&c.name)).await?;
+    if revision == c.placement.read().revision {
+        return Ok(());
+    }
+    let brokers = membership::list(&c.etcd, &c.name).await?;
+    let mut placement = placement::read(&c.etcd, &c.name).await?;
+    *c.brokers.write() = brokers;
+    if !apply(&b.topics, &b.engine, Some(&b.state), c, &placement, b.clock.now_ms()).await {
+        placement.revision = 0; // read again next round, to retry what failed
+    }
+    *c.placement.write() = placement;
+    Ok(())
+}
+
+/// Applies `placement` to this node's topics and engine; false when something is left to retry.
+/// Without `state` (at start-up, before the state store is open) moves wait and partitions are
+/// opened without restoring their state: the state store's own start-up scan does that.
+pub async fn apply(topics: &Topics, engine: &Engine, state: Option<&StateStore>, c: &Cluster, placement: &Placement, now_ms: i64) -> bool {
+    let _changes = topics.changes.lock().await;
+    let mut settled = true;
+    let none = Default::default();
+    for (name, t) in &placement.topics {
+        let assigned = placement.partitions.get(name).unwrap_or(&none);
+        let current = topics.get(name);
+        let mut changed = current.as_ref().is_none_or(|cur| cur.meta != t.value);
+        let mut partitions = Vec::with_capacity(t.value.streams.len().min(crate::topics::PARTITIONS_MAX as usize));
+        for (i, &stream) in t.value.streams.iter().enumerate() {
+            let index = i as i32;
+            let cur = current.as_ref().and_then(|t| t.partitions.get(i)).cloned();
+            let next = match assigned.get(&index) {
+                Some(a) => {
+                    let (p, ok) = settle(engine, state, c, name, index, stream, a, cur.clone(), now_ms).await;
+                    settled &= ok;
+                    p
+                }
+                None => Arc::new(Partition::led(name.clone(), index, stream, -1, -1, false)),
+            };
+            changed |= cur.is_none_or(|cur| !Arc::ptr_eq(&cur, &next));
+            partitions.push(next);
+        }
+        if changed {
+            topics.install(Topic { meta: t.value.clone(), partitions });
+        }
+    }
+    for t in topics.all() {
+        if !placement.topics.contains_key(&t.meta.name) {
+            topics.uninstall(&t.meta.name);
+            for p in t.local_partitions() {
+                if let Err(e) = engine.delete_stream(p.stream).await {
+                    tracing::warn!(topic = %t.meta.name, partition = p.index, error = %e, "deleting a deleted topic's stream failed");
+                }
+            }
+            tracing::info!(topic = %t.meta.name, "topic deleted in the cluster");
+        }
+    }
+    settled
+}
+
+/// One partition: what this node should hold of it now, and whether that settled.
+#[allow(clippy::too_many_arguments)]
+async fn settle(
+    engine: &Engine,
+    state: Option<&StateStore>,
+    c: &Cluster,
+    topic: &str,
+    index: i32,
+    stream: StreamId,
+    a: &Versioned<Assignment>,
+    cur: Option<Arc<Partition>>,
+    now_ms: i64,
+) -> (Arc<Partition>, bool) {
+    let me = c.node_id;
+    let Assignment { owner, leader_epoch, target } = a.value;
+    let local = cur.as_ref().filter(|p| p.local);
+    if owner != me {
+        if let Some(p) = local {
+            // Taken away without a handoff by us: stop appending to our copy.
+            tracing::warn!(topic, partition = index, owner, "partition assigned elsewhere while served here; closing it");
+            let _ = engine.close_stream(p.stream);
+        }
+        let same = cur.filter(|p| !p.local && p.leader_id == owner && p.leader_epoch == leader_epoch);
+        return (same.unwrap_or_else(|| Arc::new(Partition::led(topic.to_string(), index, stream, owner, leader_epoch, false))), true);
+    }
+    match (target.filter(|&t| t != me), local, state) {
+        (Some(to), Some(p), Some(_)) => match hand_over(engine, c, p, a, to).await {
+            Ok(()) => (Arc::new(Partition::led(topic.to_string(), index, stream, to, leader_epoch + 1, false)), true),
+            Err(e) => {
+                tracing::warn!(topic, partition = index, to, error = %e, "handing the partition over failed; it stays here");
+                // Still in our chain: serve it again. Already exported: take it back next round.
+                match engine.open_stream(stream, engine.epoch()).await {
+                    Ok(_) => (p.clone(), false),
+                    Err(_) => (Arc::new(Partition::led(topic.to_string(), index, stream, me, leader_epoch, false)), false),
+                }
+            }
+        },
+        (_, Some(p), _) => (p.clone(), target.is_none_or(|t| t == me)),
+        (_, None, _) => match take(engine, state, c, topic, index, stream, leader_epoch, now_ms).await {
+            Ok(p) => (p, target.is_none_or(|t| t == me)),
+            Err(e) => {
+                tracing::warn!(topic, partition = index, error = %e, "taking the partition over failed; retrying");
+                (Arc::new(Partition::led(topic.to_string(), index, stream, me, leader_epoch, false)), false)
+            }
+        },
+    }
+}
+
+/// Opens a partition this node owns: from its own chain, or from the giver's handoff.
+#[allow(clippy::too_many_arguments)]
+async fn take(
+    engine: &Engine,
+    state: Option<&StateStore>,
+    c: &Cluster,
+    topic: &str,
+    index: i32,
+    stream: StreamId,
+    leader_epoch: i32,
+    now_ms: i64,
+) -> Result<Arc<Partition>> {
+    let attachment = match engine.stream_info(stream) {
+        Ok(_) => {
+            engine.open_stream(stream, engine.epoch()).await?;
+            None
+        }
+        Err(_) => engine.import_stream(stream).await?.1,
+    };
+    let p = Partition::led(topic.to_string(), index, stream, c.node_id, leader_epoch, true);
+    if let Some(state) = state {
+        let given = attachment.filter(|a| !a.is_empty()).and_then(|a| serde_json::from_str::<PartitionSnapshot>(&a).ok());
+        state.adopt(&p, given, now_ms).await?;
+    }
+    c.stats.takeovers.fetch_add(1, Relaxed);
+    tracing::info!(topic, partition = index, leader_epoch, "serving the partition");
+    Ok(Arc::new(p))
+}
+
+/// Hands a partition this node serves over to `to`.
+async fn hand_over(engine: &Engine, c: &Cluster, p: &Arc<Partition>, a: &Versioned<Assignment>, to: i32) -> Result<()> {
+    let started = std::time::Instant::now();
+    let snapshot = {
+        // No produce is between its checks and its append while this is held.
+        let _sequencing = p.sequencing.lock().await;
+        let end = engine.seal_stream(p.stream).await?;
+        StateStore::partition_snapshot(p, end)
+    };
+    let attachment = serde_json::to_string(&snapshot).map_err(|e| BrokerError::Internal(e.to_string()))?;
+    engine.export_stream(p.stream, attachment).await?;
+    let next = Assignment { owner: to, leader_epoch: a.value.leader_epoch + 1, target: None };
+    if !placement::swap_assignment(&c.etcd, &c.name, &p.topic, p.index, a.mod_revision, &next).await? {
+        return Err(BrokerError::Coordination("the assignment changed during the move".into()));
+    }
+    c.stats.moves_out.fetch_add(1, Relaxed);
+    tracing::info!(topic = %p.topic, partition = p.index, to, leader_epoch = next.leader_epoch, ms = started.elapsed().as_millis() as u64, "partition handed over");
+    Ok(())
+}
