@@ -2,10 +2,12 @@
 
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
 import time
+import urllib.request
 import uuid
 
 import pytest
@@ -123,3 +125,30 @@ def free_port():
     port = s.getsockname()[1]
     s.close()
     return port
+
+
+@pytest.fixture
+def etcd(tmp_path):
+    """A real single-member etcd (Debian's etcd-server) on loopback ports."""
+    if shutil.which("etcd") is None:
+        pytest.skip("etcd is not installed (Debian's etcd-server; scripts/test.sh installs it)")
+    client, peer = free_port(), free_port()
+    url = f"http://127.0.0.1:{client}"
+    proc = subprocess.Popen(["etcd", "--name", "t", "--data-dir", str(tmp_path / "etcd"),
+                             "--listen-client-urls", url, "--advertise-client-urls", url,
+                             "--listen-peer-urls", f"http://127.0.0.1:{peer}", "--initial-advertise-peer-urls", f"http://127.0.0.1:{peer}",
+                             "--initial-cluster", f"t=http://127.0.0.1:{peer}", "--heartbeat-interval", "50", "--election-timeout", "500"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 30
+    while True:
+        try:
+            urllib.request.urlopen(url + "/health", timeout=1).read()
+            break
+        except Exception:
+            if time.time() > deadline:
+                proc.kill()
+                raise
+            time.sleep(0.1)
+    yield url
+    proc.kill()
+    proc.wait(10)

@@ -5,7 +5,6 @@ once, and a paused one registers again (a new epoch)."""
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import time
@@ -14,33 +13,7 @@ import urllib.request
 
 import pytest
 
-from conftest import Floe, floe_binary, free_port
-
-
-@pytest.fixture
-def etcd(tmp_path):
-    if shutil.which("etcd") is None:
-        pytest.skip("etcd is not installed (Debian's etcd-server; scripts/test.sh installs it)")
-    client, peer = free_port(), free_port()
-    url = f"http://127.0.0.1:{client}"
-    proc = subprocess.Popen(["etcd", "--name", "t", "--data-dir", str(tmp_path / "etcd"),
-                             "--listen-client-urls", url, "--advertise-client-urls", url,
-                             "--listen-peer-urls", f"http://127.0.0.1:{peer}", "--initial-advertise-peer-urls", f"http://127.0.0.1:{peer}",
-                             "--initial-cluster", f"t=http://127.0.0.1:{peer}", "--heartbeat-interval", "50", "--election-timeout", "500"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 30
-    while True:
-        try:
-            urllib.request.urlopen(url + "/health", timeout=1).read()
-            break
-        except Exception:
-            if time.time() > deadline:
-                proc.kill()
-                raise
-            time.sleep(0.1)
-    yield url
-    proc.kill()
-    proc.wait(10)
+from conftest import Floe, floe_binary
 
 
 def node(tmp_path, etcd, node_id, name):
