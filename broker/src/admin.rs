@@ -162,6 +162,14 @@ pub fn render(b: &Broker) -> String {
             gauge(m.controller_epoch().unwrap_or(0)),
         );
     }
+    if let Some(cl) = &b.cluster {
+        let st = &cl.stats;
+        metric("floe_cluster_partitions_handed_over_total", "counter", "Partitions this node handed over to another broker (planned moves).", c(&st.moves_out));
+        metric("floe_cluster_partitions_taken_over_total", "counter", "Partitions this node started serving (new, moved in, or reopened).", c(&st.takeovers));
+        metric("floe_cluster_sync_failures_total", "counter", "Rounds of reading the cluster's assignments from etcd that failed.", c(&st.sync_failures));
+        let local: usize = b.topics.all().iter().map(|t| t.local_partitions().count()).sum();
+        metric("floe_cluster_partitions_served", "gauge", "Partitions this node serves now.", vec![(String::new(), local as f64)]);
+    }
     let lc = &b.cleaner;
     metric("floe_log_cleaner_passes_total", "counter", "Log compaction passes over a partition.", c(&lc.passes));
     metric(
