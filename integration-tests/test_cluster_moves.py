@@ -5,128 +5,18 @@ partition; no error reaches the producing application. Metadata lists every brok
 partition's leader at its leader epoch. `FLOE_CLUSTER_MOVES` sets the number of moves (20 here;
 the soak in docs/cluster.md runs more)."""
 
-import json
 import os
 import statistics
-import subprocess
-import threading
 import time
 
-from confluent_kafka import Consumer, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic
-from kafka import KafkaProducer
+from confluent_kafka.admin import AdminClient
 
-from conftest import Floe, floe_binary
-
-PARTITIONS = 6
-
-
-def broker(tmp_path, etcd, node_id):
-    env = {"FLOE_ETCD_ENDPOINTS": etcd, "FLOE_CLUSTER_NAME": "moves", "FLOE_NODE_ID": str(node_id),
-           "FLOE_OBJECT_STORE": f"file://{tmp_path / 'bucket'}"}
-    return Floe(floe_binary(), tmp_path / f"node{node_id}", env=env)
-
-
-def cli(etcd, *args):
-    out = subprocess.run([floe_binary(), *args, "--etcd-endpoints", etcd, "--cluster-name", "moves"],
-                         capture_output=True, text=True, timeout=60)
-    assert out.returncode == 0, out.stderr
-    return out.stdout
-
-
-def assignments(etcd):
-    return {(r["topic"], r["partition"]): r for r in json.loads(cli(etcd, "partition", "list", "--json"))}
-
-
-class Load:
-    """Producers that run until stopped, remembering what was acknowledged and any error."""
-
-    def __init__(self, bootstrap):
-        self.stop = threading.Event()
-        self.acked = []  # (partition, offset, value)
-        self.errors = []
-        self.lock = threading.Lock()
-        self.threads = [threading.Thread(target=self.librdkafka, args=(bootstrap,)),
-                        threading.Thread(target=self.kafka_python, args=(bootstrap,))]
-
-    def ack(self, partition, offset, value):
-        with self.lock:
-            self.acked.append((partition, offset, value))
-
-    def librdkafka(self, bootstrap):
-        p = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True, "acks": "all", "linger.ms": 5,
-                      "message.timeout.ms": 60000})
-
-        def done(err, msg):
-            if err:
-                self.errors.append(str(err))
-            else:
-                self.ack(msg.partition(), msg.offset(), msg.value().decode())
-        n = 0
-        while not self.stop.is_set():
-            p.produce("moves", value=f"r-{n % PARTITIONS}-{n // PARTITIONS}".encode(), partition=n % PARTITIONS, on_delivery=done)
-            n += 1
-            p.poll(0)
-            if n % 50 == 0:
-                time.sleep(0.01)
-        if p.flush(60) != 0:
-            self.errors.append("librdkafka: records left unflushed")
-
-    def kafka_python(self, bootstrap):
-        p = KafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, retries=1000,
-                          request_timeout_ms=10000, linger_ms=5)
-        n, futures = 0, []
-        while not self.stop.is_set():
-            part = n % PARTITIONS
-            value = f"k-{part}-{n // PARTITIONS}"
-            futures.append((value, p.send("moves", value=value.encode(), partition=part)))
-            n += 1
-            if n % 50 == 0:
-                time.sleep(0.01)
-        p.flush(60)
-        for value, f in futures:
-            try:
-                md = f.get(timeout=60)
-                self.ack(md.partition, md.offset, value)
-            except Exception as e:  # noqa: BLE001 - any failure is what the test reports
-                self.errors.append(f"kafka-python: {e!r}")
-        p.close()
-
-    def __enter__(self):
-        for t in self.threads:
-            t.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.stop.set()
-        for t in self.threads:
-            t.join(120)
-
-
-def read_all(bootstrap, expected):
-    c = Consumer({"bootstrap.servers": bootstrap, "group.id": "reader", "enable.auto.commit": False, "auto.offset.reset": "earliest"})
-    c.assign([TopicPartition("moves", i, 0) for i in range(PARTITIONS)])
-    got, deadline = [], time.time() + 60
-    while len(got) < expected and time.time() < deadline:
-        for m in c.consume(500, 0.5):
-            if not m.error():
-                got.append((m.partition(), m.offset(), m.value().decode()))
-    # Anything beyond what was acknowledged would show up here too.
-    for m in c.consume(500, 1.0):
-        if not m.error():
-            got.append((m.partition(), m.offset(), m.value().decode()))
-    c.close()
-    return got
+from clusterkit import PARTITIONS, Load, assignments, cli, read_all, start_cluster
 
 
 def test_partitions_move_back_and_forth_under_load_losing_and_duplicating_nothing(tmp_path, etcd):
-    nodes = [broker(tmp_path, etcd, i).start() for i in (1, 2, 3)]
+    nodes = start_cluster(tmp_path, etcd, (1, 2, 3))
     try:
-        admin = AdminClient({"bootstrap.servers": nodes[0].bootstrap})
-        deadline = time.time() + 10
-        while len(admin.list_topics(timeout=10).brokers) < 3 and time.time() < deadline:
-            time.sleep(0.05)  # node 1 learns of the others at its next look at etcd
-        admin.create_topics([NewTopic("moves", PARTITIONS, 1)])["moves"].result(30)
         placed = assignments(etcd)
         assert sorted({a["owner"] for a in placed.values()}) == [1, 2, 3], "a new topic's partitions are spread over every broker"
         deadline = time.time() + 10

@@ -166,6 +166,8 @@ pub fn render(b: &Broker) -> String {
         let st = &cl.stats;
         metric("floe_cluster_partitions_handed_over_total", "counter", "Partitions this node handed over to another broker (planned moves).", c(&st.moves_out));
         metric("floe_cluster_partitions_taken_over_total", "counter", "Partitions this node started serving (new, moved in, or reopened).", c(&st.takeovers));
+        metric("floe_cluster_etcd_requests_total", "counter", "Requests this node sent to etcd.", vec![(String::new(), cl.etcd.requests.load(Relaxed) as f64)]);
+        metric("floe_cluster_recoveries_total", "counter", "Lost brokers whose partitions this node took over as controller.", c(&st.recoveries));
         metric("floe_cluster_sync_failures_total", "counter", "Rounds of reading the cluster's assignments from etcd that failed.", c(&st.sync_failures));
         let local: usize = b.topics.all().iter().map(|t| t.local_partitions().count()).sum();
         metric("floe_cluster_partitions_served", "gauge", "Partitions this node serves now.", vec![(String::new(), local as f64)]);

@@ -66,6 +66,8 @@ pub struct Broker {
     pub membership: std::sync::OnceLock<Arc<crate::cluster::membership::Membership>>,
     /// This node's view of its cluster's topics and brokers (cluster mode only).
     pub cluster: Option<Arc<crate::cluster::Cluster>>,
+    /// The object store the engine uses (a cluster's controller opens lost brokers' storage on it).
+    pub object_store: Arc<dyn ObjectStore>,
 }
 
 /// Semaphore permits for a byte budget (a semaphore holds fewer than 2^61 permits; one request
@@ -121,6 +123,7 @@ impl BrokerBuilder {
             engine_config.epoch_min = crate::cluster::placement::next_engine_epoch(&c.etcd, &c.name).await?;
         }
         let engine = Engine::open_with_clock(engine_config, store.clone(), self.clock.clone()).await?;
+        let store_for_recovery = store.clone();
         let (topics, producer_id_floor) = match &cluster {
             None => (Topics::load(engine.clone()).await?, 0),
             Some(c) => {
@@ -223,6 +226,7 @@ impl BrokerBuilder {
             cleaner: Default::default(),
             membership: Default::default(),
             cluster,
+            object_store: store_for_recovery,
         });
         spawn_background(&broker);
         Ok(broker)
@@ -363,14 +367,16 @@ impl Broker {
 
     /// Snapshots state and closes the engine (everything acknowledged is already durable).
     pub async fn shutdown(&self) -> Result<()> {
-        if let Some(m) = self.membership.get() {
-            m.leave().await;
-        }
         self.table_topics.shutdown().await;
         if let Err(e) = self.state.snapshot(&self.topics).await {
             tracing::warn!(error = %e, "final state snapshot failed; state is rebuilt from the log on start");
         }
-        self.engine.close().await?;
+        let closed = self.engine.close().await;
+        // Only now: once the key is gone the controller may open this node's storage.
+        if let Some(m) = self.membership.get() {
+            m.leave().await;
+        }
+        closed?;
         Ok(())
     }
 }

@@ -13,6 +13,7 @@ use parking_lot::RwLock;
 pub mod etcd;
 pub mod membership;
 pub mod placement;
+pub mod recovery;
 pub mod sync;
 
 /// The key prefix of a cluster.
@@ -29,6 +30,8 @@ pub struct ClusterStats {
     pub takeovers: AtomicU64,
     /// Rounds of reading etcd that failed.
     pub sync_failures: AtomicU64,
+    /// Lost brokers whose partitions this node (as controller) took over.
+    pub recoveries: AtomicU64,
 }
 
 /// This node's view of its cluster.
@@ -41,12 +44,26 @@ pub struct Cluster {
     /// Topics and assignments, as last read.
     pub placement: RwLock<placement::Placement>,
     pub stats: ClusterStats,
+    /// Set when a partition this node served was reassigned without its handoff: the cluster
+    /// took this node for lost and its storage over.
+    pub taken_over: std::sync::atomic::AtomicBool,
+    /// Lost brokers (file WAL) whose partitions wait for them; logged once each.
+    pub waiting_for: parking_lot::Mutex<std::collections::BTreeSet<i32>>,
 }
 
 impl Cluster {
     /// A view of `name` on `etcd`, for node `node_id`; empty until the first sync.
     pub fn new(etcd: etcd::Etcd, name: &str, node_id: i32) -> Self {
-        Self { etcd, name: name.to_string(), node_id, brokers: Default::default(), placement: Default::default(), stats: Default::default() }
+        Self {
+            etcd,
+            name: name.to_string(),
+            node_id,
+            brokers: Default::default(),
+            placement: Default::default(),
+            stats: Default::default(),
+            waiting_for: Default::default(),
+            taken_over: Default::default(),
+        }
     }
 
     /// Owners for `count` new partitions: the live brokers in turn, starting at a place that

@@ -64,7 +64,7 @@ enum Command {
         #[command(subcommand)]
         cmd: floe_broker::cli::acl::AclCommand,
     },
-    /// Brokers of a cluster (cluster mode, read from etcd): list.
+    /// Brokers of a cluster (cluster mode, read from etcd): list, recover.
     Broker {
         #[command(flatten)]
         conn: floe_broker::cli::broker::ClusterConn,
@@ -408,9 +408,13 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
 async fn join_cluster(broker: &std::sync::Arc<Broker>, settings: &Settings, listeners: Vec<String>) -> anyhow::Result<()> {
     use floe_broker::cluster::{etcd::Etcd, membership};
     let timeout = std::time::Duration::from_millis(settings.cluster_session_timeout_ms.0.max(500));
-    let etcd = Etcd::new(&settings.etcd_endpoints, timeout)?;
+    // The broker's own client when it has one (one request counter for the node).
+    let etcd = match &broker.cluster {
+        Some(c) => c.etcd.clone(),
+        None => Etcd::new(&settings.etcd_endpoints, timeout)?,
+    };
     let record = membership::BrokerRecord { node_id: settings.node_id, listeners, registered_ms: broker.clock.now_ms() };
-    let m = membership::Membership::join(etcd, &settings.cluster_name, record, settings.cluster_session_timeout_ms.0).await?;
+    let m = membership::Membership::join(etcd, &settings.cluster_name, record, settings.cluster_session_timeout_ms.0, broker.clock.clone()).await?;
     m.spawn_keepalive();
     let _ = broker.membership.set(m);
     Ok(())

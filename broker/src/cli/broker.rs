@@ -1,4 +1,4 @@
-//! `floe broker list`: the live brokers of a cluster, read from etcd (node id, epoch, controller, listeners).
+//! `floe broker list|recover`: the live brokers of a cluster, read from etcd (node id, epoch, controller, listeners); giving up a lost file-WAL broker's unuploaded data.
 
 use clap::Subcommand;
 
@@ -27,6 +27,14 @@ pub enum BrokerCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Lets the controller take over lost broker N's partitions although it used a file WAL:
+    /// what N had not uploaded yet is given up. (With the object WAL this happens by itself.)
+    Recover {
+        node: i32,
+        /// Required: the acknowledgement that N's unuploaded data is lost.
+        #[arg(long)]
+        accept_loss: bool,
+    },
 }
 
 pub async fn run(conn: &ClusterConn, cmd: BrokerCommand) -> anyhow::Result<()> {
@@ -46,6 +54,16 @@ pub async fn run(conn: &ClusterConn, cmd: BrokerCommand) -> anyhow::Result<()> {
                     .collect();
                 print!("{}", render::table(&["NODE", "EPOCH", "CONTROLLER", "LISTENERS"], &rows));
             }
+        }
+        BrokerCommand::Recover { node, accept_loss } => {
+            if !accept_loss {
+                anyhow::bail!("recovering broker {node} gives up what it had not uploaded: say so with --accept-loss");
+            }
+            if membership::list(&etcd, &conn.cluster_name).await?.iter().any(|b| b.record.node_id == node) {
+                anyhow::bail!("broker {node} is live: nothing to recover");
+            }
+            etcd.put(&crate::cluster::recovery::accept_loss_key(&conn.cluster_name, node), b"accepted").await?;
+            println!("the controller takes over broker {node}'s partitions from the bucket; its unuploaded data is given up");
         }
     }
     Ok(())

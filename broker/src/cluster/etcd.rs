@@ -68,6 +68,8 @@ impl Op {
 pub struct Etcd {
     http: reqwest::Client,
     endpoints: Vec<String>,
+    /// Requests sent, by this client and its clones (for `/metrics`).
+    pub requests: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 fn err(what: impl std::fmt::Display) -> BrokerError {
@@ -124,7 +126,7 @@ impl Etcd {
             return Err(err("no etcd endpoint"));
         }
         let http = reqwest::Client::builder().timeout(timeout).connect_timeout(timeout).build().map_err(err)?;
-        Ok(Self { http, endpoints: endpoints.iter().map(|e| e.trim_end_matches('/').to_string()).collect() })
+        Ok(Self { http, endpoints: endpoints.iter().map(|e| e.trim_end_matches('/').to_string()).collect(), requests: Default::default() })
     }
 
     /// POSTs `body` to `path` on the first endpoint that answers.
@@ -140,6 +142,7 @@ impl Etcd {
     }
 
     async fn call_one(&self, endpoint: &str, path: &str, body: &Value) -> Result<Value> {
+        self.requests.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let mut resp = self.http.post(format!("{endpoint}{path}")).json(body).send().await.map_err(|e| err(format!("etcd {endpoint}{path}: {e}")))?;
         let status = resp.status();
         let mut buf = Vec::new();
@@ -224,6 +227,11 @@ impl Etcd {
     pub async fn revision(&self, key: &str) -> Result<i64> {
         let v = self.call("/v3/kv/range", json!({"key": b64(key.as_bytes()), "count_only": true})).await?;
         Ok(v.get("header").and_then(|h| h.get("revision")).map_or(0, num))
+    }
+
+    /// Writes `key` (no lease).
+    pub async fn put(&self, key: &str, value: &[u8]) -> Result<()> {
+        self.call("/v3/kv/put", json!({"key": b64(key.as_bytes()), "value": b64(value)})).await.map(|_| ())
     }
 
     /// Deletes `key`.

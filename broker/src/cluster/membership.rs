@@ -91,12 +91,22 @@ pub struct Membership {
     lease: AtomicI64,
     epoch: AtomicI64,
     registered: AtomicBool,
+    /// Set once the node gave up its place for good (its storage failed): no registering again.
+    retired: AtomicBool,
+    /// Until when (the clock's ms) the lease is surely alive: the last successful grant or
+    /// renewal was *sent* at most a TTL before. Acknowledgements stop past it.
+    lease_valid_until_ms: AtomicI64,
+    /// Set when the lease was found expired: the cluster may have taken this node for lost.
+    /// Cleared by the cluster sync once a placement read after the new registration shows
+    /// nothing was taken (`clear_suspicion`); no acknowledgement meanwhile.
+    suspect: AtomicBool,
+    clock: Arc<dyn crate::broker::Clock>,
 }
 
 impl Membership {
     /// Registers `record` in `cluster` under a lease of `session_timeout_ms` (whole seconds, at
     /// least one); fails when a live node holds the id.
-    pub async fn join(etcd: Etcd, cluster: &str, record: BrokerRecord, session_timeout_ms: u64) -> Result<Arc<Self>> {
+    pub async fn join(etcd: Etcd, cluster: &str, record: BrokerRecord, session_timeout_ms: u64, clock: Arc<dyn crate::broker::Clock>) -> Result<Arc<Self>> {
         let ttl_s = session_timeout_ms.div_ceil(1000).max(1) as i64;
         let m = Arc::new(Self {
             etcd,
@@ -108,6 +118,10 @@ impl Membership {
             lease: AtomicI64::new(0),
             epoch: AtomicI64::new(0),
             registered: AtomicBool::new(false),
+            retired: AtomicBool::new(false),
+            lease_valid_until_ms: AtomicI64::new(0),
+            suspect: AtomicBool::new(false),
+            clock,
         });
         m.register().await?;
         m.campaign().await;
@@ -153,10 +167,12 @@ impl Membership {
     }
 
     async fn register(&self) -> Result<()> {
+        let sent_ms = self.clock.now_ms();
         let lease = self.etcd.grant(self.ttl_s).await?;
         let value = serde_json::to_vec(&self.record).map_err(|e| BrokerError::Internal(e.to_string()))?;
         match self.etcd.create(&self.key, &value, lease).await? {
             Some(epoch) => {
+                self.lease_valid_until_ms.store(sent_ms + self.ttl_s * 1000, Relaxed);
                 self.lease.store(lease, Relaxed);
                 self.epoch.store(epoch, Relaxed);
                 self.registered.store(true, Relaxed);
@@ -168,6 +184,24 @@ impl Membership {
                 let holder = self.etcd.get(&self.key).await?.map(|kv| String::from_utf8_lossy(&kv.value).into_owned());
                 Err(BrokerError::Coordination(format!("node id {} is taken by a live node: {}", self.record.node_id, holder.unwrap_or_default())))
             }
+        }
+    }
+
+    /// Whether the lease is surely alive now: past its deadline a node that may have been taken
+    /// for lost acknowledges nothing (the cluster may be handing its partitions on).
+    pub fn lease_alive(&self) -> bool {
+        !self.retired.load(Relaxed) && !self.suspect.load(Relaxed) && self.clock.now_ms() < self.lease_valid_until_ms.load(Relaxed)
+    }
+
+    /// Whether the lease was lost and the node has not yet checked it kept its partitions.
+    pub fn suspect(&self) -> bool {
+        self.suspect.load(Relaxed)
+    }
+
+    /// The cluster sync found, after the new registration, that nothing was taken over.
+    pub fn clear_suspicion(&self) {
+        if self.suspect.swap(false, Relaxed) {
+            tracing::info!(node_id = self.record.node_id, "registered again and kept every partition: acknowledging again");
         }
     }
 
@@ -200,10 +234,20 @@ impl Membership {
     }
 
     async fn renew(&self) {
+        if self.retired.load(Relaxed) {
+            return;
+        }
         if self.registered() {
+            let sent_ms = self.clock.now_ms();
             match self.etcd.keep_alive(self.lease.load(Relaxed)).await {
-                Ok(ttl) if ttl > 0 => return,
-                Ok(_) => tracing::error!(node_id = self.record.node_id, "the cluster lease expired: not ready until registered again"),
+                Ok(ttl) if ttl > 0 => {
+                    self.lease_valid_until_ms.store(sent_ms + ttl * 1000, Relaxed);
+                    return;
+                }
+                Ok(_) => {
+                    self.suspect.store(true, Relaxed);
+                    tracing::error!(node_id = self.record.node_id, "the cluster lease expired: not ready until registered again")
+                }
                 Err(e) => {
                     // etcd unreachable: the lease may still be alive; it is known lost once it
                     // answers 0 or the next registration finds the key gone.
@@ -216,6 +260,15 @@ impl Membership {
         if let Err(e) = self.register().await {
             tracing::warn!(node_id = self.record.node_id, error = %e, "registering in the cluster again failed; retrying");
         }
+    }
+
+    /// Leaves the cluster for good (until the process restarts); true the first time.
+    pub async fn retire(&self) -> bool {
+        if self.retired.swap(true, Relaxed) {
+            return false;
+        }
+        self.leave().await;
+        true
     }
 
     /// Leaves the cluster: the lease (and so the key) goes at once.

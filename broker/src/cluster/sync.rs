@@ -22,9 +22,28 @@ use crate::topics::{Topic, Topics};
 /// Reads etcd when anything changed there (or the last round left work undone) and applies it.
 pub async fn run_once(b: &Arc<Broker>) {
     let Some(c) = &b.cluster else { return };
-    if let Err(e) = refresh(b, c).await {
-        c.stats.sync_failures.fetch_add(1, Relaxed);
-        tracing::warn!(error = %e, "reading the cluster's assignments failed; retrying");
+    let failed = b.engine.failure().or_else(|| c.taken_over.load(Relaxed).then(|| "the cluster took this node for lost and its storage over".to_string()));
+    if let (Some(why), Some(m)) = (failed, b.membership.get()) {
+        // Fenced (another broker took this node's storage over) or a failed WAL: this node
+        // cannot serve; leaving lets the controller hand its partitions on.
+        if m.retire().await {
+            tracing::error!(reason = %why, "this node left the cluster; restart it");
+        }
+        return;
+    }
+    // Registered again after a lost lease: the placement read below is newer than the
+    // registration, so it shows whether anything was taken meanwhile.
+    let checking = b.membership.get().filter(|m| m.suspect() && m.registered());
+    match refresh(b, c).await {
+        Ok(()) => {
+            if let Some(m) = checking.filter(|_| !c.taken_over.load(Relaxed)) {
+                m.clear_suspicion();
+            }
+        }
+        Err(e) => {
+            c.stats.sync_failures.fetch_add(1, Relaxed);
+            tracing::warn!(error = %e, "reading the cluster's assignments failed; retrying");
+        }
     }
 }
 
@@ -36,7 +55,11 @@ async fn refresh(b: &Arc<Broker>, c: &Cluster) -> Result<()> {
     let brokers = membership::list(&c.etcd, &c.name).await?;
     let mut placement = placement::read(&c.etcd, &c.name).await?;
     *c.brokers.write() = brokers;
-    if !apply(&b.topics, &b.engine, Some(&b.state), c, &placement, b.clock.now_ms()).await {
+    let mut settled = apply(&b.topics, &b.engine, Some(&b.state), c, &placement, b.clock.now_ms()).await;
+    if b.membership.get().and_then(|m| m.controller_epoch()).is_some() {
+        settled &= !super::recovery::run_once(b, c, &placement).await;
+    }
+    if !settled {
         placement.revision = 0; // read again next round, to retry what failed
     }
     *c.placement.write() = placement;
@@ -105,9 +128,11 @@ async fn settle(
     let local = cur.as_ref().filter(|p| p.local);
     if owner != me {
         if let Some(p) = local {
-            // Taken away without a handoff by us: stop appending to our copy.
-            tracing::warn!(topic, partition = index, owner, "partition assigned elsewhere while served here; closing it");
+            // Taken away without a handoff by us: the controller took this node for lost and
+            // opened its storage (fencing it). Stop appending, and leave (see `run_once`).
+            tracing::error!(topic, partition = index, owner, "partition reassigned while served here: this node was taken for lost");
             let _ = engine.close_stream(p.stream);
+            c.taken_over.store(true, Relaxed);
         }
         let same = cur.filter(|p| !p.local && p.leader_id == owner && p.leader_epoch == leader_epoch);
         return (same.unwrap_or_else(|| Arc::new(Partition::led(topic.to_string(), index, stream, owner, leader_epoch, false))), true);

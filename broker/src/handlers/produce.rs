@@ -60,7 +60,7 @@ pub async fn start(b: Arc<Broker>, req: ProduceRequest, ctx: RequestContext) -> 
                     Pending::Done(r) => r,
                     Pending::Durable { base, log_start, durable } => {
                         any_appended = true;
-                        durable.wait().await.map(|()| (base, log_start)).map_err(BrokerError::from)
+                        durable.wait().await.map_err(BrokerError::from).and_then(|()| may_acknowledge(&b, &tr.name, index)).map(|()| (base, log_start))
                     }
                 };
                 let mut pr = PartitionProduceResponse::default();
@@ -94,6 +94,16 @@ pub async fn start(b: Arc<Broker>, req: ProduceRequest, ctx: RequestContext) -> 
         }
         (acks != 0).then_some(ResponseKind::Produce(resp))
     })
+}
+
+/// In a cluster, a node acknowledges only while its lease is surely alive: past that the
+/// cluster may take it for lost and hand its partitions on (the durable batch is then theirs,
+/// and the producer's retry is recognised there as a duplicate).
+fn may_acknowledge(b: &Broker, topic: &str, partition: i32) -> Result<()> {
+    if b.cluster.is_none() || b.membership.get().is_some_and(|m| m.lease_alive()) {
+        return Ok(());
+    }
+    Err(BrokerError::NotLeaderOrFollower { topic: topic.to_string(), partition, leader: -1, leader_epoch: -1 })
 }
 
 /// Fills KIP-951's current leader of a partition and, once per response, its endpoint.

@@ -297,11 +297,14 @@ async fn with_the_object_wal_a_fenced_owner_acknowledges_nothing_more_and_loses_
         }
         c.wal_dir = d2.path().join("wal");
         let new = Engine::open(c, store.clone()).await.expect("take over");
+        // The new owner writes, uploads and trims its WAL before the old one wakes: the fence stays.
+        new.open_stream(ids[0], new.epoch()).await.expect("open");
+        acked.extend(fill(&new, &ids, 2).await.remove(0));
+        new.flush().await.expect("upload and trim");
         let err = old.append(ids[0], old.epoch(), 3, payload(9, 9)).await.expect_err("fenced");
         assert!(matches!(err, Error::Fenced { .. }), "trimmed={trimmed}: {err}");
         assert!(old.failure().is_some_and(|r| r.contains("fenced")), "the old owner reports itself not ready");
         assert!(matches!(old.append(ids[0], old.epoch(), 3, payload(9, 10)).await, Err(Error::Fenced { .. })), "and stays fenced");
-        new.open_stream(ids[0], new.epoch()).await.expect("open");
         same(&read_all(&new, ids[0]).await, &acked);
         let more = fill(&new, &ids, 2).await.remove(0);
         acked.extend(more);

@@ -71,7 +71,7 @@ impl ObjectWal {
     }
 
     /// Recovers, then writes an empty object at the next name (never below `floor`, the committed
-    /// WAL position of the manifest). Names are claimed with create-if-absent and written in
+    /// WAL position of the manifest) and never deletes it (one empty object per owner change). Names are claimed with create-if-absent and written in
     /// order, so a previous owner's next write — at that name at the earliest — fails, and it
     /// stops acknowledging; every write of its that did succeed came before, and was recovered
     /// here. If the previous owner took the name first, recovery runs again.
@@ -82,7 +82,8 @@ impl ObjectWal {
             let opts = PutOptions { mode: PutMode::Create, ..Default::default() };
             match self.store.put_opts(&path(&self.node_prefix, seq), PutPayload::new(), opts).await {
                 Ok(_) => {
-                    self.live.insert(seq);
+                    // The fence is never trimmed: a previous owner paused for any length of time
+                    // still finds its next name taken.
                     self.next_seq = seq + 1;
                     recovered.end = self.next_seq;
                     return Ok(recovered);
@@ -109,6 +110,9 @@ impl ObjectWal {
                 Err(object_store::Error::NotFound { .. }) => continue,
                 Err(e) => return Err(e.into()),
             };
+            if bytes.is_empty() {
+                continue; // a fence: kept for ever (see `recover_and_fence`)
+            }
             while !bytes.is_empty() {
                 match record::decode(&bytes, seq, bytes.len()) {
                     Ok(r) => {

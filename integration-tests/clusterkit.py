@@ -1,0 +1,138 @@
+"""Helpers for the cluster tests: brokers sharing one bucket and one etcd, the partition CLI,
+idempotent producers that remember what was acknowledged, and a reader of every partition."""
+
+import json
+import subprocess
+import threading
+import time
+
+from confluent_kafka import Consumer, Producer, TopicPartition
+from kafka import KafkaProducer
+
+from conftest import Floe, floe_binary
+
+PARTITIONS = 6
+
+
+def broker(tmp_path, etcd, node_id, **env):
+    """Broker `node_id` of cluster "moves" on the bucket under `tmp_path`; `env`: more settings."""
+    env = {"FLOE_ETCD_ENDPOINTS": etcd, "FLOE_CLUSTER_NAME": "moves", "FLOE_NODE_ID": str(node_id),
+           "FLOE_OBJECT_STORE": f"file://{tmp_path / 'bucket'}", **env}
+    return Floe(floe_binary(), tmp_path / f"node{node_id}", env=env)
+
+
+def cli(etcd, *args, check=True):
+    out = subprocess.run([floe_binary(), *args, "--etcd-endpoints", etcd, "--cluster-name", "moves"],
+                         capture_output=True, text=True, timeout=60)
+    if check:
+        assert out.returncode == 0, out.stderr
+    return out.stdout if check else out
+
+
+def assignments(etcd):
+    return {(r["topic"], r["partition"]): r for r in json.loads(cli(etcd, "partition", "list", "--json"))}
+
+
+class Load:
+    """Producers that run until stopped, remembering what was acknowledged and any error."""
+
+    def __init__(self, bootstrap, kafka_python=True):
+        self.stop = threading.Event()
+        self.acked = []  # (partition, offset, value)
+        self.errors = []
+        self.lock = threading.Lock()
+        self.threads = [threading.Thread(target=self.librdkafka, args=(bootstrap,))]
+        if kafka_python:
+            self.threads.append(threading.Thread(target=self.kafka_python, args=(bootstrap,)))
+
+    def ack(self, partition, offset, value):
+        with self.lock:
+            self.acked.append((partition, offset, value))
+
+    def librdkafka(self, bootstrap):
+        p = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True, "acks": "all", "linger.ms": 5,
+                      "message.timeout.ms": 60000})
+
+        def done(err, msg):
+            if err:
+                self.errors.append(str(err))
+            else:
+                self.ack(msg.partition(), msg.offset(), msg.value().decode())
+        n = 0
+        while not self.stop.is_set():
+            p.produce("moves", value=f"r-{n % PARTITIONS}-{n // PARTITIONS}".encode(), partition=n % PARTITIONS, on_delivery=done)
+            n += 1
+            p.poll(0)
+            if n % 50 == 0:
+                time.sleep(0.01)
+        if p.flush(60) != 0:
+            self.errors.append("librdkafka: records left unflushed")
+
+    def kafka_python(self, bootstrap):
+        p = KafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, retries=1000,
+                          request_timeout_ms=10000, linger_ms=5)
+        n, futures = 0, []
+        while not self.stop.is_set():
+            part = n % PARTITIONS
+            value = f"k-{part}-{n // PARTITIONS}"
+            futures.append((value, p.send("moves", value=value.encode(), partition=part)))
+            n += 1
+            if n % 50 == 0:
+                time.sleep(0.01)
+        p.flush(60)
+        for value, f in futures:
+            try:
+                md = f.get(timeout=60)
+                self.ack(md.partition, md.offset, value)
+            except Exception as e:  # noqa: BLE001 - any failure is what the test reports
+                self.errors.append(f"kafka-python: {e!r}")
+        p.close()
+
+    def __enter__(self):
+        for t in self.threads:
+            t.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        for t in self.threads:
+            t.join(120)
+
+
+def read_all(bootstrap, expected):
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": "reader", "enable.auto.commit": False, "auto.offset.reset": "earliest"})
+    c.assign([TopicPartition("moves", i, 0) for i in range(PARTITIONS)])
+    got, deadline = [], time.time() + 60
+    while len(got) < expected and time.time() < deadline:
+        for m in c.consume(500, 0.5):
+            if not m.error():
+                got.append((m.partition(), m.offset(), m.value().decode()))
+    # Anything beyond what was acknowledged would show up here too.
+    for m in c.consume(500, 1.0):
+        if not m.error():
+            got.append((m.partition(), m.offset(), m.value().decode()))
+    c.close()
+    return got
+
+
+
+
+def start_cluster(tmp_path, etcd, ids, **env):
+    """Brokers `ids`, once the first one knows all of them, and topic "moves"."""
+    from confluent_kafka.admin import AdminClient, NewTopic
+    nodes = [broker(tmp_path, etcd, i, **env).start() for i in ids]
+    admin = AdminClient({"bootstrap.servers": nodes[0].bootstrap})
+    deadline = time.time() + 10
+    while len(admin.list_topics(timeout=10).brokers) < len(ids) and time.time() < deadline:
+        time.sleep(0.05)  # node 1 learns of the others at its next look at etcd
+    admin.create_topics([NewTopic("moves", PARTITIONS, 1)])["moves"].result(30)
+    return nodes
+
+
+def wait_for(what, timeout=30, step=0.05):
+    deadline = time.time() + timeout
+    while True:
+        got = what()
+        if got or time.time() > deadline:
+            return got
+        time.sleep(step)
