@@ -29,8 +29,10 @@ def cli(etcd, *args, check=True):
     return out.stdout if check else out
 
 
-def assignments(etcd):
-    return {(r["topic"], r["partition"]): r for r in json.loads(cli(etcd, "partition", "list", "--json"))}
+def assignments(etcd, topic="moves"):
+    """(topic, partition) → assignment, of `topic` (every topic with None)."""
+    rows = json.loads(cli(etcd, "partition", "list", "--json"))
+    return {(r["topic"], r["partition"]): r for r in rows if topic is None or r["topic"] == topic}
 
 
 class Load:

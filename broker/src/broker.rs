@@ -130,12 +130,17 @@ impl BrokerBuilder {
                 let topics = Topics::for_cluster(engine.clone(), c.clone());
                 let placement = crate::cluster::placement::read(&c.etcd, &c.name).await?;
                 *c.brokers.write() = crate::cluster::membership::list(&c.etcd, &c.name).await?;
-                crate::cluster::sync::apply(&topics, &engine, None, c, &placement, self.clock.now_ms()).await;
+                let node = crate::cluster::sync::Node { engine: &engine, state: None, cluster: c, now_ms: self.clock.now_ms() };
+                crate::cluster::sync::apply(&topics, &node, &placement).await;
                 // Engine epochs differ between brokers: so do the producer id ranges above them.
                 (topics, (engine.epoch() << 32) as i64)
             }
         };
-        let state = StateStore::open(engine.clone(), &topics, self.clock.now_ms(), producer_id_floor).await?;
+        let offsets_partitions = cluster.as_ref().map(|_| s.offsets_topic_num_partitions.max(1));
+        let state = StateStore::open(engine.clone(), &topics, self.clock.now_ms(), producer_id_floor, offsets_partitions).await?;
+        if cluster.is_some() {
+            crate::cluster::sync::open_offsets_topic(&topics, &state, s.offsets_topic_num_partitions).await?;
+        }
         let log = Arc::new(EngineLog::open(engine.clone()).await?);
         let url = s.object_store_url().map_err(BrokerError::Internal)?;
         let warehouse = format!("{}/warehouse", location_root(&url));

@@ -97,6 +97,12 @@ pub enum BrokerError {
     UnstableOffsetCommit,
     #[error("producer {producer_id} epoch {epoch} is fenced by epoch {current}")]
     ProducerFenced { producer_id: i64, epoch: i16, current: i16 },
+    /// The coordinator of a group is not placed yet (cluster mode).
+    #[error("no coordinator is available for {0} yet")]
+    CoordinatorNotAvailable(String),
+    /// Another broker coordinates this group (cluster mode), or its partition is moving.
+    #[error("this broker does not coordinate group {0}")]
+    NotCoordinator(String),
     /// The partition is served by another broker (cluster mode), or is moving.
     #[error("this broker does not lead {topic}-{partition} (its leader is node {leader} at epoch {leader_epoch})")]
     NotLeaderOrFollower { topic: String, partition: i32, leader: i32, leader_epoch: i32 },
@@ -161,6 +167,8 @@ impl BrokerError {
             BrokerError::UnstableOffsetCommit => ResponseError::UnstableOffsetCommit,
             BrokerError::TransactionalIdNotFound(_) => ResponseError::TransactionalIdNotFound,
             BrokerError::NotLeaderOrFollower { .. } => ResponseError::NotLeaderOrFollower,
+            BrokerError::NotCoordinator(_) => ResponseError::NotCoordinator,
+            BrokerError::CoordinatorNotAvailable(_) => ResponseError::CoordinatorNotAvailable,
             BrokerError::Storage(e) => match (e, e.kind()) {
                 (floe_s3stream::Error::OffsetOutOfRange { .. }, _) => ResponseError::OffsetOutOfRange,
                 // A stream sealed for a move (cluster mode): the partition is on its way elsewhere.

@@ -558,6 +558,15 @@ impl Coordinator {
         Ok(())
     }
 
+    /// Forgets groups whatever their state (their coordinator moved to another broker; members
+    /// find it again on NOT_COORDINATOR).
+    pub fn forget(&self, groups: &[String]) {
+        let mut all = self.groups.lock();
+        for g in groups {
+            all.remove(g);
+        }
+    }
+
     /// Forgets a group with neither members nor member ids handed out and not yet used; true if
     /// it went.
     pub fn remove_if_idle(&self, group: &str) -> bool {

@@ -179,6 +179,11 @@ pub struct Settings {
     /// Longest `transaction.timeout.ms` a transactional producer may ask for (Kafka's
     /// `transaction.max.timeout.ms`).
     pub transaction_max_timeout_ms: Millis,
+    /// Cluster mode: partitions of the offsets topic `__consumer_offsets` (Kafka's
+    /// `offsets.topic.num.partitions`); a group is coordinated by the broker leading partition
+    /// `hash(group) % n`, and its committed offsets live there. Fixed when the cluster's first
+    /// broker creates the topic.
+    pub offsets_topic_num_partitions: u32,
     /// Transaction coordinator partitions, each a stream (Kafka's
     /// `transaction.state.log.num.partitions`); fixed when the node first starts.
     pub transaction_state_partitions: u32,
@@ -373,6 +378,7 @@ impl Default for Settings {
             state_snapshot_interval_ms: Millis(10_000),
             transaction_max_timeout_ms: Millis(900_000),
             transaction_state_partitions: 50,
+            offsets_topic_num_partitions: 16,
             transactional_id_expiration_ms: Millis(7 * 24 * 3_600_000),
             transaction_abort_timed_out_transaction_cleanup_interval_ms: Millis(10_000),
             log_cleaner_enable: true,

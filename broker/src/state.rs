@@ -17,7 +17,9 @@ use crate::error::{BrokerError, Result};
 use crate::records;
 use crate::topics::Topics;
 
+mod homes;
 mod snapshot;
+pub use homes::OffsetsHomes;
 pub use snapshot::PartitionSnapshot;
 use snapshot::Snapshot;
 
@@ -130,12 +132,17 @@ pub struct StateStore {
     /// Per partition stream, the end covered by the last durable snapshot: a start-up rescans
     /// only after it, so log compaction stays below it.
     snapshotted: parking_lot::Mutex<HashMap<StreamId, u64>>,
+    /// In a cluster: where each group's offsets live (a partition of the offsets topic this
+    /// node leads); alone: `None`, every group's in the state stream.
+    homes: Option<OffsetsHomes>,
 }
 
 impl StateStore {
     /// Opens (or creates) the state stream and replays it; then rebuilds partition state.
     /// Producers found by the scan count as seen at `now_ms`.
-    pub async fn open(engine: Engine, topics: &Topics, now_ms: i64, producer_id_floor: i64) -> Result<Arc<Self>> {
+    /// In a cluster, `offsets_partitions` is the offsets topic's partition count: groups'
+    /// offsets then live in its partitions (`adopt_offsets`), not in the state stream.
+    pub async fn open(engine: Engine, topics: &Topics, now_ms: i64, producer_id_floor: i64, offsets_partitions: Option<u32>) -> Result<Arc<Self>> {
         let stream = match engine.kv_get(STREAM_KEY).and_then(|v| v.parse().ok()) {
             Some(s) => s,
             None => {
@@ -144,17 +151,8 @@ impl StateStore {
                 s
             }
         };
-        let info = engine.open_stream(stream, engine.epoch()).await?;
-        let mut replay = Replay::default();
-        engine
-            .scan(stream, info.start, info.end, SCAN_READ_BYTES, |b| {
-                let record: Record = serde_json::from_slice(&b.payload)
-                    .map_err(|e| BrokerError::Internal(format!("state record at offset {} is unreadable: {e}", b.base_offset)))?;
-                replay.apply(record);
-                Ok::<_, BrokerError>(ControlFlow::Continue(()))
-            })
-            .await?;
-        let Replay { offsets, partitions: mut snapshots, .. } = replay;
+        engine.open_stream(stream, engine.epoch()).await?;
+        let Replay { offsets, partitions: mut snapshots, .. } = replay(&engine, stream).await?;
         let this = Arc::new(Self {
             engine: engine.clone(),
             stream,
@@ -164,8 +162,10 @@ impl StateStore {
             commit_order: Default::default(),
             snapshot_id: std::sync::atomic::AtomicU64::new(now_ms.max(0) as u64),
             snapshotted: Default::default(),
+            homes: offsets_partitions.map(OffsetsHomes::new),
         });
-        for topic in topics.all() {
+        // The offsets topic holds state records, not Kafka batches: nothing to rebuild from it.
+        for topic in topics.all().into_iter().filter(|t| !crate::topics::is_internal(&t.meta.name)) {
             for p in topic.local_partitions() {
                 let mut from = engine.stream_info(p.stream)?.start;
                 if let Some(s) = snapshots.remove(&p.stream) {
@@ -238,10 +238,11 @@ impl StateStore {
     /// resolves once the commit is durable.
     pub async fn commit_start(&self, group: &str, entries: OffsetEntries) -> Result<floe_s3stream::Durable> {
         let _order = self.commit_order.lock().await;
+        let stream = self.home_of(group)?;
         let record = Record::Offsets { group: group.to_string(), entries };
         let json = Bytes::from(serde_json::to_vec(&record).map_err(|e| BrokerError::Internal(e.to_string()))?);
         let len = json.len();
-        let (_, durable) = self.engine.append_start(self.stream, self.engine.epoch(), 1, len, move |_| json).await?;
+        let (_, durable) = self.engine.append_start(stream, self.engine.epoch(), 1, len, move |_| json).await?;
         if let Record::Offsets { group, entries } = record {
             apply(&mut self.offsets.write(), &group, entries);
         }
@@ -291,7 +292,8 @@ impl StateStore {
     pub async fn snapshot(&self, topics: &Topics) -> Result<()> {
         let mut partitions = Vec::new();
         let mut covered = Vec::new();
-        for topic in topics.all() {
+        // The offsets topic holds state records, not Kafka batches: nothing to rebuild from it.
+        for topic in topics.all().into_iter().filter(|t| !crate::topics::is_internal(&t.meta.name)) {
             for p in topic.local_partitions() {
                 // The end is read before the tables, so the tables cover at least up to it.
                 let Ok(info) = self.engine.stream_info(p.stream) else { continue };
@@ -302,36 +304,77 @@ impl StateStore {
         // Under the commit order: every commit before the snapshot is in it, every later one
         // after it. The snapshot is a run of bounded records; the stream is trimmed to its begin
         // only once its end is durable (replay ignores a snapshot whose end it does not find).
-        let (base, durable) = {
+        // In a cluster, groups' offsets go to their own partitions' streams, each snapshotted alike.
+        let written = {
             let _order = self.commit_order.lock().await;
-            let offsets = self.offsets.read().iter().map(|(k, v)| (k.clone(), v.clone())).collect();
-            let parts = snapshot::parts(offsets, partitions);
-            let id = self.snapshot_id.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            let n = parts.len() as u32;
-            let records = std::iter::once(Record::SnapshotBegin { id })
-                .chain(parts.into_iter().map(|part| Record::SnapshotPart { id, part }))
-                .chain(std::iter::once(Record::SnapshotEnd { id, parts: n }));
-            let mut first = None;
-            let mut last = None;
-            for r in records {
-                let json = Bytes::from(serde_json::to_vec(&r).map_err(|e| BrokerError::Internal(e.to_string()))?);
-                let len = json.len();
-                let (base, durable) = self.engine.append_start(self.stream, self.engine.epoch(), 1, len, move |_| json).await?;
-                first.get_or_insert(base);
-                last = Some(durable);
+            let offsets = self.offsets.read().iter().map(|(k, v)| (k.clone(), v.clone())).collect::<Vec<_>>();
+            let mut written = Vec::new();
+            match &self.homes {
+                None => written.push((self.stream, self.write_snapshot(self.stream, offsets, partitions).await?)),
+                Some(homes) => {
+                    written.push((self.stream, self.write_snapshot(self.stream, Vec::new(), partitions).await?));
+                    for (stream, theirs) in homes.split(offsets) {
+                        written.push((stream, self.write_snapshot(stream, theirs, Vec::new()).await?));
+                    }
+                }
             }
-            (first.unwrap_or_default(), last.ok_or_else(|| BrokerError::Internal("an empty snapshot".into()))?)
+            written
         };
-        durable.wait().await?;
-        self.snapshotted.lock().extend(covered);
-        self.engine.trim(self.stream, base).await?;
+        for (stream, (base, durable)) in written {
+            durable.wait().await?;
+            if stream == self.stream {
+                self.snapshotted.lock().extend(covered.iter().copied());
+            }
+            self.engine.trim(stream, base).await?;
+        }
         Ok(())
+    }
+
+    /// Appends one snapshot's records to `stream` (the caller holds the commit order); its first
+    /// offset and the handle of its last record.
+    async fn write_snapshot(
+        &self,
+        stream: StreamId,
+        offsets: Vec<(OffsetKey, Committed)>,
+        partitions: Vec<PartitionSnapshot>,
+    ) -> Result<(u64, floe_s3stream::Durable)> {
+        let parts = snapshot::parts(offsets, partitions);
+        let id = self.snapshot_id.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let n = parts.len() as u32;
+        let records = std::iter::once(Record::SnapshotBegin { id })
+            .chain(parts.into_iter().map(|part| Record::SnapshotPart { id, part }))
+            .chain(std::iter::once(Record::SnapshotEnd { id, parts: n }));
+        let mut first = None;
+        let mut last = None;
+        for r in records {
+            let json = Bytes::from(serde_json::to_vec(&r).map_err(|e| BrokerError::Internal(e.to_string()))?);
+            let len = json.len();
+            let (base, durable) = self.engine.append_start(stream, self.engine.epoch(), 1, len, move |_| json).await?;
+            first.get_or_insert(base);
+            last = Some(durable);
+        }
+        Ok((first.unwrap_or_default(), last.ok_or_else(|| BrokerError::Internal("an empty snapshot".into()))?))
     }
 
     /// The end of partition stream `stream` covered by the last durable snapshot.
     pub fn snapshotted_to(&self, stream: StreamId) -> Option<u64> {
         self.snapshotted.lock().get(&stream).copied()
     }
+}
+
+/// Reads a state stream (the node's, or a partition of the offsets topic) from its start.
+async fn replay(engine: &Engine, stream: StreamId) -> Result<Replay> {
+    let info = engine.stream_info(stream)?;
+    let mut replay = Replay::default();
+    engine
+        .scan(stream, info.start, info.end, SCAN_READ_BYTES, |b| {
+            let record: Record = serde_json::from_slice(&b.payload)
+                .map_err(|e| BrokerError::Internal(format!("state record at offset {} is unreadable: {e}", b.base_offset)))?;
+            replay.apply(record);
+            Ok::<_, BrokerError>(ControlFlow::Continue(()))
+        })
+        .await?;
+    Ok(replay)
 }
 
 fn apply(offsets: &mut HashMap<OffsetKey, Committed>, group: &str, entries: Vec<(String, i32, Option<Committed>)>) {

@@ -16,6 +16,14 @@ use crate::topic_config;
 const KEY_PREFIX: &str = "topic/";
 /// Most partitions one topic may have.
 pub const PARTITIONS_MAX: i32 = 10_000;
+/// Cluster mode: the internal topic whose partitions hold groups' committed offsets (one
+/// coordinator per partition, moved like any partition).
+pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
+
+/// Whether a topic is Floe's own (not produced to or deleted by clients).
+pub fn is_internal(name: &str) -> bool {
+    name == OFFSETS_TOPIC
+}
 
 /// A topic as stored.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -124,7 +132,15 @@ impl Topics {
         v
     }
 
-    /// A partition, or UNKNOWN_TOPIC_OR_PARTITION.
+    /// Whether the partition exists, wherever it is served (UNKNOWN_TOPIC_OR_PARTITION if not):
+    /// what a coordinator checks before it records an offset or a transaction's partition.
+    pub fn exists(&self, topic: &str, index: i32) -> Result<()> {
+        let known = self.get(topic).is_some_and(|t| usize::try_from(index).is_ok_and(|i| i < t.partitions.len()));
+        known.then_some(()).ok_or_else(|| BrokerError::UnknownTopicOrPartition(format!("{topic}-{index}")))
+    }
+
+    /// A partition served here, or UNKNOWN_TOPIC_OR_PARTITION (NOT_LEADER_OR_FOLLOWER when
+    /// another broker serves it).
     pub fn partition(&self, topic: &str, index: i32) -> Result<Arc<Partition>> {
         self.get(topic).ok_or_else(|| BrokerError::UnknownTopicOrPartition(format!("{topic}-{index}")))?.partition(index)
     }
@@ -160,6 +176,9 @@ impl Topics {
 
     /// Deletes a topic and its streams.
     pub async fn delete(&self, name: &str) -> Result<TopicMeta> {
+        if is_internal(name) {
+            return Err(BrokerError::InvalidTopic(name.to_string(), "an internal topic".into()));
+        }
         let _g = self.changes.lock().await;
         let topic = self.get(name).ok_or_else(|| BrokerError::UnknownTopicOrPartition(name.to_string()))?;
         if let Some(c) = &self.cluster {
@@ -256,6 +275,8 @@ impl Topics {
     /// Creates the streams of new partitions here and hands those placed on other brokers to
     /// them (each an empty handoff); returns the owners.
     async fn new_partitions(&self, c: &Cluster, topic: &str, streams: &mut Vec<u64>, count: i32) -> Result<Vec<i32>> {
+        // Placed on the brokers live now, not as of the last sync.
+        *c.brokers.write() = crate::cluster::membership::list(&c.etcd, &c.name).await?;
         let owners = c.place(topic, count);
         for &owner in &owners {
             let s = self.engine.create_stream().await?;

@@ -15,9 +15,19 @@ use super::placement::{self, Assignment, Placement, Versioned};
 use super::{membership, Cluster};
 use crate::broker::Broker;
 use crate::error::{BrokerError, Result};
+use crate::groups::Coordinator;
 use crate::partition::Partition;
 use crate::state::{PartitionSnapshot, StateStore};
-use crate::topics::{Topic, Topics};
+use crate::topics::{Topic, Topics, OFFSETS_TOPIC};
+
+/// What applying the placement works on.
+pub struct Node<'a> {
+    pub engine: &'a Engine,
+    /// The durable state and the group coordinator, once open (not during start-up).
+    pub state: Option<(&'a StateStore, &'a Coordinator)>,
+    pub cluster: &'a Cluster,
+    pub now_ms: i64,
+}
 
 /// Reads etcd when anything changed there (or the last round left work undone) and applies it.
 pub async fn run_once(b: &Arc<Broker>) {
@@ -55,7 +65,8 @@ async fn refresh(b: &Arc<Broker>, c: &Cluster) -> Result<()> {
     let brokers = membership::list(&c.etcd, &c.name).await?;
     let mut placement = placement::read(&c.etcd, &c.name).await?;
     *c.brokers.write() = brokers;
-    let mut settled = apply(&b.topics, &b.engine, Some(&b.state), c, &placement, b.clock.now_ms()).await;
+    let node = Node { engine: &b.engine, state: Some((&b.state, &b.groups)), cluster: c, now_ms: b.clock.now_ms() };
+    let mut settled = apply(&b.topics, &node, &placement).await;
     if b.membership.get().and_then(|m| m.controller_epoch()).is_some() {
         settled &= !super::recovery::run_once(b, c, &placement).await;
     }
@@ -69,8 +80,9 @@ async fn refresh(b: &Arc<Broker>, c: &Cluster) -> Result<()> {
 /// Applies `placement` to this node's topics and engine; false when something is left to retry.
 /// Without `state` (at start-up, before the state store is open) moves wait and partitions are
 /// opened without restoring their state: the state store's own start-up scan does that.
-pub async fn apply(topics: &Topics, engine: &Engine, state: Option<&StateStore>, c: &Cluster, placement: &Placement, now_ms: i64) -> bool {
+pub async fn apply(topics: &Topics, node: &Node<'_>, placement: &Placement) -> bool {
     let _changes = topics.changes.lock().await;
+    let engine = node.engine;
     let mut settled = true;
     let none = Default::default();
     for (name, t) in &placement.topics {
@@ -83,7 +95,7 @@ pub async fn apply(topics: &Topics, engine: &Engine, state: Option<&StateStore>,
             let cur = current.as_ref().and_then(|t| t.partitions.get(i)).cloned();
             let next = match assigned.get(&index) {
                 Some(a) => {
-                    let (p, ok) = settle(engine, state, c, name, index, stream, a, cur.clone(), now_ms).await;
+                    let (p, ok) = settle(node, name, index, stream, a, cur.clone()).await;
                     settled &= ok;
                     p
                 }
@@ -111,18 +123,8 @@ pub async fn apply(topics: &Topics, engine: &Engine, state: Option<&StateStore>,
 }
 
 /// One partition: what this node should hold of it now, and whether that settled.
-#[allow(clippy::too_many_arguments)]
-async fn settle(
-    engine: &Engine,
-    state: Option<&StateStore>,
-    c: &Cluster,
-    topic: &str,
-    index: i32,
-    stream: StreamId,
-    a: &Versioned<Assignment>,
-    cur: Option<Arc<Partition>>,
-    now_ms: i64,
-) -> (Arc<Partition>, bool) {
+async fn settle(node: &Node<'_>, topic: &str, index: i32, stream: StreamId, a: &Versioned<Assignment>, cur: Option<Arc<Partition>>) -> (Arc<Partition>, bool) {
+    let (engine, c) = (node.engine, node.cluster);
     let me = c.node_id;
     let Assignment { owner, leader_epoch, target } = a.value;
     let local = cur.as_ref().filter(|p| p.local);
@@ -137,20 +139,24 @@ async fn settle(
         let same = cur.filter(|p| !p.local && p.leader_id == owner && p.leader_epoch == leader_epoch);
         return (same.unwrap_or_else(|| Arc::new(Partition::led(topic.to_string(), index, stream, owner, leader_epoch, false))), true);
     }
-    match (target.filter(|&t| t != me), local, state) {
-        (Some(to), Some(p), Some(_)) => match hand_over(engine, c, p, a, to).await {
+    match (target.filter(|&t| t != me), local, node.state) {
+        (Some(to), Some(p), Some(state)) => match hand_over(node, state, p, a, to).await {
             Ok(()) => (Arc::new(Partition::led(topic.to_string(), index, stream, to, leader_epoch + 1, false)), true),
             Err(e) => {
                 tracing::warn!(topic, partition = index, to, error = %e, "handing the partition over failed; it stays here");
                 // Still in our chain: serve it again. Already exported: take it back next round.
                 match engine.open_stream(stream, engine.epoch()).await {
+                    Ok(_) if topic == OFFSETS_TOPIC => match state.0.adopt_offsets(index as u32, stream).await {
+                        Ok(()) => (p.clone(), false),
+                        Err(_) => (Arc::new(Partition::led(topic.to_string(), index, stream, me, leader_epoch, false)), false),
+                    },
                     Ok(_) => (p.clone(), false),
                     Err(_) => (Arc::new(Partition::led(topic.to_string(), index, stream, me, leader_epoch, false)), false),
                 }
             }
         },
         (_, Some(p), _) => (p.clone(), target.is_none_or(|t| t == me)),
-        (_, None, _) => match take(engine, state, c, topic, index, stream, leader_epoch, now_ms).await {
+        (_, None, _) => match take(node, topic, index, stream, leader_epoch).await {
             Ok(p) => (p, target.is_none_or(|t| t == me)),
             Err(e) => {
                 tracing::warn!(topic, partition = index, error = %e, "taking the partition over failed; retrying");
@@ -161,17 +167,8 @@ async fn settle(
 }
 
 /// Opens a partition this node owns: from its own chain, or from the giver's handoff.
-#[allow(clippy::too_many_arguments)]
-async fn take(
-    engine: &Engine,
-    state: Option<&StateStore>,
-    c: &Cluster,
-    topic: &str,
-    index: i32,
-    stream: StreamId,
-    leader_epoch: i32,
-    now_ms: i64,
-) -> Result<Arc<Partition>> {
+async fn take(node: &Node<'_>, topic: &str, index: i32, stream: StreamId, leader_epoch: i32) -> Result<Arc<Partition>> {
+    let (engine, c) = (node.engine, node.cluster);
     let attachment = match engine.stream_info(stream) {
         Ok(_) => {
             engine.open_stream(stream, engine.epoch()).await?;
@@ -180,9 +177,14 @@ async fn take(
         Err(_) => engine.import_stream(stream).await?.1,
     };
     let p = Partition::led(topic.to_string(), index, stream, c.node_id, leader_epoch, true);
-    if let Some(state) = state {
-        let given = attachment.filter(|a| !a.is_empty()).and_then(|a| serde_json::from_str::<PartitionSnapshot>(&a).ok());
-        state.adopt(&p, given, now_ms).await?;
+    match node.state {
+        // Groups' offsets: this node coordinates the partition's groups from now on.
+        Some((state, _)) if topic == OFFSETS_TOPIC => state.adopt_offsets(index as u32, stream).await?,
+        Some((state, _)) => {
+            let given = attachment.filter(|a| !a.is_empty()).and_then(|a| serde_json::from_str::<PartitionSnapshot>(&a).ok());
+            state.adopt(&p, given, node.now_ms).await?;
+        }
+        None => {}
     }
     c.stats.takeovers.fetch_add(1, Relaxed);
     tracing::info!(topic, partition = index, leader_epoch, "serving the partition");
@@ -190,8 +192,13 @@ async fn take(
 }
 
 /// Hands a partition this node serves over to `to`.
-async fn hand_over(engine: &Engine, c: &Cluster, p: &Arc<Partition>, a: &Versioned<Assignment>, to: i32) -> Result<()> {
+async fn hand_over(node: &Node<'_>, (state, groups): (&StateStore, &Coordinator), p: &Arc<Partition>, a: &Versioned<Assignment>, to: i32) -> Result<()> {
+    let (engine, c) = (node.engine, node.cluster);
     let started = std::time::Instant::now();
+    if p.topic == OFFSETS_TOPIC {
+        // No more commits for its groups here; their members find the new coordinator.
+        groups.forget(&state.release_offsets(p.index as u32).await);
+    }
     let snapshot = {
         // No produce is between its checks and its append while this is held.
         let _sequencing = p.sequencing.lock().await;
@@ -206,5 +213,23 @@ async fn hand_over(engine: &Engine, c: &Cluster, p: &Arc<Partition>, a: &Version
     }
     c.stats.moves_out.fetch_add(1, Relaxed);
     tracing::info!(topic = %p.topic, partition = p.index, to, leader_epoch = next.leader_epoch, ms = started.elapsed().as_millis() as u64, "partition handed over");
+    Ok(())
+}
+
+/// At start-up in a cluster: creates the offsets topic if no broker has yet, and starts
+/// coordinating the groups of the partitions of it this node leads.
+pub async fn open_offsets_topic(topics: &Topics, state: &StateStore, partitions: u32) -> Result<()> {
+    if topics.get(OFFSETS_TOPIC).is_none() {
+        let configs = [("retention.ms", "-1"), ("retention.bytes", "-1")].into_iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        match topics.create(OFFSETS_TOPIC, partitions.clamp(1, crate::topics::PARTITIONS_MAX as u32) as i32, configs, false).await {
+            Ok(_) | Err(BrokerError::TopicAlreadyExists(_)) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    if let Some(t) = topics.get(OFFSETS_TOPIC) {
+        for p in t.local_partitions() {
+            state.adopt_offsets(p.index as u32, p.stream).await?;
+        }
+    }
     Ok(())
 }

@@ -46,6 +46,11 @@ pub async fn join_group(b: &Arc<Broker>, req: JoinGroupRequest, ctx: &RequestCon
         resp.generation_id = -1;
         return resp;
     }
+    if let Err(e) = b.state.coordinates(&req.group_id) {
+        resp.error_code = e.code();
+        resp.generation_id = -1;
+        return resp;
+    }
     match b.groups.join(jr).await {
         Ok(o) => {
             resp.generation_id = o.generation;
@@ -88,6 +93,10 @@ pub async fn sync_group(b: &Arc<Broker>, req: SyncGroupRequest, ctx: &RequestCon
         resp.error_code = BrokerError::GroupAuthorizationFailed(req.group_id.to_string()).code();
         return resp;
     }
+    if let Err(e) = b.state.coordinates(&req.group_id) {
+        resp.error_code = e.code();
+        return resp;
+    }
     let assignments = req.assignments.iter().map(|a| (a.member_id.to_string(), a.assignment.clone())).collect();
     let instance = req.group_instance_id.as_ref().map(|s| s.to_string());
     match b.groups.sync(req.group_id.0.as_str(), req.member_id.as_str(), instance.as_deref(), req.generation_id, assignments).await {
@@ -110,6 +119,10 @@ pub fn heartbeat(b: &Arc<Broker>, req: HeartbeatRequest, ctx: &RequestContext) -
         resp.error_code = BrokerError::GroupAuthorizationFailed(req.group_id.to_string()).code();
         return resp;
     }
+    if let Err(e) = b.state.coordinates(&req.group_id) {
+        resp.error_code = e.code();
+        return resp;
+    }
     let instance = req.group_instance_id.as_ref().map(|s| s.to_string());
     resp.error_code = code_of(&b.groups.heartbeat(req.group_id.0.as_str(), req.member_id.as_str(), instance.as_deref(), req.generation_id));
     resp
@@ -125,6 +138,10 @@ pub fn leave_group(b: &Arc<Broker>, req: LeaveGroupRequest, ctx: &RequestContext
     };
     if !ctx.allowed(b, Operation::Read, ResourceType::Group, &req.group_id) {
         resp.error_code = BrokerError::GroupAuthorizationFailed(req.group_id.to_string()).code();
+        return resp;
+    }
+    if let Err(e) = b.state.coordinates(&req.group_id) {
+        resp.error_code = e.code();
         return resp;
     }
     match b.groups.leave(req.group_id.0.as_str(), members) {
@@ -198,6 +215,11 @@ pub fn describe_groups(b: &Arc<Broker>, req: DescribeGroupsRequest, ctx: &Reques
             resp.groups.push(d);
             continue;
         }
+        if let Err(e) = b.state.coordinates(&gid) {
+            d.error_code = e.code();
+            resp.groups.push(d);
+            continue;
+        }
         match b.groups.describe(gid.0.as_str()) {
             Some(v) => {
                 d.group_state = sb(v.state.name());
@@ -240,6 +262,7 @@ pub async fn delete_groups(b: &Arc<Broker>, req: DeleteGroupsRequest, ctx: &Requ
             if !ctx.allowed(b, Operation::Delete, ResourceType::Group, &name) {
                 return Err(BrokerError::GroupAuthorizationFailed(name.clone()));
             }
+            b.state.coordinates(&name)?;
             let offsets = b.state.group_offsets(&name);
             if b.groups.has_members(&name) {
                 return Err(BrokerError::NonEmptyGroup(name.clone()));

@@ -14,7 +14,7 @@ use super::{sb, RequestContext, VERSIONS};
 use crate::broker::Broker;
 use crate::error::BrokerError;
 use crate::security::acl::{Operation, ResourceType, CLUSTER_NAME};
-use crate::topics::Topic;
+use crate::topics::{Topic, OFFSETS_TOPIC};
 
 /// FindCoordinator needs Describe on the group (key type 0) or transactional id (1).
 fn coordinator_allowed(b: &Broker, ctx: &RequestContext, key_type: i8, key: &str) -> Result<(), BrokerError> {
@@ -47,6 +47,7 @@ fn topic_entry(b: &Broker, t: &Topic, version: i16) -> MetadataResponseTopic {
     let me = b.settings.node_id;
     let mut mt = MetadataResponseTopic::default();
     mt.name = Some(TopicName(sb(&t.meta.name)));
+    mt.is_internal = crate::topics::is_internal(&t.meta.name);
     if version >= 10 {
         mt.topic_id = t.meta.id;
     }
@@ -195,9 +196,25 @@ pub fn describe_cluster(b: &Arc<Broker>, ctx: &RequestContext) -> DescribeCluste
 /// now, the controller coordinates every group and transactional id (coordinator partitions
 /// that move like any other are the next step, issue 18).
 pub fn find_coordinator(b: &Arc<Broker>, req: FindCoordinatorRequest, ctx: &RequestContext) -> FindCoordinatorResponse {
-    let id = controller_id(b);
-    let (host, port) = brokers(b, ctx).into_iter().find(|(n, _, _)| *n == id).map(|(_, h, p)| (h, p)).unwrap_or_else(|| ctx.listener.advertised.clone());
-    let node = BrokerId(id);
+    let key_type = req.key_type;
+    let all = brokers(b, ctx);
+    let at = |id: i32| all.iter().find(|(n, _, _)| *n == id).map(|(_, h, p)| (h.clone(), *p));
+    let coordinator_of = |key: &str| -> Result<(BrokerId, String, i32), BrokerError> {
+        let id = match (key_type, b.state.offsets_partition_of(key)) {
+            // A group: the leader of its partition of the offsets topic.
+            (0, Some(p)) => {
+                let leader = b.topics.get(OFFSETS_TOPIC).and_then(|t| t.partitions.get(p as usize).map(|x| x.leader_id)).unwrap_or(-1);
+                if leader < 0 {
+                    return Err(BrokerError::CoordinatorNotAvailable(key.to_string()));
+                }
+                leader
+            }
+            // Alone, or a transactional id: this node / the controller (for now).
+            _ => controller_id(b),
+        };
+        let (host, port) = at(id).ok_or_else(|| BrokerError::CoordinatorNotAvailable(key.to_string()))?;
+        Ok((BrokerId(id), host, port))
+    };
     let mut r = FindCoordinatorResponse::default();
     if ctx.version >= 4 {
         r.coordinators = req
@@ -205,30 +222,37 @@ pub fn find_coordinator(b: &Arc<Broker>, req: FindCoordinatorRequest, ctx: &Requ
             .into_iter()
             .map(|key| {
                 let mut c = Coordinator::default();
-                if let Err(e) = coordinator_allowed(b, ctx, req.key_type, &key) {
-                    c.error_code = e.code();
-                    c.error_message = Some(sb(&e.to_string()));
-                    c.key = key;
-                    c.node_id = BrokerId(-1);
-                    return c;
+                match coordinator_allowed(b, ctx, key_type, &key).and_then(|()| coordinator_of(&key)) {
+                    Err(e) => {
+                        c.error_code = e.code();
+                        c.error_message = Some(sb(&e.to_string()));
+                        c.node_id = BrokerId(-1);
+                    }
+                    Ok((node, host, port)) => {
+                        c.node_id = node;
+                        c.host = sb(&host);
+                        c.port = port;
+                    }
                 }
                 c.key = key;
-                c.node_id = node;
-                c.host = sb(&host);
-                c.port = port;
                 c
             })
             .collect();
-    } else if let Err(e) = coordinator_allowed(b, ctx, req.key_type, &req.key) {
-        r.error_code = e.code();
-        if ctx.version >= 1 {
-            r.error_message = Some(sb(&e.to_string()));
-        }
-        r.node_id = BrokerId(-1);
     } else {
-        r.node_id = node;
-        r.host = sb(&host);
-        r.port = port;
+        match coordinator_allowed(b, ctx, key_type, &req.key).and_then(|()| coordinator_of(&req.key)) {
+            Err(e) => {
+                r.error_code = e.code();
+                if ctx.version >= 1 {
+                    r.error_message = Some(sb(&e.to_string()));
+                }
+                r.node_id = BrokerId(-1);
+            }
+            Ok((node, host, port)) => {
+                r.node_id = node;
+                r.host = sb(&host);
+                r.port = port;
+            }
+        }
     }
     r
 }

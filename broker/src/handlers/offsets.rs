@@ -35,7 +35,10 @@ pub async fn offset_commit(b: &Arc<Broker>, req: OffsetCommitRequest, ctx: &Requ
     let group = req.group_id.0.to_string();
     let instance = req.group_instance_id.as_ref().map(|s| s.to_string());
     let check = match ctx.allowed(b, Operation::Read, ResourceType::Group, &group) {
-        true => b.groups.check_commit(&group, req.member_id.as_str(), instance.as_deref(), req.generation_id_or_member_epoch),
+        true => b
+            .state
+            .coordinates(&group)
+            .and_then(|()| b.groups.check_commit(&group, req.member_id.as_str(), instance.as_deref(), req.generation_id_or_member_epoch)),
         false => Err(BrokerError::GroupAuthorizationFailed(group.clone())),
     };
     let now = b.clock.now_ms();
@@ -86,7 +89,7 @@ pub(super) fn committed_entry(
     if metadata.is_some_and(|m| m.len() > METADATA_BYTES_MAX) {
         return Err(BrokerError::InvalidRequest("offset metadata is too large".into()));
     }
-    b.topics.partition(topic, partition)?;
+    b.topics.exists(topic, partition)?;
     Ok(Committed { offset, leader_epoch, metadata: metadata.map(|m| m.to_string()), commit_ms: now_ms })
 }
 
@@ -168,6 +171,11 @@ pub fn offset_fetch(b: &Arc<Broker>, req: OffsetFetchRequest, ctx: &RequestConte
                 resp.groups.push(og);
                 continue;
             }
+            if let Err(e) = b.state.coordinates(&g.group_id) {
+                og.error_code = e.code();
+                resp.groups.push(og);
+                continue;
+            }
             for (t, parts) in lookup(b, ctx, g.group_id.0.as_str(), topics, req.require_stable) {
                 let mut ot = OffsetFetchResponseTopics::default();
                 ot.name = TopicName(sb(&t));
@@ -185,6 +193,10 @@ pub fn offset_fetch(b: &Arc<Broker>, req: OffsetFetchRequest, ctx: &RequestConte
     } else {
         if !ctx.allowed(b, Operation::Describe, ResourceType::Group, &req.group_id) {
             resp.error_code = BrokerError::GroupAuthorizationFailed(req.group_id.to_string()).code();
+            return resp;
+        }
+        if let Err(e) = b.state.coordinates(&req.group_id) {
+            resp.error_code = e.code();
             return resp;
         }
         let topics = req.topics.map(|ts| ts.into_iter().map(|t| (t.name.0.to_string(), t.partition_indexes)).collect());
@@ -227,6 +239,10 @@ pub async fn offset_delete(b: &Arc<Broker>, req: OffsetDeleteRequest, ctx: &Requ
     let mut resp = OffsetDeleteResponse::default();
     if !ctx.allowed(b, Operation::Delete, ResourceType::Group, &group) {
         resp.error_code = BrokerError::GroupAuthorizationFailed(group).code();
+        return resp;
+    }
+    if let Err(e) = b.state.coordinates(&group) {
+        resp.error_code = e.code();
         return resp;
     }
     if b.state.group_offsets(&group).is_empty() && b.groups.describe(&group).is_none() {

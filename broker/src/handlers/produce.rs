@@ -121,6 +121,9 @@ fn hint_leader(resp: &mut ProduceResponse, pr: &mut PartitionProduceResponse, ad
 }
 
 async fn start_partition(b: &Arc<Broker>, topic: &str, index: i32, data: Bytes, txn_id: Option<&str>) -> Result<Pending> {
+    if crate::topics::is_internal(topic) {
+        return Err(BrokerError::InvalidTopic(topic.to_string(), "an internal topic".into()));
+    }
     let t = b.topics.get(topic).ok_or_else(|| BrokerError::UnknownTopicOrPartition(topic.to_string()))?;
     let p = t.partition(index)?;
     let infos = records::validate(&data, b.settings.batch_decompressed_bytes_max.0 as usize).inspect_err(|e| {

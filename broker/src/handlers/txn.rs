@@ -55,6 +55,7 @@ async fn add_one(
             .iter()
             .map(|&p| match allowed {
                 false => Err(BrokerError::TopicAuthorizationFailed(t.name.to_string())),
+                // Markers are written to partitions served here only (cluster mode: for now).
                 true => b.topics.partition(&t.name, p).map(drop),
             })
             .collect();
@@ -149,8 +150,8 @@ pub async fn txn_offset_commit(b: &Arc<Broker>, req: TxnOffsetCommitRequest, ctx
     let check = may_write(b, ctx, id).and_then(|()| match ctx.allowed(b, Operation::Read, ResourceType::Group, group) {
         false => Err(BrokerError::GroupAuthorizationFailed(group.to_string())),
         // Before v3 (or a client without group metadata) there is nothing to check.
-        true if req.generation_id < 0 && req.member_id.is_empty() => Ok(()),
-        true => b.groups.check_commit(group, req.member_id.as_str(), instance.as_deref(), req.generation_id),
+        true if req.generation_id < 0 && req.member_id.is_empty() => b.state.coordinates(group),
+        true => b.state.coordinates(group).and_then(|()| b.groups.check_commit(group, req.member_id.as_str(), instance.as_deref(), req.generation_id)),
     });
     let now = b.clock.now_ms();
     let mut codes: Vec<Vec<i16>> = Vec::with_capacity(req.topics.len());
