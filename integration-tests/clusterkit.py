@@ -138,3 +138,12 @@ def wait_for(what, timeout=30, step=0.05):
         if got or time.time() > deadline:
             return got
         time.sleep(step)
+
+
+def check_read_back(bootstrap, acked):
+    got = read_all(bootstrap, len(acked))
+    assert len(got) == len({(p, o) for p, o, _ in got}), "no offset read twice"
+    assert set(acked) <= set(got), f"{len(set(acked) - set(got))} acknowledged records missing"
+    values = [v for _, _, v in got]
+    assert len(values) == len(set(values)), "no record written twice (the idempotent producer's retries were recognised)"
+    return got

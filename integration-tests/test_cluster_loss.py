@@ -12,7 +12,7 @@ import time
 import urllib.error
 import urllib.request
 
-from clusterkit import Load, assignments, cli, read_all, start_cluster, wait_for
+from clusterkit import Load, assignments, check_read_back, cli, start_cluster, wait_for
 from conftest import floe_binary
 
 OBJECT_WAL = {"FLOE_STORAGE__WAL": "object", "FLOE_STORAGE__WAL_BATCH_INTERVAL_MS": "20"}
@@ -24,15 +24,6 @@ def live(etcd):
 
 def owned_by(etcd, node):
     return sorted(k[1] for k, a in assignments(etcd).items() if a["owner"] == node)
-
-
-def check_read_back(bootstrap, acked):
-    got = read_all(bootstrap, len(acked))
-    assert len(got) == len({(p, o) for p, o, _ in got}), "no offset read twice"
-    assert set(acked) <= set(got), f"{len(set(acked) - set(got))} acknowledged records missing"
-    values = [v for _, _, v in got]
-    assert len(values) == len(set(values)), "no record written twice (the idempotent producer's retries were recognised)"
-    return got
 
 
 def test_a_killed_broker_loses_nothing_acknowledged_with_the_object_wal(tmp_path, etcd):

@@ -61,3 +61,31 @@ def test_partitions_move_back_and_forth_under_load_losing_and_duplicating_nothin
     finally:
         for n in nodes:
             n.stop()
+
+
+def test_kafkas_own_reassignment_api_moves_a_partition(tmp_path, etcd):
+    """Admin.alterPartitionReassignments (what kafka-reassign-partitions.sh calls) with the Java
+    client 3.9.1: a one-replica reassignment is a move; two replicas are refused."""
+    import shutil
+    import subprocess
+
+    import pytest
+
+    from test_java import HERE, client_jars
+    jars = client_jars()
+    if shutil.which("javac") is None or not any(j.endswith("kafka-clients.jar") for j in jars):
+        pytest.skip("no JDK or kafka-clients.jar")
+    nodes = start_cluster(tmp_path, etcd, (1, 2))
+    try:
+        owner = assignments(etcd)[("moves", 0)]["owner"]
+        to = 3 - owner
+        cp = os.pathsep.join(jars)
+        subprocess.run(["javac", "-d", str(tmp_path), "-cp", cp, os.path.join(HERE, "java", "FloeReassign.java")], check=True, timeout=120)
+        r = subprocess.run(["java", "-cp", os.pathsep.join([str(tmp_path), cp]), "FloeReassign", nodes[0].bootstrap, "moves", "0", str(to)],
+                           capture_output=True, text=True, timeout=180)
+        assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+        assert "FLOE-REASSIGN-OK" in r.stdout and r.stdout.strip().endswith(f" {to}")
+        assert assignments(etcd)[("moves", 0)] == {"topic": "moves", "partition": 0, "owner": to, "leader_epoch": 1, "target": None}
+    finally:
+        for n in nodes:
+            n.stop()

@@ -159,3 +159,34 @@ def test_compose_cdc_wiring_runs_without_docker(tmp_path):
             dbz.stop()
         node.stop()
         db.destroy()
+
+
+def test_cluster_compose_runs_three_brokers_on_one_bucket_and_one_etcd():
+    """docker-compose.cluster.yml: etcd, MinIO and three brokers with distinct ids and addresses,
+    one bucket, one etcd, the object WAL (a lost broker's partitions are taken over). The same
+    wiring runs as processes in test_cluster_*.py."""
+    with open(os.path.join(ROOT, "docker-compose.cluster.yml")) as f:
+        c = yaml.safe_load(f)
+    s = c["services"]
+    brokers = {k: v for k, v in s.items() if k.startswith("floe")}
+    assert set(s) >= {"etcd", "minio", "mc"} and len(brokers) == 3
+    ids, externals, stores, etcds = set(), set(), set(), set()
+    for name, b in brokers.items():
+        env = b["environment"]
+        ids.add(env["FLOE_NODE_ID"])
+        stores.add(env["FLOE_OBJECT_STORE"])
+        etcds.add(env["FLOE_ETCD_ENDPOINTS"])
+        assert env["FLOE_STORAGE__WAL"] == "object"
+        assert f"INTERNAL://{name}:29092" in env["FLOE_ADVERTISED_LISTENERS"]
+        external = env["FLOE_ADVERTISED_LISTENERS"].split("EXTERNAL://localhost:")[1]
+        externals.add(external)
+        assert f"{external}:{external}" in b["ports"], "the advertised host port is published"
+        assert b["depends_on"]["etcd"]["condition"] == "service_healthy"
+        with open(os.path.join(ROOT, "broker", "src", "settings.rs")) as f:
+            settings = f.read()
+        for k in [k for k in env if k.startswith("FLOE_")]:
+            assert f"pub {k.removeprefix('FLOE_').lower().split('__')[-1]}:" in settings, k
+    assert len(ids) == 3 and len(externals) == 3, "distinct ids and addresses"
+    assert len(stores) == 1 and len(etcds) == 1, "one bucket and one etcd"
+    assert next(iter(etcds)) == "http://etcd:2379" and "--advertise-client-urls=http://etcd:2379" in s["etcd"]["command"]
+    assert next(iter(stores)).startswith("s3://floe?endpoint=http://minio:9000") and "local/floe" in s["mc"]["entrypoint"][-1]

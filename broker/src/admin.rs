@@ -168,6 +168,12 @@ pub fn render(b: &Broker) -> String {
         metric("floe_cluster_partitions_taken_over_total", "counter", "Partitions this node started serving (new, moved in, or reopened).", c(&st.takeovers));
         metric("floe_cluster_etcd_requests_total", "counter", "Requests this node sent to etcd.", vec![(String::new(), cl.etcd.requests.load(Relaxed) as f64)]);
         metric("floe_cluster_recoveries_total", "counter", "Lost brokers whose partitions this node took over as controller.", c(&st.recoveries));
+        metric(
+            "floe_cluster_balancer_moves_total",
+            "counter",
+            "Partition moves the balancer asked for (this node as controller), by reason.",
+            vec![("{reason=\"drain\"}".into(), st.drain_moves.load(Relaxed) as f64), ("{reason=\"balance\"}".into(), st.balance_moves.load(Relaxed) as f64)],
+        );
         metric("floe_cluster_sync_failures_total", "counter", "Rounds of reading the cluster's assignments from etcd that failed.", c(&st.sync_failures));
         let local: usize = b.topics.all().iter().map(|t| t.local_partitions().count()).sum();
         metric("floe_cluster_partitions_served", "gauge", "Partitions this node serves now.", vec![(String::new(), local as f64)]);

@@ -296,6 +296,16 @@ fn spawn_background(b: &Arc<Broker>) {
     }
     if b.cluster.is_some() {
         every(b, Duration::from_millis(b.settings.cluster_sync_interval_ms.0.max(10)), |b| async move { crate::cluster::sync::run_once(&b).await });
+        every(b, Duration::from_millis(b.settings.cluster_balance_interval_ms.0.max(100)), |b| async move {
+            let (Some(c), Some(m)) = (&b.cluster, b.membership.get()) else { return };
+            if m.controller_epoch().is_none() {
+                return;
+            }
+            let s = &b.settings;
+            if let Err(e) = c.balancer.run_once(c, b.clock.now_ms(), s.cluster_move_cooldown_ms.0 as i64, s.cluster_concurrent_moves_max.max(1)).await {
+                tracing::warn!(error = %e, "balancing the cluster failed; retrying");
+            }
+        });
     }
     every(b, Duration::from_millis(TABLE_TOPIC_RECONCILE_MS), |b| async move {
         // Not yet in cluster mode: a table needs one committer across brokers (issue 18).

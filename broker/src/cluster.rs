@@ -10,6 +10,7 @@ use std::sync::atomic::AtomicU64;
 
 use parking_lot::RwLock;
 
+pub mod balance;
 pub mod etcd;
 pub mod membership;
 pub mod placement;
@@ -32,6 +33,10 @@ pub struct ClusterStats {
     pub sync_failures: AtomicU64,
     /// Lost brokers whose partitions this node (as controller) took over.
     pub recoveries: AtomicU64,
+    /// Moves the balancer asked for to empty a draining broker.
+    pub drain_moves: AtomicU64,
+    /// Moves the balancer asked for to even the partitions out.
+    pub balance_moves: AtomicU64,
 }
 
 /// This node's view of its cluster.
@@ -47,6 +52,8 @@ pub struct Cluster {
     /// Set when a partition this node served was reassigned without its handoff: the cluster
     /// took this node for lost and its storage over.
     pub taken_over: std::sync::atomic::AtomicBool,
+    /// The controller's balancer (its cooldowns).
+    pub balancer: balance::Balancer,
     /// Lost brokers (file WAL) whose partitions wait for them; logged once each.
     pub waiting_for: parking_lot::Mutex<std::collections::BTreeSet<i32>>,
 }
@@ -63,13 +70,14 @@ impl Cluster {
             stats: Default::default(),
             waiting_for: Default::default(),
             taken_over: Default::default(),
+            balancer: Default::default(),
         }
     }
 
-    /// Owners for `count` new partitions: the live brokers in turn, starting at a place that
-    /// depends on `topic` (this node alone before any broker is known).
-    pub fn place(&self, topic: &str, count: i32) -> Vec<i32> {
-        let mut ids: Vec<i32> = self.brokers.read().iter().map(|b| b.record.node_id).collect();
+    /// Owners for `count` new partitions: the live brokers not in `draining` in turn, starting
+    /// at a place that depends on `topic` (this node alone before any broker is known).
+    pub fn place(&self, topic: &str, count: i32, draining: &std::collections::BTreeSet<i32>) -> Vec<i32> {
+        let mut ids: Vec<i32> = self.brokers.read().iter().map(|b| b.record.node_id).filter(|id| !draining.contains(id)).collect();
         if ids.is_empty() {
             ids.push(self.node_id);
         }

@@ -155,7 +155,9 @@ macro_rules! served_apis {
             TxnOffsetCommit,
             DescribeTransactions,
             ListTransactions,
-            DescribeProducers
+            DescribeProducers,
+            AlterPartitionReassignments,
+            ListPartitionReassignments
         );
     };
 }

@@ -97,6 +97,16 @@ pub enum BrokerError {
     UnstableOffsetCommit,
     #[error("producer {producer_id} epoch {epoch} is fenced by epoch {current}")]
     ProducerFenced { producer_id: i64, epoch: i16, current: i16 },
+    #[error("invalid replica assignment: {0}")]
+    InvalidReplicaAssignment(String),
+    #[error("no reassignment of {0} is in progress")]
+    NoReassignmentInProgress(String),
+    /// KIP-320: the client's leader epoch is older than the partition's.
+    #[error("leader epoch {asked} is fenced: the partition is at epoch {current}")]
+    FencedLeaderEpoch { asked: i32, current: i32 },
+    /// KIP-320: the client's leader epoch is newer than this broker knows.
+    #[error("leader epoch {asked} is not known here yet (at epoch {current})")]
+    UnknownLeaderEpoch { asked: i32, current: i32 },
     /// The coordinator of a group is not placed yet (cluster mode).
     #[error("no coordinator is available for {0} yet")]
     CoordinatorNotAvailable(String),
@@ -168,6 +178,10 @@ impl BrokerError {
             BrokerError::TransactionalIdNotFound(_) => ResponseError::TransactionalIdNotFound,
             BrokerError::NotLeaderOrFollower { .. } => ResponseError::NotLeaderOrFollower,
             BrokerError::NotCoordinator(_) => ResponseError::NotCoordinator,
+            BrokerError::FencedLeaderEpoch { .. } => ResponseError::FencedLeaderEpoch,
+            BrokerError::InvalidReplicaAssignment(_) => ResponseError::InvalidReplicaAssignment,
+            BrokerError::NoReassignmentInProgress(_) => ResponseError::NoReassignmentInProgress,
+            BrokerError::UnknownLeaderEpoch { .. } => ResponseError::UnknownLeaderEpoch,
             BrokerError::CoordinatorNotAvailable(_) => ResponseError::CoordinatorNotAvailable,
             BrokerError::Storage(e) => match (e, e.kind()) {
                 (floe_s3stream::Error::OffsetOutOfRange { .. }, _) => ResponseError::OffsetOutOfRange,

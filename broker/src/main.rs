@@ -64,7 +64,7 @@ enum Command {
         #[command(subcommand)]
         cmd: floe_broker::cli::acl::AclCommand,
     },
-    /// Brokers of a cluster (cluster mode, read from etcd): list, recover.
+    /// Brokers of a cluster (cluster mode, read from etcd): list, drain, recover.
     Broker {
         #[command(flatten)]
         conn: floe_broker::cli::broker::ClusterConn,

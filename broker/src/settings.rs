@@ -127,6 +127,12 @@ pub struct Settings {
     /// How often a cluster node checks etcd for changed topics and assignments (one small read;
     /// the whole set is read only when something changed).
     pub cluster_sync_interval_ms: Millis,
+    /// How often the controller drains brokers asked to empty and evens partitions out.
+    pub cluster_balance_interval_ms: Millis,
+    /// Most partition moves under way at once (drain and balance).
+    pub cluster_concurrent_moves_max: usize,
+    /// A partition the balancer moved stays where it went for this long.
+    pub cluster_move_cooldown_ms: Millis,
     /// The cluster id in metadata responses.
     pub cluster_id: String,
     /// Create a topic when a client asks for one that does not exist (as Kafka does).
@@ -356,6 +362,9 @@ impl Default for Settings {
             cluster_name: "floe".into(),
             cluster_session_timeout_ms: Millis(2_000),
             cluster_sync_interval_ms: Millis(100),
+            cluster_balance_interval_ms: Millis(10_000),
+            cluster_concurrent_moves_max: 4,
+            cluster_move_cooldown_ms: Millis(60_000),
             cluster_id: "floe-cluster".into(),
             auto_create_topics_enable: true,
             num_partitions: 1,

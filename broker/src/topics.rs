@@ -277,7 +277,7 @@ impl Topics {
     async fn new_partitions(&self, c: &Cluster, topic: &str, streams: &mut Vec<u64>, count: i32) -> Result<Vec<i32>> {
         // Placed on the brokers live now, not as of the last sync.
         *c.brokers.write() = crate::cluster::membership::list(&c.etcd, &c.name).await?;
-        let owners = c.place(topic, count);
+        let owners = c.place(topic, count, &crate::cluster::balance::draining(c).await?);
         for &owner in &owners {
             let s = self.engine.create_stream().await?;
             streams.push(s);

@@ -1,4 +1,4 @@
-//! `floe broker list|recover`: the live brokers of a cluster, read from etcd (node id, epoch, controller, listeners); giving up a lost file-WAL broker's unuploaded data.
+//! `floe broker list|drain|recover`: the live brokers of a cluster, read from etcd (node id, epoch, controller, listeners); giving up a lost file-WAL broker's unuploaded data.
 
 use clap::Subcommand;
 
@@ -26,6 +26,20 @@ pub enum BrokerCommand {
         /// JSON instead of a table.
         #[arg(long)]
         json: bool,
+    },
+    /// Empties broker N (for scale-in): the controller moves its partitions to the others, a few
+    /// at a time, and places nothing new on it.
+    Drain {
+        node: i32,
+        /// Wait until N serves no partition.
+        #[arg(long)]
+        wait: bool,
+        /// Stop draining N (it receives partitions again).
+        #[arg(long)]
+        cancel: bool,
+        /// How long --wait waits, in milliseconds.
+        #[arg(long, default_value_t = 600_000)]
+        timeout_ms: u64,
     },
     /// Lets the controller take over lost broker N's partitions although it used a file WAL:
     /// what N had not uploaded yet is given up. (With the object WAL this happens by itself.)
@@ -55,6 +69,19 @@ pub async fn run(conn: &ClusterConn, cmd: BrokerCommand) -> anyhow::Result<()> {
                 print!("{}", render::table(&["NODE", "EPOCH", "CONTROLLER", "LISTENERS"], &rows));
             }
         }
+        BrokerCommand::Drain { node, wait, cancel, timeout_ms } => {
+            let key = crate::cluster::balance::drain_key(&conn.cluster_name, node);
+            if cancel {
+                etcd.delete(&key).await?;
+                println!("broker {node} is no longer draining");
+                return Ok(());
+            }
+            etcd.put(&key, b"drain").await?;
+            println!("broker {node} is draining: the controller moves its partitions away");
+            if wait {
+                wait_drained(&etcd, &conn.cluster_name, node, timeout_ms).await?;
+            }
+        }
         BrokerCommand::Recover { node, accept_loss } => {
             if !accept_loss {
                 anyhow::bail!("recovering broker {node} gives up what it had not uploaded: say so with --accept-loss");
@@ -67,4 +94,21 @@ pub async fn run(conn: &ClusterConn, cmd: BrokerCommand) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Waits until broker `node` serves no partition.
+async fn wait_drained(etcd: &Etcd, cluster: &str, node: i32, timeout_ms: u64) -> anyhow::Result<()> {
+    let started = std::time::Instant::now();
+    loop {
+        let p = crate::cluster::placement::read(etcd, cluster).await?;
+        let left = p.partitions.values().flat_map(|m| m.values()).filter(|a| a.value.owner == node).count();
+        if left == 0 {
+            println!("broker {node} serves no partition ({} ms)", started.elapsed().as_millis());
+            return Ok(());
+        }
+        if started.elapsed() > std::time::Duration::from_millis(timeout_ms) {
+            anyhow::bail!("broker {node} still serves {left} partitions after {timeout_ms} ms");
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
 }

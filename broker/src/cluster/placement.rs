@@ -153,6 +153,22 @@ pub async fn request_move(etcd: &Etcd, cluster: &str, topic: &str, index: i32, t
     Err(BrokerError::Coordination(format!("{key} kept changing; the move was not asked for")))
 }
 
+/// Cancels a move of `topic`-`index` not yet made; false when none was asked for.
+pub async fn cancel_move(etcd: &Etcd, cluster: &str, topic: &str, index: i32) -> Result<bool> {
+    let key = partition_key(cluster, topic, index);
+    for _ in 0..CAS_ATTEMPTS_MAX {
+        let kv = etcd.get(&key).await?.ok_or_else(|| BrokerError::UnknownTopicOrPartition(format!("{topic}-{index}")))?;
+        let mut a: Assignment = serde_json::from_slice(&kv.value).map_err(|e| bad(&key, e))?;
+        if a.target.take().is_none() {
+            return Ok(false);
+        }
+        if etcd.txn(&[Cmp::ModRevision(key.clone(), kv.mod_revision)], &[Op::Put(key.clone(), json(&a)?)]).await?.is_some() {
+            return Ok(true);
+        }
+    }
+    Err(BrokerError::Coordination(format!("{key} kept changing; the move was not cancelled")))
+}
+
 /// Takes the next storage-engine epoch from the cluster's counter: every engine on the bucket
 /// gets its own, so the ids they write (`epoch << 40 | n`) never collide.
 pub async fn next_engine_epoch(etcd: &Etcd, cluster: &str) -> Result<u64> {

@@ -99,7 +99,13 @@ pub async fn run_once(b: &Arc<Broker>, c: &Cluster, placement: &Placement) -> bo
 
 /// Opens `lost`'s chain, hands each of its partitions to the least loaded live broker.
 async fn recover(b: &Arc<Broker>, c: &Cluster, placement: &Placement, lost: i32, parts: &[Orphan], live: &BTreeSet<i32>) -> Result<usize> {
-    let mut owned: BTreeMap<i32, usize> = live.iter().map(|&id| (id, 0)).collect();
+    // Not onto a broker being drained (unless only those are left).
+    let draining = super::balance::draining(c).await?;
+    let targets: BTreeSet<i32> = match live.difference(&draining).count() {
+        0 => live.clone(),
+        _ => live.difference(&draining).copied().collect(),
+    };
+    let mut owned: BTreeMap<i32, usize> = targets.iter().map(|&id| (id, 0)).collect();
     for a in placement.partitions.values().flat_map(|p| p.values()) {
         if let Some(n) = owned.get_mut(&a.value.owner) {
             *n += 1;

@@ -31,6 +31,8 @@ struct Slot {
     partition: i32,
     offset: i64,
     max_bytes: u64,
+    /// The leader epoch the sender believes in (-1: none given).
+    leader_epoch: i32,
     /// The sender may not Read the topic.
     denied: bool,
 }
@@ -62,6 +64,7 @@ pub async fn fetch(b: &Arc<Broker>, req: FetchRequest, ctx: &RequestContext) -> 
                 partition: p.partition,
                 offset: p.fetch_offset,
                 max_bytes: (p.partition_max_bytes.max(0) as u64).min(b.settings.fetch_max_bytes.0),
+                leader_epoch: if ctx.version >= 9 { p.current_leader_epoch } else { -1 },
             });
         }
     }
@@ -161,6 +164,7 @@ type Read = std::result::Result<PartitionRead, (BrokerError, i64, i64)>;
 async fn read_partition(b: &Arc<Broker>, s: &Slot, budget: u64, first: bool, read_committed: bool) -> Read {
     let name = s.topic.0.as_str();
     let p = b.topics.partition(name, s.partition).map_err(|e| (e, -1, -1))?;
+    check_epoch(s.leader_epoch, p.leader_epoch).map_err(|e| (e, -1, -1))?;
     let info = b.engine.stream_info(p.stream).map_err(|e| (e.into(), -1, -1))?;
     let (start, hw) = (info.start as i64, info.end as i64);
     let lso = p.txn.lock().lso(hw);
@@ -265,7 +269,19 @@ async fn lookup(b: &Arc<Broker>, topic: &str, partition: i32, ts: i64, read_comm
     Ok(found)
 }
 
-/// OffsetForLeaderEpoch: Floe's leader epoch is always 0, and logs are never truncated.
+/// KIP-320: a client that names a leader epoch must name the partition's current one —
+/// FENCED_LEADER_EPOCH when its is older (it refreshes its metadata), UNKNOWN_LEADER_EPOCH when
+/// newer (this broker has not caught up yet).
+fn check_epoch(asked: i32, current: i32) -> Result<()> {
+    match asked {
+        a if a < 0 || a == current => Ok(()),
+        a if a < current => Err(BrokerError::FencedLeaderEpoch { asked: a, current }),
+        a => Err(BrokerError::UnknownLeaderEpoch { asked: a, current }),
+    }
+}
+
+/// OffsetForLeaderEpoch: logs are never truncated (a move keeps every offset), so the end of
+/// any epoch up to the current one is the log end: a client never finds its position diverged.
 pub fn offset_for_leader_epoch(b: &Arc<Broker>, req: OffsetForLeaderEpochRequest, ctx: &RequestContext) -> OffsetForLeaderEpochResponse {
     let mut resp = OffsetForLeaderEpochResponse::default();
     for t in req.topics {
@@ -276,12 +292,15 @@ pub fn offset_for_leader_epoch(b: &Arc<Broker>, req: OffsetForLeaderEpochRequest
             let mut e = EpochEndOffset::default();
             e.partition = p.partition;
             let found = match allowed {
-                true => b.topics.partition(t.topic.0.as_str(), p.partition).and_then(|x| Ok(b.engine.stream_info(x.stream)?)),
+                true => b.topics.partition(t.topic.0.as_str(), p.partition).and_then(|x| {
+                    check_epoch(if ctx.version >= 2 { p.current_leader_epoch } else { -1 }, x.leader_epoch)?;
+                    Ok((b.engine.stream_info(x.stream)?, x.leader_epoch.max(0)))
+                }),
                 false => Err(BrokerError::TopicAuthorizationFailed(t.topic.to_string())),
             };
             match found {
-                Ok(info) if p.leader_epoch <= 0 => {
-                    e.leader_epoch = 0;
+                Ok((info, current)) if p.leader_epoch <= current => {
+                    e.leader_epoch = p.leader_epoch.max(0);
                     e.end_offset = info.end as i64;
                 }
                 Ok(_) => {

@@ -12,6 +12,7 @@ mod group;
 mod meta;
 mod offsets;
 mod produce;
+mod reassign;
 mod txn;
 mod txn_admin;
 mod users;
@@ -77,6 +78,9 @@ pub const VERSIONS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DescribeTransactions, 0, 0),
     (ApiKey::ListTransactions, 0, 2),
     (ApiKey::DescribeProducers, 0, 0),
+    // One replica each: a reassignment is a move to one broker (cluster mode).
+    (ApiKey::AlterPartitionReassignments, 0, 0),
+    (ApiKey::ListPartitionReassignments, 0, 0),
 ];
 
 /// The supported version range of an API, if Floe implements it.
@@ -170,6 +174,10 @@ pub async fn dispatch(b: &Arc<Broker>, header: &RequestHeader, req: RequestKind,
         RequestKind::DescribeTransactions(r) => ready(ResponseKind::DescribeTransactions(txn_admin::describe(&b, r, &ctx))),
         RequestKind::ListTransactions(r) => ready(ResponseKind::ListTransactions(txn_admin::list(&b, r, &ctx))),
         RequestKind::DescribeProducers(r) => ready(ResponseKind::DescribeProducers(txn_admin::describe_producers(&b, r, &ctx))),
+        RequestKind::AlterPartitionReassignments(r) => {
+            Box::pin(async move { Some(ResponseKind::AlterPartitionReassignments(reassign::alter(&b, r, &ctx).await)) })
+        }
+        RequestKind::ListPartitionReassignments(r) => ready(ResponseKind::ListPartitionReassignments(reassign::list(&b, r, &ctx))),
         // The connection answers the SASL exchange itself, and refuses APIs outside the version table before dispatch.
         _ => Box::pin(async { None }),
     }
