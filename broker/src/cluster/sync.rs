@@ -110,6 +110,16 @@ pub async fn apply(topics: &Topics, node: &Node<'_>, placement: &Placement) -> b
     }
     for t in topics.all() {
         if !placement.topics.contains_key(&t.meta.name) {
+            // Created here after that placement was read? Then it is in etcd: keep it.
+            match node.cluster.etcd.get(&placement::topic_key(&node.cluster.name, &t.meta.name)).await {
+                Ok(None) => {}
+                Ok(Some(_)) => continue,
+                Err(e) => {
+                    tracing::warn!(topic = %t.meta.name, error = %e, "checking a topic gone from the placement failed; retrying");
+                    settled = false;
+                    continue;
+                }
+            }
             topics.uninstall(&t.meta.name);
             for p in t.local_partitions() {
                 if let Err(e) = engine.delete_stream(p.stream).await {
