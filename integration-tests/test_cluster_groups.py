@@ -17,12 +17,12 @@ ENV = {"FLOE_OFFSETS_TOPIC_NUM_PARTITIONS": str(OFFSETS_PARTITIONS), "FLOE_STORA
        "FLOE_STORAGE__WAL_BATCH_INTERVAL_MS": "20"}
 
 
-def offsets_partition(group):
+def offsets_partition(group, partitions=OFFSETS_PARTITIONS):
     """Kafka's placement: Java's String.hashCode, sign bit cleared, modulo the partition count."""
     h = 0
     for ch in group:
         h = (31 * h + ord(ch)) & 0xFFFFFFFF
-    return (h & 0x7FFFFFFF) % OFFSETS_PARTITIONS
+    return (h & 0x7FFFFFFF) % partitions
 
 
 def committed(bootstrap, group):

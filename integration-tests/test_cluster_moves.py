@@ -2,16 +2,67 @@
 and move them back and forth while idempotent `acks=all` producers (librdkafka and kafka-python)
 run: every acknowledged record is read exactly once, in order, from whichever broker leads the
 partition; no error reaches the producing application. Metadata lists every broker and each
-partition's leader at its leader epoch. `FLOE_CLUSTER_MOVES` sets the number of moves (20 here;
-the soak in docs/cluster.md runs more)."""
+partition's leader at its leader epoch. A consumer group reads along, committing, while its
+coordinator (its partition of `__consumer_offsets`) moves too: it reads every record and its
+committed offsets end at the end of every partition. `FLOE_CLUSTER_MOVES` sets the number of
+moves (20 here; the soak in docs/cluster.md runs more)."""
 
 import os
 import statistics
+import threading
 import time
 
 from confluent_kafka.admin import AdminClient
 
+from confluent_kafka import Consumer, TopicPartition
+
 from clusterkit import PARTITIONS, Load, assignments, cli, read_all, start_cluster
+from test_cluster_groups import offsets_partition
+
+
+class GroupReader:
+    """A consumer group member reading "moves" and committing as it goes, in a thread."""
+
+    def __init__(self, bootstrap, group):
+        self.c = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False,
+                           "auto.offset.reset": "earliest"})
+        self.got, self.committed, self.target = [], None, None
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self.run)
+
+    def run(self):
+        self.c.subscribe(["moves"])
+        while not self.stop.is_set():
+            msgs = self.c.consume(500, 0.2)
+            self.got.extend((m.partition(), m.offset(), m.value().decode()) for m in msgs if not m.error())
+            if msgs:
+                try:
+                    self.c.commit(asynchronous=False)
+                except Exception:  # noqa: BLE001 - NOT_COORDINATOR while its coordinator moves: the next commit covers it
+                    pass
+            if self.target is not None and self.target <= set(self.got):
+                break
+        for _ in range(50):
+            try:
+                self.c.commit(asynchronous=False)
+                break
+            except Exception:  # noqa: BLE001 - the coordinator may still be settling
+                time.sleep(0.2)
+        got = self.c.committed([TopicPartition("moves", i) for i in range(PARTITIONS)], timeout=30)
+        self.committed = {tp.partition: tp.offset for tp in got}
+        self.c.close()
+
+    def until_read(self, acked, timeout=120):
+        self.target = set(acked)
+        self.thread.join(timeout)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        self.thread.join(120)
 
 
 def test_partitions_move_back_and_forth_under_load_losing_and_duplicating_nothing(tmp_path, etcd):
@@ -31,20 +82,35 @@ def test_partitions_move_back_and_forth_under_load_losing_and_duplicating_nothin
 
         moves = int(os.environ.get("FLOE_CLUSTER_MOVES", "20"))
         took_ms = []
-        with Load(",".join(n.bootstrap for n in nodes)) as load:
+        bootstrap = ",".join(n.bootstrap for n in nodes)
+        group = GroupReader(bootstrap, "movers")
+        # Every fifth move is the group's coordinator: its partition of __consumer_offsets.
+        coordinator = ("__consumer_offsets", offsets_partition("movers", 16))
+        data_moves = 0
+        with Load(bootstrap) as load, group:
             time.sleep(1)
             for k in range(moves):
-                part = k % PARTITIONS
-                owner = assignments(etcd)[("moves", part)]["owner"]
+                topic, part = coordinator if k % 5 == 4 else ("moves", k % PARTITIONS)
+                data_moves += topic == "moves"
+                owner = assignments(etcd, topic)[(topic, part)]["owner"]
                 to = owner % 3 + 1
-                out = cli(etcd, "partition", "move", f"moves:{part}", "--to", str(to), "--wait")
+                out = cli(etcd, "partition", "move", f"{topic}:{part}", "--to", str(to), "--wait")
                 took_ms.append(int(out.split(" in ")[1].split()[0]))
                 time.sleep(0.2)
             time.sleep(1)
+            load.stop.set()
+            for t in load.threads:
+                t.join(120)
+            group.until_read(load.acked)
         assert load.errors == [], load.errors[:5]
         final = assignments(etcd)
         epochs = sorted(a["leader_epoch"] for a in final.values())
-        assert sum(epochs) == moves, f"every move bumps its partition's leader epoch once: {epochs}"
+        assert sum(epochs) == data_moves, f"every move bumps its partition's leader epoch once: {epochs}"
+        # The group read everything (at least once: a rebalance may deliver again) and its
+        # committed offsets — moved with its coordinator — are the end of every partition.
+        assert set(load.acked) <= set(group.got), f"{len(set(load.acked) - set(group.got))} records never reached the group"
+        ends = {p: 1 + max(o for q, o, _ in load.acked if q == p) for p in range(PARTITIONS)}
+        assert group.committed == ends, (group.committed, ends)
 
         acked = load.acked
         assert len(acked) > 1000, "the load ran"

@@ -8,12 +8,12 @@ use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::delete_records_request::DeleteRecordsRequest;
 use kafka_protocol::messages::delete_records_response::{DeleteRecordsPartitionResult, DeleteRecordsResponse, DeleteRecordsTopicResult};
 use kafka_protocol::messages::fetch_request::FetchRequest;
-use kafka_protocol::messages::fetch_response::{AbortedTransaction, FetchResponse, FetchableTopicResponse, PartitionData};
+use kafka_protocol::messages::fetch_response::{AbortedTransaction, FetchResponse, FetchableTopicResponse, NodeEndpoint, PartitionData};
 use kafka_protocol::messages::list_offsets_request::ListOffsetsRequest;
 use kafka_protocol::messages::list_offsets_response::{ListOffsetsPartitionResponse, ListOffsetsResponse, ListOffsetsTopicResponse};
 use kafka_protocol::messages::offset_for_leader_epoch_request::OffsetForLeaderEpochRequest;
 use kafka_protocol::messages::offset_for_leader_epoch_response::{EpochEndOffset, OffsetForLeaderEpochResponse, OffsetForLeaderTopicResult};
-use kafka_protocol::messages::{ProducerId, TopicName};
+use kafka_protocol::messages::{BrokerId, ProducerId, TopicName};
 
 use super::{sb, RequestContext};
 use crate::broker::Broker;
@@ -102,6 +102,7 @@ pub async fn fetch(b: &Arc<Broker>, req: FetchRequest, ctx: &RequestContext) -> 
             _ = tokio::time::sleep_until(deadline) => {}
         }
     };
+    let addresses = if b.cluster.is_some() && ctx.version >= 12 { super::meta::brokers(b, ctx) } else { Vec::new() };
     for (s, r) in slots.into_iter().zip(results) {
         let i = resp.responses.iter().position(|t| t.topic == s.topic && (ctx.version < 13 || t.topic_id == s.topic_id)).unwrap_or_else(|| {
             let mut t = FetchableTopicResponse::default();
@@ -136,6 +137,20 @@ pub async fn fetch(b: &Arc<Broker>, req: FetchRequest, ctx: &RequestContext) -> 
             }
             Err((e, start, hw)) => {
                 pd.error_code = e.code();
+                // KIP-951 (v12+): where the partition is now, so the client need not ask Metadata.
+                if let (BrokerError::NotLeaderOrFollower { leader, leader_epoch, .. }, true) = (&e, ctx.version >= 12) {
+                    if let Some((_, host, port)) = addresses.iter().find(|(id, _, _)| id == leader) {
+                        pd.current_leader.leader_id = BrokerId(*leader);
+                        pd.current_leader.leader_epoch = *leader_epoch;
+                        if ctx.version >= 16 && !resp.node_endpoints.iter().any(|n| n.node_id.0 == *leader) {
+                            let mut n = NodeEndpoint::default();
+                            n.node_id = BrokerId(*leader);
+                            n.host = sb(host);
+                            n.port = *port;
+                            resp.node_endpoints.push(n);
+                        }
+                    }
+                }
                 pd.high_watermark = hw;
                 pd.last_stable_offset = hw;
                 if ctx.version >= 5 {

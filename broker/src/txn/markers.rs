@@ -4,7 +4,7 @@ use std::collections::BTreeSet;
 
 use super::metadata::TxnPartition;
 use crate::broker::Broker;
-use crate::error::Result;
+use crate::error::{BrokerError, Result};
 use crate::records;
 
 /// The coordinator epoch written into markers (one node: always 0; the cluster makes it the
@@ -17,9 +17,16 @@ pub const COORDINATOR_EPOCH: i32 = 0;
 pub async fn write(b: &Broker, producer_id: i64, epoch: i16, commit: bool, partitions: &BTreeSet<TxnPartition>) -> Result<usize> {
     let mut pending = Vec::with_capacity(partitions.len());
     for (topic, index) in partitions {
-        let Ok(p) = b.topics.partition(topic, *index) else {
-            tracing::info!(topic, partition = index, "no marker for a partition that no longer exists");
-            continue;
+        let p = match b.topics.partition(topic, *index) {
+            Ok(p) => p,
+            // Served by another broker now (cluster mode: it moved during the transaction): the
+            // marker cannot be written from here; the transaction stays in Prepare* and the next
+            // round tries again (markers across brokers are the next step, issue 18).
+            Err(e @ BrokerError::NotLeaderOrFollower { .. }) => return Err(e),
+            Err(_) => {
+                tracing::info!(topic, partition = index, "no marker for a partition that no longer exists");
+                continue;
+            }
         };
         let now = b.clock.now_ms();
         let data = records::control::marker(producer_id, epoch, commit, COORDINATOR_EPOCH, now);
