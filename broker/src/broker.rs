@@ -298,11 +298,17 @@ fn spawn_background(b: &Arc<Broker>) {
         every(b, Duration::from_millis(b.settings.cluster_sync_interval_ms.0.max(10)), |b| async move { crate::cluster::sync::run_once(&b).await });
         every(b, Duration::from_millis(b.settings.cluster_balance_interval_ms.0.max(100)), |b| async move {
             let (Some(c), Some(m)) = (&b.cluster, b.membership.get()) else { return };
+            // Every broker reports its load; the controller then weighs everyone's.
+            let report = c.load.sample(b.settings.node_id, &b.topics, b.clock.now_ms());
+            if let Err(e) = crate::cluster::load::publish(c, &report).await {
+                tracing::warn!(error = %e, "publishing this node's load failed");
+            }
             if m.controller_epoch().is_none() {
                 return;
             }
             let s = &b.settings;
-            if let Err(e) = c.balancer.run_once(c, b.clock.now_ms(), s.cluster_move_cooldown_ms.0 as i64, s.cluster_concurrent_moves_max.max(1)).await {
+            let (cooldown_ms, moves_max) = (s.cluster_move_cooldown_ms.0 as i64, s.cluster_concurrent_moves_max.max(1));
+            if let Err(e) = c.balancer.run_once(c, b.clock.now_ms(), cooldown_ms, moves_max, s.cluster_balance_bytes_per_weight.0 as f64).await {
                 tracing::warn!(error = %e, "balancing the cluster failed; retrying");
             }
         });

@@ -12,6 +12,7 @@ use parking_lot::RwLock;
 
 pub mod balance;
 pub mod etcd;
+pub mod load;
 pub mod membership;
 pub mod placement;
 pub mod recovery;
@@ -54,6 +55,8 @@ pub struct Cluster {
     pub taken_over: std::sync::atomic::AtomicBool,
     /// The controller's balancer (its cooldowns).
     pub balancer: balance::Balancer,
+    /// This node's per-partition byte rates, published for the balancer.
+    pub load: load::LoadMeter,
     /// Lost brokers (file WAL) whose partitions wait for them; logged once each.
     pub waiting_for: parking_lot::Mutex<std::collections::BTreeSet<i32>>,
 }
@@ -71,6 +74,7 @@ impl Cluster {
             waiting_for: Default::default(),
             taken_over: Default::default(),
             balancer: Default::default(),
+            load: Default::default(),
         }
     }
 

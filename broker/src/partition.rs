@@ -223,6 +223,8 @@ pub struct Partition {
     pub txn: parking_lot::Mutex<crate::txn::index::TxnIndex>,
     /// How far log compaction has cleaned the partition.
     pub cleaned: parking_lot::Mutex<crate::cleaner::CleanMark>,
+    /// Bytes produced to it here (the load a cluster's balancer weighs).
+    pub bytes_in: std::sync::atomic::AtomicU64,
     /// The broker that leads the partition (`-1`: this node, running alone) and its leader epoch.
     pub leader_id: i32,
     pub leader_epoch: i32,
@@ -250,6 +252,7 @@ impl Partition {
             time_index: Default::default(),
             txn: Default::default(),
             cleaned: Default::default(),
+            bytes_in: Default::default(),
         }
     }
 }

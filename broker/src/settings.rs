@@ -133,6 +133,9 @@ pub struct Settings {
     pub cluster_concurrent_moves_max: usize,
     /// A partition the balancer moved stays where it went for this long.
     pub cluster_move_cooldown_ms: Millis,
+    /// A partition taking this many bytes per second (produced) weighs as much as one more
+    /// partition when the balancer evens brokers out.
+    pub cluster_balance_bytes_per_weight: ByteSize,
     /// The cluster id in metadata responses.
     pub cluster_id: String,
     /// Create a topic when a client asks for one that does not exist (as Kafka does).
@@ -365,6 +368,7 @@ impl Default for Settings {
             cluster_balance_interval_ms: Millis(10_000),
             cluster_concurrent_moves_max: 4,
             cluster_move_cooldown_ms: Millis(60_000),
+            cluster_balance_bytes_per_weight: ByteSize(1 << 20),
             cluster_id: "floe-cluster".into(),
             auto_create_topics_enable: true,
             num_partitions: 1,

@@ -2,12 +2,15 @@
 //!
 //! Every `cluster_balance_interval_ms` the controller looks at the assignments it last read:
 //! - a draining broker's partitions move to the least loaded other brokers;
-//! - while the most loaded broker leads more than one partition more than the least loaded, one
-//!   of its partitions moves there (a new broker receives partitions this way);
+//! - while the heaviest broker weighs more than one idle partition more than the lightest, the
+//!   partition of its that brings the two closest moves there (a new broker receives
+//!   partitions this way);
 //! - at most `cluster_concurrent_moves_max` moves are under way at once (assignments with a
 //!   target), and a partition moved by the balancer stays put for `cluster_move_cooldown_ms`.
 //!
-//! Load is counted in partitions for now. Each decision is logged and counted in `/metrics`.
+//! A partition weighs 1 plus its bytes per second produced (from the brokers' load reports,
+//! `load.rs`) over `cluster_balance_bytes_per_weight`: idle, the balancer evens partition counts;
+//! under load, bytes. Each decision is logged and counted in `/metrics`.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::Ordering::Relaxed;
@@ -44,59 +47,96 @@ pub struct Decision {
     pub reason: Reason,
 }
 
+/// The weight of each partition: 1 (every partition counts), plus its bytes per second in units
+/// of `bytes_per_weight` (a partition taking that much counts as one more).
+pub type Weights = HashMap<(String, i32), f64>;
+
 /// The moves to make now: pure, so that it can be tested alone. `cooling` partitions are not
-/// moved for balance (a drain moves them anyway).
-pub fn plan(placement: &Placement, live: &BTreeSet<i32>, draining: &BTreeSet<i32>, cooling: &BTreeSet<(String, i32)>, moves_max: usize) -> Vec<Decision> {
+/// moved for balance (a drain moves them anyway). Brokers are evened out by weight: a move
+/// happens while the heaviest and the lightest differ by more than one idle partition, taking
+/// from the heaviest the partition that brings the two closest.
+pub fn plan(
+    placement: &Placement,
+    live: &BTreeSet<i32>,
+    draining: &BTreeSet<i32>,
+    cooling: &BTreeSet<(String, i32)>,
+    weights: &Weights,
+    moves_max: usize,
+) -> Vec<Decision> {
     let targets: BTreeSet<i32> = live.difference(draining).copied().collect();
     if targets.is_empty() {
         return Vec::new();
     }
+    let weight = |t: &str, i: i32| weights.get(&(t.to_string(), i)).copied().unwrap_or(1.0);
     let mut in_flight = 0;
-    let mut load: BTreeMap<i32, usize> = targets.iter().map(|&b| (b, 0)).collect();
-    // (owner, topic, partition) of every partition that may move now.
-    let mut movable: BTreeMap<i32, Vec<(String, i32)>> = BTreeMap::new();
+    let mut load: BTreeMap<i32, f64> = targets.iter().map(|&b| (b, 0.0)).collect();
+    // (topic, partition, weight) of every partition that may move now, by owner.
+    let mut movable: BTreeMap<i32, Vec<(String, i32, f64)>> = BTreeMap::new();
     for (topic, parts) in &placement.partitions {
         for (&i, a) in parts {
-            let a = &a.value;
+            let (a, w) = (&a.value, weight(topic, i));
             if let Some(to) = a.target {
                 in_flight += 1;
-                *load.entry(to).or_default() += 1;
+                if let Some(n) = load.get_mut(&to) {
+                    *n += w;
+                }
                 continue;
             }
             if let Some(n) = load.get_mut(&a.owner) {
-                *n += 1;
+                *n += w;
             }
             if live.contains(&a.owner) {
-                movable.entry(a.owner).or_default().push((topic.clone(), i));
+                movable.entry(a.owner).or_default().push((topic.clone(), i, w));
             }
         }
     }
     let mut out = Vec::new();
     let budget = moves_max.saturating_sub(in_flight);
-    let least = |load: &BTreeMap<i32, usize>| load.iter().filter(|(b, _)| targets.contains(b)).min_by_key(|(b, n)| (**n, **b)).map(|(b, _)| *b);
+    // (lightest, heaviest) target; ties go to the lowest id.
+    let ends = |load: &BTreeMap<i32, f64>| {
+        let mut it = load.iter();
+        let (&first, &w) = it.next()?;
+        let (mut light, mut heavy) = ((first, w), (first, w));
+        for (&b, &w) in it {
+            if w < light.1 {
+                light = (b, w);
+            }
+            if w > heavy.1 {
+                heavy = (b, w);
+            }
+        }
+        Some((light, heavy))
+    };
     // Drains first.
     for &from in draining {
-        for (topic, partition) in movable.remove(&from).unwrap_or_default() {
+        for (topic, partition, w) in movable.remove(&from).unwrap_or_default() {
             if out.len() >= budget {
                 return out;
             }
-            let Some(to) = least(&load) else { return out };
-            *load.entry(to).or_default() += 1;
+            let Some(((to, _), _)) = ends(&load) else { return out };
+            *load.entry(to).or_default() += w;
             out.push(Decision { topic, partition, from, to, reason: Reason::Drain });
         }
     }
     // Then evening out.
     while out.len() < budget {
-        let Some((&from, &high)) = load.iter().max_by_key(|(b, n)| (**n, std::cmp::Reverse(**b))) else { break };
-        let Some(to) = least(&load) else { break };
-        if high <= load[&to] + 1 {
+        let Some(((to, light), (from, heavy))) = ends(&load) else { break };
+        let gap = heavy - light;
+        if gap <= 1.0 + 1e-9 {
             break;
         }
-        let candidates = movable.get_mut(&from);
-        let Some(pick) = candidates.and_then(|c| c.iter().position(|p| !cooling.contains(p)).map(|k| c.remove(k))) else { break };
-        *load.entry(from).or_default() -= 1;
-        *load.entry(to).or_default() += 1;
-        out.push(Decision { topic: pick.0, partition: pick.1, from, to, reason: Reason::Balance });
+        let Some(candidates) = movable.get_mut(&from) else { break };
+        let best = candidates
+            .iter()
+            .enumerate()
+            .filter(|(_, (t, i, w))| *w < gap && !cooling.contains(&(t.clone(), *i)))
+            .min_by(|(_, a), (_, b)| (a.2 - gap / 2.0).abs().total_cmp(&(b.2 - gap / 2.0).abs()))
+            .map(|(k, _)| k);
+        let Some(k) = best else { break };
+        let (topic, partition, w) = candidates.remove(k);
+        *load.entry(from).or_default() -= w;
+        *load.entry(to).or_default() += w;
+        out.push(Decision { topic, partition, from, to, reason: Reason::Balance });
     }
     out
 }
@@ -109,7 +149,7 @@ pub struct Balancer {
 
 impl Balancer {
     /// One round on the controller: plans and asks for the moves.
-    pub async fn run_once(&self, c: &Cluster, now_ms: i64, cooldown_ms: i64, moves_max: usize) -> Result<usize> {
+    pub async fn run_once(&self, c: &Cluster, now_ms: i64, cooldown_ms: i64, moves_max: usize, bytes_per_weight: f64) -> Result<usize> {
         let placement = c.placement.read().clone();
         let live: BTreeSet<i32> = c.brokers.read().iter().map(|b| b.record.node_id).collect();
         let draining = draining(c).await?;
@@ -118,7 +158,8 @@ impl Balancer {
             moved.retain(|_, at| now_ms - *at < cooldown_ms);
             moved.keys().cloned().collect()
         };
-        let decisions = plan(&placement, &live, &draining, &cooling, moves_max);
+        let weights: Weights = super::load::read(c).await?.into_iter().map(|(k, rate)| (k, 1.0 + rate / bytes_per_weight.max(1.0))).collect();
+        let decisions = plan(&placement, &live, &draining, &cooling, &weights, moves_max);
         let mut asked = 0;
         for d in decisions {
             placement::request_move(&c.etcd, &c.name, &d.topic, d.partition, d.to).await?;
@@ -156,29 +197,42 @@ mod tests {
     #[test]
     fn a_new_broker_receives_partitions_until_the_spread_is_at_most_one() {
         let p = placed(&[(1, None); 12].iter().copied().chain([(2, None); 12]).collect::<Vec<_>>());
-        let moves = plan(&p, &set(&[1, 2, 3]), &set(&[]), &BTreeSet::new(), 100);
+        let moves = plan(&p, &set(&[1, 2, 3]), &set(&[]), &BTreeSet::new(), &Weights::new(), 100);
         assert_eq!(moves.len(), 8, "{moves:?}");
         assert!(moves.iter().all(|d| d.to == 3 && d.reason == Reason::Balance));
         assert_eq!(moves.iter().filter(|d| d.from == 1).count(), 4);
-        assert_eq!(plan(&p, &set(&[1, 2, 3]), &set(&[]), &BTreeSet::new(), 3).len(), 3, "bounded by the concurrent moves");
+        assert_eq!(plan(&p, &set(&[1, 2, 3]), &set(&[]), &BTreeSet::new(), &Weights::new(), 3).len(), 3, "bounded by the concurrent moves");
     }
 
     #[test]
     fn moves_under_way_count_against_the_bound_and_cooling_partitions_stay() {
         let p = placed(&[(1, Some(2)), (1, None), (1, None), (1, None)]);
-        let moves = plan(&p, &set(&[1, 2]), &set(&[]), &BTreeSet::new(), 2);
+        let moves = plan(&p, &set(&[1, 2]), &set(&[]), &BTreeSet::new(), &Weights::new(), 2);
         assert_eq!(moves.len(), 1, "one move is under way already: {moves:?}");
         let cooling: BTreeSet<(String, i32)> = (1..4).map(|i| ("t".to_string(), i)).collect();
-        assert!(plan(&p, &set(&[1, 2]), &set(&[]), &cooling, 4).is_empty(), "every candidate moved recently");
+        assert!(plan(&p, &set(&[1, 2]), &set(&[]), &cooling, &Weights::new(), 4).is_empty(), "every candidate moved recently");
     }
 
     #[test]
     fn a_draining_broker_is_emptied_and_receives_nothing() {
         let p = placed(&[(1, None), (1, None), (2, None), (3, None)]);
-        let moves = plan(&p, &set(&[1, 2, 3]), &set(&[3]), &BTreeSet::new(), 10);
+        let moves = plan(&p, &set(&[1, 2, 3]), &set(&[3]), &BTreeSet::new(), &Weights::new(), 10);
         assert_eq!(moves.iter().filter(|d| d.reason == Reason::Drain).map(|d| (d.from, d.to)).collect::<Vec<_>>(), vec![(3, 2)]);
         assert!(moves.iter().all(|d| d.to != 3));
         let balanced = placed(&[(1, None), (2, None), (3, None)]);
-        assert!(plan(&balanced, &set(&[1, 2, 3]), &set(&[]), &BTreeSet::new(), 10).is_empty(), "even: nothing to do");
+        assert!(plan(&balanced, &set(&[1, 2, 3]), &set(&[]), &BTreeSet::new(), &Weights::new(), 10).is_empty(), "even: nothing to do");
+    }
+
+    #[test]
+    fn hot_partitions_are_spread_even_when_the_counts_are_even() {
+        // Two partitions each; broker 1 has both hot ones (weight 11 each).
+        let p = placed(&[(1, None), (1, None), (2, None), (2, None)]);
+        let weights: Weights = [(("t".to_string(), 0), 11.0), (("t".to_string(), 1), 11.0)].into_iter().collect();
+        let moves = plan(&p, &set(&[1, 2]), &set(&[]), &BTreeSet::new(), &weights, 10);
+        let hot_moved: Vec<_> = moves.iter().filter(|d| d.partition < 2).collect();
+        assert_eq!(hot_moved.len(), 1, "one hot partition goes to broker 2: {moves:?}");
+        assert_eq!((hot_moved[0].from, hot_moved[0].to), (1, 2));
+        assert!(moves.iter().all(|d| d.reason == Reason::Balance));
+        assert!(moves.len() <= 2, "and at most an idle one comes back: {moves:?}");
     }
 }

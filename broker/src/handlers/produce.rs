@@ -206,6 +206,7 @@ async fn start_partition(b: &Arc<Broker>, topic: &str, index: i32, data: Bytes, 
     }
     let max_ts = infos.iter().map(|i| i.max_timestamp).max().unwrap_or(-1);
     p.time_index.lock().push(base, max_ts, len as u64);
+    p.bytes_in.fetch_add(len as u64, std::sync::atomic::Ordering::Relaxed);
     let log_start = b.engine.stream_info(p.stream)?.start as i64;
     Ok(Pending::Durable { base, log_start, durable })
 }
