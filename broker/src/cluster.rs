@@ -49,6 +49,9 @@ pub struct Cluster {
     pub brokers: RwLock<Vec<membership::LiveBroker>>,
     /// Topics and assignments, as last read.
     pub placement: RwLock<placement::Placement>,
+    /// The cluster keys' (count, newest change) when the placement was last applied in full;
+    /// `None` when something is left to retry.
+    pub applied_version: parking_lot::Mutex<Option<(i64, i64)>>,
     pub stats: ClusterStats,
     /// Set when a partition this node served was reassigned without its handoff: the cluster
     /// took this node for lost and its storage over.
@@ -70,6 +73,7 @@ impl Cluster {
             node_id,
             brokers: Default::default(),
             placement: Default::default(),
+            applied_version: Default::default(),
             stats: Default::default(),
             waiting_for: Default::default(),
             taken_over: Default::default(),

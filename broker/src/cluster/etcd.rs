@@ -223,10 +223,14 @@ impl Etcd {
         Ok((kvs(&v)?, revision))
     }
 
-    /// The store's current revision (a range that counts nothing).
-    pub async fn revision(&self, key: &str) -> Result<i64> {
-        let v = self.call("/v3/kv/range", json!({"key": b64(key.as_bytes()), "count_only": true})).await?;
-        Ok(v.get("header").and_then(|h| h.get("revision")).map_or(0, num))
+    /// What changes whenever a key under `prefix` is created, changed or deleted: how many keys
+    /// there are and the newest change among them (one small answer: the top key, no values).
+    pub async fn prefix_version(&self, prefix: &str) -> Result<(i64, i64)> {
+        let body = json!({"key": b64(prefix.as_bytes()), "range_end": b64(&prefix_end(prefix.as_bytes())), "limit": "1",
+            "sort_order": "DESCEND", "sort_target": "MOD", "keys_only": true});
+        let v = self.call("/v3/kv/range", body).await?;
+        let newest = kvs(&v)?.first().map_or(0, |kv| kv.mod_revision);
+        Ok((v.get("count").map_or(0, num), newest))
     }
 
     /// Writes `key` (no lease).

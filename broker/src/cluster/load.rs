@@ -1,4 +1,7 @@
-//! Load reports: every broker publishes the bytes per second produced to each partition it serves (`/floe/<c>/load/<id>`), which the controller's balancer weighs.
+//! Load reports: every broker publishes the bytes per second produced to each partition it serves (`/floe-load/<c>/<id>`), which the controller's balancer weighs.
+//!
+//! They live outside the cluster's `/floe/<c>/` keys on purpose: a report changes every round,
+//! and a change under `/floe/<c>/` makes every broker read the placement again.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -19,7 +22,7 @@ pub struct LoadReport {
 }
 
 fn prefix(cluster: &str) -> String {
-    format!("{}load/", super::root(cluster))
+    format!("/floe-load/{cluster}/")
 }
 
 /// Bytes produced so far per partition served here, by (topic, index).

@@ -42,6 +42,7 @@ pub struct Versioned<T> {
 /// Every topic and assignment of the cluster, as of one revision.
 #[derive(Debug, Clone, Default)]
 pub struct Placement {
+    /// etcd's revision when it was read.
     pub revision: i64,
     pub topics: BTreeMap<String, Versioned<TopicMeta>>,
     /// By topic, then partition index.

@@ -58,21 +58,21 @@ pub async fn run_once(b: &Arc<Broker>) {
 }
 
 async fn refresh(b: &Arc<Broker>, c: &Cluster) -> Result<()> {
-    let revision = c.etcd.revision(&super::root(&c.name)).await?;
-    if revision == c.placement.read().revision {
+    // Only the cluster's own keys count: load reports and other clusters live elsewhere.
+    let version = c.etcd.prefix_version(&super::root(&c.name)).await?;
+    if *c.applied_version.lock() == Some(version) {
         return Ok(());
     }
     let brokers = membership::list(&c.etcd, &c.name).await?;
-    let mut placement = placement::read(&c.etcd, &c.name).await?;
+    let placement = placement::read(&c.etcd, &c.name).await?;
     *c.brokers.write() = brokers;
     let node = Node { engine: &b.engine, state: Some((&b.state, &b.groups)), cluster: c, now_ms: b.clock.now_ms() };
     let mut settled = apply(&b.topics, &node, &placement).await;
     if b.membership.get().and_then(|m| m.controller_epoch()).is_some() {
         settled &= !super::recovery::run_once(b, c, &placement).await;
     }
-    if !settled {
-        placement.revision = 0; // read again next round, to retry what failed
-    }
+    // Settled: nothing more to do until a key changes. If not, read again next round.
+    *c.applied_version.lock() = settled.then_some(version);
     *c.placement.write() = placement;
     Ok(())
 }
