@@ -127,28 +127,50 @@ def free_port():
     return port
 
 
+class EtcdServer:
+    """A real single-member etcd (Debian's etcd-server) on loopback ports, which a test may stop
+    and start again on the same ports and data."""
+
+    def __init__(self, data_dir):
+        self.data_dir, self.client, self.peer = data_dir, free_port(), free_port()
+        self.url = f"http://127.0.0.1:{self.client}"
+        self.proc = None
+
+    def start(self):
+        peer = f"http://127.0.0.1:{self.peer}"
+        self.proc = subprocess.Popen(["etcd", "--name", "t", "--data-dir", str(self.data_dir),
+                                      "--listen-client-urls", self.url, "--advertise-client-urls", self.url,
+                                      "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
+                                      "--initial-cluster", f"t={peer}", "--heartbeat-interval", "50", "--election-timeout", "500"],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.time() + 30
+        while True:
+            try:
+                urllib.request.urlopen(self.url + "/health", timeout=1).read()
+                return self
+            except Exception:
+                if time.time() > deadline:
+                    self.stop()
+                    raise
+                time.sleep(0.1)
+
+    def stop(self):
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.wait(10)
+            self.proc = None
+
+
 @pytest.fixture
-def etcd(tmp_path):
-    """A real single-member etcd (Debian's etcd-server) on loopback ports."""
+def etcd_server(tmp_path):
     if shutil.which("etcd") is None:
         pytest.skip("etcd is not installed (Debian's etcd-server; scripts/test.sh installs it)")
-    client, peer = free_port(), free_port()
-    url = f"http://127.0.0.1:{client}"
-    proc = subprocess.Popen(["etcd", "--name", "t", "--data-dir", str(tmp_path / "etcd"),
-                             "--listen-client-urls", url, "--advertise-client-urls", url,
-                             "--listen-peer-urls", f"http://127.0.0.1:{peer}", "--initial-advertise-peer-urls", f"http://127.0.0.1:{peer}",
-                             "--initial-cluster", f"t=http://127.0.0.1:{peer}", "--heartbeat-interval", "50", "--election-timeout", "500"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 30
-    while True:
-        try:
-            urllib.request.urlopen(url + "/health", timeout=1).read()
-            break
-        except Exception:
-            if time.time() > deadline:
-                proc.kill()
-                raise
-            time.sleep(0.1)
-    yield url
-    proc.kill()
-    proc.wait(10)
+    server = EtcdServer(tmp_path / "etcd").start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def etcd(etcd_server):
+    """A real etcd's client URL."""
+    return etcd_server.url

@@ -144,7 +144,11 @@ impl BrokerBuilder {
         let log = Arc::new(EngineLog::open(engine.clone()).await?);
         let url = s.object_store_url().map_err(BrokerError::Internal)?;
         let warehouse = format!("{}/warehouse", location_root(&url));
-        let catalog_store = Arc::new(crate::catalog_store::EngineCatalogStore(engine.clone()));
+        // A cluster's brokers share one catalog: its pointers live in etcd.
+        let catalog_store: Arc<dyn floe_catalog::store::CatalogStore> = match &cluster {
+            None => Arc::new(crate::catalog_store::EngineCatalogStore(engine.clone())),
+            Some(c) => Arc::new(crate::cluster::catalog_store::EtcdCatalogStore::new(c.etcd.clone(), &c.name)),
+        };
         let catalog =
             Arc::new(floe_catalog::Catalog::open(catalog_store, store, &warehouse, "warehouse").map_err(|e| BrokerError::Internal(format!("catalog: {e}")))?);
         let registry = Arc::new(floe_schema::registry::Registry::open(log).await.map_err(|e| BrokerError::Internal(format!("schema registry: {e}")))?);
@@ -205,7 +209,7 @@ impl BrokerBuilder {
         let inflight = Arc::new(tokio::sync::Semaphore::new(inflight_permits(s.requests_inflight_bytes_max.0.max(s.socket_request_max_bytes.0)) as usize));
         // (At least one request's worth, so that the largest request can always be read.)
         let broker = Arc::new_cyclic(|weak| Broker {
-            table_topics: floe_table_topic::TableTopics::with_clock(Arc::new(crate::table_source::BrokerSource(weak.clone())), committer, schemas, {
+            table_topics: floe_table_topic::TableTopics::with_clock(Arc::new(crate::table_source::BrokerSource::new(weak.clone())), committer, schemas, {
                 let clock = clock.clone();
                 Arc::new(move || clock.now_ms())
             }),
@@ -308,17 +312,26 @@ fn spawn_background(b: &Arc<Broker>) {
             }
             let s = &b.settings;
             let (cooldown_ms, moves_max) = (s.cluster_move_cooldown_ms.0 as i64, s.cluster_concurrent_moves_max.max(1));
-            if let Err(e) = c.balancer.run_once(c, b.clock.now_ms(), cooldown_ms, moves_max, s.cluster_balance_bytes_per_weight.0 as f64).await {
+            let per_weight = crate::cluster::balance::PerWeight {
+                bytes: s.cluster_balance_bytes_per_weight.0 as f64,
+                requests: s.cluster_balance_requests_per_weight as f64,
+            };
+            if let Err(e) = c.balancer.run_once(c, b.clock.now_ms(), cooldown_ms, moves_max, per_weight).await {
                 tracing::warn!(error = %e, "balancing the cluster failed; retrying");
             }
         });
     }
     every(b, Duration::from_millis(TABLE_TOPIC_RECONCILE_MS), |b| async move {
-        // Not yet in cluster mode: a table needs one committer across brokers (issue 18).
-        let topics: Vec<(String, std::collections::BTreeMap<String, String>)> = match b.cluster {
-            Some(_) => Vec::new(),
-            None => b.topics.all().iter().map(|t| (t.meta.name.clone(), t.meta.configs.clone())).collect(),
-        };
+        // In a cluster a table is committed by the broker leading its topic's partition 0 (it
+        // reads the other partitions from their leaders); the table's committed offsets and the
+        // catalog's compare-and-swap keep a committer that lost it from committing twice.
+        let topics: Vec<(String, std::collections::BTreeMap<String, String>)> = b
+            .topics
+            .all()
+            .iter()
+            .filter(|t| b.cluster.is_none() || t.partitions.first().is_some_and(|p| p.local))
+            .map(|t| (t.meta.name.clone(), t.meta.configs.clone()))
+            .collect();
         b.table_topics.reconcile(&topics);
     });
     every(b, Duration::from_millis(b.settings.retention_check_interval_ms.0.max(100)), |b| async move {

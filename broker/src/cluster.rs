@@ -11,6 +11,7 @@ use std::sync::atomic::AtomicU64;
 use parking_lot::RwLock;
 
 pub mod balance;
+pub mod catalog_store;
 pub mod etcd;
 pub mod load;
 pub mod membership;

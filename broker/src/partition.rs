@@ -223,8 +223,8 @@ pub struct Partition {
     pub txn: parking_lot::Mutex<crate::txn::index::TxnIndex>,
     /// How far log compaction has cleaned the partition.
     pub cleaned: parking_lot::Mutex<crate::cleaner::CleanMark>,
-    /// Bytes produced to it here (the load a cluster's balancer weighs).
-    pub bytes_in: std::sync::atomic::AtomicU64,
+    /// What clients moved through it here (the load a cluster's balancer weighs).
+    pub traffic: Traffic,
     /// The broker that leads the partition (`-1`: this node, running alone) and its leader epoch.
     pub leader_id: i32,
     pub leader_epoch: i32,
@@ -252,7 +252,7 @@ impl Partition {
             time_index: Default::default(),
             txn: Default::default(),
             cleaned: Default::default(),
-            bytes_in: Default::default(),
+            traffic: Default::default(),
         }
     }
 }
@@ -315,5 +315,32 @@ mod tests {
         assert_eq!(ix.retention_cut(0, 100, 100_000, 1, -1), Some(90), "the active span stays");
         ix.trim(30);
         assert_eq!(ix.entries[0].offset, 30);
+    }
+}
+
+/// Counters of what clients moved through a partition served here, since it was opened here.
+#[derive(Debug, Default)]
+pub struct Traffic {
+    pub bytes_in: std::sync::atomic::AtomicU64,
+    pub bytes_out: std::sync::atomic::AtomicU64,
+    /// Produce and fetch reads of the partition.
+    pub requests: std::sync::atomic::AtomicU64,
+}
+
+impl Traffic {
+    pub fn produced(&self, bytes: usize) {
+        self.bytes_in.fetch_add(bytes as u64, std::sync::atomic::Ordering::Relaxed);
+        self.requests.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    pub fn fetched(&self, bytes: usize) {
+        self.bytes_out.fetch_add(bytes as u64, std::sync::atomic::Ordering::Relaxed);
+        self.requests.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// (bytes in, bytes out, requests).
+    pub fn totals(&self) -> [u64; 3] {
+        use std::sync::atomic::Ordering::Relaxed;
+        [self.bytes_in.load(Relaxed), self.bytes_out.load(Relaxed), self.requests.load(Relaxed)]
     }
 }

@@ -133,9 +133,12 @@ pub struct Settings {
     pub cluster_concurrent_moves_max: usize,
     /// A partition the balancer moved stays where it went for this long.
     pub cluster_move_cooldown_ms: Millis,
-    /// A partition taking this many bytes per second (produced) weighs as much as one more
-    /// partition when the balancer evens brokers out.
+    /// A partition taking this many bytes per second (produced and fetched) weighs as much as
+    /// one more partition when the balancer evens brokers out.
     pub cluster_balance_bytes_per_weight: ByteSize,
+    /// A partition read or written this many times per second (produce and fetch reads) weighs
+    /// as much as one more partition when the balancer evens brokers out.
+    pub cluster_balance_requests_per_weight: u64,
     /// The cluster id in metadata responses.
     pub cluster_id: String,
     /// Create a topic when a client asks for one that does not exist (as Kafka does).
@@ -369,6 +372,7 @@ impl Default for Settings {
             cluster_concurrent_moves_max: 4,
             cluster_move_cooldown_ms: Millis(60_000),
             cluster_balance_bytes_per_weight: ByteSize(1 << 20),
+            cluster_balance_requests_per_weight: 1000,
             cluster_id: "floe-cluster".into(),
             auto_create_topics_enable: true,
             num_partitions: 1,

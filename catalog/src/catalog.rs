@@ -13,7 +13,7 @@ use object_store::{path::Path, ObjectStore, ObjectStoreExt, PutMode, PutOptions,
 use crate::error::{CatalogError, Result};
 use crate::names;
 use crate::storage::ObjectStorage;
-use crate::store::CatalogStore;
+use crate::store::{CatalogStore, StoreError};
 
 /// A namespace: its levels.
 pub type Namespace = Vec<String>;
@@ -59,6 +59,25 @@ struct State {
     cache: HashMap<String, Arc<TableMetadata>>,
 }
 
+impl State {
+    /// Namespaces and tables as the store's `entries` hold them (the metadata cache stays: its
+    /// files never change).
+    fn replace(&mut self, entries: Vec<(String, String)>) -> Result<()> {
+        let (mut namespaces, mut tables) = (BTreeMap::new(), BTreeMap::new());
+        for (k, v) in entries {
+            if let Some(ns) = k.strip_prefix(NS_PREFIX) {
+                let props = serde_json::from_str(&v).map_err(|e| CatalogError::Storage(format!("namespace {ns}: {e}")))?;
+                namespaces.insert(ns.split('\u{1f}').map(str::to_string).collect(), props);
+            } else if let Some(t) = k.strip_prefix(TABLE_PREFIX) {
+                let Some((ns, name)) = t.split_once('\u{1e}') else { continue };
+                tables.insert((ns.split('\u{1f}').map(str::to_string).collect(), name.to_string()), v);
+            }
+        }
+        (self.namespaces, self.tables) = (namespaces, tables);
+        Ok(())
+    }
+}
+
 /// The catalog.
 pub struct Catalog {
     store: Arc<dyn CatalogStore>,
@@ -72,16 +91,17 @@ impl Catalog {
     /// `warehouse_path`, which readers know as `warehouse` (a URL).
     pub fn open(store: Arc<dyn CatalogStore>, objects: Arc<dyn ObjectStore>, warehouse: &str, warehouse_path: &str) -> Result<Self> {
         let mut state = State::default();
-        for (k, v) in store.load() {
-            if let Some(ns) = k.strip_prefix(NS_PREFIX) {
-                let props = serde_json::from_str(&v).map_err(|e| CatalogError::Storage(format!("namespace {ns}: {e}")))?;
-                state.namespaces.insert(ns.split('\u{1f}').map(str::to_string).collect(), props);
-            } else if let Some(t) = k.strip_prefix(TABLE_PREFIX) {
-                let Some((ns, name)) = t.split_once('\u{1e}') else { continue };
-                state.tables.insert((ns.split('\u{1f}').map(str::to_string).collect(), name.to_string()), v);
-            }
-        }
+        state.replace(store.load())?;
         Ok(Self { store, storage: ObjectStorage::new(objects, warehouse, warehouse_path), state: tokio::sync::Mutex::new(state) })
+    }
+
+    /// The state, with what other catalogs sharing the store changed read in.
+    async fn state(&self) -> Result<tokio::sync::MutexGuard<'_, State>> {
+        let mut state = self.state.lock().await;
+        if let Some(entries) = self.store.refresh().await.map_err(|e| CatalogError::Storage(e.to_string()))? {
+            state.replace(entries)?;
+        }
+        Ok(state)
     }
 
     /// The warehouse URL.
@@ -99,7 +119,10 @@ impl Catalog {
     }
 
     async fn put(&self, entries: Vec<(String, Option<String>)>) -> Result<()> {
-        self.store.put(entries).await.map_err(CatalogError::Storage)
+        self.store.put(entries).await.map_err(|e| match e {
+            StoreError::Conflict => CatalogError::CommitFailed("the catalog changed meanwhile (another node); retry".into()),
+            StoreError::Failed(e) => CatalogError::Storage(e),
+        })
     }
 
     async fn read_metadata(&self, state: &mut State, location: &str) -> Result<Arc<TableMetadata>> {
@@ -137,7 +160,7 @@ impl Catalog {
 
     /// Namespaces directly under `parent` (top-level ones without it).
     pub async fn list_namespaces(&self, parent: Option<Namespace>) -> Result<Vec<Namespace>> {
-        let state = self.state.lock().await;
+        let state = self.state().await?;
         if let Some(p) = &parent {
             if !state.namespaces.contains_key(p) {
                 return Err(CatalogError::NoSuchNamespace(show(p)));
@@ -155,7 +178,7 @@ impl Catalog {
         for level in &ns {
             names::check("namespace level", level)?;
         }
-        let mut state = self.state.lock().await;
+        let mut state = self.state().await?;
         if state.namespaces.contains_key(&ns) {
             return Err(CatalogError::NamespaceExists(show(&ns)));
         }
@@ -167,13 +190,13 @@ impl Catalog {
 
     /// A namespace's properties.
     pub async fn load_namespace(&self, ns: &Namespace) -> Result<HashMap<String, String>> {
-        let state = self.state.lock().await;
+        let state = self.state().await?;
         state.namespaces.get(ns).cloned().ok_or_else(|| CatalogError::NoSuchNamespace(show(ns)))
     }
 
     /// Drops an empty namespace.
     pub async fn drop_namespace(&self, ns: &Namespace) -> Result<()> {
-        let mut state = self.state.lock().await;
+        let mut state = self.state().await?;
         if !state.namespaces.contains_key(ns) {
             return Err(CatalogError::NoSuchNamespace(show(ns)));
         }
@@ -195,7 +218,7 @@ impl Catalog {
         if removals.iter().any(|r| updates.contains_key(r)) {
             return Err(CatalogError::BadRequest("a key is both removed and updated".into()));
         }
-        let mut state = self.state.lock().await;
+        let mut state = self.state().await?;
         let mut props = state.namespaces.get(ns).cloned().ok_or_else(|| CatalogError::NoSuchNamespace(show(ns)))?;
         let (mut removed, mut missing) = (vec![], vec![]);
         for r in removals {
@@ -215,7 +238,7 @@ impl Catalog {
 
     /// Table names in a namespace.
     pub async fn list_tables(&self, ns: &Namespace) -> Result<Vec<String>> {
-        let state = self.state.lock().await;
+        let state = self.state().await?;
         if !state.namespaces.contains_key(ns) {
             return Err(CatalogError::NoSuchNamespace(show(ns)));
         }
@@ -224,7 +247,7 @@ impl Catalog {
 
     /// Creates a table (format version 2).
     pub async fn create_table(&self, ns: &Namespace, req: CreateTable) -> Result<LoadedTable> {
-        let mut state = self.state.lock().await;
+        let mut state = self.state().await?;
         if !state.namespaces.contains_key(ns) {
             return Err(CatalogError::NoSuchNamespace(show(ns)));
         }
@@ -274,7 +297,7 @@ impl Catalog {
 
     /// Loads a table.
     pub async fn load_table(&self, ns: &Namespace, name: &str) -> Result<LoadedTable> {
-        let mut state = self.state.lock().await;
+        let mut state = self.state().await?;
         let loc = state.tables.get(&(ns.clone(), name.to_string())).cloned().ok_or_else(|| CatalogError::NoSuchTable(format!("{}.{name}", show(ns))))?;
         let metadata = self.read_metadata(&mut state, &loc).await?;
         Ok(LoadedTable { metadata_location: loc, metadata })
@@ -282,7 +305,7 @@ impl Catalog {
 
     /// Drops a table; with `purge`, deletes its files too.
     pub async fn drop_table(&self, ns: &Namespace, name: &str, purge: bool) -> Result<()> {
-        let mut state = self.state.lock().await;
+        let mut state = self.state().await?;
         let key = (ns.clone(), name.to_string());
         let loc = state.tables.get(&key).cloned().ok_or_else(|| CatalogError::NoSuchTable(format!("{}.{name}", show(ns))))?;
         let metadata = if purge { Some(self.read_metadata(&mut state, &loc).await?) } else { None };
@@ -306,7 +329,7 @@ impl Catalog {
 
     /// Renames (and possibly moves) a table.
     pub async fn rename_table(&self, from: (&Namespace, &str), to: (&Namespace, &str)) -> Result<()> {
-        let mut state = self.state.lock().await;
+        let mut state = self.state().await?;
         names::check("table name", to.1)?;
         let src = (from.0.clone(), from.1.to_string());
         let dst = (to.0.clone(), to.1.to_string());
@@ -325,7 +348,7 @@ impl Catalog {
 
     /// Registers an existing metadata file as a table.
     pub async fn register_table(&self, ns: &Namespace, name: &str, metadata_location: &str) -> Result<LoadedTable> {
-        let mut state = self.state.lock().await;
+        let mut state = self.state().await?;
         if !state.namespaces.contains_key(ns) {
             return Err(CatalogError::NoSuchNamespace(show(ns)));
         }
@@ -345,7 +368,7 @@ impl Catalog {
     /// Commits changes to several tables at once: every requirement of every table is checked
     /// first; then all new metadata files are written and all pointers move in one store write.
     pub async fn commit(&self, changes: Vec<(Namespace, String, Vec<TableRequirement>, Vec<TableUpdate>)>) -> Result<Vec<LoadedTable>> {
-        let mut state = self.state.lock().await;
+        let mut state = self.state().await?;
         let mut staged = Vec::with_capacity(changes.len());
         for (ns, name, requirements, updates) in changes {
             let loc = state.tables.get(&(ns.clone(), name.clone())).cloned().ok_or_else(|| CatalogError::NoSuchTable(format!("{}.{name}", show(&ns))))?;

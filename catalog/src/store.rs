@@ -4,13 +4,29 @@
 
 use std::collections::BTreeMap;
 
+/// Why a write did not happen.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// Another writer changed an entry since this one last read it (shared stores only).
+    #[error("changed by another writer since it was read")]
+    Conflict,
+    #[error("{0}")]
+    Failed(String),
+}
+
 /// Durable catalog pointers.
 #[async_trait::async_trait]
 pub trait CatalogStore: Send + Sync + 'static {
     /// Every entry.
     fn load(&self) -> Vec<(String, String)>;
-    /// Writes (or with `None` removes) entries, all or none.
-    async fn put(&self, entries: Vec<(String, Option<String>)>) -> Result<(), String>;
+    /// Writes (or with `None` removes) entries, all or none. A store shared by several catalogs
+    /// writes only when none of the entries changed since this catalog last read them.
+    async fn put(&self, entries: Vec<(String, Option<String>)>) -> Result<(), StoreError>;
+    /// A store shared with other catalogs: every entry when something changed since the last
+    /// read (`None`: nothing did, or the store is this catalog's own).
+    async fn refresh(&self) -> Result<Option<Vec<(String, String)>>, StoreError> {
+        Ok(None)
+    }
 }
 
 /// A store in memory.
@@ -30,7 +46,7 @@ impl CatalogStore for MemoryStore {
         self.map().iter().map(|(k, v)| (k.clone(), v.clone())).collect()
     }
 
-    async fn put(&self, entries: Vec<(String, Option<String>)>) -> Result<(), String> {
+    async fn put(&self, entries: Vec<(String, Option<String>)>) -> Result<(), StoreError> {
         let mut m = self.map();
         for (k, v) in entries {
             match v {

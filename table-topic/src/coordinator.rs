@@ -370,7 +370,7 @@ impl Coordinator {
 
     /// Phase 5: commits the written files in one snapshot carrying the offsets; on a conflict the
     /// files go unless the commit is found to have landed.
-    async fn commit(&mut self, written: Written, next: &Offsets, commit_id: &str, tally: Tally) -> Result<usize> {
+    async fn commit(&mut self, written: Written, (from, next): (&Offsets, &Offsets), commit_id: &str, tally: Tally) -> Result<usize> {
         let Tally { covered, invalid, lag, started } = tally;
         let Written { mut files, delete_files, new_rows, removed_keys } = written;
         let props = offsets::properties(next, commit_id, &self.topic);
@@ -378,7 +378,10 @@ impl Coordinator {
         let change = if self.cfg.keyed() { Change::RowDelta { data: files.clone(), deletes: delete_files.clone() } } else { Change::Append(files.clone()) };
         files.extend(delete_files);
         let base = table.loaded.clone();
-        let result = table.committer().commit(&table.ns, &table.name, &base, change, &props).await;
+        let result = match check_base(&base, from) {
+            Ok(()) => table.committer().commit(&table.ns, &table.name, &base, change, &props).await,
+            Err(e) => Err(e),
+        };
         match result {
             Ok(t) => {
                 table.loaded = t;
@@ -455,7 +458,7 @@ impl Coordinator {
         // Write, then commit.
         let written = self.write(&rows, keyed, &commit_id).await?;
         let invalid = bad.len() as u64;
-        self.commit(written, &next, &commit_id, Tally { covered, invalid, lag, started }).await
+        self.commit(written, (&committed, &next), &commit_id, Tally { covered, invalid, lag, started }).await
     }
 
     /// A Debezium TRUNCATE at offset `at` of a partition: one snapshot removes every live file
@@ -483,6 +486,7 @@ impl Coordinator {
         let removed: std::collections::HashSet<String> = live.iter().map(|f| f.file.file_path().to_string()).collect();
         let files = removed.len();
         let base = table.loaded.clone();
+        check_base(&base, committed)?;
         let change = Change::Replace { removed, data: vec![], deletes: vec![] };
         table.loaded = table.committer().commit(&table.ns, &table.name, &base, change, &props).await?;
         if self.index.is_some() {
@@ -690,4 +694,14 @@ struct KeyedPlan {
 /// The record at `offset` (records of a read are in offset order).
 fn record_at(records: &[SourceRecord], offset: i64) -> Option<&SourceRecord> {
     records.binary_search_by_key(&offset, |r| r.offset).ok().map(|i| &records[i])
+}
+
+/// A commit builds only on a snapshot holding the offsets its records were read from: the table
+/// may have moved on since they were (another broker committing while the table's committer
+/// moved, or a schema change that found the table changed and read it again).
+fn check_base(base: &floe_catalog::catalog::LoadedTable, read_from: &Offsets) -> std::result::Result<(), CatalogError> {
+    match offsets::committed(&base.metadata) == *read_from {
+        true => Ok(()),
+        false => Err(CatalogError::CommitFailed("the table moved on since its offsets were read".into())),
+    }
 }

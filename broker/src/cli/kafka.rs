@@ -105,11 +105,21 @@ impl Client {
         let mut resp = tokio::time::timeout(self.timeout, self.round_trip(&frame))
             .await
             .map_err(|_| anyhow!("Kafka at {addr} did not answer within {} ms", self.timeout.as_millis()))??;
-        let head = ResponseHeader::decode(&mut resp, R::Response::header_version(version)).map_err(|e| anyhow!("a malformed response header: {e}"))?;
+        // Decoded as requests are: no count on the wire allocates beyond the answer's budget.
+        let frame_bytes = resp.len();
+        let (decoded, tripped) = floe_alloc_guard::decode_scope(crate::decode::budget_bytes(frame_bytes), || {
+            let mut buf = crate::decode::GuardedBuf(&mut resp);
+            let head = ResponseHeader::decode(&mut buf, R::Response::header_version(version)).map_err(|e| anyhow!("a malformed response header: {e}"))?;
+            let out = R::Response::decode(&mut buf, version).map_err(|e| anyhow!("a malformed response: {e}"))?;
+            Ok::<_, anyhow::Error>((head, out))
+        });
+        if tripped {
+            bail!("a response claims more elements than its {frame_bytes} bytes can hold");
+        }
+        let (head, out) = decoded?;
         if head.correlation_id != self.correlation_id {
             bail!("a response to another request (correlation id {} instead of {})", head.correlation_id, self.correlation_id);
         }
-        let out = R::Response::decode(&mut resp, version).map_err(|e| anyhow!("a malformed response: {e}"))?;
         Ok(out)
     }
 

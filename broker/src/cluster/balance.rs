@@ -8,9 +8,11 @@
 //! - at most `cluster_concurrent_moves_max` moves are under way at once (assignments with a
 //!   target), and a partition moved by the balancer stays put for `cluster_move_cooldown_ms`.
 //!
-//! A partition weighs 1 plus its bytes per second produced (from the brokers' load reports,
-//! `load.rs`) over `cluster_balance_bytes_per_weight`: idle, the balancer evens partition counts;
-//! under load, bytes. Each decision is logged and counted in `/metrics`.
+//! A partition weighs 1 plus its bytes per second produced and fetched over
+//! `cluster_balance_bytes_per_weight` plus its reads and writes per second over
+//! `cluster_balance_requests_per_weight` (from the brokers' load reports, `load.rs`): idle, the
+//! balancer evens partition counts; under load, traffic. Each decision is logged and counted in
+//! `/metrics`.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::Ordering::Relaxed;
@@ -47,8 +49,8 @@ pub struct Decision {
     pub reason: Reason,
 }
 
-/// The weight of each partition: 1 (every partition counts), plus its bytes per second in units
-/// of `bytes_per_weight` (a partition taking that much counts as one more).
+/// The weight of each partition: 1 (every partition counts), plus its traffic in units of
+/// [`PerWeight`] (a partition taking that much counts as one more).
 pub type Weights = HashMap<(String, i32), f64>;
 
 /// The moves to make now: pure, so that it can be tested alone. `cooling` partitions are not
@@ -141,6 +143,22 @@ pub fn plan(
     out
 }
 
+/// How much traffic weighs as much as one more idle partition.
+#[derive(Debug, Clone, Copy)]
+pub struct PerWeight {
+    /// Bytes per second, produced and fetched together.
+    pub bytes: f64,
+    /// Produce and fetch reads per second.
+    pub requests: f64,
+}
+
+impl PerWeight {
+    /// A partition's weight: 1, plus its traffic in units of `self`.
+    pub fn weight(&self, r: &super::load::Rates) -> f64 {
+        1.0 + (r.bytes_in_per_s + r.bytes_out_per_s) / self.bytes.max(1.0) + r.requests_per_s / self.requests.max(1.0)
+    }
+}
+
 /// The balancer's memory: when it last moved each partition (the controller's clock).
 #[derive(Default)]
 pub struct Balancer {
@@ -149,7 +167,7 @@ pub struct Balancer {
 
 impl Balancer {
     /// One round on the controller: plans and asks for the moves.
-    pub async fn run_once(&self, c: &Cluster, now_ms: i64, cooldown_ms: i64, moves_max: usize, bytes_per_weight: f64) -> Result<usize> {
+    pub async fn run_once(&self, c: &Cluster, now_ms: i64, cooldown_ms: i64, moves_max: usize, per_weight: PerWeight) -> Result<usize> {
         let placement = c.placement.read().clone();
         let live: BTreeSet<i32> = c.brokers.read().iter().map(|b| b.record.node_id).collect();
         let draining = draining(c).await?;
@@ -158,7 +176,7 @@ impl Balancer {
             moved.retain(|_, at| now_ms - *at < cooldown_ms);
             moved.keys().cloned().collect()
         };
-        let weights: Weights = super::load::read(c).await?.into_iter().map(|(k, rate)| (k, 1.0 + rate / bytes_per_weight.max(1.0))).collect();
+        let weights: Weights = super::load::read(c).await?.into_iter().map(|(k, rates)| (k, per_weight.weight(&rates))).collect();
         let decisions = plan(&placement, &live, &draining, &cooling, &weights, moves_max);
         let mut asked = 0;
         for d in decisions {

@@ -193,6 +193,17 @@ impl Membership {
         !self.retired.load(Relaxed) && !self.suspect.load(Relaxed) && self.clock.now_ms() < self.lease_valid_until_ms.load(Relaxed)
     }
 
+    /// Whether this node may acknowledge a durable append. `storage_fences`: its WAL refuses
+    /// writes once another node took its storage over (the object WAL's fence), so an unknown
+    /// lease — etcd unreachable — does not stop it; only a lease known lost or a retirement
+    /// does. Otherwise (a file WAL) the lease must be surely alive.
+    pub fn may_acknowledge(&self, storage_fences: bool) -> bool {
+        if self.retired.load(Relaxed) || self.suspect.load(Relaxed) {
+            return false;
+        }
+        storage_fences || self.lease_alive()
+    }
+
     /// Whether the lease was lost and the node has not yet checked it kept its partitions.
     pub fn suspect(&self) -> bool {
         self.suspect.load(Relaxed)

@@ -208,6 +208,7 @@ async fn read_partition(b: &Arc<Broker>, s: &Slot, budget: u64, first: bool, rea
             buf.freeze()
         }
     };
+    p.traffic.fetched(records.len());
     read.records = records;
     Ok(read)
 }

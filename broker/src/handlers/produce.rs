@@ -96,11 +96,14 @@ pub async fn start(b: Arc<Broker>, req: ProduceRequest, ctx: RequestContext) -> 
     })
 }
 
-/// In a cluster, a node acknowledges only while its lease is surely alive: past that the
-/// cluster may take it for lost and hand its partitions on (the durable batch is then theirs,
-/// and the producer's retry is recognised there as a duplicate).
+/// In a cluster, a node acknowledges only while it cannot have been taken for lost without its
+/// knowing: with the object WAL, whose fence refuses its writes once its storage was taken over,
+/// unless its lease is known lost (so etcd being away stops nothing); with a file WAL, while
+/// its lease is surely alive. (A durable batch not acknowledged belongs to whoever took the
+/// partition, and the producer's retry is recognised there as a duplicate.)
 fn may_acknowledge(b: &Broker, topic: &str, partition: i32) -> Result<()> {
-    if b.cluster.is_none() || b.membership.get().is_some_and(|m| m.lease_alive()) {
+    let storage_fences = b.settings.storage.wal == floe_s3stream::WalKind::Object;
+    if b.cluster.is_none() || b.membership.get().is_some_and(|m| m.may_acknowledge(storage_fences)) {
         return Ok(());
     }
     Err(BrokerError::NotLeaderOrFollower { topic: topic.to_string(), partition, leader: -1, leader_epoch: -1 })
@@ -206,7 +209,7 @@ async fn start_partition(b: &Arc<Broker>, topic: &str, index: i32, data: Bytes, 
     }
     let max_ts = infos.iter().map(|i| i.max_timestamp).max().unwrap_or(-1);
     p.time_index.lock().push(base, max_ts, len as u64);
-    p.bytes_in.fetch_add(len as u64, std::sync::atomic::Ordering::Relaxed);
+    p.traffic.produced(len);
     let log_start = b.engine.stream_info(p.stream)?.start as i64;
     Ok(Pending::Durable { base, log_start, durable })
 }

@@ -1,5 +1,5 @@
 //! Catalog tests: create/load/commit, a stale requirement refused, a multi-table commit that is
-//! all-or-nothing, and state rebuilt from the store.
+//! all-or-nothing, state rebuilt from the store, and catalogs sharing one store.
 
 use super::*;
 use crate::store::MemoryStore;
@@ -83,4 +83,93 @@ async fn no_table_can_reach_another_tables_files() {
     cat.drop_table(&ns, "b", true).await.expect("purge b");
     assert_eq!(object_count(&objects).await, before - 1, "b's one metadata file went, a's stayed");
     cat.load_table(&ns, "a").await.expect("a is whole");
+}
+
+/// A store shared by several catalogs, as the broker's etcd store behaves: each catalog's view
+/// remembers the revision of every entry it read, and a write on entries changed since fails.
+/// `stale` makes a view skip its refreshes: a write landing elsewhere between a catalog's
+/// refresh and its own write.
+#[derive(Default)]
+struct Shared(parking_lot::Mutex<Entries>);
+
+/// key → (value, revision of its last change), and the store's revision.
+type Entries = (BTreeMap<String, (String, u64)>, u64);
+
+struct View {
+    shared: Arc<Shared>,
+    seen: parking_lot::Mutex<(u64, HashMap<String, u64>)>,
+    stale: std::sync::atomic::AtomicBool,
+}
+
+impl View {
+    fn of(shared: &Arc<Shared>) -> Arc<View> {
+        Arc::new(View { shared: shared.clone(), seen: parking_lot::Mutex::new((u64::MAX, HashMap::new())), stale: Default::default() })
+    }
+}
+
+#[async_trait::async_trait]
+impl CatalogStore for View {
+    fn load(&self) -> Vec<(String, String)> {
+        Vec::new()
+    }
+
+    async fn put(&self, entries: Vec<(String, Option<String>)>) -> std::result::Result<(), StoreError> {
+        let mut g = self.shared.0.lock();
+        let mut seen = self.seen.lock();
+        if entries.iter().any(|(k, _)| g.0.get(k).map(|(_, r)| *r) != seen.1.get(k).copied()) {
+            return Err(StoreError::Conflict);
+        }
+        g.1 += 1;
+        let rev = g.1;
+        for (k, v) in entries {
+            match v {
+                Some(v) => {
+                    g.0.insert(k.clone(), (v, rev));
+                    seen.1.insert(k, rev);
+                }
+                None => {
+                    g.0.remove(&k);
+                    seen.1.remove(&k);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn refresh(&self) -> std::result::Result<Option<Vec<(String, String)>>, StoreError> {
+        let g = self.shared.0.lock();
+        let mut seen = self.seen.lock();
+        if seen.0 == g.1 || self.stale.load(std::sync::atomic::Ordering::Relaxed) {
+            return Ok(None);
+        }
+        *seen = (g.1, g.0.iter().map(|(k, (_, r))| (k.clone(), *r)).collect());
+        Ok(Some(g.0.iter().map(|(k, (v, _))| (k.clone(), v.clone())).collect()))
+    }
+}
+
+#[tokio::test]
+async fn catalogs_sharing_a_store_see_each_others_tables_and_never_both_commit_on_one_version() {
+    let shared: Arc<Shared> = Arc::default();
+    let objects: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+    let (store_one, store_two) = (View::of(&shared), View::of(&shared));
+    let one = Catalog::open(store_one, objects.clone(), "memory:///wh", "wh").expect("open");
+    let two = Catalog::open(store_two.clone(), objects, "memory:///wh", "wh").expect("open");
+    let ns = vec!["db".to_string()];
+    one.create_namespace(ns.clone(), HashMap::new()).await.expect("namespace");
+    let t = one.create_table(&ns, create("t")).await.expect("t");
+    assert_eq!(two.list_tables(&ns).await.expect("list"), vec!["t".to_string()], "the other catalog sees the new table");
+    assert!(matches!(two.create_table(&ns, create("t")).await, Err(CatalogError::TableExists(_))));
+    assert_eq!(two.load_table(&ns, "t").await.expect("t").metadata_location, t.metadata_location);
+    // One commits while two still holds the version before it: two's commit is refused.
+    store_two.stale.store(true, std::sync::atomic::Ordering::Relaxed);
+    let uuid = t.metadata.uuid();
+    one.commit(vec![(ns.clone(), "t".into(), vec![TableRequirement::UuidMatch { uuid }], vec![set_prop("by", "one")])]).await.expect("one");
+    let refused = two.commit(vec![(ns.clone(), "t".into(), vec![TableRequirement::UuidMatch { uuid }], vec![set_prop("by", "two")])]).await;
+    assert!(matches!(refused, Err(CatalogError::CommitFailed(_))), "{refused:?}");
+    store_two.stale.store(false, std::sync::atomic::Ordering::Relaxed);
+    let now = two.load_table(&ns, "t").await.expect("t");
+    assert_eq!(now.metadata.properties().get("by").map(String::as_str), Some("one"), "two reads one's commit, not its own");
+    // Committed again on what it now read, two's commit lands.
+    two.commit(vec![(ns.clone(), "t".into(), vec![TableRequirement::UuidMatch { uuid }], vec![set_prop("by", "two")])]).await.expect("two");
+    assert_eq!(one.load_table(&ns, "t").await.expect("t").metadata.properties().get("by").map(String::as_str), Some("two"));
 }
