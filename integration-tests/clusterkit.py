@@ -36,9 +36,11 @@ def assignments(etcd, topic="moves"):
 
 
 class Load:
-    """Producers that run until stopped, remembering what was acknowledged and any error."""
+    """Producers that run until stopped, remembering what was acknowledged and any error:
+    librdkafka, kafka-python unless told not to, and the Java client (3.9.1) when `java_dir`
+    (where to compile it) is given and a JDK and its jars are here (`self.java` says whether)."""
 
-    def __init__(self, bootstrap, kafka_python=True):
+    def __init__(self, bootstrap, kafka_python=True, java_dir=None):
         self.stop = threading.Event()
         self.acked = []  # (partition, offset, value)
         self.errors = []
@@ -46,6 +48,41 @@ class Load:
         self.threads = [threading.Thread(target=self.librdkafka, args=(bootstrap,))]
         if kafka_python:
             self.threads.append(threading.Thread(target=self.kafka_python, args=(bootstrap,)))
+        self.java = java_dir is not None and self.java_classpath(java_dir) is not None
+        if self.java:
+            self.threads.append(threading.Thread(target=self.java_producer, args=(bootstrap, java_dir)))
+
+    @staticmethod
+    def java_classpath(java_dir):
+        import os
+        import shutil
+        from test_java import HERE, client_jars
+        jars = client_jars()
+        if shutil.which("javac") is None or not any(j.endswith("kafka-clients.jar") for j in jars):
+            return None
+        cp = os.pathsep.join(jars)
+        subprocess.run(["javac", "-d", str(java_dir), "-cp", cp, os.path.join(HERE, "java", "FloeMoveProducer.java")], check=True, timeout=120)
+        return os.pathsep.join([str(java_dir), cp])
+
+    def java_producer(self, bootstrap, java_dir):
+        proc = subprocess.Popen(["java", "-cp", self.java_classpath(java_dir), "FloeMoveProducer", bootstrap, "moves", str(PARTITIONS)],
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        closer = threading.Thread(target=lambda: (self.stop.wait(), proc.stdin.close()))
+        closer.start()
+        done = False
+        for line in proc.stdout:
+            kind, _, rest = line.strip().partition(" ")
+            if kind == "ACK":
+                part, offset, value = rest.split(" ", 2)
+                self.ack(int(part), int(offset), value)
+            elif kind == "ERR":
+                self.errors.append(f"java: {rest}")
+            elif kind == "DONE":
+                done = True
+        proc.wait(120)
+        closer.join()
+        if not done:
+            self.errors.append(f"java: exited {proc.returncode} before flushing")
 
     def ack(self, partition, offset, value):
         with self.lock:
