@@ -14,7 +14,7 @@ from clusterkit import Load, assignments, broker, check_read_back, cli, start_cl
 
 ENV = {"FLOE_CLUSTER_BALANCE_INTERVAL_MS": "300", "FLOE_CLUSTER_MOVE_COOLDOWN_MS": "1000", "FLOE_OFFSETS_TOPIC_NUM_PARTITIONS": "4",
        # Partitions weigh the same whatever their traffic: this test is about counts.
-       "FLOE_CLUSTER_BALANCE_BYTES_PER_WEIGHT": "1GiB"}
+       "FLOE_CLUSTER_BALANCE_BYTES_PER_WEIGHT": "1GiB", "FLOE_CLUSTER_BALANCE_REQUESTS_PER_WEIGHT": "1000000000"}
 
 
 def per_broker(etcd):

@@ -138,9 +138,6 @@ impl BrokerBuilder {
         };
         let offsets_partitions = cluster.as_ref().map(|_| s.offsets_topic_num_partitions.max(1));
         let state = StateStore::open(engine.clone(), &topics, self.clock.now_ms(), producer_id_floor, offsets_partitions).await?;
-        if cluster.is_some() {
-            crate::cluster::sync::open_offsets_topic(&topics, &state, s.offsets_topic_num_partitions).await?;
-        }
         let log = Arc::new(EngineLog::open(engine.clone()).await?);
         let url = s.object_store_url().map_err(BrokerError::Internal)?;
         let warehouse = format!("{}/warehouse", location_root(&url));
@@ -161,15 +158,20 @@ impl BrokerBuilder {
             self.clock.clone(),
         );
         let users = Users::open(engine.clone()).await?;
-        let txn = crate::txn::coordinator::TxnCoordinator::open(
-            engine.clone(),
-            s.transaction_state_partitions,
-            crate::txn::coordinator::TxnLimits {
-                max_timeout_ms: s.transaction_max_timeout_ms.0 as i64,
-                id_expiration_ms: s.transactional_id_expiration_ms.0 as i64,
-            },
-        )
-        .await?;
+        let txn_limits = crate::txn::coordinator::TxnLimits {
+            max_timeout_ms: s.transaction_max_timeout_ms.0 as i64,
+            id_expiration_ms: s.transactional_id_expiration_ms.0 as i64,
+        };
+        let txn = match &cluster {
+            None => crate::txn::coordinator::TxnCoordinator::open(engine.clone(), s.transaction_state_partitions, txn_limits).await?,
+            Some(_) => {
+                // Coordinator state lives in the internal topics' partitions, moved like any.
+                let txn = crate::txn::coordinator::TxnCoordinator::for_cluster(engine.clone(), s.transaction_state_partitions, txn_limits);
+                let (offsets_partitions, txn_partitions) = (s.offsets_topic_num_partitions, s.transaction_state_partitions);
+                crate::cluster::sync::open_internal_topics(&topics, (&state, &groups, &txn), offsets_partitions, txn_partitions).await?;
+                txn
+            }
+        };
         let authorizer = crate::security::authorizer::Authorizer::open(engine.clone(), &s);
         let oauth = crate::security::oauth::OAuthValidator::from_settings(&s).map_err(|e| BrokerError::Internal(format!("OAUTHBEARER: {e}")))?;
         if oauth.is_none() && s.sasl_enabled_mechanisms.iter().any(|m| m.eq_ignore_ascii_case("OAUTHBEARER")) {

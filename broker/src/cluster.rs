@@ -15,6 +15,7 @@ pub mod catalog_store;
 pub mod etcd;
 pub mod load;
 pub mod membership;
+pub mod peers;
 pub mod placement;
 pub mod recovery;
 pub mod sync;
@@ -63,6 +64,8 @@ pub struct Cluster {
     pub load: load::LoadMeter,
     /// Lost brokers (file WAL) whose partitions wait for them; logged once each.
     pub waiting_for: parking_lot::Mutex<std::collections::BTreeSet<i32>>,
+    /// Connections to the other brokers.
+    pub peers: peers::Peers,
 }
 
 impl Cluster {
@@ -75,6 +78,7 @@ impl Cluster {
             brokers: Default::default(),
             placement: Default::default(),
             applied_version: Default::default(),
+            peers: Default::default(),
             stats: Default::default(),
             waiting_for: Default::default(),
             taken_over: Default::default(),

@@ -157,7 +157,8 @@ macro_rules! served_apis {
             ListTransactions,
             DescribeProducers,
             AlterPartitionReassignments,
-            ListPartitionReassignments
+            ListPartitionReassignments,
+            WriteTxnMarkers
         );
     };
 }

@@ -16,12 +16,11 @@ use crate::txn::index::AbortedTxn;
 /// in a cluster, partitions other brokers lead are read from them.
 pub struct BrokerSource {
     broker: Weak<Broker>,
-    remote: remote::Remote,
 }
 
 impl BrokerSource {
     pub fn new(broker: Weak<Broker>) -> Self {
-        Self { broker, remote: remote::Remote::default() }
+        Self { broker }
     }
 
     fn broker(&self) -> Result<Arc<Broker>, String> {
@@ -55,7 +54,7 @@ impl RecordSource for BrokerSource {
         let b = self.broker()?;
         let p = match locate(&b, topic, partition)? {
             Where::Here(p) => p,
-            Where::At(node) => return self.remote.bounds(&b, node, topic, partition).await,
+            Where::At(node) => return remote::bounds(&b, node, topic, partition).await,
         };
         let info = b.engine.stream_info(p.stream).map_err(|e| e.to_string())?;
         // A table reads read_committed: it ends at the LSO.
@@ -69,7 +68,7 @@ impl RecordSource for BrokerSource {
         let p = match locate(&b, topic, partition)? {
             Where::Here(p) => p,
             Where::At(node) => {
-                let f = self.remote.fetch(&b, node, topic, partition, from, bytes_max).await?;
+                let f = remote::fetch(&b, node, topic, partition, from, bytes_max).await?;
                 let mut out = SourceRead { records: Vec::new(), next_offset: from, log_end: f.lso };
                 let batches = records::headers(&f.batches)
                     .into_iter()

@@ -19,10 +19,12 @@ pub const PARTITIONS_MAX: i32 = 10_000;
 /// Cluster mode: the internal topic whose partitions hold groups' committed offsets (one
 /// coordinator per partition, moved like any partition).
 pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
+/// In a cluster, the transaction coordinators' partitions (each transactional id's state).
+pub const TXN_TOPIC: &str = "__transaction_state";
 
 /// Whether a topic is Floe's own (not produced to or deleted by clients).
 pub fn is_internal(name: &str) -> bool {
-    name == OFFSETS_TOPIC
+    name == OFFSETS_TOPIC || name == TXN_TOPIC
 }
 
 /// A topic as stored.

@@ -5,3 +5,4 @@ pub mod index;
 pub mod log;
 pub mod markers;
 pub mod metadata;
+pub mod verify;

@@ -18,13 +18,15 @@ use crate::error::{BrokerError, Result};
 use crate::groups::Coordinator;
 use crate::partition::Partition;
 use crate::state::{PartitionSnapshot, StateStore};
-use crate::topics::{Topic, Topics, OFFSETS_TOPIC};
+use crate::topics::{Topic, Topics, OFFSETS_TOPIC, TXN_TOPIC};
+use crate::txn::coordinator::TxnCoordinator;
 
 /// What applying the placement works on.
 pub struct Node<'a> {
     pub engine: &'a Engine,
-    /// The durable state and the group coordinator, once open (not during start-up).
-    pub state: Option<(&'a StateStore, &'a Coordinator)>,
+    /// The durable state, the group and the transaction coordinators, once open (not during
+    /// start-up).
+    pub state: Option<(&'a StateStore, &'a Coordinator, &'a TxnCoordinator)>,
     pub cluster: &'a Cluster,
     pub now_ms: i64,
 }
@@ -66,7 +68,7 @@ async fn refresh(b: &Arc<Broker>, c: &Cluster) -> Result<()> {
     let brokers = membership::list(&c.etcd, &c.name).await?;
     let placement = placement::read(&c.etcd, &c.name).await?;
     *c.brokers.write() = brokers;
-    let node = Node { engine: &b.engine, state: Some((&b.state, &b.groups)), cluster: c, now_ms: b.clock.now_ms() };
+    let node = Node { engine: &b.engine, state: Some((&b.state, &b.groups, &b.txn)), cluster: c, now_ms: b.clock.now_ms() };
     let mut settled = apply(&b.topics, &node, &placement).await;
     if b.membership.get().and_then(|m| m.controller_epoch()).is_some() {
         settled &= !super::recovery::run_once(b, c, &placement).await;
@@ -155,12 +157,12 @@ async fn settle(node: &Node<'_>, topic: &str, index: i32, stream: StreamId, a: &
             Err(e) => {
                 tracing::warn!(topic, partition = index, to, error = %e, "handing the partition over failed; it stays here");
                 // Still in our chain: serve it again. Already exported: take it back next round.
-                match engine.open_stream(stream, engine.epoch()).await {
-                    Ok(_) if topic == OFFSETS_TOPIC => match state.0.adopt_offsets(index as u32, stream).await {
-                        Ok(()) => (p.clone(), false),
-                        Err(_) => (Arc::new(Partition::led(topic.to_string(), index, stream, me, leader_epoch, false)), false),
-                    },
-                    Ok(_) => (p.clone(), false),
+                let served_again = match engine.open_stream(stream, engine.epoch()).await {
+                    Ok(_) => adopt_internal(state, topic, index as u32, stream).await,
+                    Err(e) => Err(e.into()),
+                };
+                match served_again {
+                    Ok(()) => (p.clone(), false),
                     Err(_) => (Arc::new(Partition::led(topic.to_string(), index, stream, me, leader_epoch, false)), false),
                 }
             }
@@ -188,9 +190,9 @@ async fn take(node: &Node<'_>, topic: &str, index: i32, stream: StreamId, leader
     };
     let p = Partition::led(topic.to_string(), index, stream, c.node_id, leader_epoch, true);
     match node.state {
-        // Groups' offsets: this node coordinates the partition's groups from now on.
-        Some((state, _)) if topic == OFFSETS_TOPIC => state.adopt_offsets(index as u32, stream).await?,
-        Some((state, _)) => {
+        // Groups' offsets, transactions' states: this node coordinates the partition's keys.
+        Some(coordinators) if crate::topics::is_internal(topic) => adopt_internal(coordinators, topic, index as u32, stream).await?,
+        Some((state, _, _)) => {
             let given = attachment.filter(|a| !a.is_empty()).and_then(|a| serde_json::from_str::<PartitionSnapshot>(&a).ok());
             state.adopt(&p, given, node.now_ms).await?;
         }
@@ -201,13 +203,33 @@ async fn take(node: &Node<'_>, topic: &str, index: i32, stream: StreamId, leader
     Ok(Arc::new(p))
 }
 
+/// Starts coordinating the keys of a partition of an internal topic, open here: the groups of
+/// an offsets partition, the transactional ids of a transaction state partition.
+async fn adopt_internal((state, _, txn): (&StateStore, &Coordinator, &TxnCoordinator), topic: &str, index: u32, stream: StreamId) -> Result<()> {
+    match topic {
+        OFFSETS_TOPIC => state.adopt_offsets(index, stream).await,
+        TXN_TOPIC => txn.adopt(index, stream).await,
+        _ => Ok(()),
+    }
+}
+
 /// Hands a partition this node serves over to `to`.
-async fn hand_over(node: &Node<'_>, (state, groups): (&StateStore, &Coordinator), p: &Arc<Partition>, a: &Versioned<Assignment>, to: i32) -> Result<()> {
+async fn hand_over(
+    node: &Node<'_>,
+    (state, groups, txn): (&StateStore, &Coordinator, &TxnCoordinator),
+    p: &Arc<Partition>,
+    a: &Versioned<Assignment>,
+    to: i32,
+) -> Result<()> {
     let (engine, c) = (node.engine, node.cluster);
     let started = std::time::Instant::now();
     if p.topic == OFFSETS_TOPIC {
         // No more commits for its groups here; their members find the new coordinator.
         groups.forget(&state.release_offsets(p.index as u32).await);
+    }
+    if p.topic == TXN_TOPIC {
+        // Requests under way end first; later ones find the new coordinator.
+        txn.release(p.index as u32).await;
     }
     let snapshot = {
         // No produce is between its checks and its append while this is held.
@@ -226,19 +248,34 @@ async fn hand_over(node: &Node<'_>, (state, groups): (&StateStore, &Coordinator)
     Ok(())
 }
 
-/// At start-up in a cluster: creates the offsets topic if no broker has yet, and starts
-/// coordinating the groups of the partitions of it this node leads.
-pub async fn open_offsets_topic(topics: &Topics, state: &StateStore, partitions: u32) -> Result<()> {
-    if topics.get(OFFSETS_TOPIC).is_none() {
-        let configs = [("retention.ms", "-1"), ("retention.bytes", "-1")].into_iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-        match topics.create(OFFSETS_TOPIC, partitions.clamp(1, crate::topics::PARTITIONS_MAX as u32) as i32, configs, false).await {
-            Ok(_) | Err(BrokerError::TopicAlreadyExists(_)) => {}
-            Err(e) => return Err(e),
+/// At start-up in a cluster: creates the internal topics if no broker has yet — the offsets
+/// topic with `offsets_partitions`, the transaction state topic with `txn_partitions` — and
+/// starts coordinating the groups and transactional ids of the partitions this node leads.
+pub async fn open_internal_topics(
+    topics: &Topics,
+    (state, groups, txn): (&StateStore, &Coordinator, &TxnCoordinator),
+    offsets_partitions: u32,
+    txn_partitions: u32,
+) -> Result<()> {
+    for (name, partitions) in [(OFFSETS_TOPIC, offsets_partitions), (TXN_TOPIC, txn_partitions)] {
+        if topics.get(name).is_none() {
+            let configs = [("retention.ms", "-1"), ("retention.bytes", "-1")].into_iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+            match topics.create(name, partitions.clamp(1, crate::topics::PARTITIONS_MAX as u32) as i32, configs, false).await {
+                Ok(_) | Err(BrokerError::TopicAlreadyExists(_)) => {}
+                Err(e) => return Err(e),
+            }
         }
-    }
-    if let Some(t) = topics.get(OFFSETS_TOPIC) {
-        for p in t.local_partitions() {
-            state.adopt_offsets(p.index as u32, p.stream).await?;
+        if let Some(t) = topics.get(name) {
+            // Keys map to partitions by the count: every broker must count the same.
+            if t.partitions.len() as u32 != partitions.clamp(1, crate::topics::PARTITIONS_MAX as u32) {
+                return Err(BrokerError::Internal(format!(
+                    "{name} has {} partitions in this cluster but this node is set for {partitions}: set the same on every broker",
+                    t.partitions.len()
+                )));
+            }
+            for p in t.local_partitions() {
+                adopt_internal((state, groups, txn), name, p.index as u32, p.stream).await?;
+            }
         }
     }
     Ok(())

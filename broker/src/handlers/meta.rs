@@ -14,7 +14,7 @@ use super::{sb, RequestContext, VERSIONS};
 use crate::broker::Broker;
 use crate::error::BrokerError;
 use crate::security::acl::{Operation, ResourceType, CLUSTER_NAME};
-use crate::topics::{Topic, OFFSETS_TOPIC};
+use crate::topics::{Topic, OFFSETS_TOPIC, TXN_TOPIC};
 
 /// FindCoordinator needs Describe on the group (key type 0) or transactional id (1).
 fn coordinator_allowed(b: &Broker, ctx: &RequestContext, key_type: i8, key: &str) -> Result<(), BrokerError> {
@@ -192,25 +192,28 @@ pub fn describe_cluster(b: &Arc<Broker>, ctx: &RequestContext) -> DescribeCluste
     r
 }
 
-/// FindCoordinator: this node coordinates every group when it runs alone; in a cluster, for
-/// now, the controller coordinates every group and transactional id (coordinator partitions
-/// that move like any other are the next step, issue 18).
+/// FindCoordinator: this node coordinates every group and transactional id when it runs alone;
+/// in a cluster, the leader of the key's partition of `__consumer_offsets` (groups) or
+/// `__transaction_state` (transactional ids).
 pub fn find_coordinator(b: &Arc<Broker>, req: FindCoordinatorRequest, ctx: &RequestContext) -> FindCoordinatorResponse {
     let key_type = req.key_type;
     let all = brokers(b, ctx);
     let at = |id: i32| all.iter().find(|(n, _, _)| *n == id).map(|(_, h, p)| (h.clone(), *p));
     let coordinator_of = |key: &str| -> Result<(BrokerId, String, i32), BrokerError> {
-        let id = match (key_type, b.state.offsets_partition_of(key)) {
-            // A group: the leader of its partition of the offsets topic.
-            (0, Some(p)) => {
-                let leader = b.topics.get(OFFSETS_TOPIC).and_then(|t| t.partitions.get(p as usize).map(|x| x.leader_id)).unwrap_or(-1);
+        let home = match (key_type, &b.cluster) {
+            (_, None) => None,
+            (0, Some(_)) => Some((OFFSETS_TOPIC, crate::txn::log::partition_for(key, b.settings.offsets_topic_num_partitions))),
+            (_, Some(_)) => Some((TXN_TOPIC, crate::txn::log::partition_for(key, b.txn.partitions()))),
+        };
+        let id = match home {
+            None => b.settings.node_id,
+            Some((topic, p)) => {
+                let leader = b.topics.get(topic).and_then(|t| t.partitions.get(p as usize).map(|x| x.leader_id)).unwrap_or(-1);
                 if leader < 0 {
                     return Err(BrokerError::CoordinatorNotAvailable(key.to_string()));
                 }
                 leader
             }
-            // Alone, or a transactional id: this node / the controller (for now).
-            _ => controller_id(b),
         };
         let (host, port) = at(id).ok_or_else(|| BrokerError::CoordinatorNotAvailable(key.to_string()))?;
         Ok((BrokerId(id), host, port))

@@ -9,6 +9,7 @@ mod admin;
 mod configs;
 mod fetch;
 mod group;
+mod markers;
 mod meta;
 mod offsets;
 mod produce;
@@ -81,6 +82,8 @@ pub const VERSIONS: &[(ApiKey, i16, i16)] = &[
     // One replica each: a reassignment is a move to one broker (cluster mode).
     (ApiKey::AlterPartitionReassignments, 0, 0),
     (ApiKey::ListPartitionReassignments, 0, 0),
+    // Between brokers: a transaction coordinator ends a transaction in another broker's partitions.
+    (ApiKey::WriteTxnMarkers, 0, 1),
 ];
 
 /// The supported version range of an API, if Floe implements it.
@@ -171,6 +174,7 @@ pub async fn dispatch(b: &Arc<Broker>, header: &RequestHeader, req: RequestKind,
         RequestKind::AddOffsetsToTxn(r) => Box::pin(async move { Some(ResponseKind::AddOffsetsToTxn(txn::add_offsets(&b, r, &ctx).await)) }),
         RequestKind::TxnOffsetCommit(r) => Box::pin(async move { Some(ResponseKind::TxnOffsetCommit(txn::txn_offset_commit(&b, r, &ctx).await)) }),
         RequestKind::EndTxn(r) => Box::pin(async move { Some(ResponseKind::EndTxn(txn::end_txn(&b, r, &ctx).await)) }),
+        RequestKind::WriteTxnMarkers(r) => Box::pin(async move { Some(ResponseKind::WriteTxnMarkers(markers::write_txn_markers(&b, r, &ctx).await)) }),
         RequestKind::DescribeTransactions(r) => ready(ResponseKind::DescribeTransactions(txn_admin::describe(&b, r, &ctx))),
         RequestKind::ListTransactions(r) => ready(ResponseKind::ListTransactions(txn_admin::list(&b, r, &ctx))),
         RequestKind::DescribeProducers(r) => ready(ResponseKind::DescribeProducers(txn_admin::describe_producers(&b, r, &ctx))),

@@ -157,16 +157,26 @@ async fn start_partition(b: &Arc<Broker>, topic: &str, index: i32, data: Bytes, 
             return Err(BrokerError::InvalidRecord("control batches cannot be produced".into()));
         }
     }
-    let _order = p.sequencing.lock().await;
     let transactional = infos.iter().find(|i| i.transactional).copied();
+    // In a cluster the transaction's coordinator may be another broker: it is asked, for the
+    // transaction's first batch here (later ones find it open already), before taking the order.
+    let coordinated_elsewhere = b.cluster.is_some() && txn_id.is_some_and(|id| b.txn.coordinates(id).is_err());
+    if let (Some(i), Some(id), true) = (transactional, txn_id, coordinated_elsewhere) {
+        if p.txn.lock().open_since(i.producer_id).is_none() {
+            crate::txn::verify::verify_remote(b, id, i.producer_id, i.producer_epoch, topic, index).await?;
+        }
+    }
+    let _order = p.sequencing.lock().await;
     if let (Some(i), Some(id)) = (transactional, txn_id) {
         // KIP-890's defence: only a producer whose transaction holds this partition writes here.
-        let meta = b.txn.get(id).ok_or_else(|| BrokerError::InvalidProducerIdMapping(id.to_string()))?;
-        meta.verify(i.producer_id, i.producer_epoch, &(topic.to_string(), index)).map_err(|e| match e {
-            // Produce answers a fenced producer INVALID_PRODUCER_EPOCH, as Kafka does (clients take it as fatal).
-            BrokerError::ProducerFenced { producer_id, epoch, current } => BrokerError::InvalidProducerEpoch { producer_id, epoch, current },
-            other => other,
-        })?;
+        if !coordinated_elsewhere {
+            let meta = b.txn.get(id).ok_or_else(|| BrokerError::InvalidProducerIdMapping(id.to_string()))?;
+            meta.verify(i.producer_id, i.producer_epoch, &(topic.to_string(), index)).map_err(|e| match e {
+                // Produce answers a fenced producer INVALID_PRODUCER_EPOCH, as Kafka does (clients take it as fatal).
+                BrokerError::ProducerFenced { producer_id, epoch, current } => BrokerError::InvalidProducerEpoch { producer_id, epoch, current },
+                other => other,
+            })?;
+        }
         let txn = p.txn.lock();
         if txn.open_since(i.producer_id).is_none() && !txn.has_room() {
             return Err(BrokerError::InvalidTxnState(format!("{topic}-{index} holds too many aborted transactions; retention must trim it first")));

@@ -37,6 +37,14 @@ fn may_write(b: &Broker, ctx: &RequestContext, id: &str) -> Result<()> {
     }
 }
 
+/// Whether `topic`-`index` exists (led here or, in a cluster, by another broker).
+fn partition_exists(b: &Broker, topic: &str, index: i32) -> Result<()> {
+    match b.topics.partition(topic, index) {
+        Err(BrokerError::NotLeaderOrFollower { .. }) => Ok(()),
+        other => other.map(drop),
+    }
+}
+
 /// One transaction's partitions: checked (topic exists, Write allowed), then added together.
 async fn add_one(
     b: &Broker,
@@ -55,8 +63,8 @@ async fn add_one(
             .iter()
             .map(|&p| match allowed {
                 false => Err(BrokerError::TopicAuthorizationFailed(t.name.to_string())),
-                // Markers are written to partitions served here only (cluster mode: for now).
-                true => b.topics.partition(&t.name, p).map(drop),
+                // A partition of the cluster (markers reach the broker that leads it then).
+                true => partition_exists(b, &t.name, p),
             })
             .collect();
         checks.push((t, results));
@@ -131,7 +139,15 @@ pub async fn add_offsets(b: &Arc<Broker>, req: AddOffsetsToTxnRequest, ctx: &Req
     let group = req.group_id.0.as_str();
     let r = match may_write(b, ctx, id) {
         Ok(()) if !ctx.allowed(b, Operation::Read, ResourceType::Group, group) => Err(BrokerError::GroupAuthorizationFailed(group.to_string())),
-        Ok(()) => b.txn.add_group(b, id, req.producer_id.0, req.producer_epoch, group).await,
+        // In a cluster the offsets are applied by the transaction's coordinator when it ends:
+        // it must coordinate the group too (offsets across brokers are not there yet).
+        Ok(()) => match b.txn.coordinates(id).and_then(|()| b.state.coordinates(group)) {
+            Err(BrokerError::NotCoordinator(_)) if b.txn.coordinates(id).is_ok() => Err(BrokerError::InvalidTxnState(format!(
+                "group {group} is coordinated by another broker than transactional id {id}: a transaction's offsets need both on one broker"
+            ))),
+            Err(e) => Err(e),
+            Ok(()) => b.txn.add_group(b, id, req.producer_id.0, req.producer_epoch, group).await,
+        },
         Err(e) => Err(e),
     };
     if let Err(e) = r {

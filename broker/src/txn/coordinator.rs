@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 
-use floe_s3stream::Engine;
+use floe_s3stream::{Engine, StreamId};
 
 use super::log::{TxnLog, TRANSACTIONAL_ID_BYTES_MAX};
 use super::markers;
@@ -69,9 +69,56 @@ impl TxnCoordinator {
         Ok(TxnCoordinator { log, entries: parking_lot::Mutex::new(entries), limits, metrics: TxnMetrics::default(), next_tick_ms: Default::default() })
     }
 
+    /// A cluster node's coordinator: it serves the ids of the transaction topic's partitions it
+    /// leads, adopted as they come.
+    pub fn for_cluster(engine: Engine, partitions: u32, limits: TxnLimits) -> TxnCoordinator {
+        let log = TxnLog::for_cluster(engine, partitions);
+        TxnCoordinator { log, entries: Default::default(), limits, metrics: TxnMetrics::default(), next_tick_ms: Default::default() }
+    }
+
     /// The number of coordinator partitions.
     pub fn partitions(&self) -> u32 {
         self.log.partitions()
+    }
+
+    /// Whether this node coordinates `id` (alone: always); NOT_COORDINATOR otherwise.
+    pub fn coordinates(&self, id: &str) -> Result<()> {
+        self.log.stream_of(id).map(drop)
+    }
+
+    /// Starts coordinating the ids of partition `partition` (stream `stream`, open here): their
+    /// states replayed; one left in a Prepare* state is finished by the next tick, one open past
+    /// its timeout aborted by it.
+    pub async fn adopt(&self, partition: u32, stream: StreamId) -> Result<()> {
+        let states = self.log.adopt(partition, stream).await?;
+        let n = states.len();
+        let mut entries = self.entries.lock();
+        for (id, m) in states {
+            entries.insert(id, Arc::new(Entry { op: Default::default(), meta: parking_lot::Mutex::new(Some(m)) }));
+        }
+        tracing::info!(partition, transactional_ids = n, "coordinating the transactions of a partition");
+        Ok(())
+    }
+
+    /// Stops coordinating the ids of partition `partition`: each one's request under way ends
+    /// first; later ones answer NOT_COORDINATOR.
+    pub async fn release(&self, partition: u32) {
+        let n = self.log.partitions();
+        let mine: Vec<(String, Arc<Entry>)> =
+            self.entries.lock().iter().filter(|(id, _)| super::log::partition_for(id, n) == partition).map(|(k, v)| (k.clone(), v.clone())).collect();
+        let mut held = Vec::with_capacity(mine.len());
+        for (_, e) in &mine {
+            held.push(e.op.lock().await);
+        }
+        self.log.release(partition);
+        let mut entries = self.entries.lock();
+        for (id, e) in &mine {
+            *e.meta.lock() = None;
+            if entries.get(id).is_some_and(|x| Arc::ptr_eq(x, e)) {
+                entries.remove(id);
+            }
+        }
+        drop(held);
     }
 
     /// The current state of an id.
@@ -91,6 +138,7 @@ impl TxnCoordinator {
         if id.is_empty() || id.len() > TRANSACTIONAL_ID_BYTES_MAX {
             return Err(BrokerError::InvalidRequest(format!("a transactional id must be 1..={TRANSACTIONAL_ID_BYTES_MAX} bytes")));
         }
+        self.coordinates(id)?;
         let mut entries = self.entries.lock();
         if let Some(e) = entries.get(id) {
             return Ok(e.clone());
@@ -101,7 +149,9 @@ impl TxnCoordinator {
         Ok(entries.entry(id.to_string()).or_default().clone())
     }
 
-    fn current(e: &Entry, id: &str) -> Result<TxnMetadata> {
+    fn current(&self, e: &Entry, id: &str) -> Result<TxnMetadata> {
+        // Released meanwhile (its partition moved away): the new coordinator answers.
+        self.coordinates(id)?;
         e.meta.lock().clone().ok_or_else(|| BrokerError::InvalidProducerIdMapping(id.to_string()))
     }
 
@@ -120,6 +170,7 @@ impl TxnCoordinator {
         }
         let e = self.entry(id)?;
         let _op = e.op.lock().await;
+        self.coordinates(id)?; // not released while waiting
         let now = b.clock.now_ms();
         let Some(mut m) = e.meta.lock().clone() else {
             let m = TxnMetadata::new(id, b.state.next_producer_id().await?, timeout_ms, now);
@@ -154,7 +205,7 @@ impl TxnCoordinator {
     /// AddPartitionsToTxn (`verify_only`: only whether they are in, KIP-890).
     pub async fn add_partitions(&self, b: &Broker, id: &str, producer_id: i64, epoch: i16, partitions: &[TxnPartition], verify_only: bool) -> Result<()> {
         let e = self.entry(id)?;
-        let m = Self::current(&e, id)?;
+        let m = self.current(&e, id)?;
         if verify_only {
             return partitions.iter().try_for_each(|p| m.verify(producer_id, epoch, p));
         }
@@ -163,7 +214,7 @@ impl TxnCoordinator {
             return Ok(());
         }
         let _op = e.op.lock().await;
-        let m = Self::current(&e, id)?;
+        let m = self.current(&e, id)?;
         let next = m.add_partitions(producer_id, epoch, partitions, b.clock.now_ms())?;
         self.store(&e, next).await.map(drop)
     }
@@ -172,7 +223,7 @@ impl TxnCoordinator {
     pub async fn add_group(&self, b: &Broker, id: &str, producer_id: i64, epoch: i16, group: &str) -> Result<()> {
         let e = self.entry(id)?;
         let _op = e.op.lock().await;
-        let m = Self::current(&e, id)?;
+        let m = self.current(&e, id)?;
         if m.state == TxnState::Ongoing && m.groups.contains(group) && m.producer_id == producer_id && m.producer_epoch == epoch {
             return Ok(());
         }
@@ -184,7 +235,7 @@ impl TxnCoordinator {
     pub async fn commit_offsets(&self, b: &Broker, id: &str, producer_id: i64, epoch: i16, group: &str, offsets: Vec<(String, i32, Committed)>) -> Result<()> {
         let e = self.entry(id)?;
         let _op = e.op.lock().await;
-        let m = Self::current(&e, id)?;
+        let m = self.current(&e, id)?;
         let next = m.commit_offsets(producer_id, epoch, group, offsets, b.clock.now_ms())?;
         self.store(&e, next).await.map(drop)
     }
@@ -195,7 +246,7 @@ impl TxnCoordinator {
     pub async fn end_txn(&self, b: &Broker, id: &str, producer_id: i64, epoch: i16, commit: bool) -> Result<()> {
         let e = self.entry(id)?;
         let _op = e.op.lock().await;
-        let m = Self::current(&e, id)?;
+        let m = self.current(&e, id)?;
         let Some(prepare) = m.end_txn(producer_id, epoch, commit, b.clock.now_ms())? else {
             return Ok(()); // a retry of an end already complete
         };

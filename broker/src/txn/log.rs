@@ -1,4 +1,4 @@
-//! Transaction coordinator state in partitioned streams: a transactional id lives in partition `partition_for(id, n)`, each partition its own stream of whole-state records, replayed on open (and, with the cluster, moved between brokers).
+//! Transaction coordinator state in partitioned streams: a transactional id lives in partition `partition_for(id, n)`, each partition its own stream of whole-state records, replayed on open; in a cluster the partitions are those of the `__transaction_state` topic, moved between brokers like any.
 
 use std::collections::HashMap;
 use std::ops::ControlFlow;
@@ -39,10 +39,12 @@ struct Record {
     meta: Option<TxnMetadata>,
 }
 
-/// The coordinator partitions of this node.
+/// The coordinator partitions this node serves: all of them when it runs alone; in a cluster,
+/// the partitions of the transaction topic it leads (`adopt`, `release`).
 pub struct TxnLog {
     engine: Engine,
-    streams: Vec<StreamId>,
+    partitions: u32,
+    streams: parking_lot::RwLock<HashMap<u32, StreamId>>,
 }
 
 fn stream_key(n: u32) -> String {
@@ -85,25 +87,39 @@ impl TxnLog {
         }
         let mut state = HashMap::new();
         for &s in &streams {
-            let info = engine.open_stream(s, engine.epoch()).await?;
-            engine
-                .scan(s, info.start, info.end, READ_BYTES, |b| {
-                    let r: Record = serde_json::from_slice(&b.payload)
-                        .map_err(|e| BrokerError::Internal(format!("transaction record at offset {} of stream {s} is unreadable: {e}", b.base_offset)))?;
-                    match r.meta {
-                        Some(m) => state.insert(r.id, m),
-                        None => state.remove(&r.id),
-                    };
-                    Ok::<_, BrokerError>(ControlFlow::Continue(()))
-                })
-                .await?;
+            engine.open_stream(s, engine.epoch()).await?;
+            state.extend(replay(&engine, s).await?);
         }
-        Ok((TxnLog { engine, streams }, state))
+        let streams = parking_lot::RwLock::new((0..count).zip(streams).collect());
+        Ok((TxnLog { engine, partitions: count, streams }, state))
+    }
+
+    /// A cluster node's log: no partition served until it adopts one.
+    pub fn for_cluster(engine: Engine, partitions: u32) -> TxnLog {
+        TxnLog { engine, partitions: partitions.clamp(1, PARTITIONS_MAX), streams: Default::default() }
     }
 
     /// The number of coordinator partitions.
     pub fn partitions(&self) -> u32 {
-        self.streams.len() as u32
+        self.partitions
+    }
+
+    /// The stream of `id`'s partition; NOT_COORDINATOR when another node serves it.
+    pub fn stream_of(&self, id: &str) -> Result<StreamId> {
+        self.streams.read().get(&partition_for(id, self.partitions)).copied().ok_or_else(|| BrokerError::NotCoordinator(id.to_string()))
+    }
+
+    /// Starts serving partition `partition` (stream `stream`, open here): the last state of
+    /// each of its transactional ids.
+    pub async fn adopt(&self, partition: u32, stream: StreamId) -> Result<HashMap<String, TxnMetadata>> {
+        let state = replay(&self.engine, stream).await?;
+        self.streams.write().insert(partition, stream);
+        Ok(state.into_iter().filter(|(id, _)| partition_for(id, self.partitions) == partition).collect())
+    }
+
+    /// Stops serving partition `partition`: its ids' writes answer NOT_COORDINATOR from now on.
+    pub fn release(&self, partition: u32) {
+        self.streams.write().remove(&partition);
     }
 
     /// Makes `meta` the durable state of its transactional id.
@@ -120,7 +136,7 @@ impl TxnLog {
         if id.is_empty() || id.len() > TRANSACTIONAL_ID_BYTES_MAX {
             return Err(BrokerError::InvalidRequest(format!("a transactional id must be 1..={TRANSACTIONAL_ID_BYTES_MAX} bytes")));
         }
-        let stream = self.streams[partition_for(id, self.partitions()) as usize];
+        let stream = self.stream_of(id)?;
         let json = serde_json::to_vec(&Record { id: id.to_string(), meta }).map_err(|e| BrokerError::Internal(e.to_string()))?;
         if json.len() > STATE_RECORD_BYTES_MAX {
             return Err(BrokerError::InvalidRequest(format!("the transaction's state would take {} bytes; at most {STATE_RECORD_BYTES_MAX}", json.len())));
@@ -128,6 +144,24 @@ impl TxnLog {
         self.engine.append(stream, self.engine.epoch(), 1, Bytes::from(json)).await?;
         Ok(())
     }
+}
+
+/// The last state of every transactional id recorded in stream `s` (open).
+async fn replay(engine: &Engine, s: StreamId) -> Result<HashMap<String, TxnMetadata>> {
+    let info = engine.stream_info(s)?;
+    let mut state = HashMap::new();
+    engine
+        .scan(s, info.start, info.end, READ_BYTES, |b| {
+            let r: Record = serde_json::from_slice(&b.payload)
+                .map_err(|e| BrokerError::Internal(format!("transaction record at offset {} of stream {s} is unreadable: {e}", b.base_offset)))?;
+            match r.meta {
+                Some(m) => state.insert(r.id, m),
+                None => state.remove(&r.id),
+            };
+            Ok::<_, BrokerError>(ControlFlow::Continue(()))
+        })
+        .await?;
+    Ok(state)
 }
 
 #[cfg(test)]
@@ -187,6 +221,28 @@ mod tests {
         // A stored count no setting could have written is refused, not allocated for.
         engine.kv_put(vec![(PARTITIONS_KEY.into(), Some("4000000000".into()))]).await.expect("corrupt");
         assert!(TxnLog::open(engine.clone(), 4).await.is_err());
+        engine.close().await.expect("close");
+    }
+
+    #[tokio::test]
+    async fn a_cluster_log_serves_only_the_partitions_it_adopted() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let engine = Engine::open(cfg(dir.path()), Arc::new(InMemory::new())).await.expect("engine");
+        let log = TxnLog::for_cluster(engine.clone(), 4);
+        let a = TxnMetadata::new("app-a", 10, 60_000, 1);
+        let home = partition_for("app-a", 4);
+        assert!(matches!(log.write(&a).await, Err(BrokerError::NotCoordinator(_))), "no partition adopted yet");
+        let stream = engine.create_stream().await.expect("stream");
+        engine.open_stream(stream, engine.epoch()).await.expect("open");
+        assert!(log.adopt(home, stream).await.expect("adopt").is_empty());
+        log.write(&a).await.expect("written once adopted");
+        let other = (0..100).map(|i| format!("id-{i}")).find(|id| partition_for(id, 4) != home).expect("an id elsewhere");
+        assert!(matches!(log.write(&TxnMetadata::new(&other, 11, 60_000, 1)).await, Err(BrokerError::NotCoordinator(_))));
+        log.release(home);
+        assert!(matches!(log.write(&a).await, Err(BrokerError::NotCoordinator(_))), "released");
+        // Whoever adopts the partition next finds the state.
+        let again = log.adopt(home, stream).await.expect("adopt again");
+        assert_eq!(again.get("app-a"), Some(&a));
         engine.close().await.expect("close");
     }
 }

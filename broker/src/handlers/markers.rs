@@ -1,0 +1,45 @@
+//! WriteTxnMarkers: a transaction coordinator on another broker of the cluster asks this one to end a transaction in the partitions it leads (ClusterAction).
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use kafka_protocol::messages::write_txn_markers_request::WriteTxnMarkersRequest;
+use kafka_protocol::messages::write_txn_markers_response::{
+    WritableTxnMarkerPartitionResult, WritableTxnMarkerResult, WritableTxnMarkerTopicResult, WriteTxnMarkersResponse,
+};
+
+use super::RequestContext;
+use crate::broker::Broker;
+use crate::error::BrokerError;
+use crate::security::acl::{Operation, ResourceType, CLUSTER_NAME};
+
+/// Writes each marker into each partition named, one partition at a time (each answered alone:
+/// the coordinator retries what failed, and a marker written twice ends nothing twice).
+pub async fn write_txn_markers(b: &Arc<Broker>, req: WriteTxnMarkersRequest, ctx: &RequestContext) -> WriteTxnMarkersResponse {
+    let allowed = ctx.allowed(b, Operation::ClusterAction, ResourceType::Cluster, CLUSTER_NAME);
+    let mut resp = WriteTxnMarkersResponse::default();
+    for m in req.markers {
+        let mut mr = WritableTxnMarkerResult::default();
+        mr.producer_id = m.producer_id;
+        for t in m.topics {
+            let mut tr = WritableTxnMarkerTopicResult::default();
+            tr.name = t.name.clone();
+            for index in t.partition_indexes {
+                let outcome = match allowed {
+                    false => Err(BrokerError::ClusterAuthorizationFailed),
+                    true => {
+                        let one = BTreeSet::from([(t.name.to_string(), index)]);
+                        crate::txn::markers::write_local(b, m.producer_id.0, m.producer_epoch, m.transaction_result, &one).await.map(drop)
+                    }
+                };
+                let mut pr = WritableTxnMarkerPartitionResult::default();
+                pr.partition_index = index;
+                pr.error_code = outcome.map_or_else(|e| e.code(), |()| 0);
+                tr.partitions.push(pr);
+            }
+            mr.topics.push(tr);
+        }
+        resp.markers.push(mr);
+    }
+    resp
+}
