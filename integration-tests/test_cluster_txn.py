@@ -4,7 +4,9 @@ commits and aborts transactions spanning partitions led by three brokers (marker
 brokers through WriteTxnMarkers, produce is verified with the coordinator) while its coordinator
 and its partitions move; read_committed readers see each committed record once and no aborted
 one. Then the coordinator's broker is killed (SIGKILL, object WAL) with a transaction open: the
-broker that takes its partition over aborts it when it times out, and readers move past it."""
+broker that takes its partition over aborts it when it times out, and readers move past it.
+Consume-transform-produce commits a group's offsets in the transactions while the group is
+coordinated by another broker than the transaction."""
 
 import signal
 import time
@@ -87,6 +89,44 @@ def test_transactions_span_brokers_and_survive_their_coordinator_moving_and_dyin
                 committed += values
         got = read_committed(bootstrap, lambda got: len(got) >= len(committed))
         assert sorted(got) == sorted(committed), f"{len(set(committed) - set(got))} committed missing, {len(set(got) & set(aborted))} aborted seen"
+
+        # Consume-transform-produce with the group's offsets in each transaction, the group
+        # coordinated by another broker than the transaction: the offsets travel with it.
+        group, coordinator = "ctp", owner(etcd, "__transaction_state", q)
+        if owner(etcd, "__consumer_offsets", coordinator_partition(group)) == coordinator:
+            move(etcd, "__consumer_offsets", coordinator_partition(group))
+        assert owner(etcd, "__consumer_offsets", coordinator_partition(group)) != coordinator
+        admin.create_topics([NewTopic("in", 1, 1), NewTopic("out", 1, 1)])["in"].result(30)
+        feed = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True})
+        for i in range(30):
+            feed.produce("in", value=f"in-{i}".encode())
+        assert feed.flush(30) == 0
+        c = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False, "auto.offset.reset": "earliest",
+                      "isolation.level": "read_committed"})
+        c.subscribe(["in"])
+        done, deadline = 0, time.time() + 60
+        while done < 30 and time.time() < deadline:
+            msgs = [m for m in c.consume(5, 1.0) if not m.error()]
+            if not msgs:
+                continue
+            p.begin_transaction()
+            for m in msgs:
+                p.produce("out", value=m.value().decode().replace("in-", "out-").encode(), partition=0)
+            p.send_offsets_to_transaction(c.position(c.assignment()), c.consumer_group_metadata(), 30)
+            p.commit_transaction(30)
+            done += len(msgs)
+        assert done == 30, done
+        offsets = c.committed([TopicPartition("in", 0)], timeout=30)
+        c.close()
+        assert offsets[0].offset == 30, "the group's offsets, committed with the transactions, reached the end of its input"
+        outs = Consumer({"bootstrap.servers": bootstrap, "group.id": f"r-{uuid.uuid4().hex[:8]}", "auto.offset.reset": "earliest",
+                         "isolation.level": "read_committed"})
+        outs.assign([TopicPartition("out", 0, 0)])
+        got_out, deadline = [], time.time() + 30
+        while len(got_out) < 30 and time.time() < deadline:
+            got_out.extend(m.value().decode() for m in outs.consume(100, 0.5) if not m.error())
+        outs.close()
+        assert sorted(got_out) == sorted(f"out-{i}" for i in range(30))
 
         # The coordinator dies with a transaction open: its successor aborts it on timeout.
         p.begin_transaction()

@@ -5,4 +5,5 @@ pub mod index;
 pub mod log;
 pub mod markers;
 pub mod metadata;
+pub mod offsets;
 pub mod verify;

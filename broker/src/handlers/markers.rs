@@ -12,6 +12,7 @@ use super::RequestContext;
 use crate::broker::Broker;
 use crate::error::BrokerError;
 use crate::security::acl::{Operation, ResourceType, CLUSTER_NAME};
+use crate::topics::OFFSETS_TOPIC;
 
 /// Writes each marker into each partition named, one partition at a time (each answered alone:
 /// the coordinator retries what failed, and a marker written twice ends nothing twice).
@@ -27,6 +28,12 @@ pub async fn write_txn_markers(b: &Arc<Broker>, req: WriteTxnMarkersRequest, ctx
             for index in t.partition_indexes {
                 let outcome = match allowed {
                     false => Err(BrokerError::ClusterAuthorizationFailed),
+                    // The group's offsets partition holds state records, not batches: a commit
+                    // applies the offsets the marker carries (`txn/offsets.rs`).
+                    true if t.name.as_str() == OFFSETS_TOPIC => match m.transaction_result {
+                        true => crate::txn::offsets::apply_marked(b, index, &t.unknown_tagged_fields).await,
+                        false => Ok(()),
+                    },
                     true => {
                         let one = BTreeSet::from([(t.name.to_string(), index)]);
                         crate::txn::markers::write_local(b, m.producer_id.0, m.producer_epoch, m.transaction_result, &one).await.map(drop)

@@ -139,15 +139,7 @@ pub async fn add_offsets(b: &Arc<Broker>, req: AddOffsetsToTxnRequest, ctx: &Req
     let group = req.group_id.0.as_str();
     let r = match may_write(b, ctx, id) {
         Ok(()) if !ctx.allowed(b, Operation::Read, ResourceType::Group, group) => Err(BrokerError::GroupAuthorizationFailed(group.to_string())),
-        // In a cluster the offsets are applied by the transaction's coordinator when it ends:
-        // it must coordinate the group too (offsets across brokers are not there yet).
-        Ok(()) => match b.txn.coordinates(id).and_then(|()| b.state.coordinates(group)) {
-            Err(BrokerError::NotCoordinator(_)) if b.txn.coordinates(id).is_ok() => Err(BrokerError::InvalidTxnState(format!(
-                "group {group} is coordinated by another broker than transactional id {id}: a transaction's offsets need both on one broker"
-            ))),
-            Err(e) => Err(e),
-            Ok(()) => b.txn.add_group(b, id, req.producer_id.0, req.producer_epoch, group).await,
-        },
+        Ok(()) => b.txn.add_group(b, id, req.producer_id.0, req.producer_epoch, group).await,
         Err(e) => Err(e),
     };
     if let Err(e) = r {
@@ -163,8 +155,18 @@ pub async fn txn_offset_commit(b: &Arc<Broker>, req: TxnOffsetCommitRequest, ctx
     let id = req.transactional_id.0.as_str();
     let group = req.group_id.0.as_str();
     let instance = req.group_instance_id.as_ref().map(|s| s.to_string());
+    // In a cluster the group's coordinator checks the member and passes the offsets on to the
+    // transaction's coordinator, which keeps them with the transaction (`forwarded`).
+    let elsewhere = b.cluster.is_some() && b.txn.coordinates(id).is_err();
+    let forwarded = b.cluster.is_some()
+        && !elsewhere
+        && req.generation_id < 0
+        && req.member_id.is_empty()
+        && b.state.coordinates(group).is_err()
+        && ctx.allowed(b, Operation::ClusterAction, ResourceType::Cluster, CLUSTER_NAME);
     let check = may_write(b, ctx, id).and_then(|()| match ctx.allowed(b, Operation::Read, ResourceType::Group, group) {
         false => Err(BrokerError::GroupAuthorizationFailed(group.to_string())),
+        true if forwarded => Ok(()),
         // Before v3 (or a client without group metadata) there is nothing to check.
         true if req.generation_id < 0 && req.member_id.is_empty() => b.state.coordinates(group),
         true => b.state.coordinates(group).and_then(|()| b.groups.check_commit(group, req.member_id.as_str(), instance.as_deref(), req.generation_id)),
@@ -193,9 +195,10 @@ pub async fn txn_offset_commit(b: &Arc<Broker>, req: TxnOffsetCommitRequest, ctx
         }
         codes.push(tc);
     }
-    let stored = match offsets.is_empty() {
-        true => Ok(()),
-        false => b.txn.commit_offsets(b, id, req.producer_id.0, req.producer_epoch, group, offsets).await,
+    let stored = match (offsets.is_empty(), elsewhere) {
+        (true, _) => Ok(()),
+        (false, true) => crate::txn::offsets::forward(b, id, req.producer_id.0, req.producer_epoch, group, offsets).await,
+        (false, false) => b.txn.commit_offsets(b, id, req.producer_id.0, req.producer_epoch, group, offsets).await,
     };
     if let Err(e) = &stored {
         tracing::debug!(transactional_id = id, error = %e, "TxnOffsetCommit refused");

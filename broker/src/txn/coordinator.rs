@@ -270,7 +270,22 @@ impl TxnCoordinator {
                 by_group.entry(&o.group).or_default().push((o.topic.clone(), o.partition, Some(o.committed.clone())));
             }
             for (group, entries) in by_group {
-                b.state.commit(group, entries).await?;
+                match b.state.coordinates(group) {
+                    Ok(()) => b.state.commit(group, entries).await?,
+                    // In a cluster, another broker coordinates the group: the marker for its
+                    // offsets partition carries them there.
+                    Err(e) => {
+                        let partition = b.state.offsets_partition_of(group).ok_or(e)?;
+                        let leader = b
+                            .topics
+                            .get(crate::topics::OFFSETS_TOPIC)
+                            .and_then(|t| t.partitions.get(partition as usize).map(|p| p.leader_id))
+                            .filter(|&l| l >= 0)
+                            .ok_or_else(|| BrokerError::CoordinatorNotAvailable(group.to_string()))?;
+                        let marked = super::offsets::MarkedOffsets { group: group.to_string(), entries };
+                        super::offsets::apply_remote(b, leader, partition as i32, m.producer_id, m.producer_epoch, &marked).await?;
+                    }
+                }
             }
         }
         let done = self.store(e, m.complete(b.clock.now_ms())?).await?;
