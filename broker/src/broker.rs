@@ -50,6 +50,8 @@ pub struct Broker {
     pub listeners: parking_lot::RwLock<Vec<Arc<Listener>>>,
     /// SCRAM users (checked by SASL PLAIN and SCRAM).
     pub users: Users,
+    /// Where users and ACLs are kept (in a cluster, read again by the sync rounds).
+    pub security_store: Arc<crate::security::store::SecurityStore>,
     /// OAUTHBEARER's token checks, when a JWKS file is configured.
     pub oauth: Option<crate::security::oauth::OAuthValidator>,
     /// ACLs and the decisions made with them.
@@ -157,7 +159,12 @@ impl BrokerBuilder {
             },
             self.clock.clone(),
         );
-        let users = Users::open(engine.clone()).await?;
+        // Users and ACLs: the cluster's own, in etcd, when there is one.
+        let security_store = Arc::new(match &cluster {
+            None => crate::security::store::SecurityStore::Engine(engine.clone()),
+            Some(c) => crate::security::store::SecurityStore::Shared(crate::security::store::SharedKv::open(c.etcd.clone(), &c.name).await?),
+        });
+        let users = Users::open(security_store.clone()).await?;
         let txn_limits = crate::txn::coordinator::TxnLimits {
             max_timeout_ms: s.transaction_max_timeout_ms.0 as i64,
             id_expiration_ms: s.transactional_id_expiration_ms.0 as i64,
@@ -172,7 +179,7 @@ impl BrokerBuilder {
                 txn
             }
         };
-        let authorizer = crate::security::authorizer::Authorizer::open(engine.clone(), &s);
+        let authorizer = crate::security::authorizer::Authorizer::open(security_store.clone(), &s);
         let oauth = crate::security::oauth::OAuthValidator::from_settings(&s).map_err(|e| BrokerError::Internal(format!("OAUTHBEARER: {e}")))?;
         if oauth.is_none() && s.sasl_enabled_mechanisms.iter().any(|m| m.eq_ignore_ascii_case("OAUTHBEARER")) {
             return Err(BrokerError::Internal("OAUTHBEARER is enabled but sasl_oauthbearer_jwks_file is not set".into()));
@@ -229,6 +236,7 @@ impl BrokerBuilder {
             group_activity: Default::default(),
             listeners: Default::default(),
             users,
+            security_store,
             oauth,
             authorizer,
             security_metrics: Arc::default(),
@@ -253,7 +261,11 @@ async fn connect_cluster(s: &Settings) -> Result<Arc<crate::cluster::Cluster>> {
     if let Some(kv) = etcd.get(&membership::broker_key(&s.cluster_name, s.node_id)).await? {
         return Err(BrokerError::Coordination(format!("node id {} is taken by a live node: {}", s.node_id, String::from_utf8_lossy(&kv.value))));
     }
-    Ok(Arc::new(crate::cluster::Cluster::new(etcd, &s.cluster_name, s.node_id)))
+    let cluster = crate::cluster::Cluster::new(etcd, &s.cluster_name, s.node_id);
+    let security = crate::cli::command_config::ClientSecurity::from_properties(&s.inter_broker_client)
+        .map_err(|e| BrokerError::Internal(format!("inter_broker_client: {e:#}")))?;
+    cluster.peers.configure(security, s.inter_broker_listener_name.clone().map(|n| n.to_uppercase()));
+    Ok(Arc::new(cluster))
 }
 
 /// Splits "host:port".

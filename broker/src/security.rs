@@ -19,6 +19,7 @@ pub mod oauth;
 pub mod principal;
 pub mod sasl;
 pub mod scram;
+pub mod store;
 pub mod tls;
 pub mod tls_listener;
 pub mod users;

@@ -139,6 +139,15 @@ pub struct Settings {
     /// A partition read or written this many times per second (produce and fetch reads) weighs
     /// as much as one more partition when the balancer evens brokers out.
     pub cluster_balance_requests_per_weight: u64,
+    /// In a cluster, the listener brokers reach each other on (Table Topic reads, transaction
+    /// markers and checks); unset: each broker's first.
+    pub inter_broker_listener_name: Option<String>,
+    /// How a broker connects to the others, as a client's properties with librdkafka's names
+    /// (`security.protocol`, `sasl.mechanism`, `sasl.username`, `sasl.password`,
+    /// `ssl.ca.location`, `ssl.certificate.location`, `ssl.key.location`): the
+    /// `[inter_broker_client]` table; empty: plaintext without SASL. With the authorizer on, its
+    /// principal needs ClusterAction (a `super_users` entry).
+    pub inter_broker_client: BTreeMap<String, String>,
     /// The cluster id in metadata responses.
     pub cluster_id: String,
     /// Create a topic when a client asks for one that does not exist (as Kafka does).
@@ -373,6 +382,8 @@ impl Default for Settings {
             cluster_move_cooldown_ms: Millis(60_000),
             cluster_balance_bytes_per_weight: ByteSize(1 << 20),
             cluster_balance_requests_per_weight: 1000,
+            inter_broker_listener_name: None,
+            inter_broker_client: BTreeMap::new(),
             cluster_id: "floe-cluster".into(),
             auto_create_topics_enable: true,
             num_partitions: 1,

@@ -1,4 +1,4 @@
-//! `floe user create|delete|list`: SCRAM users, through a running node (AlterUserScramCredentials) or, with `--data-dir`, written into a stopped node's storage (so the first admin exists before anyone can log in).
+//! `floe user create|delete|list`: SCRAM users, through a running node (AlterUserScramCredentials), or written directly — into a stopped node's storage with `--data-dir`, a cluster's etcd with `--etcd-endpoints` — so the first admin exists before anyone can log in.
 
 use std::io::BufRead;
 use std::path::{Path, PathBuf};
@@ -14,7 +14,7 @@ use crate::security::scram::{ScramMechanism, ITERATIONS_MIN};
 use crate::security::users::Users;
 use crate::settings::Settings;
 
-/// Where the users live: a running node, or a stopped node's data directory.
+/// Where the users live: a running node, a stopped node's data directory, or a cluster's etcd.
 #[derive(clap::Args, Clone)]
 pub struct Offline {
     /// Write into this stopped node's data directory instead of asking a running node.
@@ -23,6 +23,19 @@ pub struct Offline {
     /// The node's settings file (for its object store), with --data-dir.
     #[arg(long, requires = "data_dir")]
     pub config: Option<PathBuf>,
+    /// Write into a cluster's users in etcd (its brokers may be running: they read them again).
+    #[arg(long, value_delimiter = ',', conflicts_with = "data_dir")]
+    pub etcd_endpoints: Vec<String>,
+    /// The cluster, with --etcd-endpoints.
+    #[arg(long, default_value = "floe")]
+    pub cluster_name: String,
+}
+
+impl Offline {
+    /// Whether the users are written directly (not through a running node).
+    fn direct(&self) -> bool {
+        self.data_dir.is_some() || !self.etcd_endpoints.is_empty()
+    }
 }
 
 #[derive(clap::Subcommand)]
@@ -88,9 +101,9 @@ pub async fn run(conn: &Conn, cmd: UserCommand) -> anyhow::Result<()> {
             let m = mechanism(&m)?;
             let password = read_password()?;
             let cred = m.new_credential(&password, iterations);
-            match offline.data_dir {
-                Some(dir) => offline_users(&dir, offline.config.as_deref(), |u| async move { Ok(u.alter(&[], vec![(name, m, cred)]).await?) }).await,
-                None => {
+            match offline.direct() {
+                true => offline_users(&offline, |u| async move { Ok(u.alter(&[], vec![(name, m, cred)]).await?) }).await,
+                false => {
                     // The protocol carries the salted password; the node derives the keys it keeps.
                     let mut up = ScramCredentialUpsertion::default();
                     up.name = StrBytes::from_string(name.clone());
@@ -104,9 +117,9 @@ pub async fn run(conn: &Conn, cmd: UserCommand) -> anyhow::Result<()> {
         }
         UserCommand::Delete { name, mechanism: m, offline } => {
             let m = mechanism(&m)?;
-            match offline.data_dir {
-                Some(dir) => offline_users(&dir, offline.config.as_deref(), |u| async move { Ok(u.alter(&[(name, m)], vec![]).await?) }).await,
-                None => {
+            match offline.direct() {
+                true => offline_users(&offline, |u| async move { Ok(u.alter(&[(name, m)], vec![]).await?) }).await,
+                false => {
                     let mut d = ScramCredentialDeletion::default();
                     d.name = StrBytes::from_string(name);
                     d.mechanism = m.kafka_code();
@@ -115,11 +128,11 @@ pub async fn run(conn: &Conn, cmd: UserCommand) -> anyhow::Result<()> {
             }
         }
         UserCommand::List { offline } => {
-            let users: Vec<(String, Vec<(ScramMechanism, u32)>)> = match offline.data_dir {
-                Some(dir) => {
+            let users: Vec<(String, Vec<(ScramMechanism, u32)>)> = match offline.direct() {
+                true => {
                     let out = Arc::new(parking_lot::Mutex::new(Vec::new()));
                     let sink = out.clone();
-                    offline_users(&dir, offline.config.as_deref(), |u| async move {
+                    offline_users(&offline, |u| async move {
                         *sink.lock() = u.list().into_iter().collect();
                         Ok(())
                     })
@@ -127,7 +140,7 @@ pub async fn run(conn: &Conn, cmd: UserCommand) -> anyhow::Result<()> {
                     let v = std::mem::take(&mut *out.lock());
                     v
                 }
-                None => {
+                false => {
                     let mut c = conn.connect().await?;
                     let r = c.call(&DescribeUserScramCredentialsRequest::default().with_users(None), 0).await?;
                     check(r.error_code, r.error_message.as_ref(), "listing users")?;
@@ -161,19 +174,26 @@ async fn alter_online(conn: &Conn, req: AlterUserScramCredentialsRequest) -> any
     Ok(())
 }
 
-/// Opens a stopped node's storage (locked against a running one), runs `f` on its users, closes it.
-async fn offline_users<F, Fut>(dir: &Path, config: Option<&Path>, f: F) -> anyhow::Result<()>
+/// Runs `f` on the users `offline` names: a cluster's in etcd, or a stopped node's (its storage
+/// opened, locked against a running node, and closed after).
+async fn offline_users<F, Fut>(offline: &Offline, f: F) -> anyhow::Result<()>
 where
     F: FnOnce(Arc<Users>) -> Fut,
     Fut: std::future::Future<Output = anyhow::Result<()>>,
 {
+    use crate::security::store::{SecurityStore, SharedKv};
+    let Some(dir) = &offline.data_dir else {
+        let etcd = crate::cluster::etcd::Etcd::new(&offline.etcd_endpoints, std::time::Duration::from_secs(10))?;
+        let store = SecurityStore::Shared(SharedKv::open(etcd, &offline.cluster_name).await?);
+        return f(Arc::new(Users::open(Arc::new(store)).await?)).await;
+    };
     let overrides = vec![("data_dir".to_string(), toml::Value::String(dir.display().to_string()))];
-    let (settings, _) = Settings::load(config, std::env::vars(), overrides).map_err(anyhow::Error::msg)?;
+    let (settings, _) = Settings::load(offline.config.as_deref(), std::env::vars(), overrides).map_err(anyhow::Error::msg)?;
     let _lock = lock_data_dir(&settings.data_dir)?;
     let url = settings.object_store_url().map_err(anyhow::Error::msg)?;
     let store = floe_s3stream::store::open(&url, Default::default())?;
     let engine = floe_s3stream::Engine::open(settings.engine_config(), store).await?;
-    let users = Arc::new(Users::open(engine.clone()).await?);
+    let users = Arc::new(Users::open(Arc::new(SecurityStore::Engine(engine.clone()))).await?);
     let r = f(users).await;
     engine.close().await?;
     r

@@ -57,6 +57,14 @@ pub async fn run_once(b: &Arc<Broker>) {
             tracing::warn!(error = %e, "reading the cluster's assignments failed; retrying");
         }
     }
+    // Users and ACLs another broker changed.
+    if let crate::security::store::SecurityStore::Shared(kv) = b.security_store.as_ref() {
+        match kv.refresh().await {
+            Ok(true) => b.authorizer.reload().await,
+            Ok(false) => {}
+            Err(e) => tracing::warn!(error = %e, "reading the cluster's users and ACLs failed; retrying"),
+        }
+    }
 }
 
 async fn refresh(b: &Arc<Broker>, c: &Cluster) -> Result<()> {

@@ -1,10 +1,10 @@
-//! The authorizer: ACL bindings durable in the engine's metadata (`security/acl/<digest>`), decisions for every request, denials logged and counted.
+//! The authorizer: ACL bindings durable in the security store (`security/acl/<digest>`; the engine's metadata, or etcd in a cluster), decisions for every request, denials logged and counted.
 
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 
-use floe_s3stream::Engine;
+use super::store::SecurityStore;
 use parking_lot::RwLock;
 
 use super::acl::{decide, AclBinding, AclFilter, Operation, Permission, ResourceType};
@@ -17,7 +17,7 @@ pub const BINDINGS_MAX: usize = 10_000;
 
 /// Decides who may do what; off (`authorizer = false`), everything is allowed.
 pub struct Authorizer {
-    engine: Engine,
+    store: Arc<SecurityStore>,
     enabled: bool,
     super_users: Vec<String>,
     allow_if_no_acl: bool,
@@ -41,19 +41,25 @@ pub fn host_of(ip: IpAddr) -> String {
     }
 }
 
-impl Authorizer {
-    /// The bindings stored in `engine`, with the settings' switches.
-    pub fn open(engine: Engine, s: &Settings) -> Authorizer {
-        let mut bindings: Vec<AclBinding> = Vec::new();
-        for (k, v) in engine.kv_scan(PREFIX) {
-            match serde_json::from_str(&v) {
-                Ok(b) => bindings.push(b),
-                Err(e) => tracing::error!(key = %k, error = %e, "a stored ACL does not parse and is ignored"),
-            }
+/// The bindings in `store`, sorted (one that does not parse is logged and left out).
+fn stored(store: &SecurityStore) -> Vec<AclBinding> {
+    let mut bindings: Vec<AclBinding> = Vec::new();
+    for (k, v) in store.scan(PREFIX) {
+        match serde_json::from_str(&v) {
+            Ok(b) => bindings.push(b),
+            Err(e) => tracing::error!(key = %k, error = %e, "a stored ACL does not parse and is ignored"),
         }
-        bindings.sort();
+    }
+    bindings.sort();
+    bindings
+}
+
+impl Authorizer {
+    /// The bindings stored in `store`, with the settings' switches.
+    pub fn open(store: Arc<SecurityStore>, s: &Settings) -> Authorizer {
+        let bindings = stored(&store);
         Authorizer {
-            engine,
+            store,
             enabled: s.authorizer,
             super_users: s.super_users.clone(),
             allow_if_no_acl: s.allow_everyone_if_no_acl_found,
@@ -61,6 +67,12 @@ impl Authorizer {
             writes: tokio::sync::Mutex::new(()),
             denials: AtomicU64::new(0),
         }
+    }
+
+    /// Reads the bindings again (another broker of the cluster changed them).
+    pub async fn reload(&self) {
+        let _order = self.writes.lock().await;
+        *self.bindings.write() = Arc::new(stored(&self.store));
     }
 
     /// Whether ACLs are enforced.
@@ -152,7 +164,7 @@ impl Authorizer {
             }));
         }
         if !entries.is_empty() {
-            if let Err(e) = self.engine.kv_put(entries).await {
+            if let Err(e) = self.store.put(entries).await {
                 let msg = e.to_string();
                 return results.into_iter().map(|r| r.and(Err(BrokerError::Internal(format!("storing ACLs: {msg}"))))).collect();
             }
@@ -173,7 +185,7 @@ impl Authorizer {
         let gone: std::collections::BTreeSet<&AclBinding> = per_filter.iter().flatten().collect();
         if !gone.is_empty() {
             let entries = gone.iter().map(|b| key(b).map(|k| (k, None))).collect::<Result<Vec<_>>>()?;
-            self.engine.kv_put(entries).await?;
+            self.store.put(entries).await?;
             let next: Vec<AclBinding> = current.iter().filter(|b| !gone.contains(b)).cloned().collect();
             *self.bindings.write() = Arc::new(next);
         }

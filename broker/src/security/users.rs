@@ -1,8 +1,10 @@
-//! SCRAM credentials, durable in the storage engine's metadata (`security/scram/<mechanism>/<user>`), never a password.
+//! SCRAM credentials (`security/scram/<mechanism>/<user>`, never a password), durable in the security store: the engine's metadata, or etcd in a cluster.
 
 use std::collections::BTreeMap;
 
-use floe_s3stream::Engine;
+use std::sync::Arc;
+
+use super::store::SecurityStore;
 
 use super::scram::{ScramCredential, ScramMechanism, ITERATIONS_MAX, ITERATIONS_MIN};
 use crate::error::{BrokerError, Result};
@@ -16,7 +18,7 @@ pub const USER_NAME_BYTES_MAX: usize = 256;
 
 /// The node's SCRAM users.
 pub struct Users {
-    engine: Engine,
+    store: Arc<SecurityStore>,
     /// Orders changes, so that the count check and the write are one step.
     writes: tokio::sync::Mutex<()>,
     /// Makes an unknown user's decoy salt stable and unguessable.
@@ -36,17 +38,17 @@ pub fn check_name(user: &str) -> Result<()> {
 }
 
 impl Users {
-    /// The users of `engine` (creating the node's decoy key on first use).
-    pub async fn open(engine: Engine) -> Result<Users> {
-        let decoy_key = match engine.kv_get(DECOY_KEY) {
+    /// The users of `store` (creating the decoy key on first use).
+    pub async fn open(store: Arc<SecurityStore>) -> Result<Users> {
+        let decoy_key = match store.get(DECOY_KEY) {
             Some(k) => k.into_bytes(),
             None => {
                 let k = uuid::Uuid::new_v4().simple().to_string();
-                engine.kv_put(vec![(DECOY_KEY.into(), Some(k.clone()))]).await?;
+                store.put(vec![(DECOY_KEY.into(), Some(k.clone()))]).await?;
                 k.into_bytes()
             }
         };
-        Ok(Users { engine, writes: tokio::sync::Mutex::new(()), decoy_key })
+        Ok(Users { store, writes: tokio::sync::Mutex::new(()), decoy_key })
     }
 
     /// The decoy key for unknown users' salts.
@@ -56,7 +58,7 @@ impl Users {
 
     /// A user's credential for a mechanism.
     pub fn get(&self, user: &str, mech: ScramMechanism) -> Option<ScramCredential> {
-        let v = self.engine.kv_get(&key(user, mech))?;
+        let v = self.store.get(&key(user, mech))?;
         match serde_json::from_str(&v) {
             Ok(c) => Some(c),
             Err(e) => {
@@ -83,7 +85,7 @@ impl Users {
     /// Every user with the mechanisms and iteration counts of its credentials.
     pub fn list(&self) -> BTreeMap<String, Vec<(ScramMechanism, u32)>> {
         let mut out: BTreeMap<String, Vec<(ScramMechanism, u32)>> = BTreeMap::new();
-        for (k, v) in self.engine.kv_scan(PREFIX) {
+        for (k, v) in self.store.scan(PREFIX) {
             let Some((mech, user)) = k[PREFIX.len()..].split_once('/') else { continue };
             let (Some(mech), Ok(c)) = (ScramMechanism::from_name(mech), serde_json::from_str::<ScramCredential>(&v)) else { continue };
             out.entry(user.to_string()).or_default().push((mech, c.iterations));
@@ -97,13 +99,13 @@ impl Users {
         let _order = self.writes.lock().await;
         let mut entries = Vec::new();
         for (user, mech) in deletions {
-            if self.engine.kv_get(&key(user, *mech)).is_none() {
+            if self.store.get(&key(user, *mech)).is_none() {
                 return Err(BrokerError::ResourceNotFound(format!("user {user:?} has no {} credential", mech.name())));
             }
             entries.push((key(user, *mech), None));
         }
-        let existing = self.engine.kv_scan(PREFIX).len();
-        let new = upserts.iter().filter(|(u, m, _)| self.engine.kv_get(&key(u, *m)).is_none()).count();
+        let existing = self.store.scan(PREFIX).len();
+        let new = upserts.iter().filter(|(u, m, _)| self.store.get(&key(u, *m)).is_none()).count();
         if existing + new > CREDENTIALS_MAX + deletions.len() {
             return Err(BrokerError::UnacceptableCredential(format!("at most {CREDENTIALS_MAX} credentials are kept")));
         }
@@ -115,7 +117,7 @@ impl Users {
             let json = serde_json::to_string(&cred).map_err(|e| BrokerError::Internal(e.to_string()))?;
             entries.push((key(&user, mech), Some(json)));
         }
-        self.engine.kv_put(entries).await?;
+        self.store.put(entries).await?;
         Ok(())
     }
 }
