@@ -6,7 +6,10 @@ steady idempotent acks=all load from librdkafka. Prints:
   and ask → the first record sent after that acknowledged (the new owner serving);
 - failover after SIGKILL of a broker: kill → its partitions reassigned, and kill → every one of
   them taking records again;
-- etcd requests per second per broker at rest and under load (their own /metrics counters).
+- etcd requests per second per broker at rest and under load (their own /metrics counters);
+- placement and bulk moves: a topic of `--partitions` partitions created and served (partitions
+  per broker, etcd requests at rest with them), then `--bulk-moves` moves asked for at once and
+  the moves per second the cluster completes them at.
 
 Run (with the test venv):
     FLOE_BIN=target/release/floe ~/.cache/floe/venv/bin/python bench/cluster.py [--seconds 20 --rate 2000]
@@ -37,6 +40,8 @@ def parse_args():
     ap.add_argument("--seconds", type=float, default=20, help="length of each phase")
     ap.add_argument("--rate", type=int, default=2000, help="records per second produced")
     ap.add_argument("--size", type=int, default=1024, help="bytes per record")
+    ap.add_argument("--partitions", type=int, default=300, help="partitions of the topic placed and moved in bulk")
+    ap.add_argument("--bulk-moves", type=int, default=60, help="moves asked for at once")
     return ap.parse_args()
 
 
@@ -103,6 +108,37 @@ def start_etcd(tmp):
             time.sleep(0.1)
 
 
+def bulk(nodes, etcd, partitions, moves):
+    """(seconds to place and serve the topic, partitions per broker, etcd rate with them, moves,
+    seconds for them all)."""
+    from collections import Counter
+    from concurrent.futures import ThreadPoolExecutor
+
+    from confluent_kafka.admin import AdminClient, NewTopic
+    admin = AdminClient({"bootstrap.servers": ",".join(n.bootstrap for n in nodes)})
+    started = time.time()
+    admin.create_topics([NewTopic("wide", partitions, 1)])["wide"].result(120)
+
+    def served():
+        parts = admin.list_topics("wide", timeout=10).topics["wide"].partitions
+        return len(parts) == partitions and all(p.leader >= 0 and p.error is None for p in parts.values())
+    clusterkit.wait_for(served, timeout=180, step=0.1)
+    placed_s = time.time() - started
+    placed = assignments(etcd, "wide")
+    per_broker = Counter(a["owner"] for a in placed.values())
+    at_rest = etcd_rate(nodes, 5)
+    moves = min(moves, partitions)
+    asked = time.time()
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(lambda i: cli(etcd, "partition", "move", f"wide:{i}", "--to", str(placed[("wide", i)]["owner"] % 3 + 1)), range(moves)))
+
+    def done():
+        now = assignments(etcd, "wide")
+        return all(now[("wide", i)]["owner"] != placed[("wide", i)]["owner"] and now[("wide", i)]["target"] is None for i in range(moves))
+    clusterkit.wait_for(done, timeout=300, step=0.05)
+    return placed_s, dict(sorted(per_broker.items())), at_rest, moves, time.time() - asked
+
+
 def main():
     args = parse_args()
     from pathlib import Path
@@ -112,6 +148,7 @@ def main():
     nodes = clusterkit.start_cluster(Path(tmp), etcd, (1, 2, 3), **env)
     try:
         rest = etcd_rate(nodes, 5)
+        placed_s, per_broker, wide_rest, bulk_moves, bulk_s = bulk(nodes, etcd, args.partitions, args.bulk_moves)
         load = Timed(",".join(n.bootstrap for n in nodes), args.rate, args.size)
         load.thread.start()
         time.sleep(2)
@@ -159,6 +196,10 @@ def main():
               f"all taking records again after {served_s:.2f} s (session timeout 2 s)")
         print(f"etcd requests per second per broker: at rest {', '.join(f'{r:.1f}' for r in rest)}; under load {', '.join(f'{r:.1f}' for r in busy)}")
         print(f"producer errors: {len(load.errors)}")
+        print(f"{args.partitions} partitions placed and served in {placed_s:.1f} s; per broker {per_broker}; "
+              f"etcd requests per second per broker with them at rest: {', '.join(f'{r:.1f}' for r in wide_rest)}")
+        print(f"{bulk_moves} moves asked for at once, all done in {bulk_s:.2f} s: {bulk_moves / bulk_s:.1f} moves/s "
+              f"(moves asked for are not capped; the balancer keeps to cluster_concurrent_moves_max)")
     finally:
         for n in nodes:
             n.stop()

@@ -14,8 +14,9 @@
 //! - [`catalog_store`]: the Iceberg catalog's pointers in the engine's metadata.
 //! - [`schema_log`]: the Schema Registry's log on a storage stream.
 //! - [`security`]: named listeners, TLS, SASL and SCRAM users.
-//! - [`cluster`]: cluster mode on etcd (membership so far).
-//! - [`txn`]: transactions (the coordinator's state machine so far).
+//! - [`cluster`]: cluster mode on etcd (membership, placement, moves, recovery, balancing,
+//!   requests between brokers).
+//! - [`txn`]: transactions (the coordinator, its log, markers, verification).
 //! - [`settings`], [`units`]: settings from file, `FLOE_*` and flags; [`error`]: the one error type.
 
 pub mod admin;
