@@ -96,7 +96,8 @@ def start_etcd(tmp):
     proc = subprocess.Popen(["etcd", "--name", "b", "--data-dir", os.path.join(tmp, "etcd"), "--listen-client-urls", url,
                              "--advertise-client-urls", url, "--listen-peer-urls", f"http://127.0.0.1:{peer}",
                              "--initial-advertise-peer-urls", f"http://127.0.0.1:{peer}", "--initial-cluster", f"b=http://127.0.0.1:{peer}",
-                             "--heartbeat-interval", "50", "--election-timeout", "500"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                             "--heartbeat-interval", "50", "--election-timeout", "500", "--max-txn-ops", "4096"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 30
     while True:
         try:

@@ -58,6 +58,13 @@ def test_nodes_register_and_a_taken_id_is_refused(tmp_path, etcd):
         with pytest.raises(RuntimeError, match="node id 1 is taken by a live node"):
             node(tmp_path, etcd, 1, "c").start()
         assert brokers(etcd)[1]["epoch"] == got[1]["epoch"], "the refused node changed nothing"
+        # A topic is written in one etcd transaction: past etcd's --max-txn-ops (128 here) the
+        # client is told why, and nothing is half-created.
+        from confluent_kafka.admin import AdminClient, NewTopic
+        admin = AdminClient({"bootstrap.servers": a.bootstrap})
+        with pytest.raises(Exception, match="max-txn-ops"):
+            admin.create_topics([NewTopic("huge", 200, 1)])["huge"].result(30)
+        assert "huge" not in AdminClient({"bootstrap.servers": b.bootstrap}).list_topics(timeout=10).topics
     finally:
         a.stop()
         b.stop()

@@ -66,6 +66,8 @@ pub struct Cluster {
     pub waiting_for: parking_lot::Mutex<std::collections::BTreeSet<i32>>,
     /// Connections to the other brokers.
     pub peers: peers::Peers,
+    /// When users and ACLs were last looked for in etcd (the broker's clock).
+    pub security_checked_ms: std::sync::atomic::AtomicI64,
 }
 
 impl Cluster {
@@ -79,6 +81,7 @@ impl Cluster {
             placement: Default::default(),
             applied_version: Default::default(),
             peers: Default::default(),
+            security_checked_ms: Default::default(),
             stats: Default::default(),
             waiting_for: Default::default(),
             taken_over: Default::default(),

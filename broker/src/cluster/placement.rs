@@ -105,9 +105,20 @@ pub async fn create_topic(etcd: &Etcd, cluster: &str, meta: &TopicMeta, owners: 
         let a = Assignment { owner, leader_epoch: 0, target: None };
         ops.push(Op::Put(partition_key(cluster, &meta.name, i as i32), json(&a)?));
     }
-    match etcd.txn(&[Cmp::Absent(key)], &ops).await? {
+    match etcd.txn(&[Cmp::Absent(key)], &ops).await.map_err(|e| too_many(e, ops.len()))? {
         Some(_) => Ok(()),
         None => Err(BrokerError::TopicAlreadyExists(meta.name.clone())),
+    }
+}
+
+/// etcd refuses a transaction of more writes than its `--max-txn-ops` (128 by default): a topic
+/// and its assignments are one, so that limit bounds a topic's partitions.
+fn too_many(e: BrokerError, ops: usize) -> BrokerError {
+    match e {
+        BrokerError::Coordination(m) if m.contains("too many operations in txn request") => BrokerError::InvalidPartitions(format!(
+            "etcd refused writing {ops} keys at once: run it with --max-txn-ops of at least {ops} (default 128) for this many partitions"
+        )),
+        e => e,
     }
 }
 
@@ -119,7 +130,7 @@ pub async fn update_topic(etcd: &Etcd, cluster: &str, meta: &TopicMeta, mod_revi
         let a = Assignment { owner, leader_epoch: 0, target: None };
         ops.push(Op::Put(partition_key(cluster, &meta.name, index), json(&a)?));
     }
-    Ok(etcd.txn(&[Cmp::ModRevision(key, mod_revision)], &ops).await?.is_some())
+    Ok(etcd.txn(&[Cmp::ModRevision(key, mod_revision)], &ops).await.map_err(|e| too_many(e, ops.len()))?.is_some())
 }
 
 /// Deletes a topic and its assignments; false when it is not there.

@@ -31,6 +31,9 @@ pub struct Node<'a> {
     pub now_ms: i64,
 }
 
+/// How often a broker looks for users and ACLs changed through another one.
+const SECURITY_REFRESH_MS: i64 = 1_000;
+
 /// Reads etcd when anything changed there (or the last round left work undone) and applies it.
 pub async fn run_once(b: &Arc<Broker>) {
     let Some(c) = &b.cluster else { return };
@@ -57,8 +60,11 @@ pub async fn run_once(b: &Arc<Broker>) {
             tracing::warn!(error = %e, "reading the cluster's assignments failed; retrying");
         }
     }
-    // Users and ACLs another broker changed.
-    if let crate::security::store::SecurityStore::Shared(kv) = b.security_store.as_ref() {
+    // Users and ACLs another broker changed (looked at once a second: they change seldom).
+    let now_ms = b.clock.now_ms();
+    let due = now_ms - c.security_checked_ms.load(Relaxed) >= SECURITY_REFRESH_MS;
+    if let (crate::security::store::SecurityStore::Shared(kv), true) = (b.security_store.as_ref(), due) {
+        c.security_checked_ms.store(now_ms, Relaxed);
         match kv.refresh().await {
             Ok(true) => b.authorizer.reload().await,
             Ok(false) => {}
