@@ -17,7 +17,8 @@ use crate::topics::OFFSETS_TOPIC;
 /// Writes each marker into each partition named, one partition at a time (each answered alone:
 /// the coordinator retries what failed, and a marker written twice ends nothing twice).
 pub async fn write_txn_markers(b: &Arc<Broker>, req: WriteTxnMarkersRequest, ctx: &RequestContext) -> WriteTxnMarkersResponse {
-    let allowed = ctx.allowed(b, Operation::ClusterAction, ResourceType::Cluster, CLUSTER_NAME);
+    // Only brokers of a cluster send it: a node alone writes its own markers and takes none.
+    let allowed = b.cluster.is_some() && ctx.allowed(b, Operation::ClusterAction, ResourceType::Cluster, CLUSTER_NAME);
     let mut resp = WriteTxnMarkersResponse::default();
     for m in req.markers {
         let mut mr = WritableTxnMarkerResult::default();
