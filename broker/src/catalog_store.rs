@@ -1,6 +1,7 @@
 //! The Iceberg catalog's pointers in the storage engine's metadata (atomic across keys).
 
-use floe_catalog::store::{CatalogStore, StoreError};
+use floe_catalog::store::CatalogStore;
+use floe_catalog::CatalogError;
 use floe_s3stream::Engine;
 
 /// Catalog entries as `catalog/…` keys of the engine's key-value metadata.
@@ -12,7 +13,7 @@ impl CatalogStore for EngineCatalogStore {
         self.0.kv_scan("catalog/")
     }
 
-    async fn put(&self, entries: Vec<(String, Option<String>)>) -> Result<(), StoreError> {
-        self.0.kv_put(entries).await.map_err(|e| StoreError::Failed(e.to_string()))
+    async fn put(&self, entries: Vec<(String, Option<String>)>) -> Result<(), CatalogError> {
+        self.0.kv_put(entries).await.map_err(|e| CatalogError::Storage(e.to_string()))
     }
 }

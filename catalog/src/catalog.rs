@@ -13,7 +13,7 @@ use object_store::{path::Path, ObjectStore, ObjectStoreExt, PutMode, PutOptions,
 use crate::error::{CatalogError, Result};
 use crate::names;
 use crate::storage::ObjectStorage;
-use crate::store::{CatalogStore, StoreError};
+use crate::store::CatalogStore;
 
 /// A namespace: its levels.
 pub type Namespace = Vec<String>;
@@ -98,7 +98,7 @@ impl Catalog {
     /// The state, with what other catalogs sharing the store changed read in.
     async fn state(&self) -> Result<tokio::sync::MutexGuard<'_, State>> {
         let mut state = self.state.lock().await;
-        if let Some(entries) = self.store.refresh().await.map_err(|e| CatalogError::Storage(e.to_string()))? {
+        if let Some(entries) = self.store.refresh().await? {
             state.replace(entries)?;
         }
         Ok(state)
@@ -119,10 +119,7 @@ impl Catalog {
     }
 
     async fn put(&self, entries: Vec<(String, Option<String>)>) -> Result<()> {
-        self.store.put(entries).await.map_err(|e| match e {
-            StoreError::Conflict => CatalogError::CommitFailed("the catalog changed meanwhile (another node); retry".into()),
-            StoreError::Failed(e) => CatalogError::Storage(e),
-        })
+        self.store.put(entries).await
     }
 
     async fn read_metadata(&self, state: &mut State, location: &str) -> Result<Arc<TableMetadata>> {

@@ -4,15 +4,7 @@
 
 use std::collections::BTreeMap;
 
-/// Why a write did not happen.
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    /// Another writer changed an entry since this one last read it (shared stores only).
-    #[error("changed by another writer since it was read")]
-    Conflict,
-    #[error("{0}")]
-    Failed(String),
-}
+use crate::error::CatalogError;
 
 /// Durable catalog pointers.
 #[async_trait::async_trait]
@@ -20,11 +12,12 @@ pub trait CatalogStore: Send + Sync + 'static {
     /// Every entry.
     fn load(&self) -> Vec<(String, String)>;
     /// Writes (or with `None` removes) entries, all or none. A store shared by several catalogs
-    /// writes only when none of the entries changed since this catalog last read them.
-    async fn put(&self, entries: Vec<(String, Option<String>)>) -> Result<(), StoreError>;
+    /// writes only when none of the entries changed since this catalog last read them (else
+    /// `CommitFailed`, a 409); `Storage` when it could not write.
+    async fn put(&self, entries: Vec<(String, Option<String>)>) -> Result<(), CatalogError>;
     /// A store shared with other catalogs: every entry when something changed since the last
     /// read (`None`: nothing did, or the store is this catalog's own).
-    async fn refresh(&self) -> Result<Option<Vec<(String, String)>>, StoreError> {
+    async fn refresh(&self) -> Result<Option<Vec<(String, String)>>, CatalogError> {
         Ok(None)
     }
 }
@@ -46,7 +39,7 @@ impl CatalogStore for MemoryStore {
         self.map().iter().map(|(k, v)| (k.clone(), v.clone())).collect()
     }
 
-    async fn put(&self, entries: Vec<(String, Option<String>)>) -> Result<(), StoreError> {
+    async fn put(&self, entries: Vec<(String, Option<String>)>) -> Result<(), CatalogError> {
         let mut m = self.map();
         for (k, v) in entries {
             match v {

@@ -2,7 +2,8 @@
 
 use std::collections::HashMap;
 
-use floe_catalog::store::{CatalogStore, StoreError};
+use floe_catalog::store::CatalogStore;
+use floe_catalog::CatalogError;
 use parking_lot::Mutex;
 
 use super::etcd::{Cmp, Etcd, Op};
@@ -35,8 +36,8 @@ impl EtcdCatalogStore {
     }
 }
 
-fn failed(e: impl std::fmt::Display) -> StoreError {
-    StoreError::Failed(format!("etcd: {e}"))
+fn failed(e: impl std::fmt::Display) -> CatalogError {
+    CatalogError::Storage(format!("etcd: {e}"))
 }
 
 #[async_trait::async_trait]
@@ -46,7 +47,7 @@ impl CatalogStore for EtcdCatalogStore {
         Vec::new()
     }
 
-    async fn put(&self, entries: Vec<(String, Option<String>)>) -> Result<(), StoreError> {
+    async fn put(&self, entries: Vec<(String, Option<String>)>) -> Result<(), CatalogError> {
         let (conditions, ops): (Vec<Cmp>, Vec<Op>) = {
             let seen = self.seen.lock();
             entries
@@ -69,7 +70,7 @@ impl CatalogStore for EtcdCatalogStore {
         let mut seen = self.seen.lock();
         seen.version = None;
         match outcome.map_err(failed)? {
-            None => Err(StoreError::Conflict),
+            None => Err(CatalogError::CommitFailed("the catalog changed meanwhile (another broker); retry".into())),
             Some(revision) => {
                 for (k, v) in entries {
                     match v {
@@ -82,7 +83,7 @@ impl CatalogStore for EtcdCatalogStore {
         }
     }
 
-    async fn refresh(&self) -> Result<Option<Vec<(String, String)>>, StoreError> {
+    async fn refresh(&self) -> Result<Option<Vec<(String, String)>>, CatalogError> {
         let version = self.etcd.prefix_version(&self.prefix).await.map_err(failed)?;
         if self.seen.lock().version == Some(version) {
             return Ok(None);

@@ -113,11 +113,11 @@ impl CatalogStore for View {
         Vec::new()
     }
 
-    async fn put(&self, entries: Vec<(String, Option<String>)>) -> std::result::Result<(), StoreError> {
+    async fn put(&self, entries: Vec<(String, Option<String>)>) -> std::result::Result<(), CatalogError> {
         let mut g = self.shared.0.lock();
         let mut seen = self.seen.lock();
         if entries.iter().any(|(k, _)| g.0.get(k).map(|(_, r)| *r) != seen.1.get(k).copied()) {
-            return Err(StoreError::Conflict);
+            return Err(CatalogError::CommitFailed("changed meanwhile".into()));
         }
         g.1 += 1;
         let rev = g.1;
@@ -136,7 +136,7 @@ impl CatalogStore for View {
         Ok(())
     }
 
-    async fn refresh(&self) -> std::result::Result<Option<Vec<(String, String)>>, StoreError> {
+    async fn refresh(&self) -> std::result::Result<Option<Vec<(String, String)>>, CatalogError> {
         let g = self.shared.0.lock();
         let mut seen = self.seen.lock();
         if seen.0 == g.1 || self.stale.load(std::sync::atomic::Ordering::Relaxed) {
