@@ -38,11 +38,13 @@ def assignments(etcd, topic="moves"):
 
 
 class Load:
-    """Producers that run until stopped, remembering what was acknowledged and any error:
+    """Producers to `topic` (`partitions` of it) that run until stopped, remembering what was
+    acknowledged and any error:
     librdkafka, kafka-python unless told not to, and the Java client (3.9.1) when `java_dir`
     (where to compile it) is given and a JDK and its jars are here (`self.java` says whether)."""
 
-    def __init__(self, bootstrap, kafka_python=True, java_dir=None):
+    def __init__(self, bootstrap, kafka_python=True, java_dir=None, topic="moves", partitions=PARTITIONS):
+        self.topic, self.partitions = topic, partitions
         self.stop = threading.Event()
         self.acked = []  # (partition, offset, value)
         self.errors = []
@@ -67,7 +69,7 @@ class Load:
         return os.pathsep.join([str(java_dir), cp])
 
     def java_producer(self, bootstrap, java_dir):
-        proc = subprocess.Popen(["java", "-cp", self.java_classpath(java_dir), "FloeMoveProducer", bootstrap, "moves", str(PARTITIONS)],
+        proc = subprocess.Popen(["java", "-cp", self.java_classpath(java_dir), "FloeMoveProducer", bootstrap, self.topic, str(self.partitions)],
                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
         closer = threading.Thread(target=lambda: (self.stop.wait(), proc.stdin.close()))
         closer.start()
@@ -101,7 +103,8 @@ class Load:
                 self.ack(msg.partition(), msg.offset(), msg.value().decode())
         n = 0
         while not self.stop.is_set():
-            p.produce("moves", value=f"r-{n % PARTITIONS}-{n // PARTITIONS}".encode(), partition=n % PARTITIONS, on_delivery=done)
+            part = n % self.partitions
+            p.produce(self.topic, value=f"r-{part}-{n // self.partitions}".encode(), partition=part, on_delivery=done)
             n += 1
             p.poll(0)
             if n % 50 == 0:
@@ -114,9 +117,9 @@ class Load:
                           request_timeout_ms=10000, linger_ms=5)
         n, futures = 0, []
         while not self.stop.is_set():
-            part = n % PARTITIONS
-            value = f"k-{part}-{n // PARTITIONS}"
-            futures.append((value, p.send("moves", value=value.encode(), partition=part)))
+            part = n % self.partitions
+            value = f"k-{part}-{n // self.partitions}"
+            futures.append((value, p.send(self.topic, value=value.encode(), partition=part)))
             n += 1
             if n % 50 == 0:
                 time.sleep(0.01)

@@ -6,55 +6,17 @@ killed (SIGKILL, object WAL): the table ends holding every acknowledged record e
 
 import random
 import signal
-import threading
 import time
 
-from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 from pyiceberg.catalog.rest import RestCatalog
 from pyiceberg.exceptions import NoSuchTableError
 
-from clusterkit import assignments, broker, cli, wait_for
+from clusterkit import Load, assignments, broker, cli, wait_for
 
 TT = "automq.table.topic."
 PARTITIONS = 4
 OBJECT_WAL = {"FLOE_STORAGE__WAL": "object", "FLOE_STORAGE__WAL_BATCH_INTERVAL_MS": "20"}
-
-
-class Producing:
-    """An idempotent acks=all producer writing "v-<n>" round the partitions until stopped."""
-
-    def __init__(self, bootstrap):
-        self.acked, self.errors = [], []
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self.run, args=(bootstrap,))
-
-    def run(self, bootstrap):
-        p = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True, "acks": "all", "linger.ms": 5,
-                      "message.timeout.ms": 60000})
-
-        def done(err, msg):
-            if err:
-                self.errors.append(str(err))
-            else:
-                self.acked.append(msg.value().decode())
-        n = 0
-        while not self.stop.is_set():
-            p.produce("tt", value=f"v-{n}".encode(), partition=n % PARTITIONS, on_delivery=done)
-            n += 1
-            p.poll(0)
-            if n % 20 == 0:
-                time.sleep(0.01)
-        if p.flush(60) != 0:
-            self.errors.append("records left unflushed")
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.stop.set()
-        self.thread.join(120)
 
 
 def rows(node):
@@ -73,7 +35,7 @@ def test_a_table_keeps_exactly_once_through_moves_of_its_committer_and_a_kill(tm
         admin.create_topics([NewTopic("tt", PARTITIONS, 1, config=cfg)])["tt"].result(30)
         rng = random.Random(18)
         moves = 0
-        with Producing(",".join(n.bootstrap for n in nodes)) as load:
+        with Load(",".join(n.bootstrap for n in nodes), kafka_python=False, topic="tt", partitions=PARTITIONS) as load:
             time.sleep(1.5)
             for _ in range(6):
                 owner = assignments(etcd, "tt")[("tt", 0)]["owner"]
@@ -88,7 +50,7 @@ def test_a_table_keeps_exactly_once_through_moves_of_its_committer_and_a_kill(tm
             time.sleep(2)
         assert load.errors == [], load.errors[:5]
         live = [n for i, n in enumerate(nodes, 1) if i != owner]
-        expected = sorted(load.acked)
+        expected = sorted(v for _, _, v in load.acked)
         got = wait_for(lambda: len(rows(live[0])) >= len(expected), timeout=60, step=0.5)
         assert got, f"{len(rows(live[0]))} rows for {len(expected)} acknowledged records"
         time.sleep(1.5)  # more commit intervals: nothing further may appear
