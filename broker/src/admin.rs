@@ -13,6 +13,8 @@ use axum::Router;
 
 use crate::broker::Broker;
 
+mod histograms;
+
 /// The admin router.
 pub fn router(broker: Arc<Broker>) -> Router {
     Router::new()
@@ -137,7 +139,6 @@ pub fn render(b: &Broker) -> String {
     metric("floe_table_topic_invalid_records_total", "counter", "Records sent to the dead-letter table.", per_table(&|t| t.invalid_records as f64));
     metric("floe_table_topic_files_written_total", "counter", "Data and delete files written by commits.", per_table(&|t| t.files_written as f64));
     metric("floe_table_topic_bytes_written_total", "counter", "Bytes of files written by commits.", per_table(&|t| t.bytes_written as f64));
-    metric("floe_table_topic_commit_seconds_sum", "counter", "Time spent in commit cycles that committed.", per_table(&|t| t.commit_ms_sum as f64 / 1e3));
     metric("floe_table_topic_compactions_total", "counter", "Compactions committed.", per_table(&|t| t.compactions as f64));
     let sec = &b.security_metrics;
     metric(
@@ -211,6 +212,7 @@ pub fn render(b: &Broker) -> String {
         vec![(String::new(), t.marker_us_sum.load(Relaxed) as f64 / 1e6)],
     );
     metric("floe_transaction_marker_seconds_count", "counter", "Transactions whose markers were written.", c(&t.ended));
+    histograms::render(b, &mut out);
     out
 }
 

@@ -58,6 +58,8 @@ pub struct Broker {
     pub authorizer: crate::security::authorizer::Authorizer,
     /// Authentication counters.
     pub security_metrics: Arc<SecurityMetrics>,
+    /// Request time per API (`/metrics`).
+    pub request_metrics: crate::request_metrics::RequestMetrics,
     /// Connections open across all listeners: a permit each, `connections_max` of them.
     pub connection_slots: Arc<tokio::sync::Semaphore>,
     /// The transaction coordinator.
@@ -240,6 +242,7 @@ impl BrokerBuilder {
             oauth,
             authorizer,
             security_metrics: Arc::default(),
+            request_metrics: Default::default(),
             connection_slots: Arc::new(tokio::sync::Semaphore::new(s_connections_max)),
             txn,
             cleaner: Default::default(),

@@ -110,6 +110,7 @@ async fn read_one(
         Ok(Err(e)) => return Err(Close::Reason(format!("request body cut short: {e}"))),
         Err(_) => return Err(Close::Reason("request body timed out".into())),
     };
+    let received = std::time::Instant::now();
     if session.expects_raw_token() {
         let reply = session.raw_token(b, &body, b.clock.now_ms()).map_err(Close::Reason)?;
         let mut out = BytesMut::with_capacity(reply.len() + 4);
@@ -139,6 +140,7 @@ async fn read_one(
     let reply = handlers::dispatch(b, &header, req, peer, session).await;
     let (otx, orx) = oneshot::channel();
     tx.send(orx).await.map_err(|_| Close::Quiet)?;
+    let b = b.clone();
     tokio::spawn(async move {
         let out = match reply.await {
             Some(resp) => match encode(api, version, correlation, resp) {
@@ -150,6 +152,7 @@ async fn read_one(
             },
             None => None,
         };
+        b.request_metrics.observe(api, received.elapsed());
         let _ = otx.send(out);
         drop((permit, node_permit));
     });

@@ -35,6 +35,7 @@ pub mod listen;
 pub mod partition;
 pub mod records;
 pub mod reference;
+pub mod request_metrics;
 pub mod schema_log;
 pub mod security;
 pub mod server;

@@ -7,8 +7,6 @@
 
 use std::borrow::Cow;
 
-use bytes::{Bytes, BytesMut};
-
 use crate::error::{BrokerError, Result};
 
 pub mod compress;
@@ -208,16 +206,17 @@ pub fn first_record_at_or_after(b: &[u8], info: &BatchInfo, ts: i64) -> Option<(
     found
 }
 
-/// Copies the batches with their base offsets assigned from `base`, consecutively. The CRC does
-/// not cover the base offset, so the batches stay valid; nothing else is touched.
-pub fn assign_offsets(buf: &Bytes, batches: &[BatchInfo], base: i64) -> Bytes {
-    let mut out = BytesMut::from(&buf[..]);
+/// The base offsets of the batches, assigned from `base` consecutively, as stamps the engine
+/// writes on the batches' one copy into the WAL. The CRC does not cover the base offset, so the
+/// batches stay valid; nothing else is touched.
+pub fn offset_stamps(batches: &[BatchInfo], base: u64) -> Vec<floe_s3stream::Stamp> {
     let mut offset = base;
+    let mut stamps = Vec::with_capacity(batches.len());
     for b in batches {
-        out[b.position..b.position + 8].copy_from_slice(&offset.to_be_bytes());
-        offset += i64::from(b.records);
+        stamps.push(floe_s3stream::Stamp { at: b.position, value: offset });
+        offset += u64::from(b.records);
     }
-    out.freeze()
+    stamps
 }
 
 #[cfg(test)]

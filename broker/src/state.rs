@@ -241,8 +241,7 @@ impl StateStore {
         let stream = self.home_of(group)?;
         let record = Record::Offsets { group: group.to_string(), entries };
         let json = Bytes::from(serde_json::to_vec(&record).map_err(|e| BrokerError::Internal(e.to_string()))?);
-        let len = json.len();
-        let (_, durable) = self.engine.append_start(stream, self.engine.epoch(), 1, len, move |_| json).await?;
+        let (_, durable) = self.engine.append_start(stream, self.engine.epoch(), 1, json, |_| Vec::new()).await?;
         if let Record::Offsets { group, entries } = record {
             apply(&mut self.offsets.write(), &group, entries);
         }
@@ -348,8 +347,7 @@ impl StateStore {
         let mut last = None;
         for r in records {
             let json = Bytes::from(serde_json::to_vec(&r).map_err(|e| BrokerError::Internal(e.to_string()))?);
-            let len = json.len();
-            let (base, durable) = self.engine.append_start(stream, self.engine.epoch(), 1, len, move |_| json).await?;
+            let (base, durable) = self.engine.append_start(stream, self.engine.epoch(), 1, json, |_| Vec::new()).await?;
             first.get_or_insert(base);
             last = Some(durable);
         }

@@ -18,8 +18,9 @@ use tokio::sync::{mpsc, oneshot, Notify};
 
 use crate::cache::{BlockCache, LogCache};
 use crate::manifest::{object_path, Manifest, ManifestStore};
+use crate::metrics::Latency;
 use crate::object::{self, IndexEntry};
-use crate::wal::{file::FileWal, object::ObjectWal, Wal};
+use crate::wal::{file::FileWal, object::ObjectWal, Stamp, Wal};
 use crate::{Batch, EngineConfig, Error, Result, StreamId, WalKind};
 
 /// Index entries of this many objects are kept in memory.
@@ -44,7 +45,13 @@ pub struct EngineStats {
     pub append_bytes: AtomicU64,
     pub wal_writes: AtomicU64,
     pub wal_write_us_sum: AtomicU64,
+    /// A WAL group's write, from taking the WAL to durable (fsync or object put included).
+    pub wal_write_seconds: Latency,
+    /// The file WAL's fsync of a group alone.
+    pub wal_fsync_seconds: Latency,
     pub uploads: AtomicU64,
+    /// An upload: its objects built and put, the manifest committed, the WAL trimmed.
+    pub upload_seconds: Latency,
     pub upload_bytes: AtomicU64,
     pub object_reads: AtomicU64,
     pub cache_reads: AtomicU64,
@@ -77,7 +84,9 @@ pub(crate) struct State {
 
 struct AppendReq {
     stream: StreamId,
+    /// The payload as the caller gave it; `stamps` are written over it on its copy into the WAL.
     batch: Batch,
+    stamps: Vec<Stamp>,
     done: oneshot::Sender<Result<()>>,
     /// When it was queued: a group's linger counts from its first request's arrival, not from
     /// when the writer got to it (which may be a whole WAL write later).
@@ -303,16 +312,18 @@ impl Engine {
 
     /// Appends a batch of `count` offsets; returns its base offset once it is durable.
     pub async fn append(&self, id: StreamId, epoch: u64, count: u32, payload: Bytes) -> Result<u64> {
-        let (base, durable) = self.append_start(id, epoch, count, payload.len(), move |_| payload).await?;
+        let (base, durable) = self.append_start(id, epoch, count, payload, |_| Vec::new()).await?;
         durable.wait().await?;
         Ok(base)
     }
 
-    /// Assigns the next `count` offsets and queues the batch `make(base_offset)` for the WAL,
-    /// in call order per stream; returns the base offset and a handle that resolves once the
-    /// batch is durable. `len` is the payload's size, known before it is made.
-    pub async fn append_start(&self, id: StreamId, epoch: u64, count: u32, len: usize, make: impl FnOnce(u64) -> Bytes) -> Result<(u64, Durable)> {
+    /// Assigns the next `count` offsets and queues the batch for the WAL, in call order per
+    /// stream; returns the base offset and a handle that resolves once the batch is durable.
+    /// `stamp(base_offset)` names words to write over the payload as it is copied into the WAL
+    /// (its one copy): what is stored, read back and uploaded is the stamped payload.
+    pub async fn append_start(&self, id: StreamId, epoch: u64, count: u32, payload: Bytes, stamp: impl FnOnce(u64) -> Vec<Stamp>) -> Result<(u64, Durable)> {
         let inner = &self.inner;
+        let len = payload.len();
         if count == 0 {
             return Err(Error::InvalidArgument("a batch must hold at least one offset".into()));
         }
@@ -341,9 +352,13 @@ impl Engine {
             st.next
         };
         // Only this task can move `next` while the stream's append lock is held.
-        let batch = Batch { base_offset: base, count, payload: make(base) };
+        let stamps = stamp(base);
+        if let Some(s) = stamps.iter().find(|s| !s.fits(len)) {
+            return Err(Error::InvalidArgument(format!("a stamp at byte {} does not fit a payload of {len} bytes", s.at)));
+        }
+        let batch = Batch { base_offset: base, count, payload };
         let sender = inner.append_tx.lock().clone().ok_or(Error::ShuttingDown)?;
-        if sender.send(AppendReq { stream: id, batch, done: tx, queued: tokio::time::Instant::now() }).await.is_err() {
+        if sender.send(AppendReq { stream: id, batch, stamps, done: tx, queued: tokio::time::Instant::now() }).await.is_err() {
             return Err(Error::ShuttingDown);
         }
         if let Some(st) = inner.state.lock().streams.get_mut(&id) {

@@ -17,6 +17,7 @@ pub mod config;
 pub mod engine;
 pub mod error;
 pub mod manifest;
+pub mod metrics;
 pub mod object;
 pub mod store;
 pub mod wal;
@@ -25,6 +26,7 @@ pub use clock::{Clock, SystemClock};
 pub use config::{EngineConfig, WalKind};
 pub use engine::{Durable, Engine, EngineStats, Handoff, RewriteStats, Rewritten, StreamInfo};
 pub use error::{Error, ErrorKind, Result};
+pub use wal::Stamp;
 
 /// Identifies a stream inside one engine (and one bucket).
 pub type StreamId = u64;

@@ -21,6 +21,7 @@ use crate::conform::conform;
 use crate::dlq;
 use crate::error::{Result, TableTopicError};
 use crate::keys::{self, KeyIndex};
+use crate::metrics::TableHistograms;
 use crate::offsets::{self, Offsets};
 use crate::rows::Decoder;
 use crate::source::{RecordSource, SourceRecord};
@@ -46,12 +47,14 @@ struct Reading {
     behind: i64,
 }
 
-/// A cycle's figures for the status: records covered and invalid, lag left, start time.
+/// A cycle's figures for the status: records covered and invalid, lag left, start time, and the
+/// timestamp of its oldest record.
 struct Tally {
     covered: usize,
     invalid: u64,
     lag: i64,
     started: std::time::Instant,
+    oldest_ms: Option<i64>,
 }
 
 /// What one cycle wrote: data and delete files, and the key index's changes once it commits.
@@ -91,6 +94,8 @@ pub struct Coordinator {
     /// When compaction and expiry last ran.
     maintained_at: Option<tokio::time::Instant>,
     pub status: Arc<Mutex<Status>>,
+    /// Commit time and commit lag (`/metrics`).
+    histograms: TableHistograms,
     /// The wall clock (injected): snapshot expiry and orphan age are decided by it.
     now_ms: crate::NowMs,
 }
@@ -121,8 +126,15 @@ impl Coordinator {
             index: None,
             maintained_at: None,
             status,
+            histograms: TableHistograms::default(),
             now_ms: crate::system_now_ms(),
         }
+    }
+
+    /// Where commit time and commit lag are counted (the node's, labelled with this table).
+    pub fn with_histograms(mut self, histograms: TableHistograms) -> Self {
+        self.histograms = histograms;
+        self
     }
 
     /// The wall clock that ages snapshots and orphan files (the system's by default).
@@ -371,7 +383,7 @@ impl Coordinator {
     /// Phase 5: commits the written files in one snapshot carrying the offsets; on a conflict the
     /// files go unless the commit is found to have landed.
     async fn commit(&mut self, written: Written, (from, next): (&Offsets, &Offsets), commit_id: &str, tally: Tally) -> Result<usize> {
-        let Tally { covered, invalid, lag, started } = tally;
+        let Tally { covered, invalid, lag, started, oldest_ms } = tally;
         let Written { mut files, delete_files, new_rows, removed_keys } = written;
         let props = offsets::properties(next, commit_id, &self.topic);
         let table = self.table.as_mut().ok_or_else(|| TableTopicError::Internal("table not open".into()))?;
@@ -400,6 +412,10 @@ impl Coordinator {
                 status.committed(next, covered as u64, invalid, lag);
                 status.wrote(files.len() as u64, bytes, started.elapsed().as_millis() as u64);
                 drop(status);
+                self.histograms.commit_seconds.observe(started.elapsed().as_secs_f64());
+                if let Some(oldest) = oldest_ms {
+                    self.histograms.commit_lag_seconds.observe(((self.now_ms)() - oldest).max(0) as f64 / 1e3);
+                }
                 tracing::debug!(topic = %self.topic, records = covered, invalid, files = files.len(), "table topic committed");
                 Ok(covered)
             }
@@ -439,6 +455,7 @@ impl Coordinator {
         // Until this commit lands, everything past the committed offsets is lag.
         self.status.lock().lag_records = behind;
         let covered: usize = parts.iter().map(|p| p.records.len()).sum();
+        let oldest_ms = parts.iter().flat_map(|p| &p.records).map(|r| r.timestamp_ms).min();
         let commit_id = uuid::Uuid::new_v4().to_string();
 
         // Decode; bad records go to the dead-letter table (or pause the table).
@@ -458,7 +475,7 @@ impl Coordinator {
         // Write, then commit.
         let written = self.write(&rows, keyed, &commit_id).await?;
         let invalid = bad.len() as u64;
-        self.commit(written, (&committed, &next), &commit_id, Tally { covered, invalid, lag, started }).await
+        self.commit(written, (&committed, &next), &commit_id, Tally { covered, invalid, lag, started, oldest_ms }).await
     }
 
     /// A Debezium TRUNCATE at offset `at` of a partition: one snapshot removes every live file

@@ -21,6 +21,7 @@ pub mod files;
 pub mod keys;
 pub mod maintenance;
 pub mod manager;
+pub mod metrics;
 pub mod offsets;
 pub mod partitioning;
 pub mod rows;

@@ -11,6 +11,7 @@ use tokio::task::JoinHandle;
 
 use crate::config::TableConfig;
 use crate::coordinator::Coordinator;
+use crate::metrics::TableMetrics;
 use crate::source::RecordSource;
 use crate::status::Status;
 
@@ -28,6 +29,8 @@ pub struct TableTopics {
     schemas: Arc<SchemaCache>,
     tasks: Mutex<HashMap<String, Task>>,
     now_ms: crate::NowMs,
+    /// Commit time and lag per table (`/metrics`).
+    pub metrics: TableMetrics,
 }
 
 impl TableTopics {
@@ -38,7 +41,7 @@ impl TableTopics {
 
     /// [`TableTopics::new`] with the wall clock its loops age snapshots and orphan files by.
     pub fn with_clock(source: Arc<dyn RecordSource>, committer: Committer, schemas: Arc<SchemaCache>, now_ms: crate::NowMs) -> Arc<Self> {
-        Arc::new(TableTopics { source, committer, schemas, tasks: Mutex::new(HashMap::new()), now_ms })
+        Arc::new(TableTopics { source, committer, schemas, tasks: Mutex::new(HashMap::new()), now_ms, metrics: TableMetrics::default() })
     }
 
     /// Brings the running loops in line with the topics and their configs. A topic whose
@@ -65,6 +68,10 @@ impl TableTopics {
             if !keep {
                 if let Some(t) = tasks.remove(&name) {
                     let _ = t.stop.send(true);
+                    if !wanted.contains_key(name.as_str()) {
+                        let table = t.status.lock().table.clone();
+                        self.metrics.forget(&name, &table);
+                    }
                     tracing::info!(topic = %name, "table topic loop stopped");
                     stopping.insert(name, t.handle);
                 }
@@ -74,15 +81,13 @@ impl TableTopics {
             if tasks.contains_key(name) {
                 continue;
             }
-            let status = Arc::new(Mutex::new(Status {
-                topic: name.to_string(),
-                table: format!("{}.{}", cfg.namespace, cfg.table(name)),
-                started_ms: crate::status::now_ms(),
-                ..Default::default()
-            }));
+            let table = format!("{}.{}", cfg.namespace, cfg.table(name));
+            let histograms = self.metrics.for_table(name, &table);
+            let status = Arc::new(Mutex::new(Status { topic: name.to_string(), table, started_ms: crate::status::now_ms(), ..Default::default() }));
             let (stop, rx) = tokio::sync::watch::channel(false);
             let coordinator = Coordinator::new(name, Arc::new(cfg.clone()), self.source.clone(), self.committer.clone(), self.schemas.clone(), status.clone())
-                .with_clock(self.now_ms.clone());
+                .with_clock(self.now_ms.clone())
+                .with_histograms(histograms);
             let previous = stopping.remove(name);
             let handle = tokio::spawn(async move {
                 if let Some(p) = previous {

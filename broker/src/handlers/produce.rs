@@ -202,7 +202,7 @@ async fn start_partition(b: &Arc<Broker>, topic: &str, index: i32, data: Bytes, 
     let count = u32::try_from(count).map_err(|_| BrokerError::InvalidRecord(format!("{count} records in one request")))?;
     let len = data.len();
     let epoch = b.engine.epoch();
-    let (base, durable) = b.engine.append_start(p.stream, epoch, count, len, |base| records::assign_offsets(&data, &infos, base as i64)).await?;
+    let (base, durable) = b.engine.append_start(p.stream, epoch, count, data, |base| records::offset_stamps(&infos, base)).await?;
     let base = base as i64;
     {
         let now_ms = b.clock.now_ms();

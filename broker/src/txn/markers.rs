@@ -97,7 +97,7 @@ pub async fn write_local(b: &Broker, producer_id: i64, epoch: i16, commit: bool,
         let Some((_, info)) = records::headers(&data).into_iter().next() else { continue };
         let len = data.len();
         let _order = p.sequencing.lock().await;
-        let (base, durable) = b.engine.append_start(p.stream, b.engine.epoch(), 1, len, |base| records::assign_offsets(&data, &[info], base as i64)).await?;
+        let (base, durable) = b.engine.append_start(p.stream, b.engine.epoch(), 1, data, |base| records::offset_stamps(&[info], base)).await?;
         let base = base as i64;
         p.txn.lock().on_marker(producer_id, base, commit);
         p.producers.lock().record(&info, base, now);

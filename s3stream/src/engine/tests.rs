@@ -130,6 +130,37 @@ async fn restart_replays_the_wal_and_a_fresh_node_recovers_from_the_bucket() {
 }
 
 #[tokio::test]
+async fn stamps_land_in_what_is_read_recovered_and_uploaded_and_nowhere_else() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+    let e = Engine::open(cfg(dir.path()), store.clone()).await.expect("open");
+    let ids = open_streams(&e, 1).await;
+    let given = Bytes::from(vec![0xAAu8; 40]);
+    let mut want = vec![];
+    for _ in 0..3 {
+        let stamp = |base: u64| vec![Stamp { at: 0, value: base }, Stamp { at: 32, value: base + 1000 }];
+        let (base, durable) = e.append_start(ids[0], e.epoch(), 2, given.clone(), stamp).await.expect("append");
+        durable.wait().await.expect("durable");
+        let mut stored = vec![0xAAu8; 40];
+        stored[..8].copy_from_slice(&base.to_be_bytes());
+        stored[32..].copy_from_slice(&(base + 1000).to_be_bytes());
+        want.push((base, Bytes::from(stored)));
+    }
+    assert_eq!(given, Bytes::from(vec![0xAAu8; 40]), "the caller's bytes are not written to");
+    let outside = e.append_start(ids[0], e.epoch(), 1, Bytes::from_static(b"short"), |_| vec![Stamp { at: 0, value: 1 }]).await;
+    assert!(matches!(outside, Err(Error::InvalidArgument(_))), "a stamp past the payload's end is refused");
+    same(&read_all(&e, ids[0]).await, &want);
+    e.crash();
+    drop(e);
+    let e = Engine::open(cfg(dir.path()), store.clone()).await.expect("reopen from the WAL");
+    same(&read_all(&e, ids[0]).await, &want);
+    e.close().await.expect("close uploads");
+    let fresh = tempfile::tempdir().expect("tmp");
+    let e = Engine::open(cfg(fresh.path()), store).await.expect("from the bucket alone");
+    same(&read_all(&e, ids[0]).await, &want);
+}
+
+#[tokio::test]
 async fn the_object_wal_needs_no_disk() {
     let dir = tempfile::tempdir().expect("tmp");
     let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
@@ -167,11 +198,11 @@ async fn the_object_wal_linger_counts_from_arrival() {
     };
     let ids = open_streams(&e, 1).await;
     let t0 = tokio::time::Instant::now();
-    let (_, first) = e.append_start(ids[0], e.epoch(), 1, 4, |_| Bytes::from_static(b"aaaa")).await.expect("first");
+    let (_, first) = e.append_start(ids[0], e.epoch(), 1, Bytes::from_static(b"aaaa"), |_| vec![]).await.expect("first");
     // The first group lingers 600 ms and is written from 600 to 1600 ms; the second request
     // comes at 700 ms, so its linger is over (at 1300 ms) when the writer is free again.
     tokio::time::sleep(Duration::from_millis(700)).await;
-    let (_, second) = e.append_start(ids[0], e.epoch(), 1, 4, |_| Bytes::from_static(b"bbbb")).await.expect("second");
+    let (_, second) = e.append_start(ids[0], e.epoch(), 1, Bytes::from_static(b"bbbb"), |_| vec![]).await.expect("second");
     second.wait().await.expect("second durable");
     first.wait().await.expect("first durable");
     let took = t0.elapsed();

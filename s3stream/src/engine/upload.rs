@@ -39,6 +39,7 @@ pub(super) async fn upload_loop(inner: Arc<Inner>) {
 /// manifest version, then trims the WAL.
 pub(crate) async fn upload_once(inner: &Arc<Inner>) -> Result<bool> {
     let mut meta = inner.meta.lock().await;
+    let started = std::time::Instant::now();
     let (pending, wal_pos) = {
         let s = inner.state.lock();
         (s.log_cache.pending(), s.wal_end)
@@ -108,6 +109,7 @@ pub(crate) async fn upload_once(inner: &Arc<Inner>) -> Result<bool> {
     inner.wal.lock().await.trim(wal_pos).await?;
     inner.stats.uploads.fetch_add(1, Relaxed);
     inner.stats.upload_bytes.fetch_add(total, Relaxed);
+    inner.stats.upload_seconds.observe(started.elapsed());
     inner.space_freed.notify_waiters();
     tracing::debug!(objects = ?ids, bytes = total, streams = pending.len(), "uploaded");
     Ok(true)

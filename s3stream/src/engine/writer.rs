@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
 use super::{AppendReq, Inner};
-use crate::wal::{Wal, WalRecord};
+use crate::wal::{Stamp, Stored, Wal, WalRecord};
 use crate::{Error, Result};
 
 /// Why the engine stopped taking appends.
@@ -68,19 +68,24 @@ pub(super) async fn writer_loop(inner: Arc<Inner>, mut rx: mpsc::Receiver<Append
                 _ = tokio::time::sleep_until(deadline) => break,
             }
         }
-        let records: Vec<WalRecord> = group.iter().map(|r| WalRecord { stream: r.stream, batch: r.batch.clone() }).collect();
-        let result = write_group(&inner, &records).await;
+        let mut records: Vec<WalRecord> = group.iter().map(|r| WalRecord { stream: r.stream, batch: r.batch.clone() }).collect();
+        let stamps: Vec<Vec<Stamp>> = group.iter_mut().map(|r| std::mem::take(&mut r.stamps)).collect();
+        let result = write_group(&inner, &records, &stamps).await;
         match result {
-            Ok(pos) => {
+            Ok(stored) => {
                 {
                     let mut s = inner.state.lock();
+                    // The log cache keeps the payloads as stored: slices of the WAL's buffer.
+                    for (r, payload) in records.iter_mut().zip(stored.payloads) {
+                        r.batch.payload = payload;
+                    }
                     for r in records {
                         if let Some(st) = s.streams.get_mut(&r.stream) {
                             st.confirmed = r.batch.end_offset();
                             s.log_cache.insert(r.stream, r.batch);
                         }
                     }
-                    s.wal_end = pos;
+                    s.wal_end = stored.end;
                     if s.log_cache.pending_bytes() >= inner.config.upload_bytes {
                         inner.upload_wake.notify_one();
                     }
@@ -109,7 +114,7 @@ fn clone_error(e: &Error) -> Error {
     }
 }
 
-async fn write_group(inner: &Arc<Inner>, records: &[WalRecord]) -> Result<u64> {
+async fn write_group(inner: &Arc<Inner>, records: &[WalRecord], stamps: &[Vec<Stamp>]) -> Result<Stored> {
     let need: u64 = records.iter().map(|r| r.encoded_len() as u64).sum();
     let started = Instant::now();
     let mut wal = loop {
@@ -122,9 +127,9 @@ async fn write_group(inner: &Arc<Inner>, records: &[WalRecord]) -> Result<u64> {
         let _ = tokio::time::timeout(Duration::from_millis(100), inner.space_freed.notified()).await;
     };
     let mut attempt = 0u32;
-    let pos = loop {
-        match wal.write(records).await {
-            Ok(pos) => break pos,
+    let stored = loop {
+        match wal.write(records, stamps).await {
+            Ok(stored) => break stored,
             // The object WAL may meet a passing store failure: retry a bounded number of times.
             Err(e) if matches!(&*wal, Wal::Object(_)) && attempt < 20 && !matches!(e, Error::ObjectStore(object_store::Error::AlreadyExists { .. })) => {
                 attempt += 1;
@@ -136,5 +141,9 @@ async fn write_group(inner: &Arc<Inner>, records: &[WalRecord]) -> Result<u64> {
     };
     inner.stats.wal_writes.fetch_add(1, Relaxed);
     inner.stats.wal_write_us_sum.fetch_add(started.elapsed().as_micros() as u64, Relaxed);
-    Ok(pos)
+    inner.stats.wal_write_seconds.observe(started.elapsed());
+    if let Some(d) = stored.fsync {
+        inner.stats.wal_fsync_seconds.observe(d);
+    }
+    Ok(stored)
 }

@@ -7,6 +7,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use async_trait::async_trait;
+
+use crate::metrics::{labelled, Histogram, Labelled};
 use bytes::Bytes;
 use futures::stream::BoxStream;
 use object_store::{
@@ -14,19 +16,27 @@ use object_store::{
     PutResult, Result,
 };
 
-/// Counters of one operation.
-#[derive(Debug, Default)]
+/// Counters of one operation, and its request time histogram.
+#[derive(Debug)]
 pub struct OpStats {
     pub requests: AtomicU64,
     pub errors: AtomicU64,
     pub bytes: AtomicU64,
     pub latency_us_sum: AtomicU64,
+    seconds: Histogram,
 }
 
 impl OpStats {
+    fn new(family: &Labelled, op: &str) -> Self {
+        let seconds = family.get_or_create_owned(&[("op", op.to_string())]);
+        Self { requests: AtomicU64::new(0), errors: AtomicU64::new(0), bytes: AtomicU64::new(0), latency_us_sum: AtomicU64::new(0), seconds }
+    }
+
     fn record<T>(&self, started: Instant, bytes: u64, r: &Result<T>) {
+        let took = started.elapsed();
         self.requests.fetch_add(1, Relaxed);
-        self.latency_us_sum.fetch_add(started.elapsed().as_micros() as u64, Relaxed);
+        self.latency_us_sum.fetch_add(took.as_micros() as u64, Relaxed);
+        self.seconds.observe(took.as_secs_f64());
         match r {
             Ok(_) => {
                 self.bytes.fetch_add(bytes, Relaxed);
@@ -38,14 +48,23 @@ impl OpStats {
     }
 }
 
-/// Counters by operation.
-#[derive(Debug, Default)]
+/// Counters by operation, and request time by operation (`op` label).
+#[derive(Debug)]
 pub struct StoreMetrics {
     pub put: OpStats,
     pub get: OpStats,
     pub delete: OpStats,
     pub list: OpStats,
     pub copy: OpStats,
+    pub request_seconds: Labelled,
+}
+
+impl Default for StoreMetrics {
+    fn default() -> Self {
+        let f = labelled();
+        let op = |name| OpStats::new(&f, name);
+        Self { put: op("put"), get: op("get"), delete: op("delete"), list: op("list"), copy: op("copy"), request_seconds: f }
+    }
 }
 
 impl StoreMetrics {

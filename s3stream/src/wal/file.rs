@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 
-use super::record::{self, Stop, WalRecord};
+use super::record::{self, Stamp, Stop, Stored, WalRecord};
 use super::Recovered;
 use crate::{Error, Result};
 
@@ -113,27 +113,23 @@ impl FileWal {
     }
 
     /// Writes a group of records with one write per ring segment and one fsync.
-    pub async fn write(&mut self, records: &[WalRecord]) -> Result<u64> {
-        let mut buf = BytesMut::with_capacity(records.iter().map(WalRecord::encoded_len).sum());
-        let mut pos = self.end;
-        for r in records {
-            let before = buf.len();
-            r.encode(pos, &mut buf);
-            pos += (buf.len() - before) as u64;
-        }
-        let len = buf.len() as u64;
+    pub async fn write(&mut self, records: &[WalRecord], stamps: &[Vec<Stamp>]) -> Result<Stored> {
+        let len = records.iter().map(|r| r.encoded_len() as u64).sum::<u64>();
         if len > self.free_bytes() {
             return Err(Error::InvalidArgument(format!("WAL full: {len} bytes asked, {} free", self.free_bytes())));
         }
-        let (file, capacity, at) = (self.file.clone(), self.capacity, self.end);
-        let buf = buf.freeze();
-        blocking(move || {
-            write_ring(&file, capacity, at, &buf)?;
-            file.sync_data()
+        let at = self.end;
+        let (buf, ranges) = record::encode_group(records, stamps, |offset| at + offset);
+        let (file, capacity, written) = (self.file.clone(), self.capacity, buf.clone());
+        let fsync = blocking(move || {
+            write_ring(&file, capacity, at, &written)?;
+            let started = std::time::Instant::now();
+            file.sync_data()?;
+            Ok(started.elapsed())
         })
         .await?;
-        self.end = pos;
-        Ok(pos)
+        self.end = at + len;
+        Ok(Stored { end: self.end, payloads: ranges.into_iter().map(|r| buf.slice(r)).collect(), fsync: Some(fsync) })
     }
 
     /// Records in the header that everything before `pos` is free.

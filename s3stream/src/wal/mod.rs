@@ -9,7 +9,7 @@ pub mod object;
 pub mod record;
 
 use crate::Result;
-pub use record::WalRecord;
+pub use record::{Stamp, Stored, WalRecord};
 
 /// Either kind of WAL.
 pub enum Wal {
@@ -25,11 +25,12 @@ pub struct Recovered {
 }
 
 impl Wal {
-    /// Makes `records` durable; returns the WAL position just past them.
-    pub async fn write(&mut self, records: &[WalRecord]) -> Result<u64> {
+    /// Makes `records` durable, each stamped with `stamps[i]` on its one copy into the WAL's
+    /// buffer; returns the WAL position just past them and the payloads as stored.
+    pub async fn write(&mut self, records: &[WalRecord], stamps: &[Vec<Stamp>]) -> Result<Stored> {
         match self {
-            Wal::File(w) => w.write(records).await,
-            Wal::Object(w) => w.write(records).await,
+            Wal::File(w) => w.write(records, stamps).await,
+            Wal::Object(w) => w.write(records, stamps).await,
         }
     }
 

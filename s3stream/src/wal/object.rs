@@ -4,11 +4,11 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::{Buf, BytesMut};
+use bytes::Buf;
 use futures::TryStreamExt;
 use object_store::{path::Path, ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
 
-use super::record::{self, Stop, WalRecord};
+use super::record::{self, Stamp, Stop, Stored, WalRecord};
 use super::Recovered;
 use crate::{Error, Result};
 
@@ -43,17 +43,14 @@ impl ObjectWal {
     }
 
     /// Writes the group as one object; it is durable once the put returns.
-    pub async fn write(&mut self, records: &[WalRecord]) -> Result<u64> {
+    pub async fn write(&mut self, records: &[WalRecord], stamps: &[Vec<Stamp>]) -> Result<Stored> {
         let seq = self.next_seq;
-        let mut buf = BytesMut::with_capacity(records.iter().map(WalRecord::encoded_len).sum());
-        for r in records {
-            r.encode(seq, &mut buf);
-        }
+        let (buf, ranges) = record::encode_group(records, stamps, |_| seq);
         let opts = PutOptions { mode: PutMode::Create, ..Default::default() };
-        self.store.put_opts(&path(&self.node_prefix, seq), PutPayload::from(buf.freeze()), opts).await?;
+        self.store.put_opts(&path(&self.node_prefix, seq), PutPayload::from(buf.clone()), opts).await?;
         self.live.insert(seq);
         self.next_seq = seq + 1;
-        Ok(self.next_seq)
+        Ok(Stored { end: self.next_seq, payloads: ranges.into_iter().map(|r| buf.slice(r)).collect(), fsync: None })
     }
 
     /// Deletes the WAL objects before `pos`.

@@ -24,8 +24,9 @@ impl WalRecord {
         HEADER_BYTES + self.batch.payload.len()
     }
 
-    /// Appends the encoding of this record, at logical position `pos`, to `out`.
-    pub fn encode(&self, pos: u64, out: &mut BytesMut) {
+    /// Appends the encoding of this record, at logical position `pos`, to `out`: the payload is
+    /// copied once, with `stamps` written over it, and the checksum covers it as stamped.
+    pub fn encode(&self, pos: u64, stamps: &[Stamp], out: &mut BytesMut) {
         let start = out.len();
         out.put_u32(0);
         out.put_u32(self.batch.payload.len() as u32);
@@ -34,9 +35,54 @@ impl WalRecord {
         out.put_u64(self.batch.base_offset);
         out.put_u32(self.batch.count);
         out.put_slice(&self.batch.payload);
+        let payload = start + HEADER_BYTES;
+        for s in stamps {
+            // Checked by the engine when the append was taken (`Stamp::fits`).
+            if let Some(word) = out.get_mut(payload + s.at..payload + s.at + 8) {
+                word.copy_from_slice(&s.value.to_be_bytes());
+            }
+        }
         let crc = crc32c::crc32c(&out[start + 4..]);
         out[start..start + 4].copy_from_slice(&crc.to_be_bytes());
     }
+}
+
+/// A word written over a payload as it is copied into the WAL: `value`, 8 bytes big-endian, at
+/// byte `at` of the payload. What the caller learns only once offsets are assigned (a Kafka
+/// batch's base offset) is stamped on the one copy instead of costing a copy of its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stamp {
+    pub at: usize,
+    pub value: u64,
+}
+
+impl Stamp {
+    /// Whether the word lies inside a payload of `len` bytes.
+    pub fn fits(&self, len: usize) -> bool {
+        self.at.checked_add(8).is_some_and(|end| end <= len)
+    }
+}
+
+/// A group as written: the WAL position just past it, and each record's payload as stored
+/// (stamped), sharing the written buffer, for the log cache.
+pub struct Stored {
+    pub end: u64,
+    pub payloads: Vec<Bytes>,
+    /// How long the file WAL's fsync took (the object WAL has none: its put is the write).
+    pub fsync: Option<std::time::Duration>,
+}
+
+/// Encodes a group into one buffer, each payload copied once and stamped (`stamps[i]` for
+/// `records[i]`; missing entries stamp nothing). Record `i` is at `pos(i, offset in the buffer)`.
+pub fn encode_group(records: &[WalRecord], stamps: &[Vec<Stamp>], pos: impl Fn(u64) -> u64) -> (Bytes, Vec<std::ops::Range<usize>>) {
+    let mut buf = BytesMut::with_capacity(records.iter().map(WalRecord::encoded_len).sum());
+    let mut ranges = Vec::with_capacity(records.len());
+    for (i, r) in records.iter().enumerate() {
+        let start = buf.len();
+        r.encode(pos(start as u64), stamps.get(i).map_or(&[][..], Vec::as_slice), &mut buf);
+        ranges.push(start + HEADER_BYTES..buf.len());
+    }
+    (buf.freeze(), ranges)
 }
 
 /// Why decoding stopped.

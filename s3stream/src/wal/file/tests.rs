@@ -16,7 +16,7 @@ async fn records_survive_reopen_and_wrap_around_the_ring() {
     // Write ~2.5 laps, trimming behind us, so records wrap around the end of the ring.
     for i in 0..100u64 {
         let group = vec![rec(1, i * 2, 9000), rec(2, i * 2 + 1, 4000)];
-        let end = wal.write(&group).await.expect("write");
+        let end = wal.write(&group, &[]).await.expect("write").end;
         written.extend(group);
         if i % 10 == 9 {
             wal.trim(end).await.expect("trim");
@@ -25,7 +25,7 @@ async fn records_survive_reopen_and_wrap_around_the_ring() {
     }
     for i in 100..103u64 {
         let group = vec![rec(3, i, 7777)];
-        wal.write(&group).await.expect("write");
+        wal.write(&group, &[]).await.expect("write");
         written.extend(group);
     }
     drop(wal);
@@ -38,9 +38,9 @@ async fn records_survive_reopen_and_wrap_around_the_ring() {
 async fn a_torn_tail_is_cut_at_the_last_good_record() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut wal = FileWal::open(dir.path(), 1 << 20).expect("open");
-    wal.write(&[rec(1, 0, 100)]).await.expect("write");
-    let end = wal.write(&[rec(1, 1, 100)]).await.expect("write");
-    wal.write(&[rec(1, 2, 100)]).await.expect("write");
+    wal.write(&[rec(1, 0, 100)], &[]).await.expect("write");
+    let end = wal.write(&[rec(1, 1, 100)], &[]).await.expect("write").end;
+    wal.write(&[rec(1, 2, 100)], &[]).await.expect("write");
     drop(wal);
     // Tear the third record: flip a byte in its payload.
     let f = OpenOptions::new().write(true).open(dir.path().join("wal.log")).expect("file");
@@ -50,7 +50,7 @@ async fn a_torn_tail_is_cut_at_the_last_good_record() {
     assert_eq!(r.records, vec![rec(1, 0, 100), rec(1, 1, 100)]);
     assert_eq!(r.end, end);
     // Writing resumes where the good data ended.
-    wal.write(&[rec(1, 2, 50)]).await.expect("write");
+    wal.write(&[rec(1, 2, 50)], &[]).await.expect("write");
     drop(wal);
     let r = FileWal::open(dir.path(), 1 << 20).expect("reopen").recover().await.expect("recover");
     assert_eq!(r.records.len(), 3);
@@ -61,7 +61,7 @@ async fn a_full_ring_refuses_instead_of_overwriting() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut wal = FileWal::open(dir.path(), 1 << 20).expect("open");
     for i in 0..10 {
-        wal.write(&[rec(1, i, 100_000)]).await.expect("fits");
+        wal.write(&[rec(1, i, 100_000)], &[]).await.expect("fits");
     }
-    assert!(wal.write(&[rec(1, 10, 100_000)]).await.is_err());
+    assert!(wal.write(&[rec(1, 10, 100_000)], &[]).await.is_err());
 }
