@@ -8,8 +8,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
-WORK=${FLOE_RDK_DIR:-$HOME/.cache/floe/librdkafka}
-SRC="$WORK/librdkafka-2.0.2"
 
 # Produce/consume/group/offset/admin/idempotence tests that apply to one broker.
 # Left out, and why (see integration-tests/README.md): 0052, 0077, 0109 need Kafka's own CLI
@@ -30,25 +28,9 @@ SECURITY=(0097 0115 0119 0135)
 TESTS_TO_RUN=("$@")
 [ ${#TESTS_TO_RUN[@]} -gt 0 ] || TESTS_TO_RUN=("${SUBSET[@]}" "${SECURITY[@]}")
 
-if [ ! -x "$SRC/tests/test-runner" ]; then
-  mkdir -p "$WORK"
-  if [ "$(id -u)" = 0 ]; then
-    if ! grep -rqs "deb-src" /etc/apt/sources.list /etc/apt/sources.list.d/; then
-      cat > /etc/apt/sources.list.d/floe-src.sources <<'SRCS'
-Types: deb-src
-URIs: http://deb.debian.org/debian
-Suites: bookworm
-Components: main
-Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
-SRCS
-    fi
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get build-dep -y -qq librdkafka >/dev/null
-  fi
-  (cd "$WORK" && apt-get source -qq librdkafka >/dev/null)
-  (cd "$SRC" && ./configure --disable-gssapi >/dev/null && make -j"$(nproc)" libs >/dev/null \
-     && make -j"$(nproc)" -C src-cpp >/dev/null && make -j"$(nproc)" -C tests build >/dev/null)
-fi
+# shellcheck source=scripts/librdkafka-source.sh
+. "$ROOT/scripts/librdkafka-source.sh"
+[ -x "$SRC/tests/test-runner" ] || librdkafka_build tests
 
 # The transaction tests create their topics with replication factor 3 (they assume a 3-broker
 # cluster); a Floe node keeps one copy and refuses that, as a 1-broker Kafka would. The suite's

@@ -70,6 +70,7 @@ pub fn render(b: &Broker) -> String {
     metric("floe_upload_bytes_total", "counter", "Bytes uploaded as objects.", c(&s.upload_bytes));
     metric("floe_object_reads_total", "counter", "Reads served from objects.", c(&s.object_reads));
     metric("floe_cache_reads_total", "counter", "Reads served from the log cache.", c(&s.cache_reads));
+    metric("floe_read_ahead_bytes_total", "counter", "Object blocks fetched ahead of catch-up readers.", c(&s.read_ahead_bytes));
     metric("floe_compactions_total", "counter", "Compaction passes that merged objects.", c(&s.compactions));
     metric("floe_stream_rewrites_total", "counter", "Stream prefixes rewritten by log compaction.", c(&s.rewrites));
     metric("floe_objects_deleted_total", "counter", "Unreferenced objects deleted.", c(&s.objects_deleted));

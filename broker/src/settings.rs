@@ -308,6 +308,10 @@ pub struct StorageSettings {
     pub log_cache_bytes: ByteSize,
     /// Memory for blocks read from object storage, serving catch-up reads.
     pub block_cache_bytes: ByteSize,
+    /// A catch-up read served from objects fetches this much more of its partition into the
+    /// block cache in the background, in large ranged GETs (0: none; at most half the block
+    /// cache is read ahead at once).
+    pub read_ahead_bytes: ByteSize,
     /// How often compaction looks for stream-set objects to merge.
     pub compaction_interval_ms: Millis,
     /// Objects no longer referenced are deleted after this long (readers may still hold them).
@@ -327,6 +331,7 @@ impl Default for StorageSettings {
             upload_pending_bytes_max: ByteSize(e.upload_pending_bytes_max),
             log_cache_bytes: ByteSize(e.log_cache_bytes),
             block_cache_bytes: ByteSize(e.block_cache_bytes),
+            read_ahead_bytes: ByteSize(e.read_ahead_bytes),
             compaction_interval_ms: Millis(e.compaction_interval_ms),
             object_grace_ms: Millis(e.object_grace_ms),
         }
@@ -520,6 +525,7 @@ impl Settings {
             upload_pending_bytes_max: s.upload_pending_bytes_max.0,
             log_cache_bytes: s.log_cache_bytes.0,
             block_cache_bytes: s.block_cache_bytes.0,
+            read_ahead_bytes: s.read_ahead_bytes.0,
             compaction_interval_ms: s.compaction_interval_ms.0,
             object_grace_ms: s.object_grace_ms.0,
             // In a cluster every node keeps its own manifest chain and object WAL in the bucket.

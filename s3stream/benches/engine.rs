@@ -3,7 +3,8 @@
 //! `cargo bench -p floe-s3stream --bench engine` (set `FLOE_BENCH_SECONDS` for longer runs).
 //! - raw: sequential writes of 1 MiB + fdatasync on the same disk (the ceiling for the file WAL);
 //! - file WAL appends at several record sizes and client counts: MB/s, p50/p99 latency, % of raw;
-//! - catch-up reads of uploaded data from the local object store, cold block cache;
+//! - catch-up reads of uploaded data, cold caches, from the local filesystem store and from S3
+//!   on loopback (s3s-fs), without read-ahead (the baseline) and with 8 and 32 MiB of it;
 //! - object WAL append latency against `wal_batch_interval_ms`.
 
 use std::os::unix::fs::FileExt;
@@ -14,6 +15,9 @@ use bytes::Bytes;
 use floe_s3stream::{Engine, EngineConfig, WalKind};
 use object_store::local::LocalFileSystem;
 use object_store::ObjectStore;
+
+#[path = "../tests/support/s3s_loopback.rs"]
+mod s3s_loopback;
 
 fn seconds() -> f64 {
     std::env::var("FLOE_BENCH_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(2.0)
@@ -86,6 +90,37 @@ async fn appends(engine: &Engine, clients: usize, size: usize, secs: f64) -> (f6
     (mb, all)
 }
 
+/// Uploads `batches` of 64 KiB into one stream, then reads them back from a freshly opened
+/// engine once per read-ahead setting; prints MB/s against no read-ahead.
+async fn catch_up_rates(name: &str, dir: &std::path::Path, store: Arc<dyn ObjectStore>, batches: u64) {
+    let mut c = config(dir, WalKind::File);
+    c.log_cache_bytes = 0;
+    let e = Engine::open(c.clone(), store.clone()).await.expect("engine");
+    let id = e.create_stream().await.expect("stream");
+    e.open_stream(id, e.epoch()).await.expect("open");
+    let payload = Bytes::from(vec![9u8; 64 << 10]);
+    for _ in 0..batches {
+        e.append(id, e.epoch(), 1, payload.clone()).await.expect("append");
+    }
+    e.close().await.expect("close");
+    let mut baseline = None;
+    for read_ahead in [0u64, 8 << 20, 32 << 20] {
+        let e = Engine::open(EngineConfig { read_ahead_bytes: read_ahead, ..c.clone() }, store.clone()).await.expect("reopen");
+        e.open_stream(id, e.epoch()).await.expect("open");
+        let t = Instant::now();
+        let (mut pos, mut bytes) = (0, 0usize);
+        while pos < batches {
+            let got = e.read(id, pos, u64::MAX, 1 << 20).await.expect("read");
+            pos = got.last().expect("data").end_offset();
+            bytes += got.iter().map(|b| b.payload.len()).sum::<usize>();
+        }
+        let rate = bytes as f64 / t.elapsed().as_secs_f64() / 1e6;
+        let base = *baseline.get_or_insert(rate);
+        println!("{name:>26} {:>10}Mi {rate:>10.1} {:>10.2}", read_ahead >> 20, rate / base);
+        e.close().await.expect("close");
+    }
+}
+
 #[tokio::main]
 async fn main() {
     let secs = seconds();
@@ -113,29 +148,18 @@ async fn main() {
             e.close().await.expect("close");
         }
     }
-    // Catch-up reads: upload ~256 MiB, then read it back with a cold block cache.
+    // Catch-up reads of uploaded data with cold caches, 1 MiB per read (a consumer's
+    // max.partition.fetch.bytes), without read-ahead (the baseline) and with it.
+    println!("\ncatch-up reads, 1 MiB each, cold caches:");
+    println!("{:>26} {:>12} {:>10} {:>10}", "store", "read-ahead", "MB/s", "x none");
     let d = tempfile::tempdir_in(dir.path()).expect("tmp");
-    let store: Arc<dyn ObjectStore> = Arc::new(LocalFileSystem::new_with_prefix(d.path()).expect("fs"));
-    let mut c = config(d.path(), WalKind::File);
-    c.log_cache_bytes = 0;
-    let e = Engine::open(c.clone(), store.clone()).await.expect("engine");
-    let id = e.create_stream().await.expect("stream");
-    e.open_stream(id, e.epoch()).await.expect("open");
-    let payload = Bytes::from(vec![9u8; 64 << 10]);
-    for _ in 0..4096 {
-        e.append(id, e.epoch(), 1, payload.clone()).await.expect("append");
-    }
-    e.close().await.expect("close");
-    let e = Engine::open(c, store).await.expect("reopen");
-    let t = Instant::now();
-    let mut pos = 0;
-    let mut bytes = 0usize;
-    while pos < 4096 {
-        let got = e.read(id, pos, u64::MAX, 4 << 20).await.expect("read");
-        pos = got.last().expect("data").end_offset();
-        bytes += got.iter().map(|b| b.payload.len()).sum::<usize>();
-    }
-    println!("\ncatch-up read from the local object store: {:.1} MB/s ({} MiB)", bytes as f64 / t.elapsed().as_secs_f64() / 1e6, bytes >> 20);
+    let local: Arc<dyn ObjectStore> = Arc::new(LocalFileSystem::new_with_prefix(d.path()).expect("fs"));
+    catch_up_rates("local filesystem", d.path(), local, 4096).await;
+    let root = tempfile::tempdir_in(dir.path()).expect("tmp");
+    std::fs::create_dir(root.path().join("bench")).expect("bucket directory");
+    let endpoint = s3s_loopback::serve(root.path()).await;
+    let d = tempfile::tempdir_in(dir.path()).expect("tmp");
+    catch_up_rates("S3 on loopback (s3s-fs)", d.path(), s3s_loopback::s3(&endpoint, "bench"), 2048).await;
     println!("\nobject WAL (local object store) append latency, 8 clients, 4 KiB records:");
     println!("{:>12} {:>9} {:>9}", "interval ms", "p50 ms", "p99 ms");
     for &interval in &[10u64, 50, 250] {

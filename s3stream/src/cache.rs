@@ -181,6 +181,11 @@ impl BlockCache {
         }
     }
 
+    /// Whether a block is cached (no hit or miss counted, its age untouched).
+    pub fn contains(&self, object: u64, pos: u64) -> bool {
+        self.map.contains_key(&(object, pos))
+    }
+
     /// Caches a block, evicting the least recently used ones to stay in bounds.
     pub fn insert(&mut self, object: u64, pos: u64, block: Bytes) {
         if block.len() as u64 > self.bytes_max {

@@ -40,6 +40,10 @@ pub struct EngineConfig {
     pub log_cache_bytes: u64,
     /// Object blocks kept in memory for catch-up reads.
     pub block_cache_bytes: u64,
+    /// Catch-up reads: after a read served from objects, this much more of the stream is fetched
+    /// into the block cache in the background, in large ranged GETs (0: no read-ahead). At most
+    /// half the block cache is being read ahead at once, node-wide.
+    pub read_ahead_bytes: u64,
     /// Target size of a data block inside an object.
     pub object_block_bytes: u64,
     /// Bounded queue of appends waiting for the WAL writer.
@@ -73,6 +77,7 @@ impl Default for EngineConfig {
             upload_pending_bytes_max: 512 << 20,
             log_cache_bytes: 256 << 20,
             block_cache_bytes: 128 << 20,
+            read_ahead_bytes: 8 << 20,
             object_block_bytes: 512 << 10,
             append_queue_max: 4096,
             compaction_object_count: 8,

@@ -54,6 +54,8 @@ pub struct EngineStats {
     pub upload_seconds: Latency,
     pub upload_bytes: AtomicU64,
     pub object_reads: AtomicU64,
+    /// Bytes of object blocks fetched ahead of catch-up readers.
+    pub read_ahead_bytes: AtomicU64,
     pub cache_reads: AtomicU64,
     pub compactions: AtomicU64,
     /// Rewrites committed (log compaction of one stream's prefix).
@@ -108,6 +110,7 @@ pub(crate) struct Inner {
     shutting_down: AtomicBool,
     pub(crate) block_cache: Mutex<BlockCache>,
     index_cache: Mutex<HashMap<u64, Arc<Vec<IndexEntry>>>>,
+    read_ahead: Mutex<read_ahead::ReadAhead>,
     pub(crate) stats: EngineStats,
     epoch: u64,
     tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
@@ -209,6 +212,7 @@ impl Engine {
             space_freed: Notify::new(),
             shutting_down: AtomicBool::new(false),
             index_cache: Mutex::new(HashMap::new()),
+            read_ahead: Mutex::new(Default::default()),
             stats: EngineStats::default(),
             epoch,
             tasks: Mutex::new(Vec::new()),
@@ -440,6 +444,7 @@ impl Engine {
                 break; // the byte budget ran out inside this object
             }
         }
+        self.read_ahead(id, pos, manifest, cache_first);
         // A rewrite may leave a gap (dropped batches) between the last range and the cache.
         if !budget_spent && pos < cache_first {
             pos = cache_first;
@@ -675,6 +680,7 @@ impl Engine {
 }
 
 mod handoff;
+mod read_ahead;
 mod rewrite;
 mod upload;
 mod writer;

@@ -2,50 +2,12 @@
 //! HTTP): a round trip and a fresh node recovering from the bucket. s3s-fs's conditional puts
 //! are not atomic, so races are tested on moto instead (`s3_api.rs`).
 
-use std::sync::Arc;
-
 use bytes::Bytes;
-use floe_s3stream::{store, Engine, EngineConfig, WalKind};
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto::Builder as ConnBuilder;
-use object_store::aws::AmazonS3Builder;
-use object_store::ObjectStore;
-use s3s::auth::SimpleAuth;
-use s3s::service::S3ServiceBuilder;
+use floe_s3stream::{Engine, EngineConfig, WalKind};
 
-async fn serve(root: &std::path::Path) -> String {
-    let fs = s3s_fs::FileSystem::new(root).expect("s3s-fs");
-    let service = {
-        let mut b = S3ServiceBuilder::new(fs);
-        b.set_auth(SimpleAuth::from_single("floe-ak", "floe-sk"));
-        b.build()
-    };
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    tokio::spawn(async move {
-        let http = ConnBuilder::new(TokioExecutor::new());
-        while let Ok((socket, _)) = listener.accept().await {
-            let conn = http.serve_connection(TokioIo::new(socket), service.clone()).into_owned();
-            tokio::spawn(async move {
-                let _ = conn.await;
-            });
-        }
-    });
-    format!("http://{addr}")
-}
-
-fn s3(endpoint: &str, bucket: &str) -> Arc<dyn ObjectStore> {
-    let s = AmazonS3Builder::new()
-        .with_bucket_name(bucket)
-        .with_endpoint(endpoint)
-        .with_allow_http(true)
-        .with_region("us-east-1")
-        .with_access_key_id("floe-ak")
-        .with_secret_access_key("floe-sk")
-        .build()
-        .expect("s3 client");
-    store::wrap(Arc::new(s), Default::default())
-}
+#[path = "support/s3s_loopback.rs"]
+mod s3s_loopback;
+use s3s_loopback::{s3, serve};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn round_trip_and_fresh_node_recovery_over_s3s_fs() {

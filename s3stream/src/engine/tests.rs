@@ -643,3 +643,50 @@ async fn repeated_rewrites_of_a_growing_stream_reach_its_end_each_time() {
         assert_eq!(got.iter().map(|b| b.base_offset).collect::<Vec<_>>(), vec![i]);
     }
 }
+
+/// `reads` catch-up reads of 8 KiB from the start of a stream of 4 KiB batches in 4 KiB blocks;
+/// returns the GET requests each read cost and what was read.
+async fn catch_up(read_ahead_bytes: u64, reads: usize) -> (Vec<u64>, Vec<Batch>) {
+    let dir = tempfile::tempdir().expect("tmp");
+    let metrics = Arc::new(crate::store::StoreMetrics::default());
+    let store: Arc<dyn ObjectStore> = Arc::new(crate::store::InstrumentedStore::new(Arc::new(InMemory::new()), metrics.clone()));
+    let c = EngineConfig { log_cache_bytes: 0, object_block_bytes: 4096, read_ahead_bytes, ..cfg(dir.path()) };
+    let e = Engine::open(c, store).await.expect("open");
+    let ids = open_streams(&e, 1).await;
+    for i in 0..64u8 {
+        e.append(ids[0], e.epoch(), 1, Bytes::from(vec![i; 4000])).await.expect("append");
+    }
+    e.flush().await.expect("upload");
+    let mut gets = vec![];
+    let mut read = vec![];
+    let mut pos = 0;
+    for _ in 0..reads {
+        let before = metrics.get.requests.load(Relaxed);
+        let got = e.read(ids[0], pos, u64::MAX, 8000).await.expect("read");
+        gets.push(metrics.get.requests.load(Relaxed) - before);
+        pos = got.last().expect("data").end_offset();
+        read.extend(got);
+        // Let a read-ahead the read started finish (the store answers at once).
+        for _ in 0..1000 {
+            if e.inner.read_ahead.lock().streams.is_empty() {
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
+    }
+    (gets, read)
+}
+
+#[tokio::test]
+async fn catch_up_reads_find_the_blocks_read_ahead_in_the_cache() {
+    let (without, plain) = catch_up(0, 6).await;
+    assert!(without.iter().all(|&g| g >= 1), "without read-ahead every read goes to the store: {without:?}");
+    let (with, ahead) = catch_up(64 << 10, 6).await;
+    assert_eq!(plain, ahead, "the same batches either way");
+    assert_eq!(ahead.len(), 12);
+    assert!(ahead.iter().enumerate().all(|(i, b)| b.base_offset == i as u64 && b.payload[0] == i as u8));
+    // The first read fetches its blocks and starts a read-ahead of 64 KiB (16 blocks): the next
+    // reads are served from the cache until under half of the window ahead is left.
+    assert!(with[0] >= 1, "{with:?}");
+    assert_eq!(&with[1..], &[0, 0, 0, 0, 0], "reads after the first found their blocks read ahead: {with:?}");
+}
