@@ -35,7 +35,8 @@ const READ_BYTES_MAX: u64 = 8 << 20;
 /// Rows of one partition for one commit.
 struct PartitionRows {
     partition: i32,
-    records: Vec<SourceRecord>,
+    /// Shared with the partition's decode task.
+    records: Arc<Vec<SourceRecord>>,
 }
 
 /// What one cycle read: records per partition, the offsets a commit of them reaches, the lag
@@ -55,6 +56,16 @@ struct Tally {
     lag: i64,
     started: std::time::Instant,
     oldest_ms: Option<i64>,
+}
+
+/// One partition's records decoded, and the stored batches that could not be (dead letters).
+async fn decode_partition(decoder: &Decoder, records: &[SourceRecord]) -> (crate::rows::DecodeOutput, Vec<RecordError>) {
+    if !records.iter().any(|r| r.undecodable.is_some()) {
+        return (decoder.decode(records).await, Vec::new());
+    }
+    let undecodable = records.iter().filter_map(|r| r.undecodable.as_ref().map(|reason| RecordError { offset: r.offset, reason: reason.clone() })).collect();
+    let clean: Vec<SourceRecord> = records.iter().filter(|r| r.undecodable.is_none()).cloned().collect();
+    (decoder.decode(&clean).await, undecodable)
 }
 
 /// What one cycle wrote: data and delete files, and the key index's changes once it commits.
@@ -84,7 +95,8 @@ pub struct Coordinator {
     cfg: Arc<TableConfig>,
     source: Arc<dyn RecordSource>,
     committer: Committer,
-    decoder: Decoder,
+    /// Shared with the decode tasks (one per partition of a cycle).
+    decoder: Arc<Decoder>,
     table: Option<TableHandle>,
     dlq: Option<TableHandle>,
     /// Next offset per partition, as last committed.
@@ -116,7 +128,7 @@ impl Coordinator {
     ) -> Self {
         Coordinator {
             topic: topic.to_string(),
-            decoder: Decoder::new(cfg.clone(), topic, schemas),
+            decoder: Arc::new(Decoder::new(cfg.clone(), topic, schemas)),
             cfg,
             source,
             committer,
@@ -238,34 +250,32 @@ impl Coordinator {
             lag += end - from;
             next.insert(p, from);
             if !records.is_empty() {
-                parts.push(PartitionRows { partition: p, records });
+                parts.push(PartitionRows { partition: p, records: Arc::new(records) });
             }
         }
         Ok(Reading { parts, next, lag, behind })
     }
 
-    /// Phase 2: decodes each partition's records into runs of rows; undecodable stored batches
-    /// and records that fail to decode become dead letters, deletes become tombstones.
-    async fn decode(&self, parts: &[PartitionRows]) -> Decoding {
+    /// Phase 2: decodes each partition's records into runs of rows, the partitions in parallel
+    /// (a task each, so that they take the cores the runtime has); undecodable stored batches and
+    /// records that fail to decode become dead letters, deletes become tombstones.
+    async fn decode(&self, parts: &[PartitionRows]) -> Result<Decoding> {
         let mut runs: Vec<(i32, RecordBatch, Vec<i64>)> = Vec::new();
         let mut bad: Vec<(i32, RecordError)> = Vec::new();
         let mut tombstones: Vec<(i32, i64, Option<bytes::Bytes>)> = Vec::new();
         let mut key_fields = None;
         let mut truncates = Vec::new();
-        for part in parts {
-            let clean: Vec<SourceRecord>;
-            let records = if part.records.iter().any(|r| r.undecodable.is_some()) {
-                bad.extend(
-                    part.records
-                        .iter()
-                        .filter_map(|r| r.undecodable.as_ref().map(|reason| (part.partition, RecordError { offset: r.offset, reason: reason.clone() }))),
-                );
-                clean = part.records.iter().filter(|r| r.undecodable.is_none()).cloned().collect();
-                &clean
-            } else {
-                &part.records
-            };
-            let out = self.decoder.decode(records).await;
+        let tasks: Vec<_> = parts
+            .iter()
+            .map(|part| {
+                let (decoder, records) = (self.decoder.clone(), part.records.clone());
+                tokio::spawn(async move { decode_partition(&decoder, &records).await })
+            })
+            .collect();
+        for (part, task) in parts.iter().zip(tasks) {
+            // A decode task that died fails the cycle, which is retried (no record is skipped).
+            let (out, undecodable) = task.await.map_err(|e| TableTopicError::Internal(format!("decoding partition {} failed: {e}", part.partition)))?;
+            bad.extend(undecodable.into_iter().map(|e| (part.partition, e)));
             truncates.extend(out.truncates.iter().map(|o| (part.partition, *o)));
             for r in out.tombstones.iter().filter_map(|o| record_at(&part.records, *o)) {
                 let key = match &r.key {
@@ -275,14 +285,14 @@ impl Coordinator {
                 tombstones.push((part.partition, r.offset, key));
             }
             if key_fields.is_none() && self.cfg.id_columns == crate::config::IdColumns::FromDebeziumKey {
-                if let Some(k) = records.iter().find_map(|r| r.key.as_ref()) {
+                if let Some(k) = part.records.iter().filter(|r| r.undecodable.is_none()).find_map(|r| r.key.as_ref()) {
                     key_fields = keys::key_fields(&self.decoder.key_json(k).await);
                 }
             }
             bad.extend(out.errors.into_iter().map(|e| (part.partition, e)));
             runs.extend(out.runs.into_iter().map(|r| (part.partition, r.batch, r.offsets)));
         }
-        Decoding { runs, bad, tombstones, key_fields, truncates }
+        Ok(Decoding { runs, bad, tombstones, key_fields, truncates })
     }
 
     /// Phase 3: evolves the table's schema to take every run, then fits each run to it (with the
@@ -455,11 +465,11 @@ impl Coordinator {
         // Until this commit lands, everything past the committed offsets is lag.
         self.status.lock().lag_records = behind;
         let covered: usize = parts.iter().map(|p| p.records.len()).sum();
-        let oldest_ms = parts.iter().flat_map(|p| &p.records).map(|r| r.timestamp_ms).min();
+        let oldest_ms = parts.iter().flat_map(|p| p.records.iter()).map(|r| r.timestamp_ms).min();
         let commit_id = uuid::Uuid::new_v4().to_string();
 
         // Decode; bad records go to the dead-letter table (or pause the table).
-        let Decoding { runs, mut bad, tombstones, key_fields, truncates } = self.decode(&parts).await;
+        let Decoding { runs, mut bad, tombstones, key_fields, truncates } = self.decode(&parts).await?;
         self.stop_at_bad_record(&bad)?;
         if let Some(&(partition, at)) = truncates.iter().min_by_key(|(p, o)| (*p, *o)) {
             return self.truncate(&parts, (partition, at), bad, &committed, &commit_id, (behind, started)).await;
@@ -510,7 +520,7 @@ impl Coordinator {
             self.index = Some(KeyIndex::default());
         }
         self.offsets = Some(next.clone());
-        let covered = parts.iter().filter(|p| p.partition == partition).flat_map(|p| &p.records).filter(|r| r.offset <= at).count();
+        let covered = parts.iter().filter(|p| p.partition == partition).flat_map(|p| p.records.iter()).filter(|r| r.offset <= at).count();
         let mut status = self.status.lock();
         status.committed(&next, covered as u64, bad.len() as u64, behind.saturating_sub(covered as i64).max(0));
         status.wrote(0, 0, started.elapsed().as_millis() as u64);

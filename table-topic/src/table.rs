@@ -59,6 +59,41 @@ fn position(first: usize, i: usize) -> (usize, i64) {
     (first + i / FILE_ROWS_MAX, (i % FILE_ROWS_MAX) as i64)
 }
 
+/// A run of rows below this is written as one file: splitting it across writers would make
+/// small files for little gain.
+const SPLIT_ROWS_MIN: usize = 65_536;
+
+/// How many files an unpartitioned run of `rows` is written as at once: one per core the runtime
+/// may use, each of at least `SPLIT_ROWS_MIN` rows.
+fn writers_for(rows: usize) -> usize {
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    cores.min(rows / SPLIT_ROWS_MIN).max(1)
+}
+
+/// The rows of `batches`, in order, cut into chunks of `rows_max` rows (slices, no copy).
+fn split_rows(batches: &[RecordBatch], rows_max: usize) -> Vec<Vec<RecordBatch>> {
+    let rows_max = rows_max.max(1);
+    let mut chunks = Vec::new();
+    let (mut chunk, mut rows) = (Vec::new(), 0);
+    for b in batches {
+        let mut start = 0;
+        while start < b.num_rows() {
+            let len = (rows_max - rows).min(b.num_rows() - start);
+            chunk.push(b.slice(start, len));
+            rows += len;
+            start += len;
+            if rows == rows_max {
+                chunks.push(std::mem::take(&mut chunk));
+                rows = 0;
+            }
+        }
+    }
+    if rows > 0 {
+        chunks.push(chunk);
+    }
+    chunks
+}
+
 /// Property of a table Floe created for a topic (its value: the topic). Floe manages only
 /// tables that carry it: it never adopts a same-named table someone else made.
 pub const OWNER_KEY: &str = "floe.topic";
@@ -242,8 +277,15 @@ impl TableHandle {
             let placement = Placement { partition_spec_id: spec.spec_id(), partition: Struct::empty() };
             let rows = match select {
                 None => {
+                    let total: usize = batches.iter().map(RecordBatch::num_rows).sum();
+                    let writers = writers_for(total);
+                    if writers > 1 {
+                        let sizes = self.write_split(prefix, batches, &placement, writers, &mut out.files).await?;
+                        out.rows = sizes.iter().enumerate().flat_map(|(f, n)| (0..*n).map(move |i| (f, i as i64))).collect();
+                        return Ok(out);
+                    }
                     self.write_run(prefix, batches, &placement, &mut out.files).await?;
-                    batches.iter().map(RecordBatch::num_rows).sum()
+                    total
                 }
                 Some(at) => {
                     let picked = interleave_record_batch(&refs, at)?;
@@ -297,25 +339,40 @@ impl TableHandle {
     /// Writes one partition's rows as files of `FILE_ROWS_MAX` rows (the last one fewer), in
     /// order, without copying them into one batch first.
     async fn write_run(&self, prefix: &str, batches: &[RecordBatch], placement: &Placement, files: &mut Vec<NewFile>) -> Result<()> {
-        let mut chunk: Vec<RecordBatch> = Vec::new();
-        let mut rows = 0;
-        for b in batches {
-            let mut start = 0;
-            while start < b.num_rows() {
-                let len = (FILE_ROWS_MAX - rows).min(b.num_rows() - start);
-                chunk.push(b.slice(start, len));
-                rows += len;
-                start += len;
-                if rows == FILE_ROWS_MAX {
-                    files.extend(self.write_file(prefix, &std::mem::take(&mut chunk), placement).await?);
-                    rows = 0;
-                }
-            }
-        }
-        if rows > 0 {
+        for chunk in split_rows(batches, FILE_ROWS_MAX) {
             files.extend(self.write_file(prefix, &chunk, placement).await?);
         }
         Ok(())
+    }
+
+    /// Writes the rows of `batches` as files of about equal rows (at most `FILE_ROWS_MAX`), up to
+    /// `writers` encoded and uploaded at once, each on a task of its own so that they take the
+    /// runtime's cores; returns each file's rows, in order.
+    async fn write_split(&self, prefix: &str, batches: &[RecordBatch], placement: &Placement, writers: usize, files: &mut Vec<NewFile>) -> Result<Vec<usize>> {
+        let total: usize = batches.iter().map(RecordBatch::num_rows).sum();
+        let count = writers.max(total.div_ceil(FILE_ROWS_MAX));
+        let chunks = split_rows(batches, total.div_ceil(count));
+        let sizes: Vec<usize> = chunks.iter().map(|c| c.iter().map(RecordBatch::num_rows).sum()).collect();
+        let schema = self.loaded.metadata.current_schema().clone();
+        let mut chunks = chunks.into_iter();
+        loop {
+            let wave: Vec<_> = chunks
+                .by_ref()
+                .take(writers)
+                .map(|chunk| {
+                    let (io, location, schema, placement) = (self.committer.io().clone(), self.new_file_location(prefix), schema.clone(), placement.clone());
+                    tokio::spawn(async move { write_data_file(&io, &location, schema, &chunk, &placement).await })
+                })
+                .collect();
+            if wave.is_empty() {
+                break;
+            }
+            for task in wave {
+                let file = task.await.map_err(|e| TableTopicError::Internal(format!("a data file writer failed: {e}")))??;
+                files.extend(file);
+            }
+        }
+        Ok(sizes)
     }
 
     async fn write_file(&self, prefix: &str, chunk: &[RecordBatch], placement: &Placement) -> Result<Option<NewFile>> {
@@ -326,5 +383,38 @@ impl TableHandle {
     /// The committer.
     pub fn committer(&self) -> &Committer {
         &self.committer
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow_array::{Array, Int64Array};
+
+    #[test]
+    fn split_rows_cuts_runs_into_equal_chunks_keeping_every_row_in_order() {
+        let schema = Arc::new(Schema::new(vec![Field::new("n", DataType::Int64, false)]));
+        let batch = |from: i64, n: i64| RecordBatch::try_new(schema.clone(), vec![Arc::new(Int64Array::from_iter_values(from..from + n))]).expect("batch");
+        let batches = [batch(0, 7), batch(7, 1), batch(8, 12)];
+        let chunks = split_rows(&batches, 6);
+        let sizes: Vec<usize> = chunks.iter().map(|c| c.iter().map(RecordBatch::num_rows).sum()).collect();
+        assert_eq!(sizes, vec![6, 6, 6, 2]);
+        let rows: Vec<i64> = chunks
+            .iter()
+            .flatten()
+            .flat_map(|b| {
+                let col = b.column(0).as_any().downcast_ref::<Int64Array>().expect("ints").clone();
+                (0..col.len()).map(move |i| col.value(i))
+            })
+            .collect();
+        assert_eq!(rows, (0..20).collect::<Vec<_>>());
+        assert!(split_rows(&[], 6).is_empty());
+    }
+
+    #[test]
+    fn small_runs_are_one_file_and_large_ones_one_per_core() {
+        assert_eq!(writers_for(SPLIT_ROWS_MIN - 1), 1);
+        let cores = std::thread::available_parallelism().map_or(1, usize::from);
+        assert_eq!(writers_for(SPLIT_ROWS_MIN * 64), cores.min(64));
     }
 }
