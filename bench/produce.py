@@ -58,6 +58,11 @@ def produce_buckets(text):
     return {float(le): float(v) for le, v in re.findall(r'^floe_request_seconds_bucket\{le="([^"]+)",api="Produce"\} (\S+)$', text, re.M)}
 
 
+def histogram(text, name):
+    """Cumulative counts by bound of an unlabelled histogram."""
+    return {float(le): float(v) for le, v in re.findall(rf'^{re.escape(name)}_bucket\{{le="([^"]+)"\}} (\S+)$', text, re.M)}
+
+
 def bucket_percentile(before, after, q):
     """The bucket bound under which q% of the requests between two scrapes fell."""
     bounds = sorted(after)
@@ -86,8 +91,9 @@ def run_perf(binary, bootstrap, topic, count, size, rate=None, latency_file=None
         raise RuntimeError(f"no figures from rdkafka_performance:\n{out.stdout[-2000:]}{out.stderr[-2000:]}")
     last = [c.strip() for c in rows[-1]]
     # | elapsed | msgs | bytes | rtt | dr | dr_m/s | dr_MB/s | dr_err | tx_err | ...
-    elapsed_ms, delivered, errors = float(last[1]), int(last[5]), int(last[8]) + int(last[9])
-    return {"seconds": elapsed_ms / 1000, "wall_seconds": took, "delivered": delivered, "errors": errors,
+    # dr_err: delivery failures; tx_err: produce calls refused by a full local queue and retried.
+    elapsed_ms, delivered, errors, backpressure = float(last[1]), int(last[5]), int(last[8]), int(last[9])
+    return {"seconds": elapsed_ms / 1000, "wall_seconds": took, "delivered": delivered, "errors": errors, "backpressure": backpressure,
             "msgs_per_s": delivered / (elapsed_ms / 1000), "mb_per_s": delivered * size / (elapsed_ms / 1000) / 1e6}
 
 
@@ -159,7 +165,9 @@ def run(floe, perf, workdir, args):
     with open(lat_file) as f:
         lat_ms = [int(x) / 1000 for x in f.read().split()]
     b0, b1 = produce_buckets(before), produce_buckets(after)
+    wal = {name: bucket_percentile(histogram(before, name), histogram(after, name), 99) for name in ("floe_wal_fsync_seconds", "floe_upload_seconds")}
     return {
+        "half_p99_seconds_le": wal,
         "disk_mb_per_s": disk, "wal_group_bytes": group_bytes, "full": full, "cpu_seconds_per_gb": (cpu1 - cpu0) / gb if gb else float("nan"),
         "half": half, "half_rate_msgs_per_s": rate,
         "client_latency_ms": {"p50": percentile(lat_ms, 50), "p99": percentile(lat_ms, 99), "p999": percentile(lat_ms, 99.9)},
@@ -172,10 +180,13 @@ def report(f, args):
     print(f"\nproduce, {args.size}-byte records, idempotent acks=all, {args.partitions} partitions, rdkafka_performance (librdkafka 2.0.2)")
     print(f"  disk, fdatasync'd {f['wal_group_bytes'] / 1024:.0f} KiB writes (the WAL's mean group): {f['disk_mb_per_s']:.1f} MB/s  (baseline)")
     print(f"  Floe, full speed: {full['mb_per_s']:.1f} MB/s = {full['mb_per_s'] / f['disk_mb_per_s']:.0%} of the disk; "
-          f"{full['msgs_per_s']:.0f} msgs/s; {full['delivered']} delivered, {full['errors']} errors")
+          f"{full['msgs_per_s']:.0f} msgs/s; {full['delivered']} delivered, {full['errors']} delivery errors "
+          f"({full['backpressure']} produce calls met a full client queue and were retried)")
     print(f"  broker CPU: {f['cpu_seconds_per_gb']:.2f} s per GB produced")
     print(f"  at half speed ({f['half_rate_msgs_per_s']:.0f} msgs/s, {f['half']['mb_per_s']:.1f} MB/s): client p50 {lat['p50']:.2f} ms, "
           f"p99 {lat['p99']:.2f} ms, p99.9 {lat['p999']:.2f} ms; broker Produce request p50 <= {srv['p50'] * 1000:g} ms, p99 <= {srv['p99'] * 1000:g} ms")
+    w = f["half_p99_seconds_le"]
+    print(f"  meanwhile: WAL fsync p99 <= {w['floe_wal_fsync_seconds'] * 1000:g} ms, upload p99 <= {w['floe_upload_seconds'] * 1000:g} ms")
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
 //! Opening the object store named by a URL, wrapped in the retrying and instrumented layers.
 
+pub mod durable_local;
 pub mod faulty;
 pub mod instrumented;
 pub mod retry;
@@ -32,7 +33,7 @@ pub fn open_raw(url: &str) -> Result<Arc<dyn ObjectStore>> {
         "file" => {
             let dir = parsed.to_file_path().map_err(|()| Error::InvalidArgument(format!("not a local path: {url}")))?;
             std::fs::create_dir_all(&dir)?;
-            Ok(Arc::new(LocalFileSystem::new_with_prefix(&dir)?.with_automatic_cleanup(true)))
+            Ok(Arc::new(durable_local::DurableLocal::new(LocalFileSystem::new_with_prefix(&dir)?.with_automatic_cleanup(true))))
         }
         "memory" => Ok(Arc::new(InMemory::new())),
         "s3" => {
