@@ -1,14 +1,17 @@
 //! Commit time and commit lag of each table, as Prometheus histograms labelled by topic and table.
 
 use prometheus_client::metrics::family::Family;
-use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::metrics::histogram::Histogram;
 
 /// Histograms labelled `topic` and `table`.
 pub type ByTable = Family<[(&'static str, String); 2], Histogram, fn() -> Histogram>;
 
-/// Bounds, in seconds: 5 ms doubling to ~164 s (and +Inf).
+/// Bounds, in seconds: fine around the sub-second freshness a short `commit.interval.ms` gives,
+/// coarse up to the minutes a paused or lagging table shows (and +Inf).
+const BOUNDS_SECONDS: [f64; 22] = [0.01, 0.025, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0];
+
 fn histogram() -> Histogram {
-    Histogram::new(exponential_buckets(0.005, 2.0, 16))
+    Histogram::new(BOUNDS_SECONDS)
 }
 
 /// The node's Table Topic histograms.

@@ -1,0 +1,101 @@
+"""Table Topic freshness under load: librdkafka's `rdkafka_performance` produces JSON records of 20
+fields (the `translate` rows' shape) at a fixed rate into a Table Topic committing every
+`commit.interval.ms`; every sample period the script reads the node's own
+`floe_table_topic_commit_lag_seconds` histogram (per commit: the oldest record's timestamp → the
+snapshot landing, the worst delay a record of that commit saw) and counts the table's live data
+files and times pyiceberg's scan planning, so that file counts and planning time can be seen to
+stay bounded while compaction runs.
+
+Run (see bench/README.md):
+  FLOE_BIN=$CARGO_TARGET_DIR/release/floe ~/.cache/floe/venv/bin/python bench/table_freshness_load.py \\
+      [--rate 20000] [--interval-ms 250] [--seconds 60] [--sample-seconds 10]
+"""
+import argparse
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "integration-tests"))
+sys.path.insert(0, HERE)
+
+from confluent_kafka.admin import AdminClient, NewTopic  # noqa: E402
+from pyiceberg.catalog.rest import RestCatalog  # noqa: E402
+
+from conftest import Floe  # noqa: E402
+from produce import bucket_percentile, rdkafka_performance  # noqa: E402
+from table_ingest import row  # noqa: E402
+
+TOPIC = "fresh-load"
+
+
+def lag_buckets(floe):
+    with urllib.request.urlopen(floe.admin_url + "/metrics", timeout=10) as r:
+        text = r.read().decode()
+    pattern = rf'^floe_table_topic_commit_lag_seconds_bucket\{{le="([^"]+)",topic="{TOPIC}",table="[^"]+"\}} (\S+)$'
+    return {float(le): float(v) for le, v in re.findall(pattern, text, re.M)}
+
+
+def files_and_planning(catalog):
+    t0 = time.time()
+    tasks = list(catalog.load_table(("default", TOPIC)).scan().plan_files())
+    return len(tasks), time.time() - t0
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--rate", type=int, default=20_000, help="records per second")
+    ap.add_argument("--interval-ms", type=int, default=250, help="commit.interval.ms")
+    ap.add_argument("--seconds", type=int, default=60)
+    ap.add_argument("--sample-seconds", type=int, default=10)
+    ap.add_argument("--partitions", type=int, default=2)
+    args = ap.parse_args()
+    binary = os.environ.get("FLOE_BIN") or sys.exit("set FLOE_BIN to the floe binary")
+    perf = rdkafka_performance()
+    with tempfile.TemporaryDirectory(dir=os.environ.get("FLOE_BENCH_DIR")) as d:
+        floe = Floe(binary, d).start()
+        try:
+            run(floe, perf, args)
+        finally:
+            floe.stop()
+
+
+def run(floe, perf, args):
+    cfg = {"automq.table.topic.enable": "true", "automq.table.topic.commit.interval.ms": str(args.interval_ms),
+           "automq.table.topic.convert.value.type": "json", "automq.table.topic.transform.value.type": "flatten"}
+    admin = AdminClient({"bootstrap.servers": floe.bootstrap})
+    admin.create_topics([NewTopic(TOPIC, args.partitions, 1, config=cfg)])[TOPIC].result(15)
+    payload = row(12345).decode()
+    load = subprocess.Popen([perf, "-P", "-t", TOPIC, "-b", floe.bootstrap, "-m", payload, "-s", str(len(payload)), "-a", "-1",
+                             "-r", str(args.rate), "-c", str(args.rate * args.seconds), "-q", "-X", "linger.ms=5", "-X", "enable.idempotence=true"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    catalog = RestCatalog("floe", uri=floe.catalog_url)
+    print(f"Table Topic freshness at {args.rate} records/s, commit.interval.ms={args.interval_ms}, {args.partitions} partitions "
+          f"(commit lag = oldest record's timestamp → snapshot, per commit; bounds of the node's histogram)")
+    print(f"{'t s':>6} {'commits':>8} {'lag p50 <=':>11} {'lag p99 <=':>11} {'data files':>11} {'plan ms':>8}")
+    start, first, previous = time.time(), lag_buckets(floe), lag_buckets(floe)
+    while load.poll() is None:
+        time.sleep(args.sample_seconds)
+        now = lag_buckets(floe)
+        if not now:
+            continue
+        count = now[float("inf")] - previous.get(float("inf"), 0)
+        files, plan = files_and_planning(catalog)
+        p50, p99 = bucket_percentile(previous, now, 50), bucket_percentile(previous, now, 99)
+        print(f"{time.time() - start:>6.0f} {count:>8.0f} {p50 * 1000:>9.0f}ms {p99 * 1000:>9.0f}ms {files:>11} {plan * 1000:>8.0f}")
+        previous = now
+    if load.returncode != 0:
+        raise RuntimeError(f"rdkafka_performance failed:\n{load.stderr.read()[-2000:]}")
+    time.sleep(args.interval_ms / 1000 * 4)
+    end = lag_buckets(floe)
+    files, plan = files_and_planning(catalog)
+    print(f"whole run: {end[float('inf')] - first.get(float('inf'), 0):.0f} commits, commit lag p50 <= {bucket_percentile(first, end, 50) * 1000:.0f} ms, "
+          f"p99 <= {bucket_percentile(first, end, 99) * 1000:.0f} ms; {files} live data files, scan planned in {plan * 1000:.0f} ms")
+
+
+if __name__ == "__main__":
+    main()
