@@ -138,6 +138,29 @@ def test_upsert_replaces_rows_and_tombstones_delete_them(fresh_floe):
     assert got == expected, f"{got}\n{floe.log_tail()}"
 
 
+def test_compaction_runs_early_once_enough_files_were_written(fresh_floe):
+    """An hour's maintenance interval, but a commit a round: after `compaction.trigger.files`
+    data files the loop compacts without waiting for the interval."""
+    floe = fresh_floe
+    create_table_topic(floe, "early", partitions=1, convert_value_type="json", transform_value_type="flatten", commit_interval_ms="100",
+                       compaction_files_min="2", compaction_trigger_files="4", maintenance_interval_ms="3600000")
+    cat = RestCatalog("floe", uri=floe.catalog_url)
+    rows = 0
+    for round_ in range(6):
+        produce(floe, "early", [(None, json.dumps({"n": round_ * 10 + i}).encode()) for i in range(10)])
+        rows += 10
+        read_table(floe, "early", rows)
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        t = cat.load_table(("default", "early"))
+        if any(s.summary.operation.value == "replace" for s in t.metadata.snapshots):
+            break
+        time.sleep(0.3)
+    ops = [s.summary.operation.value for s in t.metadata.snapshots]
+    assert "replace" in ops, f"no compaction within the hour's interval: {ops}\n{floe.log_tail()}"
+    assert sorted(r["n"] for r in t.scan().to_arrow().to_pylist()) == list(range(60))
+
+
 def test_compaction_and_expiry_keep_every_row_and_the_upsert_index(fresh_floe):
     floe = fresh_floe
     create_table_topic(floe, "compacting", partitions=1, convert_value_type="json", transform_value_type="flatten",

@@ -74,6 +74,12 @@ static KEYS: &[Key] = &[
     Key { name: "automq.table.topic.compaction.enable", kind: Kind::Bool, default: Some("true"), doc: "Rewrite small data files and position deletes into larger files (Floe's own)." },
     Key { name: "automq.table.topic.compaction.target.file.bytes", kind: Kind::Long { min: 1 }, default: Some("134217728"), doc: "Data files below this size are compacted (Floe's own)." },
     Key { name: "automq.table.topic.compaction.files.min", kind: Kind::Long { min: 2 }, default: Some("8"), doc: "Compact once this many small data files, or delete files, are live (Floe's own)." },
+    Key {
+        name: "automq.table.topic.compaction.trigger.files",
+        kind: Kind::Long { min: 2 },
+        default: Some("64"),
+        doc: "Run compaction (and expiry) before maintenance.interval.ms is up once the loop has written this many data files since it last ran (Floe's own).",
+    },
     Key { name: "automq.table.topic.orphan.older.than.ms", kind: Kind::Long { min: 0 }, default: Some("3600000"), doc: "Data files no snapshot reaches (a commit that never happened) are deleted once this old (Floe's own)." },
     Key { name: "automq.table.topic.compaction.input.bytes.max", kind: Kind::Long { min: 1 }, default: Some("536870912"), doc: "Bytes one compaction reads at most (Floe's own)." },
 ];

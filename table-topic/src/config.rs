@@ -224,6 +224,7 @@ impl TableConfig {
                     target_file_bytes: number(configs, "compaction.target.file.bytes", 128 << 20)?,
                     files_min: number(configs, "compaction.files.min", 8)?.max(2) as usize,
                     input_bytes_max: number(configs, "compaction.input.bytes.max", 512 << 20)?.max(1),
+                    trigger_files: number(configs, "compaction.trigger.files", 64)?.max(2),
                 }),
             },
             orphan_older_than_ms: number(configs, "orphan.older.than.ms", 3_600_000)?,

@@ -103,8 +103,9 @@ pub struct Coordinator {
     offsets: Option<Offsets>,
     /// Upsert tables: where each key's live row is (rebuilt from the table when missing).
     index: Option<KeyIndex>,
-    /// When compaction and expiry last ran.
+    /// When compaction and expiry last ran, and the data files committed since.
     maintained_at: Option<tokio::time::Instant>,
+    files_since_maintenance: u64,
     pub status: Arc<Mutex<Status>>,
     /// Commit time and commit lag (`/metrics`).
     histograms: TableHistograms,
@@ -137,6 +138,7 @@ impl Coordinator {
             offsets: None,
             index: None,
             maintained_at: None,
+            files_since_maintenance: 0,
             status,
             histograms: TableHistograms::default(),
             now_ms: crate::system_now_ms(),
@@ -418,6 +420,7 @@ impl Coordinator {
                 }
                 self.offsets = Some(next.clone());
                 let bytes: u64 = files.iter().map(|f| f.file.file_size_in_bytes()).sum();
+                self.files_since_maintenance += files.iter().filter(|f| f.file.content_type() == DataContentType::Data).count() as u64;
                 let mut status = self.status.lock();
                 status.committed(next, covered as u64, invalid, lag);
                 status.wrote(files.len() as u64, bytes, started.elapsed().as_millis() as u64);
@@ -532,10 +535,12 @@ impl Coordinator {
     /// Compaction, snapshot expiry and orphan removal, once per maintenance interval, between
     /// commits. A failure is logged and tried again next interval: it never holds up commits.
     async fn maintain(&mut self) {
-        let due = self.maintained_at.is_none_or(|t| t.elapsed() >= Duration::from_millis(self.cfg.maintenance_interval_ms));
-        if !due {
+        let by_time = self.maintained_at.is_none_or(|t| t.elapsed() >= Duration::from_millis(self.cfg.maintenance_interval_ms));
+        let by_files = self.cfg.compaction.as_ref().is_some_and(|p| self.files_since_maintenance >= p.trigger_files);
+        if !by_time && !by_files {
             return;
         }
+        self.files_since_maintenance = 0;
         if self.table.is_none() {
             // An idle table (no record since this loop started) is maintained too.
             match TableHandle::open(self.committer.clone(), ns_of(&self.cfg), self.cfg.table(&self.topic), (crate::table::OWNER_KEY, &self.topic)).await {

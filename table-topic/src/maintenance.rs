@@ -24,6 +24,9 @@ pub struct CompactionPolicy {
     pub files_min: usize,
     /// Bytes of input files one compaction reads at most (bounds its memory).
     pub input_bytes_max: u64,
+    /// Maintenance runs early once the loop has written this many data files since it last ran
+    /// (a short commit interval writes a file a commit; waiting for the interval lets them pile up).
+    pub trigger_files: u64,
 }
 
 /// Which files one compaction rewrites.
@@ -44,18 +47,39 @@ pub struct Compacted {
     pub rows: usize,
 }
 
-/// Chooses the files to rewrite: small data files, and data files some delete file hits (oldest
-/// first, those that fit the input budget); delete files go when every file they hit is rewritten.
+/// Size tiers of small files: a file's tier is ⌊log₈ bytes⌋, so one compaction of a tier's files
+/// makes a file a tier or two up, and a byte is rewritten about once per tier on its way to
+/// `target_file_bytes` instead of once per compaction.
+fn tier(bytes: u64) -> u32 {
+    bytes.max(1).ilog2() / 3
+}
+
+/// Chooses the files to rewrite: the small data files of the lowest size tier that holds
+/// `files_min` of them (with every smaller one), or, once `files_min` delete files are live,
+/// every small data file; and data files some delete file hits. Oldest first, those that fit the
+/// input budget; delete files go when every file they hit is rewritten.
 pub fn plan(live: &[LiveFile], hits: &Hits, policy: &CompactionPolicy) -> Plan {
     let data: Vec<&LiveFile> = live.iter().filter(|f| f.file.content_type() == DataContentType::Data).collect();
     let delete_count = live.iter().filter(|f| f.file.content_type() == DataContentType::PositionDeletes).count();
     let hit: HashSet<&str> = hits.values().flat_map(|m| m.keys().map(String::as_str)).collect();
-    let small = data.iter().filter(|f| f.file.file_size_in_bytes() < policy.target_file_bytes).count();
-    if small < policy.files_min && delete_count < policy.files_min {
-        return Plan::default();
+    let small: Vec<u64> = data.iter().map(|f| f.file.file_size_in_bytes()).filter(|b| *b < policy.target_file_bytes).collect();
+    let mut per_tier: std::collections::BTreeMap<u32, usize> = std::collections::BTreeMap::new();
+    for b in &small {
+        *per_tier.entry(tier(*b)).or_default() += 1;
     }
-    let mut chosen: Vec<&LiveFile> =
-        data.into_iter().filter(|f| f.file.file_size_in_bytes() < policy.target_file_bytes || hit.contains(f.file.file_path())).collect();
+    let full_tier = per_tier.iter().find(|(_, n)| **n >= policy.files_min).map(|(t, _)| *t);
+    let tier_max = match (full_tier, delete_count >= policy.files_min) {
+        (_, true) => u32::MAX,
+        (Some(t), false) => t,
+        (None, false) => return Plan::default(),
+    };
+    let mut chosen: Vec<&LiveFile> = data
+        .into_iter()
+        .filter(|f| {
+            let bytes = f.file.file_size_in_bytes();
+            (bytes < policy.target_file_bytes && tier(bytes) <= tier_max) || hit.contains(f.file.file_path())
+        })
+        .collect();
     chosen.sort_by_key(|f| f.sequence_number);
     let mut budget = policy.input_bytes_max;
     let mut out = Plan::default();

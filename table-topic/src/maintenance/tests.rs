@@ -22,7 +22,7 @@ fn file(path: &str, content: DataContentType, bytes: u64, seq: i64) -> LiveFile 
 }
 
 fn policy(files_min: usize, input_bytes_max: u64) -> CompactionPolicy {
-    CompactionPolicy { target_file_bytes: 1000, files_min, input_bytes_max }
+    CompactionPolicy { target_file_bytes: 1000, files_min, input_bytes_max, trigger_files: 64 }
 }
 
 #[test]
@@ -54,4 +54,23 @@ fn deletes_pull_in_the_files_they_hit_and_go_with_them() {
     assert_eq!(p.data, vec!["a", "c"]);
     assert!(p.deletes.is_empty());
     assert_eq!(plan(&live, &hits, &policy(2, 15)), Plan::default(), "one small file alone is not worth a rewrite");
+}
+
+#[test]
+fn small_files_merge_by_size_tier_so_a_compacted_file_is_not_rewritten_by_every_pass() {
+    // Three fresh files of ~10 bytes (tier 1), two earlier outputs of ~100 (tier 2), one of 800.
+    let live = vec![
+        file("out-a", DataContentType::Data, 100, 1),
+        file("out-b", DataContentType::Data, 120, 2),
+        file("out-c", DataContentType::Data, 800, 3),
+        file("new-1", DataContentType::Data, 10, 4),
+        file("new-2", DataContentType::Data, 12, 5),
+        file("new-3", DataContentType::Data, 9, 6),
+    ];
+    assert_eq!(plan(&live, &HashMap::new(), &policy(3, u64::MAX)).data, vec!["new-1", "new-2", "new-3"], "the lowest full tier alone");
+    let p = plan(&live, &HashMap::new(), &policy(2, u64::MAX));
+    assert_eq!(p.data, vec!["new-1", "new-2", "new-3"], "the lowest tier with two files is the fresh one");
+    let older = &live[..3];
+    assert_eq!(plan(older, &HashMap::new(), &policy(2, u64::MAX)).data, vec!["out-a", "out-b"], "then the next tier up, not the 800-byte file");
+    assert_eq!(plan(older, &HashMap::new(), &policy(3, u64::MAX)), Plan::default(), "no tier holds three: the file count stays bounded by tiers × files.min");
 }
