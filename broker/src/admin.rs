@@ -72,6 +72,25 @@ pub fn render(b: &Broker) -> String {
     metric("floe_cache_reads_total", "counter", "Reads served from the log cache.", c(&s.cache_reads));
     metric("floe_read_ahead_bytes_total", "counter", "Object blocks fetched ahead of catch-up readers.", c(&s.read_ahead_bytes));
     metric("floe_compactions_total", "counter", "Compaction passes that merged objects.", c(&s.compactions));
+    let (set_objects, stream_objects) = b.engine.object_counts();
+    metric(
+        "floe_objects",
+        "gauge",
+        "Live objects in the manifest, by kind.",
+        vec![("{kind=\"stream_set\"}".into(), set_objects as f64), ("{kind=\"stream\"}".into(), stream_objects as f64)],
+    );
+    metric(
+        "floe_compaction_read_bytes_total",
+        "counter",
+        "Bytes compaction read (read amplification against floe_upload_bytes_total).",
+        c(&s.compaction_read_bytes),
+    );
+    metric(
+        "floe_compaction_written_bytes_total",
+        "counter",
+        "Bytes compaction wrote (write amplification against floe_upload_bytes_total).",
+        c(&s.compaction_written_bytes),
+    );
     metric("floe_stream_rewrites_total", "counter", "Stream prefixes rewritten by log compaction.", c(&s.rewrites));
     metric("floe_objects_deleted_total", "counter", "Unreferenced objects deleted.", c(&s.objects_deleted));
     let (log_cache, pending, hits, misses) = b.engine.cache_stats();

@@ -314,6 +314,9 @@ pub struct StorageSettings {
     pub read_ahead_bytes: ByteSize,
     /// How often compaction looks for stream-set objects to merge.
     pub compaction_interval_ms: Millis,
+    /// Compaction reads and writes at most this many bytes per second, so that it never takes
+    /// the I/O the produce path needs (0: unlimited).
+    pub compaction_bytes_per_second: ByteSize,
     /// Objects no longer referenced are deleted after this long (readers may still hold them).
     pub object_grace_ms: Millis,
 }
@@ -333,6 +336,7 @@ impl Default for StorageSettings {
             block_cache_bytes: ByteSize(e.block_cache_bytes),
             read_ahead_bytes: ByteSize(e.read_ahead_bytes),
             compaction_interval_ms: Millis(e.compaction_interval_ms),
+            compaction_bytes_per_second: ByteSize(e.compaction_bytes_per_second),
             object_grace_ms: Millis(e.object_grace_ms),
         }
     }
@@ -527,6 +531,7 @@ impl Settings {
             block_cache_bytes: s.block_cache_bytes.0,
             read_ahead_bytes: s.read_ahead_bytes.0,
             compaction_interval_ms: s.compaction_interval_ms.0,
+            compaction_bytes_per_second: s.compaction_bytes_per_second.0,
             object_grace_ms: s.object_grace_ms.0,
             // In a cluster every node keeps its own manifest chain and object WAL in the bucket.
             node_prefix: if self.etcd_endpoints.is_empty() { String::new() } else { format!("nodes/{}/", self.node_id) },

@@ -5,6 +5,8 @@
 //! - file WAL appends at several record sizes and client counts: MB/s, p50/p99 latency, % of raw;
 //! - catch-up reads of uploaded data, cold caches, from the local filesystem store and from S3
 //!   on loopback (s3s-fs), without read-ahead (the baseline) and with 8 and 32 MiB of it;
+//! - compaction of stream-set and small stream objects: objects before and after, its pace
+//!   against `compaction_bytes_per_second`, read and write amplification;
 //! - object WAL append latency against `wal_batch_interval_ms`.
 
 use std::os::unix::fs::FileExt;
@@ -121,6 +123,62 @@ async fn catch_up_rates(name: &str, dir: &std::path::Path, store: Arc<dyn Object
     }
 }
 
+/// 512 MiB appended over 8 streams, two of them hot (their uploads are stream objects, the cold
+/// ones' stream-set objects), then compaction passes until none is due: bytes it read and wrote
+/// against what was uploaded, objects before and after, and its pace against its byte-rate limit.
+async fn compaction_amplification(dir: &std::path::Path) {
+    let d = tempfile::tempdir_in(dir).expect("tmp");
+    let store: Arc<dyn ObjectStore> = Arc::new(LocalFileSystem::new_with_prefix(d.path()).expect("fs"));
+    let mut c = config(d.path(), WalKind::File);
+    (c.upload_bytes, c.stream_object_bytes, c.compaction_interval_ms) = (16 << 20, 4 << 20, 3_600_000);
+    let e = Engine::open(c.clone(), store).await.expect("engine");
+    let mut ids = vec![];
+    for _ in 0..8 {
+        let id = e.create_stream().await.expect("stream");
+        e.open_stream(id, e.epoch()).await.expect("open");
+        ids.push(id);
+    }
+    let payload = Bytes::from(vec![5u8; 64 << 10]);
+    let mut appended = 0u64;
+    for i in 0..8192usize {
+        // Streams 0 and 1 take 6 batches in 16, the other six one each.
+        let id = ids[if i % 16 < 6 {
+            0
+        } else if i % 16 < 12 {
+            1
+        } else {
+            2 + i % 16 - 12 + (i / 16 % 2) * 2
+        }];
+        e.append(id, e.epoch(), 1, payload.clone()).await.expect("append");
+        appended += payload.len() as u64;
+    }
+    e.flush().await.expect("upload");
+    let (before_set, before_stream) = e.object_counts();
+    let s = e.stats();
+    let uploaded = s.upload_bytes.load(std::sync::atomic::Ordering::Relaxed);
+    let t = Instant::now();
+    let mut passes = 0;
+    while e.compact().await.expect("compact") {
+        passes += 1;
+    }
+    let took = t.elapsed().as_secs_f64();
+    let (after_set, after_stream) = e.object_counts();
+    let read = s.compaction_read_bytes.load(std::sync::atomic::Ordering::Relaxed);
+    let written = s.compaction_written_bytes.load(std::sync::atomic::Ordering::Relaxed);
+    println!("\ncompaction of {} MiB appended over 8 streams (2 hot), local store:", appended >> 20);
+    println!(
+        "  objects: {before_set} stream-set + {before_stream} stream before, {after_set} + {after_stream} after {passes} passes in {took:.1}s ({:.0} MiB/s read+written, limit {} MiB/s)",
+        (read + written) as f64 / took / (1 << 20) as f64,
+        c.compaction_bytes_per_second >> 20
+    );
+    println!(
+        "  read amplification {:.2} (compaction read / uploaded), write amplification {:.2} ((uploaded + compaction written) / appended)",
+        read as f64 / uploaded as f64,
+        (uploaded + written) as f64 / appended as f64
+    );
+    e.close().await.expect("close");
+}
+
 #[tokio::main]
 async fn main() {
     let secs = seconds();
@@ -160,6 +218,7 @@ async fn main() {
     let endpoint = s3s_loopback::serve(root.path()).await;
     let d = tempfile::tempdir_in(dir.path()).expect("tmp");
     catch_up_rates("S3 on loopback (s3s-fs)", d.path(), s3s_loopback::s3(&endpoint, "bench"), 2048).await;
+    compaction_amplification(dir.path()).await;
     println!("\nobject WAL (local object store) append latency, 8 clients, 4 KiB records:");
     println!("{:>12} {:>9} {:>9}", "interval ms", "p50 ms", "p99 ms");
     for &interval in &[10u64, 50, 250] {

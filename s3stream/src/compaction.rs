@@ -1,10 +1,13 @@
 //! Compaction: the oldest stream-set objects are merged and split into one stream object per
-//! stream; objects no longer referenced are deleted after a grace period.
+//! stream; then a stream's small stream objects, contiguous in its offsets, are merged into one
+//! (as AutoMQ's stream object compaction); objects no longer referenced are deleted after a grace
+//! period.
 //!
-//! Memory and bandwidth are bounded: one pass reads at most [`COMPACTION_BYTES_MAX`] of objects.
-//! The objects are read and written without holding the manifest lock; the commit then replaces,
-//! stream by stream, the run of ranges that pointed at the compacted objects, keeping whatever a
-//! trim or delete changed meanwhile.
+//! Memory and bandwidth are bounded: one pass reads at most [`COMPACTION_BYTES_MAX`] of objects,
+//! and reads and writes at most `compaction_bytes_per_second` (`throttle.rs`), so compaction never
+//! takes the I/O the produce path needs. The objects are read and written without holding the
+//! manifest lock; the commit then replaces, stream by stream, the run of ranges that pointed at the
+//! compacted objects, keeping whatever a trim or delete changed meanwhile.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::Ordering::Relaxed;
@@ -14,9 +17,12 @@ use std::time::Duration;
 use object_store::{ObjectStoreExt, PutMode, PutOptions, PutPayload};
 
 use crate::engine::Inner;
-use crate::manifest::{object_path, ObjectMeta, RangeRef};
+use crate::manifest::{object_path, Manifest, ObjectMeta, RangeRef};
 use crate::object::{self, ObjectBuilder};
 use crate::{Batch, Result, StreamId};
+
+mod streams;
+mod throttle;
 
 /// Most bytes of objects read by one compaction pass.
 pub const COMPACTION_BYTES_MAX: u64 = 256 << 20;
@@ -34,10 +40,12 @@ pub(crate) async fn run(inner: Arc<Inner>) {
     }
 }
 
-/// One compaction pass; true when something was compacted.
+/// One compaction pass — stream-set objects first, else a stream's small stream objects; true
+/// when something was compacted.
 pub(crate) async fn compact_once(inner: &Arc<Inner>) -> Result<bool> {
     let _only_pass = inner.compaction_lock.lock().await;
     let manifest = inner.state.lock().committed.clone();
+    let count = inner.config.compaction_object_count.max(2);
     let mut chosen = Vec::new();
     let mut bytes = 0u64;
     for (&id, o) in manifest.objects.iter().filter(|(_, o)| !o.stream_object) {
@@ -47,15 +55,31 @@ pub(crate) async fn compact_once(inner: &Arc<Inner>) -> Result<bool> {
         bytes += o.size;
         chosen.push(id);
     }
-    if chosen.len() < inner.config.compaction_object_count.max(2) {
-        return Ok(false);
+    if chosen.len() >= count {
+        merge(inner, &manifest, chosen, bytes).await?;
+        tracing::info!(bytes, "compacted stream-set objects into stream objects");
+        return Ok(true);
     }
+    if let Some((chosen, bytes)) = streams::choose(&manifest, count) {
+        merge(inner, &manifest, chosen, bytes).await?;
+        tracing::info!(bytes, "merged small stream objects");
+        return Ok(true);
+    }
+    Ok(false)
+}
+
+/// Reads the chosen objects, writes one stream object per stream with their batches, and swaps
+/// the ranges the chosen objects served for the new objects' runs.
+async fn merge(inner: &Arc<Inner>, manifest: &Manifest, chosen: Vec<u64>, bytes: u64) -> Result<()> {
+    let mut pace = throttle::Throttle::new(inner.config.compaction_bytes_per_second);
     // Read every chosen object whole, and group its batches by stream, in object (= offset) order.
     let mut per_stream: BTreeMap<StreamId, Vec<Batch>> = BTreeMap::new();
     for &id in &chosen {
         let path = object_path(id);
         let name = path.to_string();
         let data = inner.store.get(&path).await?.bytes().await?;
+        inner.stats.compaction_read_bytes.fetch_add(data.len() as u64, Relaxed);
+        pace.spent(data.len() as u64).await;
         if data.len() < object::FOOTER_BYTES {
             return Err(crate::Error::corrupt(name, "object shorter than its footer"));
         }
@@ -98,6 +122,8 @@ pub(crate) async fn compact_once(inner: &Arc<Inner>) -> Result<bool> {
         let size = data.len() as u64;
         let opts = PutOptions { mode: PutMode::Create, ..Default::default() };
         inner.store.put_opts(&object_path(id), PutPayload::from(data), opts).await?;
+        inner.stats.compaction_written_bytes.fetch_add(size, Relaxed);
+        pace.spent(size).await;
         written.push((*stream, id, runs, size));
     }
     // Commit: swap the ranges of the chosen objects for the new stream objects' runs.
@@ -128,8 +154,8 @@ pub(crate) async fn compact_once(inner: &Arc<Inner>) -> Result<bool> {
     meta.commit(next).await?;
     inner.state.lock().committed = Arc::new(meta.current().clone());
     inner.stats.compactions.fetch_add(1, Relaxed);
-    tracing::info!(objects = chosen.len(), bytes, "compacted stream-set objects into stream objects");
-    Ok(true)
+    tracing::debug!(objects = chosen.len(), bytes, "compaction committed");
+    Ok(())
 }
 
 /// Deletes garbage objects older than the grace period; returns how many.

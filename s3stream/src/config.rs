@@ -52,6 +52,8 @@ pub struct EngineConfig {
     pub compaction_object_count: usize,
     /// Compaction: how often to look for work.
     pub compaction_interval_ms: u64,
+    /// Compaction reads and writes at most this many bytes per second (0: unlimited).
+    pub compaction_bytes_per_second: u64,
     /// Unreferenced objects are deleted after this grace period.
     pub object_grace_ms: u64,
     /// Prefix of this engine's own manifest chain and object WAL (`""`: the bucket's root, one
@@ -82,6 +84,7 @@ impl Default for EngineConfig {
             append_queue_max: 4096,
             compaction_object_count: 8,
             compaction_interval_ms: 30_000,
+            compaction_bytes_per_second: 64 << 20,
             object_grace_ms: 60_000,
             node_prefix: String::new(),
             epoch_min: 0,

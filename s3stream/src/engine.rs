@@ -58,6 +58,9 @@ pub struct EngineStats {
     pub read_ahead_bytes: AtomicU64,
     pub cache_reads: AtomicU64,
     pub compactions: AtomicU64,
+    /// Bytes compaction read and wrote (its read and write amplification, against uploads).
+    pub compaction_read_bytes: AtomicU64,
+    pub compaction_written_bytes: AtomicU64,
     /// Rewrites committed (log compaction of one stream's prefix).
     pub rewrites: AtomicU64,
     pub objects_deleted: AtomicU64,
@@ -237,6 +240,13 @@ impl Engine {
     /// Counters.
     pub fn stats(&self) -> &EngineStats {
         &self.inner.stats
+    }
+
+    /// Live objects in the committed manifest: (stream-set objects, stream objects).
+    pub fn object_counts(&self) -> (usize, usize) {
+        let m = self.inner.state.lock().committed.clone();
+        let stream = m.objects.values().filter(|o| o.stream_object).count();
+        (m.objects.len() - stream, stream)
     }
 
     /// Why the engine stopped taking appends, if it did (a failed WAL write).

@@ -690,3 +690,28 @@ async fn catch_up_reads_find_the_blocks_read_ahead_in_the_cache() {
     assert!(with[0] >= 1, "{with:?}");
     assert_eq!(&with[1..], &[0, 0, 0, 0, 0], "reads after the first found their blocks read ahead: {with:?}");
 }
+
+#[tokio::test]
+async fn small_stream_objects_of_a_stream_are_merged_once() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+    let c = EngineConfig { stream_object_bytes: 1, compaction_object_count: 3, log_cache_bytes: 0, ..cfg(dir.path()) };
+    let e = Engine::open(c, store).await.expect("open");
+    let ids = open_streams(&e, 1).await;
+    // Each upload writes the stream's batches as a stream object of its own.
+    let want = fill_uploaded(&e, &ids, 5, 4).await;
+    let objects = |e: &Engine| e.inner.state.lock().committed.objects.values().map(|o| (o.stream_object, o.size)).collect::<Vec<_>>();
+    let before = objects(&e);
+    assert_eq!(before.len(), 5);
+    assert!(before.iter().all(|(stream_object, _)| *stream_object));
+    assert!(e.compact().await.expect("compact"), "five small stream objects in a row");
+    let after = objects(&e);
+    assert_eq!(after.len(), 1, "{after:?}");
+    let read: u64 = before.iter().map(|(_, s)| s).sum();
+    assert_eq!(e.stats().compaction_read_bytes.load(Relaxed), read, "each input read once");
+    assert_eq!(e.stats().compaction_written_bytes.load(Relaxed), after[0].1);
+    same(&read_all(&e, ids[0]).await, &want[0]);
+    assert_eq!(e.collect_garbage().await.expect("gc"), 5);
+    same(&read_all(&e, ids[0]).await, &want[0]);
+    assert!(!e.compact().await.expect("compact"), "one object: nothing left to merge");
+}
