@@ -23,7 +23,7 @@ use crate::error::{Result, TableTopicError};
 use crate::keys::{self, KeyIndex};
 use crate::metrics::TableHistograms;
 use crate::offsets::{self, Offsets};
-use crate::rows::Decoder;
+use crate::rows::{DecodeOutput, Decoder};
 use crate::source::{RecordSource, SourceRecord};
 use crate::status::Status;
 use crate::system;
@@ -32,10 +32,12 @@ use crate::table::TableHandle;
 /// Bytes read from one partition per read call.
 const READ_BYTES_MAX: u64 = 8 << 20;
 
+mod intake;
+
 /// Rows of one partition for one commit.
 struct PartitionRows {
     partition: i32,
-    /// Shared with the partition's decode task.
+    /// Read by the partition's intake task, shared with the later phases.
     records: Arc<Vec<SourceRecord>>,
 }
 
@@ -43,6 +45,8 @@ struct PartitionRows {
 /// left after them, and the lag before them.
 struct Reading {
     parts: Vec<PartitionRows>,
+    /// What each of `parts` decoded into, and its undecodable stored batches.
+    decoded: Vec<(DecodeOutput, Vec<RecordError>)>,
     next: Offsets,
     lag: i64,
     behind: i64,
@@ -56,16 +60,6 @@ struct Tally {
     lag: i64,
     started: std::time::Instant,
     oldest_ms: Option<i64>,
-}
-
-/// One partition's records decoded, and the stored batches that could not be (dead letters).
-async fn decode_partition(decoder: &Decoder, records: &[SourceRecord]) -> (crate::rows::DecodeOutput, Vec<RecordError>) {
-    if !records.iter().any(|r| r.undecodable.is_some()) {
-        return (decoder.decode(records).await, Vec::new());
-    }
-    let undecodable = records.iter().filter_map(|r| r.undecodable.as_ref().map(|reason| RecordError { offset: r.offset, reason: reason.clone() })).collect();
-    let clean: Vec<SourceRecord> = records.iter().filter(|r| r.undecodable.is_none()).cloned().collect();
-    (decoder.decode(&clean).await, undecodable)
 }
 
 /// What one cycle wrote: data and delete files, and the key index's changes once it commits.
@@ -220,63 +214,53 @@ impl Coordinator {
         Ok(o)
     }
 
-    /// Phase 1: reads each partition from the table's committed offsets, up to the commit's byte
-    /// budget; returns the records, the offsets a commit of them reaches, and the lag.
+    /// Phases 1 and 2: reads each partition from the table's committed offsets, up to the
+    /// commit's byte budget, and decodes it — a task per partition (`coordinator/intake.rs`), at
+    /// most two per core at once; returns the records and what they decoded into, the offsets a
+    /// commit of them reaches, and the lag.
     async fn read(&mut self, committed: &Offsets) -> Result<Reading> {
         let partitions = self.source.partitions(&self.topic).await.map_err(TableTopicError::Source)?;
-        let mut next = committed.clone();
-        let mut parts = Vec::new();
-        let mut budget = self.cfg.commit_bytes_max;
-        let mut lag = 0i64;
-        let mut behind = 0i64;
-        for p in 0..partitions {
-            let (start, end) = self.source.bounds(&self.topic, p).await.map_err(TableTopicError::Source)?;
-            let mut from = committed.get(&p).copied().unwrap_or(start);
-            behind += end - from.max(start);
-            if from < start {
-                tracing::warn!(topic = %self.topic, partition = p, committed = from, log_start = start, "records the table never committed were trimmed from the log");
-                from = start;
-            }
-            let mut records = Vec::new();
-            while from < end && budget > 0 {
-                let read = self.source.read(&self.topic, p, from, READ_BYTES_MAX.min(budget)).await.map_err(TableTopicError::Source)?;
-                if read.next_offset <= from {
-                    break;
-                }
-                let bytes: u64 =
-                    read.records.iter().map(|r| (r.value.as_ref().map_or(0, |v| v.len()) + r.key.as_ref().map_or(0, |k| k.len()) + 64) as u64).sum();
-                budget = budget.saturating_sub(bytes.max(1));
-                records.extend(read.records.into_iter().filter(|r| r.offset < end));
-                from = read.next_offset.min(end);
-            }
-            lag += end - from;
-            next.insert(p, from);
-            if !records.is_empty() {
-                parts.push(PartitionRows { partition: p, records: Arc::new(records) });
+        let shared = Arc::new(intake::Shared {
+            source: self.source.clone(),
+            decoder: self.decoder.clone(),
+            topic: self.topic.clone(),
+            budget: std::sync::atomic::AtomicU64::new(self.cfg.commit_bytes_max),
+        });
+        let at_once = Arc::new(tokio::sync::Semaphore::new(2 * std::thread::available_parallelism().map_or(1, usize::from)));
+        let tasks: Vec<_> = (0..partitions)
+            .map(|p| {
+                let (shared, at_once, from) = (shared.clone(), at_once.clone(), committed.get(&p).copied());
+                tokio::spawn(async move {
+                    let _turn = at_once.acquire_owned().await.map_err(|e| TableTopicError::Internal(e.to_string()))?;
+                    intake::intake(shared, p, from).await
+                })
+            })
+            .collect();
+        let (mut next, mut parts, mut decoded) = (committed.clone(), Vec::new(), Vec::new());
+        let (mut lag, mut behind) = (0i64, 0i64);
+        for (p, task) in (0..partitions).zip(tasks) {
+            // A task that died fails the cycle, which is retried (no record is skipped).
+            let got = task.await.map_err(|e| TableTopicError::Internal(format!("reading partition {p} failed: {e}")))??;
+            behind += got.end - got.from;
+            lag += got.end - got.next;
+            next.insert(p, got.next);
+            if !got.records.is_empty() {
+                parts.push(PartitionRows { partition: p, records: got.records });
+                decoded.push((got.decoded, got.undecodable));
             }
         }
-        Ok(Reading { parts, next, lag, behind })
+        Ok(Reading { parts, decoded, next, lag, behind })
     }
 
-    /// Phase 2: decodes each partition's records into runs of rows, the partitions in parallel
-    /// (a task each, so that they take the cores the runtime has); undecodable stored batches and
-    /// records that fail to decode become dead letters, deletes become tombstones.
-    async fn decode(&self, parts: &[PartitionRows]) -> Result<Decoding> {
+    /// The partitions' decoded records gathered: undecodable stored batches and records that
+    /// failed to decode become dead letters, deletes become tombstones.
+    async fn decode(&self, parts: &[PartitionRows], decoded: Vec<(DecodeOutput, Vec<RecordError>)>) -> Decoding {
         let mut runs: Vec<(i32, RecordBatch, Vec<i64>)> = Vec::new();
         let mut bad: Vec<(i32, RecordError)> = Vec::new();
         let mut tombstones: Vec<(i32, i64, Option<bytes::Bytes>)> = Vec::new();
         let mut key_fields = None;
         let mut truncates = Vec::new();
-        let tasks: Vec<_> = parts
-            .iter()
-            .map(|part| {
-                let (decoder, records) = (self.decoder.clone(), part.records.clone());
-                tokio::spawn(async move { decode_partition(&decoder, &records).await })
-            })
-            .collect();
-        for (part, task) in parts.iter().zip(tasks) {
-            // A decode task that died fails the cycle, which is retried (no record is skipped).
-            let (out, undecodable) = task.await.map_err(|e| TableTopicError::Internal(format!("decoding partition {} failed: {e}", part.partition)))?;
+        for (part, (out, undecodable)) in parts.iter().zip(decoded) {
             bad.extend(undecodable.into_iter().map(|e| (part.partition, e)));
             truncates.extend(out.truncates.iter().map(|o| (part.partition, *o)));
             for r in out.tombstones.iter().filter_map(|o| record_at(&part.records, *o)) {
@@ -294,7 +278,7 @@ impl Coordinator {
             bad.extend(out.errors.into_iter().map(|e| (part.partition, e)));
             runs.extend(out.runs.into_iter().map(|r| (part.partition, r.batch, r.offsets)));
         }
-        Ok(Decoding { runs, bad, tombstones, key_fields, truncates })
+        Decoding { runs, bad, tombstones, key_fields, truncates }
     }
 
     /// Phase 3: evolves the table's schema to take every run, then fits each run to it (with the
@@ -460,7 +444,7 @@ impl Coordinator {
     pub async fn cycle(&mut self) -> Result<usize> {
         let started = std::time::Instant::now();
         let committed = self.committed_offsets().await?;
-        let Reading { parts, next, lag, behind } = self.read(&committed).await?;
+        let Reading { parts, decoded, next, lag, behind } = self.read(&committed).await?;
         if next == committed {
             self.status.lock().caught_up(lag);
             return Ok(0);
@@ -472,7 +456,7 @@ impl Coordinator {
         let commit_id = uuid::Uuid::new_v4().to_string();
 
         // Decode; bad records go to the dead-letter table (or pause the table).
-        let Decoding { runs, mut bad, tombstones, key_fields, truncates } = self.decode(&parts).await?;
+        let Decoding { runs, mut bad, tombstones, key_fields, truncates } = self.decode(&parts, decoded).await;
         self.stop_at_bad_record(&bad)?;
         if let Some(&(partition, at)) = truncates.iter().min_by_key(|(p, o)| (*p, *o)) {
             return self.truncate(&parts, (partition, at), bad, &committed, &commit_id, (behind, started)).await;
