@@ -53,14 +53,10 @@ def sample(text, name):
     return float(m.group(1)) if m else 0.0
 
 
-def produce_buckets(text):
-    """Cumulative counts by bound of floe_request_seconds{api="Produce"}."""
-    return {float(le): float(v) for le, v in re.findall(r'^floe_request_seconds_bucket\{le="([^"]+)",api="Produce"\} (\S+)$', text, re.M)}
-
-
-def histogram(text, name):
-    """Cumulative counts by bound of an unlabelled histogram."""
-    return {float(le): float(v) for le, v in re.findall(rf'^{re.escape(name)}_bucket\{{le="([^"]+)"\}} (\S+)$', text, re.M)}
+def histogram(text, name, labels=""):
+    """Cumulative counts by bound of one histogram series; `labels` as they follow `le`
+    (`,api="Produce"`), or a pattern for them."""
+    return {float(le): float(v) for le, v in re.findall(rf'^{re.escape(name)}_bucket\{{le="([^"]+)"{labels}\}} (\S+)$', text, re.M)}
 
 
 def bucket_percentile(before, after, q):
@@ -167,7 +163,8 @@ def run(floe, perf, workdir, args):
     after = metrics(floe)
     with open(lat_file) as f:
         lat_ms = [int(x) / 1000 for x in f.read().split()]
-    b0, b1 = produce_buckets(before), produce_buckets(after)
+    produce = re.escape(',api="Produce"')
+    b0, b1 = histogram(before, "floe_request_seconds", produce), histogram(after, "floe_request_seconds", produce)
     wal = {name: bucket_percentile(histogram(before, name), histogram(after, name), 99) for name in ("floe_wal_fsync_seconds", "floe_upload_seconds")}
     return {
         "half_p99_seconds_le": wal,

@@ -17,7 +17,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "integration-tests"))
@@ -27,17 +26,14 @@ from confluent_kafka.admin import AdminClient, NewTopic  # noqa: E402
 from pyiceberg.catalog.rest import RestCatalog  # noqa: E402
 
 from conftest import Floe  # noqa: E402
-from produce import bucket_percentile, rdkafka_performance  # noqa: E402
+from produce import bucket_percentile, histogram, metrics, rdkafka_performance  # noqa: E402
 from table_ingest import row  # noqa: E402
 
 TOPIC = "fresh-load"
 
 
 def lag_buckets(floe):
-    with urllib.request.urlopen(floe.admin_url + "/metrics", timeout=10) as r:
-        text = r.read().decode()
-    pattern = rf'^floe_table_topic_commit_lag_seconds_bucket\{{le="([^"]+)",topic="{TOPIC}",table="[^"]+"\}} (\S+)$'
-    return {float(le): float(v) for le, v in re.findall(pattern, text, re.M)}
+    return histogram(metrics(floe), "floe_table_topic_commit_lag_seconds", re.escape(f',topic="{TOPIC}",table=') + '"[^"]+"')
 
 
 def files_and_planning(catalog):
