@@ -70,9 +70,9 @@ def bucket_percentile(before, after, q):
     return float("nan")
 
 
-def run_perf(binary, bootstrap, topic, count, size, rate=None, latency_file=None):
+def run_perf(binary, bootstrap, topic, count, size, rate=None, latency_file=None, linger_ms=5):
     args = [binary, "-P", "-t", topic, "-b", bootstrap, "-s", str(size), "-a", "-1", "-c", str(count), "-u", "-q",
-            "-X", "enable.idempotence=true", "-X", "linger.ms=5", "-X", "batch.size=1048576"]
+            "-X", "enable.idempotence=true", "-X", f"linger.ms={linger_ms}", "-X", "batch.size=1048576"]
     if rate:
         args += ["-r", str(int(rate))]
     if latency_file:
@@ -126,11 +126,16 @@ def main():
     ap.add_argument("--partitions", type=int, default=6)
     ap.add_argument("--size", type=int, default=1024, help="record bytes")
     ap.add_argument("--json", help="write the figures here")
+    ap.add_argument("--object-store", help="the node's --object-store (default: <data dir>/objects, on the WAL's disk); "
+                    "e.g. file:///dev/shm/floe-objects to keep object writes off the WAL's disk, as S3 would")
+    ap.add_argument("--half-linger-ms", type=int, default=0,
+                    help="the client's linger.ms at half speed (0: its latency is queueing and the round trip, no deliberate wait)")
     args = ap.parse_args()
     binary = os.environ.get("FLOE_BIN") or sys.exit("set FLOE_BIN to the floe binary")
     perf = rdkafka_performance()
     with tempfile.TemporaryDirectory(dir=os.environ.get("FLOE_BENCH_DIR")) as d:
-        floe = Floe(binary, os.path.join(d, "floe")).start()
+        extra = ["--object-store", args.object_store] if args.object_store else []
+        floe = Floe(binary, os.path.join(d, "floe"), extra=extra).start()
         try:
             figures = run(floe, perf, d, args)
         finally:
@@ -159,7 +164,7 @@ def run(floe, perf, workdir, args):
     rate = full["msgs_per_s"] / 2
     lat_file = os.path.join(workdir, "latency.txt")
     before = metrics(floe)
-    half = run_perf(perf, floe.bootstrap, topic, int(rate * args.seconds), args.size, rate=rate, latency_file=lat_file)
+    half = run_perf(perf, floe.bootstrap, topic, int(rate * args.seconds), args.size, rate=rate, latency_file=lat_file, linger_ms=args.half_linger_ms)
     after = metrics(floe)
     with open(lat_file) as f:
         lat_ms = [int(x) / 1000 for x in f.read().split()]
@@ -177,7 +182,8 @@ def run(floe, perf, workdir, args):
 
 def report(f, args):
     full, lat, srv = f["full"], f["client_latency_ms"], f["broker_produce_seconds_le"]
-    print(f"\nproduce, {args.size}-byte records, idempotent acks=all, {args.partitions} partitions, rdkafka_performance (librdkafka 2.0.2)")
+    print(f"\nproduce, {args.size}-byte records, idempotent acks=all, {args.partitions} partitions, rdkafka_performance (librdkafka 2.0.2); "
+          f"objects: {args.object_store or 'the local store, on the WAL disk'}")
     over = f["disk_overwrite_mb_per_s"]
     print(f"  disk, fdatasync'd {f['wal_group_bytes'] / 1024:.0f} KiB writes (the WAL's mean group) round a 2 GiB ring: first lap {f['disk_mb_per_s']:.1f} MB/s (baseline)"
           + (f", later laps (overwriting) {over:.1f} MB/s" if over else ""))
@@ -185,7 +191,7 @@ def report(f, args):
           f"{full['msgs_per_s']:.0f} msgs/s; {full['delivered']} delivered, {full['errors']} delivery errors "
           f"({full['backpressure']} produce calls met a full client queue and were retried)")
     print(f"  broker CPU: {f['cpu_seconds_per_gb']:.2f} s per GB produced")
-    print(f"  at half speed ({f['half_rate_msgs_per_s']:.0f} msgs/s, {f['half']['mb_per_s']:.1f} MB/s): client p50 {lat['p50']:.2f} ms, "
+    print(f"  at half speed ({f['half_rate_msgs_per_s']:.0f} msgs/s, {f['half']['mb_per_s']:.1f} MB/s, linger.ms={args.half_linger_ms}): client p50 {lat['p50']:.2f} ms, "
           f"p99 {lat['p99']:.2f} ms, p99.9 {lat['p999']:.2f} ms; broker Produce request p50 <= {srv['p50'] * 1000:g} ms, p99 <= {srv['p99'] * 1000:g} ms")
     w = f["half_p99_seconds_le"]
     print(f"  meanwhile: WAL fsync p99 <= {w['floe_wal_fsync_seconds'] * 1000:g} ms, upload p99 <= {w['floe_upload_seconds'] * 1000:g} ms")

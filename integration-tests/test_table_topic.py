@@ -81,6 +81,17 @@ def test_schema_evolves_when_records_bring_new_fields(fresh_floe):
     assert sorted((r["id"], r["extra"]) for r in rows) == [(i, None) for i in range(10)] + [(i, f"e{i}") for i in range(10, 20)]
 
 
+def test_a_large_json_backlog_widens_its_columns_midway_and_keeps_every_row(fresh_floe):
+    floe = fresh_floe
+    create_table_topic(floe, "widening", partitions=1, convert_value_type="json", transform_value_type="flatten")
+    # Decoded in chunks: from record 4500 on, amounts are doubles and a field appears, so one commit
+    # holds rows of an int column, of a double column and of a new one.
+    values = [{"id": i, "amount": i * 2} if i < 4500 else {"id": i, "amount": i + 0.5, "note": f"n{i}"} for i in range(5000)]
+    produce(floe, "widening", [(None, json.dumps(v).encode()) for v in values])
+    rows = read_table(floe, "widening", 5000)
+    assert sorted((r["id"], r["amount"], r["note"]) for r in rows) == [(v["id"], float(v["amount"]), v.get("note")) for v in values]
+
+
 def test_kill_9_during_commits_neither_loses_nor_duplicates(fresh_floe):
     floe = fresh_floe
     create_table_topic(floe, "crashy", partitions=3, convert_value_type="string")

@@ -3,7 +3,7 @@
 //! kept in the injected [`CatalogStore`] — all under one lock, so commits are atomic and a stale
 //! one fails with a conflict instead of overwriting.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 use iceberg::spec::{FormatVersion, Schema, SortOrder, TableMetadata, TableMetadataBuilder, UnboundPartitionSpec};
@@ -21,6 +21,20 @@ pub type Namespace = Vec<String>;
 const NS_PREFIX: &str = "catalog/ns/";
 /// Table metadata kept in memory at most (the current version of each table is what is cached).
 const CACHE_ENTRIES_MAX: usize = 10_000;
+/// Iceberg's table property: on commit, delete the metadata files that fell off the metadata log
+/// (which keeps `write.metadata.previous-versions-max` entries, 100 by default). Off unless set.
+pub const DELETE_AFTER_COMMIT: &str = "write.metadata.delete-after-commit.enabled";
+
+/// The metadata files a commit from `before` (the metadata at `before_location`) to `after`
+/// dropped from the log, when `after` asks for them to be deleted.
+fn dropped_metadata(before_location: &str, before: &TableMetadata, after: &TableMetadata) -> Vec<String> {
+    if after.properties().get(DELETE_AFTER_COMMIT).is_none_or(|v| !v.eq_ignore_ascii_case("true")) {
+        return Vec::new();
+    }
+    let kept: HashSet<&str> = after.metadata_log().iter().map(|m| m.metadata_file.as_str()).collect();
+    let logged = before.metadata_log().iter().map(|m| m.metadata_file.as_str());
+    logged.chain([before_location]).filter(|f| !kept.contains(f)).map(str::to_string).collect()
+}
 const TABLE_PREFIX: &str = "catalog/table/";
 
 fn ns_key(ns: &[String]) -> String {
@@ -380,16 +394,31 @@ impl Catalog {
             for u in updates {
                 builder = u.apply(builder)?;
             }
-            staged.push((ns, name, loc, builder.build()?.metadata));
+            let metadata = builder.build()?.metadata;
+            let dropped = dropped_metadata(&loc, &current, &metadata);
+            staged.push((ns, name, loc, metadata, dropped));
         }
         let mut entries = Vec::with_capacity(staged.len());
         let mut out = Vec::with_capacity(staged.len());
-        for (ns, name, previous, metadata) in staged {
+        let mut dropped = Vec::new();
+        for (ns, name, previous, metadata, gone) in staged {
             let new_loc = self.write_metadata(&mut state, &metadata, Some(&previous)).await?;
             entries.push((table_key(&ns, &name), Some(new_loc.clone())));
             out.push((ns, name, LoadedTable { metadata_location: new_loc, metadata: Arc::new(metadata) }));
+            dropped.extend(gone);
         }
         self.put(entries).await?;
+        // Committed: a file that cannot be deleted now is only left behind.
+        for location in dropped {
+            state.cache.remove(&location);
+            let deleted = match self.object_path(&location) {
+                Ok(path) => self.storage.store().delete(&path).await.map_err(|e| e.to_string()),
+                Err(e) => Err(e.to_string()),
+            };
+            if let Err(e) = deleted {
+                tracing::warn!(%location, error = %e, "an old metadata file could not be deleted");
+            }
+        }
         // Only current versions stay cached.
         for (ns, name, _) in &out {
             if let Some(previous) = state.tables.get(&(ns.clone(), name.clone())).cloned() {

@@ -48,9 +48,10 @@ fn err(location: &str) -> impl Fn(iceberg::Error) -> CatalogError + '_ {
     move |e| CatalogError::Storage(format!("{location}: {e}"))
 }
 
-/// The Parquet writer properties Floe writes with (zstd).
-fn props() -> WriterProperties {
-    WriterProperties::builder().set_compression(Compression::ZSTD(ZstdLevel::default())).build()
+/// The Parquet writer properties Floe writes `batches` with: zstd, and a dictionary only for the
+/// columns whose values repeat (`dictionary.rs`).
+fn props(batches: &[RecordBatch]) -> WriterProperties {
+    crate::dictionary::adapt(WriterProperties::builder().set_compression(Compression::ZSTD(ZstdLevel::default())), batches).build()
 }
 
 /// Writes `batches` (their Arrow fields carry the schema's field ids) as one Parquet data file at
@@ -101,7 +102,7 @@ async fn write(
         return Ok(None);
     }
     let out = io.new_output(location).map_err(err(location))?;
-    let mut w = ParquetWriterBuilder::new(props(), schema).build(out).await.map_err(err(location))?;
+    let mut w = ParquetWriterBuilder::new(props(batches), schema).build(out).await.map_err(err(location))?;
     for b in batches {
         w.write(b).await.map_err(err(location))?;
     }

@@ -13,6 +13,7 @@
 pub mod access;
 pub mod catalog;
 pub mod commit;
+pub mod dictionary;
 pub mod error;
 pub mod files;
 pub mod names;

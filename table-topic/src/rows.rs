@@ -40,6 +40,53 @@ pub struct DecodeOutput {
     pub truncates: Vec<i64>,
 }
 
+impl DecodeOutput {
+    /// Takes the outcome of decoding `values` (records with a value) as one run: its rows, with
+    /// the records that failed on their own as errors; or, when no run could be built at all (no
+    /// column could be), every record as an error.
+    fn add(&mut self, values: &[Pair], result: Result<(RecordBatch, Vec<RecordError>), String>) {
+        match result {
+            Ok((batch, errors)) => {
+                // `values` holds no tombstone (those have no value), so only errors are skipped.
+                let offsets = remaining(values, &errors.iter().map(|e| e.offset).collect::<Vec<_>>());
+                self.errors.extend(errors);
+                self.runs.push(Decoded { batch, offsets });
+            }
+            Err(reason) => self.errors.extend(values.iter().map(|(o, _)| err(*o, &reason))),
+        }
+    }
+}
+
+/// Schemaless JSON is decoded this many records at a time.
+const JSON_CHUNK_RECORDS: usize = 2048;
+
+type JsonDecoded = Result<(RecordBatch, Vec<RecordError>), floe_schema::SchemaError>;
+
+/// Schemaless JSON values, a chunk at a time, each chunk a run: a chunk's parsed documents
+/// (several times the size of its rows) are dropped before the next chunk is parsed, so they stay
+/// in the cache and their memory is reused. The columns are those inferred from all of them, as
+/// if decoded at once: a chunk decoded before a later one widened a column (int to double, a new
+/// field) is built again, from its good records, at the final schema. Which records fail does
+/// not change: each is judged against the schema inferred from the records before it.
+fn decode_json<'v, 'a>(values: &'v [Pair<'a>]) -> Vec<(&'v [Pair<'a>], JsonDecoded)> {
+    let mut inference = JsonInference::default();
+    let decoded: Vec<_> = values.chunks(JSON_CHUNK_RECORDS).map(|chunk| (chunk, floe_schema::json::decode_batch(&mut inference, &present(chunk)))).collect();
+    let fields = inference.schema().fields().clone();
+    decoded
+        .into_iter()
+        .map(|(chunk, result)| match result {
+            Ok((batch, errors)) if batch.schema().fields() != &fields => {
+                let failed: std::collections::HashSet<i64> = errors.iter().map(|e| e.offset).collect();
+                let good: Vec<(i64, &[u8])> = present(chunk).into_iter().filter(|(o, _)| !failed.contains(o)).collect();
+                let again =
+                    floe_schema::json::decode_batch(&mut inference.clone(), &good).map(|(batch, more)| (batch, errors.into_iter().chain(more).collect()));
+                (chunk, again)
+            }
+            other => (chunk, other),
+        })
+        .collect()
+}
+
 fn err(offset: i64, reason: impl ToString) -> RecordError {
     RecordError { offset, reason: reason.to_string() }
 }
@@ -124,8 +171,11 @@ impl Decoder {
                 return out;
             }
             (Convert::Json, t) => {
-                let mut inference = JsonInference::default();
-                floe_schema::json::decode_batch(&mut inference, &present(&values)).map_err(|e| e.to_string()).and_then(|(b, e)| Ok((wrap_value(b, t)?, e)))
+                for (chunk, result) in decode_json(&values) {
+                    out.add(chunk, result.map_err(|e| e.to_string()).and_then(|(b, e)| Ok((wrap_value(b, t)?, e))));
+                }
+                out.errors.sort_by_key(|e| e.offset);
+                return out;
             }
             (Convert::ProtobufFile { .. }, t) => match &self.proto {
                 Some(Ok(schema)) => {
@@ -139,16 +189,7 @@ impl Decoder {
                 return out;
             }
         };
-        match result {
-            Ok((batch, errors)) => {
-                let skipped = errors.iter().map(|e| e.offset).chain(out.tombstones.iter().copied());
-                let offsets = remaining(&values, &skipped.collect::<Vec<_>>());
-                out.errors.extend(errors);
-                out.runs.push(Decoded { batch, offsets });
-            }
-            // The whole run failed (e.g. no column could be built): every record is an error.
-            Err(reason) => out.errors.extend(values.iter().map(|(o, _)| err(*o, &reason))),
-        }
+        out.add(&values, result);
         out.errors.sort_by_key(|e| e.offset);
         out
     }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use arrow_array::RecordBatch;
 use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use arrow_select::interleave::interleave_record_batch;
-use floe_catalog::catalog::{LoadedTable, Namespace};
+use floe_catalog::catalog::{LoadedTable, Namespace, DELETE_AFTER_COMMIT};
 use floe_catalog::files::{write_data_file, NewFile, Placement};
 use floe_catalog::{CatalogError, Committer};
 use floe_schema::ids::FieldIds;
@@ -131,13 +131,17 @@ impl TableHandle {
             None => Ok(t),
         };
         if let Some(t) = Self::open_any(committer.clone(), ns.clone(), name).await? {
-            return owned(t);
+            let mut t = owned(t)?;
+            t.clean_old_metadata().await?;
+            return Ok(t);
         }
         let target = committer.target().clone();
         target.ensure_namespace(&ns).await?;
         let with_ids = FieldIds::default().assign(&table_shape(initial));
         let schema = iceberg::arrow::arrow_schema_to_schema(&with_ids)?;
         let spec = partitioning::spec(partition_by, &schema).ok().filter(|s| !s.fields().is_empty());
+        let mut properties = properties;
+        properties.insert(DELETE_AFTER_COMMIT.to_string(), "true".to_string());
         let loaded = match target.create(&ns, name, schema, spec, properties).await {
             Ok(t) => t,
             // Created meanwhile (another node, or a retry after an unclear answer).
@@ -145,6 +149,20 @@ impl TableHandle {
             Err(e) => return Err(e.into()),
         };
         owned(Self::of(committer, ns, name, loaded)?)
+    }
+
+    /// Sets `write.metadata.delete-after-commit.enabled` on a table made before Floe set it at
+    /// creation: a table committing every few hundred milliseconds otherwise leaves a metadata
+    /// file per commit behind, each the size of its snapshot history (gigabytes within minutes).
+    async fn clean_old_metadata(&mut self) -> Result<()> {
+        if self.loaded.metadata.properties().contains_key(DELETE_AFTER_COMMIT) {
+            return Ok(());
+        }
+        let updates = HashMap::from([(DELETE_AFTER_COMMIT.to_string(), "true".to_string())]);
+        let uuid = self.loaded.metadata.uuid();
+        // Refused (changed meanwhile): set on a later open.
+        self.commit_metadata(vec![TableRequirement::UuidMatch { uuid }], vec![TableUpdate::SetProperties { updates }]).await?;
+        Ok(())
     }
 
     /// The table, if it carries `key = value` (the property Floe sets when it creates a table

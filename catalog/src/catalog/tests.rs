@@ -173,3 +173,38 @@ async fn catalogs_sharing_a_store_see_each_others_tables_and_never_both_commit_o
     two.commit(vec![(ns.clone(), "t".into(), vec![TableRequirement::UuidMatch { uuid }], vec![set_prop("by", "two")])]).await.expect("two");
     assert_eq!(one.load_table(&ns, "t").await.expect("t").metadata.properties().get("by").map(String::as_str), Some("two"));
 }
+
+/// The table's metadata files in the object store.
+async fn metadata_files(objects: &Arc<dyn ObjectStore>) -> Vec<String> {
+    use futures::TryStreamExt;
+    let all: Vec<_> = objects.list(None).try_collect().await.expect("list");
+    all.into_iter().map(|m| m.location.to_string()).filter(|p| p.ends_with(".metadata.json")).collect()
+}
+
+#[tokio::test]
+async fn old_metadata_files_are_deleted_only_when_the_table_asks() {
+    let objects: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+    let cat = Catalog::open(Arc::new(MemoryStore::default()), objects.clone(), "memory:///wh", "wh").expect("open");
+    let ns = vec!["db".to_string()];
+    cat.create_namespace(ns.clone(), HashMap::new()).await.expect("namespace");
+    // Iceberg's default: every metadata file stays.
+    cat.create_table(&ns, create("kept")).await.expect("kept");
+    for i in 0..5 {
+        cat.commit(vec![(ns.clone(), "kept".into(), vec![], vec![set_prop("i", &i.to_string())])]).await.expect("commit");
+    }
+    assert_eq!(metadata_files(&objects).await.len(), 6);
+    // Asked to, with a log of 3: the current file and the 3 it logs stay, older ones go.
+    let props = HashMap::from([(DELETE_AFTER_COMMIT.to_string(), "true".to_string()), ("write.metadata.previous-versions-max".to_string(), "3".to_string())]);
+    cat.create_table(&ns, CreateTable { properties: props, ..create("trimmed") }).await.expect("trimmed");
+    for i in 0..10 {
+        cat.commit(vec![(ns.clone(), "trimmed".into(), vec![], vec![set_prop("i", &i.to_string())])]).await.expect("commit");
+    }
+    let t = cat.load_table(&ns, "trimmed").await.expect("load");
+    let mut want: Vec<String> = t.metadata.metadata_log().iter().map(|m| m.metadata_file.clone()).chain([t.metadata_location.clone()]).collect();
+    assert_eq!(want.len(), 4);
+    let mut have: Vec<String> = metadata_files(&objects).await.into_iter().filter(|p| p.contains("/trimmed")).map(|p| format!("memory:///{p}")).collect();
+    want.sort();
+    have.sort();
+    assert_eq!(have, want, "exactly the current file and those its log names");
+    assert_eq!(t.metadata.properties().get("i").map(String::as_str), Some("9"));
+}

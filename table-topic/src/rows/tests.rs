@@ -105,3 +105,40 @@ async fn an_avro_framed_key_reads_as_a_json_object_of_its_fields() {
     let plain = Bytes::from_static(b"not framed");
     assert_eq!(decoder.key_json(&plain).await, plain, "a key that is not framed stays as it is");
 }
+
+#[tokio::test]
+async fn schemaless_json_over_several_chunks_keeps_every_record_once_at_the_widest_schema() {
+    let d = decoder(&[("convert.value.type", "json"), ("transform.value.type", "flatten")]).await;
+    let n = 2 * JSON_CHUNK_RECORDS as i64 + 100;
+    let bad = JSON_CHUNK_RECORDS as i64 + 7;
+    let records: Vec<SourceRecord> = (0..n)
+        .map(|i| {
+            let value = match i {
+                _ if i == bad => "{not json".to_string(),
+                // The last chunk's amounts are doubles and bring a field.
+                _ if i >= 2 * JSON_CHUNK_RECORDS as i64 => format!(r#"{{"id": {i}, "amount": {i}.5, "note": "n{i}"}}"#),
+                _ => format!(r#"{{"id": {i}, "amount": {}}}"#, i * 2),
+            };
+            SourceRecord { offset: 1000 + i, timestamp_ms: 0, key: None, value: Some(Bytes::from(value)), headers: vec![], undecodable: None }
+        })
+        .collect();
+    let out = d.decode(&records).await;
+    assert_eq!(out.errors.iter().map(|e| e.offset).collect::<Vec<_>>(), vec![1000 + bad]);
+    let mut seen: Vec<i64> = out.runs.iter().flat_map(|r| r.offsets.iter().copied()).collect();
+    seen.sort_unstable();
+    assert_eq!(seen, (0..n).filter(|i| *i != bad).map(|i| 1000 + i).collect::<Vec<_>>(), "every good record is a row, once");
+    for run in &out.runs {
+        assert_eq!(run.batch.num_rows(), run.offsets.len());
+        let ids = run.batch.column_by_name("id").expect("id");
+        let ids = arrow_cast::cast(ids, &DataType::Int64).expect("ids");
+        let ids = ids.as_any().downcast_ref::<arrow_array::Int64Array>().expect("i64");
+        assert_eq!(ids.values().iter().map(|id| 1000 + id).collect::<Vec<_>>(), run.offsets, "rows stay beside their offsets");
+    }
+    for run in &out.runs {
+        // As if decoded at once: the rows before the doubles came are doubles too (Iceberg cannot
+        // turn an int column into a double one later).
+        let schema = run.batch.schema();
+        assert_eq!(schema.field_with_name("amount").expect("amount").data_type(), &DataType::Float64);
+        assert!(schema.field_with_name("note").is_ok());
+    }
+}
