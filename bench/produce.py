@@ -5,8 +5,9 @@ at the WAL's group size.
 
 Prints: produce MB/s at full speed (idempotent, acks=all, 1 KiB records) against the disk's rate,
 the broker's CPU seconds per GB produced, the WAL's mean group size, and produce latency p50/p99
-at half the full-speed rate (per message, as the client saw it, and the broker's own
-`floe_request_seconds{api="Produce"}` histogram).
+at half the full-speed rate (per message, as the client saw it, with `--half-linger-ms`, 0 by
+default; and the broker's own `floe_request_seconds{api="Produce"}` histogram). `--object-store`
+puts the node's objects elsewhere than on the WAL's disk (e.g. file:///dev/shm/floe-objects).
 
 Run (see bench/README.md):
   FLOE_BIN=$CARGO_TARGET_DIR/release/floe ~/.cache/floe/venv/bin/python bench/produce.py [--seconds 15]
