@@ -37,9 +37,11 @@ def lag_buckets(floe):
 
 
 def files_and_planning(catalog):
+    """(live data files, seconds to load the table and plan a scan, snapshots the metadata holds)."""
     t0 = time.time()
-    tasks = list(catalog.load_table(("default", TOPIC)).scan().plan_files())
-    return len(tasks), time.time() - t0
+    table = catalog.load_table(("default", TOPIC))
+    tasks = list(table.scan().plan_files())
+    return len(tasks), time.time() - t0, len(table.metadata.snapshots)
 
 
 def main():
@@ -49,6 +51,8 @@ def main():
     ap.add_argument("--seconds", type=int, default=60)
     ap.add_argument("--sample-seconds", type=int, default=10)
     ap.add_argument("--partitions", type=int, default=2)
+    ap.add_argument("--config", action="append", default=[], metavar="KEY=VALUE",
+                    help="another topic config, e.g. automq.table.topic.expire.snapshot.older.than.hours=0")
     args = ap.parse_args()
     binary = os.environ.get("FLOE_BIN") or sys.exit("set FLOE_BIN to the floe binary")
     perf = rdkafka_performance()
@@ -63,6 +67,7 @@ def main():
 def run(floe, perf, args):
     cfg = {"automq.table.topic.enable": "true", "automq.table.topic.commit.interval.ms": str(args.interval_ms),
            "automq.table.topic.convert.value.type": "json", "automq.table.topic.transform.value.type": "flatten"}
+    cfg.update(kv.split("=", 1) for kv in args.config)
     admin = AdminClient({"bootstrap.servers": floe.bootstrap})
     admin.create_topics([NewTopic(TOPIC, args.partitions, 1, config=cfg)])[TOPIC].result(15)
     payload = row(12345).decode()
@@ -71,8 +76,8 @@ def run(floe, perf, args):
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     catalog = RestCatalog("floe", uri=floe.catalog_url)
     print(f"Table Topic freshness at {args.rate} records/s, commit.interval.ms={args.interval_ms}, {args.partitions} partitions "
-          f"(commit lag = oldest record's timestamp → snapshot, per commit; bounds of the node's histogram)")
-    print(f"{'t s':>6} {'commits':>8} {'lag p50 <=':>11} {'lag p99 <=':>11} {'data files':>11} {'plan ms':>8}")
+          f"(commit lag = oldest record's timestamp → snapshot, per commit; bounds of the node's histogram){''.join(' ' + c for c in args.config)}")
+    print(f"{'t s':>6} {'commits':>8} {'lag p50 <=':>11} {'lag p99 <=':>11} {'data files':>11} {'plan ms':>8} {'snapshots':>10}")
     start, first, previous = time.time(), lag_buckets(floe), lag_buckets(floe)
     while load.poll() is None:
         time.sleep(args.sample_seconds)
@@ -80,17 +85,17 @@ def run(floe, perf, args):
         if not now:
             continue
         count = now[float("inf")] - previous.get(float("inf"), 0)
-        files, plan = files_and_planning(catalog)
+        files, plan, snapshots = files_and_planning(catalog)
         p50, p99 = bucket_percentile(previous, now, 50), bucket_percentile(previous, now, 99)
-        print(f"{time.time() - start:>6.0f} {count:>8.0f} {p50 * 1000:>9.0f}ms {p99 * 1000:>9.0f}ms {files:>11} {plan * 1000:>8.0f}")
+        print(f"{time.time() - start:>6.0f} {count:>8.0f} {p50 * 1000:>9.0f}ms {p99 * 1000:>9.0f}ms {files:>11} {plan * 1000:>8.0f} {snapshots:>10}")
         previous = now
     if load.returncode != 0:
         raise RuntimeError(f"rdkafka_performance failed:\n{load.stderr.read()[-2000:]}")
     time.sleep(args.interval_ms / 1000 * 4)
     end = lag_buckets(floe)
-    files, plan = files_and_planning(catalog)
+    files, plan, snapshots = files_and_planning(catalog)
     print(f"whole run: {end[float('inf')] - first.get(float('inf'), 0):.0f} commits, commit lag p50 <= {bucket_percentile(first, end, 50) * 1000:.0f} ms, "
-          f"p99 <= {bucket_percentile(first, end, 99) * 1000:.0f} ms; {files} live data files, scan planned in {plan * 1000:.0f} ms")
+          f"p99 <= {bucket_percentile(first, end, 99) * 1000:.0f} ms; {files} live data files, scan planned in {plan * 1000:.0f} ms, {snapshots} snapshots")
 
 
 if __name__ == "__main__":
