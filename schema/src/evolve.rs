@@ -83,7 +83,12 @@ pub fn fits(table: &Schema, record: &Schema) -> bool {
                     && a.iter().all(|tf| tf.is_nullable() || b.iter().any(|rf| rf.name() == tf.name()))
             }
             (List(a), List(b)) => field_fits(a, b),
-            (Map(a, _), Map(b, _)) => type_fits(a.data_type(), b.data_type()),
+            // A map's keys are never null (Iceberg holds them required), whatever the record's
+            // entries say; its values are fields like any other.
+            (Map(a, _), Map(b, _)) => match (a.data_type(), b.data_type()) {
+                (Struct(ta), Struct(tb)) if ta.len() == 2 && tb.len() == 2 => type_fits(ta[0].data_type(), tb[0].data_type()) && field_fits(&ta[1], &tb[1]),
+                (x, y) => type_fits(x, y),
+            },
             _ => false,
         }
     }

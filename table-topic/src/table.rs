@@ -436,3 +436,36 @@ mod tests {
         assert_eq!(writers_for(SPLIT_ROWS_MIN * 64), cores.min(64));
     }
 }
+
+#[cfg(test)]
+mod evolve_tests {
+    use super::*;
+    use floe_catalog::catalog::Catalog;
+    use floe_catalog::store::MemoryStore;
+    use floe_catalog::ObjectStorage;
+    use object_store::memory::InMemory;
+
+    #[tokio::test]
+    async fn a_run_the_table_already_takes_commits_no_schema() {
+        let objects: Arc<dyn object_store::ObjectStore> = Arc::new(InMemory::new());
+        let wh = "memory:///wh";
+        let catalog = Arc::new(Catalog::open(Arc::new(MemoryStore::default()), objects.clone(), wh, "wh").expect("catalog"));
+        let committer = Committer::new(catalog, ObjectStorage::new(objects, wh, "wh").file_io());
+        let mut inference = floe_schema::json::JsonInference::default();
+        let doc = floe_schema::json_doc::Doc::parse(br#"{"id": 1, "s": "x", "l": 1700000000000, "d": 0.5, "b": true, "tags": ["a"]}"#).expect("doc");
+        inference.observe_doc(&doc).expect("fits");
+        // A run as the coordinator fits it: the system columns (a header map among them), then the values.
+        let mut fields = crate::system::fields();
+        fields.extend(inference.schema().fields().iter().map(|f| f.as_ref().clone()));
+        let run = Schema::new(fields);
+        let owner = HashMap::from([(OWNER_KEY.to_string(), "t".to_string())]);
+        let mut t =
+            TableHandle::open_or_create(committer, vec!["default".into()], "t", &Schema::new(crate::system::fields()), &[], owner).await.expect("table");
+        t.evolve(&run).await.expect("evolve");
+        let evolved = t.loaded.metadata_location.clone();
+        for _ in 0..3 {
+            t.evolve(&run).await.expect("evolve again");
+        }
+        assert_eq!(t.loaded.metadata_location, evolved, "the same run again is no metadata commit");
+    }
+}

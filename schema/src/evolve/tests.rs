@@ -134,3 +134,17 @@ proptest! {
         prop_assert_eq!(seen.len(), n, "ids are unique");
     }
 }
+
+#[test]
+fn a_map_fits_whatever_its_keys_nullability_but_not_a_narrower_value() {
+    use arrow_schema::{DataType, Field, Fields, Schema};
+    use std::sync::Arc;
+    let map = |key_nullable: bool, value: DataType| {
+        let entries = Fields::from(vec![Field::new("key", DataType::Utf8, key_nullable), Field::new("value", value, true)]);
+        Schema::new(vec![Field::new("headers", DataType::Map(Arc::new(Field::new("key_value", DataType::Struct(entries), false)), false), true)])
+    };
+    // Iceberg holds a map's keys required; a record's entries may say nullable all the same.
+    assert!(fits(&map(false, DataType::Int64), &map(true, DataType::Int64)));
+    assert!(fits(&map(false, DataType::Int64), &map(true, DataType::Int32)));
+    assert!(!fits(&map(false, DataType::Int32), &map(true, DataType::Int64)));
+}
