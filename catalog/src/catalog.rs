@@ -21,6 +21,7 @@ pub type Namespace = Vec<String>;
 const NS_PREFIX: &str = "catalog/ns/";
 /// Table metadata kept in memory at most (the current version of each table is what is cached).
 const CACHE_ENTRIES_MAX: usize = 10_000;
+const TABLE_PREFIX: &str = "catalog/table/";
 /// Iceberg's table property: on commit, delete the metadata files that fell off the metadata log
 /// (which keeps `write.metadata.previous-versions-max` entries, 100 by default). Off unless set.
 pub const DELETE_AFTER_COMMIT: &str = "write.metadata.delete-after-commit.enabled";
@@ -35,7 +36,6 @@ fn dropped_metadata(before_location: &str, before: &TableMetadata, after: &Table
     let logged = before.metadata_log().iter().map(|m| m.metadata_file.as_str());
     logged.chain([before_location]).filter(|f| !kept.contains(f)).map(str::to_string).collect()
 }
-const TABLE_PREFIX: &str = "catalog/table/";
 
 fn ns_key(ns: &[String]) -> String {
     format!("{NS_PREFIX}{}", ns.join("\u{1f}"))
