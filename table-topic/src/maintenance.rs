@@ -54,8 +54,9 @@ fn tier(bytes: u64) -> u32 {
     bytes.max(1).ilog2() / 3
 }
 
-/// Chooses the files to rewrite: the small data files of the lowest size tier that holds
-/// `files_min` of them (with every smaller one), or, once `files_min` delete files are live,
+/// Chooses the files to rewrite: the small data files of the highest size tier that holds
+/// `files_min` of them, with every smaller one (the lowest such tier alone would be the fresh
+/// files every time, while the tiers above filled without end), or, once `files_min` delete files are live,
 /// every small data file; and data files some delete file hits. Oldest first, those that fit the
 /// input budget; delete files go when every file they hit is rewritten.
 pub fn plan(live: &[LiveFile], hits: &Hits, policy: &CompactionPolicy) -> Plan {
@@ -67,7 +68,7 @@ pub fn plan(live: &[LiveFile], hits: &Hits, policy: &CompactionPolicy) -> Plan {
     for b in &small {
         *per_tier.entry(tier(*b)).or_default() += 1;
     }
-    let full_tier = per_tier.iter().find(|(_, n)| **n >= policy.files_min).map(|(t, _)| *t);
+    let full_tier = per_tier.iter().rev().find(|(_, n)| **n >= policy.files_min).map(|(t, _)| *t);
     let tier_max = match (full_tier, delete_count >= policy.files_min) {
         (_, true) => u32::MAX,
         (Some(t), false) => t,
@@ -132,7 +133,7 @@ pub async fn compact(table: &mut TableHandle, policy: &CompactionPolicy) -> Resu
         }
     }
     let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
-    let files = table.write("compacted", &batches, None).await?.files;
+    let files = table.write_whole("compacted", &batches).await?.files;
     let removed: HashSet<String> = plan.data.iter().chain(&plan.deletes).cloned().collect();
     // The compaction snapshot carries the table's offsets on, so expiring older snapshots never
     // loses where the table stands in its topic.

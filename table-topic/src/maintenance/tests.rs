@@ -67,10 +67,44 @@ fn small_files_merge_by_size_tier_so_a_compacted_file_is_not_rewritten_by_every_
         file("new-2", DataContentType::Data, 12, 5),
         file("new-3", DataContentType::Data, 9, 6),
     ];
-    assert_eq!(plan(&live, &HashMap::new(), &policy(3, u64::MAX)).data, vec!["new-1", "new-2", "new-3"], "the lowest full tier alone");
+    assert_eq!(plan(&live, &HashMap::new(), &policy(3, u64::MAX)).data, vec!["new-1", "new-2", "new-3"], "only the fresh tier holds three");
     let p = plan(&live, &HashMap::new(), &policy(2, u64::MAX));
-    assert_eq!(p.data, vec!["new-1", "new-2", "new-3"], "the lowest tier with two files is the fresh one");
+    assert_eq!(
+        p.data,
+        vec!["out-a", "out-b", "new-1", "new-2", "new-3"],
+        "the highest tier holding two, with every smaller file, not the 800-byte file above it"
+    );
     let older = &live[..3];
-    assert_eq!(plan(older, &HashMap::new(), &policy(2, u64::MAX)).data, vec!["out-a", "out-b"], "then the next tier up, not the 800-byte file");
+    assert_eq!(plan(older, &HashMap::new(), &policy(2, u64::MAX)).data, vec!["out-a", "out-b"]);
     assert_eq!(plan(older, &HashMap::new(), &policy(3, u64::MAX)), Plan::default(), "no tier holds three: the file count stays bounded by tiers × files.min");
+}
+
+#[test]
+fn under_a_steady_stream_of_small_files_the_live_count_stays_bounded() {
+    // A commit writes a 1 KiB file; a pass runs every 64 of them and merges as planned into one
+    // file of their total size, as `compact` writes it.
+    let (files_min, mut live, mut seq, mut most) = (8, Vec::new(), 0i64, 0usize);
+    for pass in 0..400 {
+        for _ in 0..64 {
+            seq += 1;
+            live.push(file(&format!("f{seq}"), DataContentType::Data, 1024, seq));
+        }
+        let p = plan(&live, &HashMap::new(), &CompactionPolicy { target_file_bytes: 1 << 40, files_min, input_bytes_max: u64::MAX, trigger_files: 64 });
+        if p.data.is_empty() {
+            continue;
+        }
+        let merged: u64 = live.iter().filter(|f| p.data.contains(&f.file.file_path().to_string())).map(|f| f.file.file_size_in_bytes()).sum();
+        live.retain(|f| !p.data.contains(&f.file.file_path().to_string()));
+        seq += 1;
+        live.push(file(&format!("out{pass}"), DataContentType::Data, merged, seq));
+        most = most.max(live.len());
+    }
+    // 400 passes made 25,600 files (25 MiB): after each pass no size tier holds more than
+    // files_min (the pass's output may complete one), so the count is bounded by the tiers.
+    let mut per_tier: HashMap<u32, usize> = HashMap::new();
+    for f in &live {
+        *per_tier.entry(super::tier(f.file.file_size_in_bytes())).or_default() += 1;
+    }
+    assert!(per_tier.values().all(|n| *n <= files_min), "{per_tier:?}");
+    assert!(most <= 64 + 4 * files_min, "{most} live files at most");
 }
