@@ -197,9 +197,8 @@ async fn drain(b: &Bench, topic: &str, cfg: Arc<TableConfig>, source: Arc<MemSou
 
 /// Rows of the table's live files of one kind (data, or position deletes), as written.
 async fn table_rows(b: &Bench, topic: &str, content: iceberg::spec::DataContentType) -> Vec<arrow_array::RecordBatch> {
-    let t = b.committer.target().load(&vec!["default".to_string()], topic).await.expect("load");
     let mut out = Vec::new();
-    for f in b.committer.live_files(&t.metadata).await.expect("files").into_iter().filter(|f| f.file.content_type() == content) {
+    for f in live_files(b, topic).await.into_iter().filter(|f| f.file.content_type() == content) {
         let bytes = b.committer.io().new_input(f.file.file_path()).expect("input").read().await.expect("read");
         let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(bytes).and_then(|r| r.build()).expect("reader");
         out.extend(reader.map(|r| r.expect("batch")));
@@ -207,10 +206,15 @@ async fn table_rows(b: &Bench, topic: &str, content: iceberg::spec::DataContentT
     out
 }
 
-/// Bytes of the table's live data files.
-async fn table_bytes(b: &Bench, topic: &str) -> u64 {
+/// The table's live files.
+async fn live_files(b: &Bench, topic: &str) -> Vec<floe_catalog::commit::LiveFile> {
     let t = b.committer.target().load(&vec!["default".to_string()], topic).await.expect("load");
-    b.committer.live_files(&t.metadata).await.expect("files").iter().map(|f| f.file.file_size_in_bytes()).sum()
+    b.committer.live_files(&t.metadata).await.expect("files")
+}
+
+/// Bytes of the table's live files.
+async fn table_bytes(b: &Bench, topic: &str) -> u64 {
+    live_files(b, topic).await.iter().map(|f| f.file.file_size_in_bytes()).sum()
 }
 
 /// The ceiling: the same rows written straight from Arrow to Parquet with the same compression.

@@ -51,17 +51,29 @@ async fn commits_are_checked_atomic_and_durable() {
     ));
 }
 
-async fn object_count(objects: &Arc<dyn ObjectStore>) -> usize {
+/// Paths of every object in the store.
+async fn object_paths(objects: &Arc<dyn ObjectStore>) -> Vec<String> {
     use futures::TryStreamExt;
-    objects.list(None).try_collect::<Vec<_>>().await.expect("list").len()
+    let all: Vec<_> = objects.list(None).try_collect().await.expect("list");
+    all.into_iter().map(|m| m.location.to_string()).collect()
 }
 
-#[tokio::test]
-async fn no_table_can_reach_another_tables_files() {
+async fn object_count(objects: &Arc<dyn ObjectStore>) -> usize {
+    object_paths(objects).await.len()
+}
+
+/// A catalog on in-memory objects, with the namespace `db`.
+async fn catalog_with_namespace() -> (Arc<dyn ObjectStore>, Catalog, Namespace) {
     let objects: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
     let cat = Catalog::open(Arc::new(MemoryStore::default()), objects.clone(), "memory:///wh", "wh").expect("open");
     let ns = vec!["db".to_string()];
     cat.create_namespace(ns.clone(), HashMap::new()).await.expect("namespace");
+    (objects, cat, ns)
+}
+
+#[tokio::test]
+async fn no_table_can_reach_another_tables_files() {
+    let (objects, cat, ns) = catalog_with_namespace().await;
     for bad in ["", "a/b", "..", "x\u{1e}y"] {
         assert!(matches!(cat.create_table(&ns, create(bad)).await, Err(CatalogError::BadRequest(_))), "{bad:?}");
     }
@@ -174,19 +186,14 @@ async fn catalogs_sharing_a_store_see_each_others_tables_and_never_both_commit_o
     assert_eq!(one.load_table(&ns, "t").await.expect("t").metadata.properties().get("by").map(String::as_str), Some("two"));
 }
 
-/// The table's metadata files in the object store.
+/// The tables' metadata files in the object store.
 async fn metadata_files(objects: &Arc<dyn ObjectStore>) -> Vec<String> {
-    use futures::TryStreamExt;
-    let all: Vec<_> = objects.list(None).try_collect().await.expect("list");
-    all.into_iter().map(|m| m.location.to_string()).filter(|p| p.ends_with(".metadata.json")).collect()
+    object_paths(objects).await.into_iter().filter(|p| p.ends_with(".metadata.json")).collect()
 }
 
 #[tokio::test]
 async fn old_metadata_files_are_deleted_only_when_the_table_asks() {
-    let objects: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
-    let cat = Catalog::open(Arc::new(MemoryStore::default()), objects.clone(), "memory:///wh", "wh").expect("open");
-    let ns = vec!["db".to_string()];
-    cat.create_namespace(ns.clone(), HashMap::new()).await.expect("namespace");
+    let (objects, cat, ns) = catalog_with_namespace().await;
     // Iceberg's default: every metadata file stays.
     cat.create_table(&ns, create("kept")).await.expect("kept");
     for i in 0..5 {
