@@ -425,7 +425,7 @@ impl Broker {
         let closed = self.engine.close().await;
         // Only now: once the key is gone the controller may open this node's storage.
         if let Some(m) = self.membership.get() {
-            m.leave().await;
+            m.retire().await;
         }
         closed?;
         Ok(())

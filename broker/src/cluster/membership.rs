@@ -7,7 +7,7 @@
 //! past the session timeout, or the process paused), the node is not ready until it has
 //! registered again under a new lease — a new broker epoch, as Kafka's brokers re-register.
 
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering::Relaxed, Ordering::SeqCst};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -91,7 +91,8 @@ pub struct Membership {
     lease: AtomicI64,
     epoch: AtomicI64,
     registered: AtomicBool,
-    /// Set once the node gave up its place for good (its storage failed): no registering again.
+    /// Set once the node gave up its place for good (shutting down, or its storage failed): no
+    /// registering again.
     retired: AtomicBool,
     /// Until when (the clock's ms) the lease is surely alive: the last successful grant or
     /// renewal was *sent* at most a TTL before. Acknowledgements stop past it.
@@ -173,9 +174,14 @@ impl Membership {
         match self.etcd.create(&self.key, &value, lease).await? {
             Some(epoch) => {
                 self.lease_valid_until_ms.store(sent_ms + self.ttl_s * 1000, Relaxed);
-                self.lease.store(lease, Relaxed);
+                self.lease.store(lease, SeqCst);
                 self.epoch.store(epoch, Relaxed);
-                self.registered.store(true, Relaxed);
+                self.registered.store(true, SeqCst);
+                if self.retired.load(SeqCst) {
+                    // The node left while this registration was in flight.
+                    self.revoke_registration().await;
+                    return Ok(());
+                }
                 tracing::info!(node_id = self.record.node_id, epoch, lease, key = %self.key, "registered in the cluster");
                 Ok(())
             }
@@ -245,7 +251,7 @@ impl Membership {
     }
 
     async fn renew(&self) {
-        if self.retired.load(Relaxed) {
+        if self.retired.load(SeqCst) {
             return;
         }
         if self.registered() {
@@ -268,24 +274,30 @@ impl Membership {
             }
             self.registered.store(false, Relaxed);
         }
+        if self.retired.load(SeqCst) {
+            return;
+        }
         if let Err(e) = self.register().await {
             tracing::warn!(node_id = self.record.node_id, error = %e, "registering in the cluster again failed; retrying");
         }
     }
 
-    /// Leaves the cluster for good (until the process restarts); true the first time.
+    /// Leaves the cluster for good (until the process restarts): the lease, and so the key, goes
+    /// at once, and the keep-alive task registers no more. True the first time.
     pub async fn retire(&self) -> bool {
-        if self.retired.swap(true, Relaxed) {
+        if self.retired.swap(true, SeqCst) {
             return false;
         }
-        self.leave().await;
+        self.revoke_registration().await;
         true
     }
 
-    /// Leaves the cluster: the lease (and so the key) goes at once.
-    pub async fn leave(&self) {
-        if self.registered.swap(false, Relaxed) {
-            if let Err(e) = self.etcd.revoke(self.lease.load(Relaxed)).await {
+    /// Revokes the current lease if registered. Runs after `retired` is set — and again from
+    /// `register` when a registration raced with the retirement — so whichever of the two sets
+    /// `registered` last finds the other's mark and revokes.
+    async fn revoke_registration(&self) {
+        if self.registered.swap(false, SeqCst) {
+            if let Err(e) = self.etcd.revoke(self.lease.load(SeqCst)).await {
                 tracing::warn!(error = %e, "leaving the cluster failed; the key goes when its lease expires");
             }
         }
