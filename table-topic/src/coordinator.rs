@@ -33,6 +33,9 @@ use crate::table::TableHandle;
 const READ_BYTES_MAX: u64 = 8 << 20;
 
 mod intake;
+mod maintain;
+#[cfg(test)]
+mod tests;
 
 /// Rows of one partition for one commit.
 struct PartitionRows {
@@ -100,6 +103,8 @@ pub struct Coordinator {
     /// When compaction and expiry last ran, and the data files committed since.
     maintained_at: Option<tokio::time::Instant>,
     files_since_maintenance: u64,
+    /// A compaction being prepared beside the loop, committed by it once written.
+    compaction: Option<maintain::InFlight>,
     pub status: Arc<Mutex<Status>>,
     /// Commit time and commit lag (`/metrics`).
     histograms: TableHistograms,
@@ -133,6 +138,7 @@ impl Coordinator {
             index: None,
             maintained_at: None,
             files_since_maintenance: 0,
+            compaction: None,
             status,
             histograms: TableHistograms::default(),
             now_ms: crate::system_now_ms(),
@@ -514,59 +520,6 @@ impl Coordinator {
         drop(status);
         tracing::info!(topic = %self.topic, partition, offset = at, files_removed = files, "TRUNCATE: the table was emptied");
         Ok(covered)
-    }
-
-    /// Compaction, snapshot expiry and orphan removal, once per maintenance interval, between
-    /// commits. A failure is logged and tried again next interval: it never holds up commits.
-    async fn maintain(&mut self) {
-        let by_time = self.maintained_at.is_none_or(|t| t.elapsed() >= Duration::from_millis(self.cfg.maintenance_interval_ms));
-        let by_files = self.cfg.compaction.as_ref().is_some_and(|p| self.files_since_maintenance >= p.trigger_files);
-        if !by_time && !by_files {
-            return;
-        }
-        self.files_since_maintenance = 0;
-        if self.table.is_none() {
-            // An idle table (no record since this loop started) is maintained too.
-            match TableHandle::open(self.committer.clone(), ns_of(&self.cfg), self.cfg.table(&self.topic), (crate::table::OWNER_KEY, &self.topic)).await {
-                Ok(Some(t)) => self.table = Some(t),
-                Ok(None) => return,
-                Err(e) => {
-                    tracing::warn!(topic = %self.topic, error = %e, "the table could not be loaded for maintenance; tried again next interval");
-                    self.maintained_at = Some(tokio::time::Instant::now());
-                    return;
-                }
-            }
-        }
-        self.maintained_at = Some(tokio::time::Instant::now());
-        let now_ms = (self.now_ms)();
-        if let (Some(policy), Some(table)) = (self.cfg.compaction.clone(), self.table.as_mut()) {
-            match crate::maintenance::compact(table, &policy).await {
-                Ok(Some(done)) => {
-                    // Rows moved to new files: the key index is rebuilt from the table when next needed.
-                    self.index = None;
-                    self.status.lock().compacted(done.files_in + done.delete_files_in);
-                }
-                Ok(None) => {}
-                Err(e) => {
-                    tracing::warn!(topic = %self.topic, error = %e, "table compaction failed; the table is re-read and compaction tried next interval");
-                    self.table = None;
-                    self.index = None;
-                }
-            }
-        }
-        let orphans_before_ms = now_ms.saturating_sub(i64::try_from(self.cfg.orphan_older_than_ms).unwrap_or(i64::MAX));
-        for table in [self.table.as_mut(), self.dlq.as_mut()].into_iter().flatten() {
-            if self.cfg.expire_enabled {
-                if let Err(e) = crate::maintenance::expire(table, self.cfg.expire_older_than_hours, self.cfg.expire_retain_last, now_ms).await {
-                    tracing::warn!(topic = %self.topic, table = %table.name, error = %e, "snapshot expiry failed; tried again next interval");
-                }
-            }
-            // Between this loop's own commits no file of its own is in flight; the grace period
-            // covers any other writer of the table.
-            if let Err(e) = table.committer().remove_orphans(&table.loaded.metadata, orphans_before_ms).await {
-                tracing::warn!(topic = %self.topic, table = %table.name, error = %e, "orphan file removal failed; tried again next interval");
-            }
-        }
     }
 
     /// With `errors.tolerance=none`, the first bad record pauses the table (nothing is committed,

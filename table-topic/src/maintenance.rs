@@ -1,12 +1,14 @@
-//! Table maintenance between commits of the same loop (so it never races the loop's own commits):
-//! compaction of small data files, with the position deletes that hit them applied, into fewer
-//! larger files as one replace snapshot; and snapshot expiry with deletion of unreferenced files.
+//! Table maintenance: compaction of small data files, with the position deletes that hit them
+//! applied, into fewer larger files as one replace snapshot (prepared beside the commit loop,
+//! committed between its commits); and snapshot expiry with deletion of unreferenced files.
 
 use std::collections::{HashMap, HashSet};
 
 use arrow_array::BooleanArray;
 use floe_catalog::commit::LiveFile;
+use floe_catalog::files::NewFile;
 use floe_catalog::Change;
+use iceberg::io::FileIO;
 use iceberg::spec::DataContentType;
 
 use crate::conform::conform;
@@ -101,9 +103,28 @@ pub fn plan(live: &[LiveFile], hits: &Hits, policy: &CompactionPolicy) -> Plan {
     out
 }
 
+/// A compaction written but not yet committed: the files it rewrites and the files it wrote.
+#[derive(Debug)]
+pub struct Prepared {
+    plan: Plan,
+    files: Vec<NewFile>,
+    rows: usize,
+}
+
 /// Compacts `table` when `policy` says so; `None` when there was nothing to do. A conflict with
 /// another writer leaves the table as it was (the new files are deleted) and is returned.
 pub async fn compact(table: &mut TableHandle, policy: &CompactionPolicy) -> Result<Option<Compacted>> {
+    match prepare(table, policy).await? {
+        Some(p) => apply(table, p).await.map(Some),
+        None => Ok(None),
+    }
+}
+
+/// The slow part of a compaction, on the table as `table` holds it: plans, reads the chosen
+/// files (their rows fitted to the current schema, deleted positions left out) and writes the
+/// merged files. Nothing is committed: a loop may keep committing meanwhile and `apply` the
+/// result between its commits.
+pub async fn prepare(table: &TableHandle, policy: &CompactionPolicy) -> Result<Option<Prepared>> {
     let io = table.committer().io().clone();
     let live = table.committer().live_files(&table.loaded.metadata).await?;
     let delete_files: Vec<&LiveFile> = live.iter().filter(|f| f.file.content_type() == DataContentType::PositionDeletes).collect();
@@ -134,6 +155,14 @@ pub async fn compact(table: &mut TableHandle, policy: &CompactionPolicy) -> Resu
     }
     let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
     let files = table.write_whole("compacted", &batches).await?.files;
+    Ok(Some(Prepared { plan, files, rows }))
+}
+
+/// Commits a prepared compaction on top of the table as `table` holds it now (one replace
+/// snapshot carrying the table's offsets on). When a rewritten file is no longer live (a TRUNCATE
+/// came between) the commit fails, and the written files are deleted.
+pub async fn apply(table: &mut TableHandle, prepared: Prepared) -> Result<Compacted> {
+    let Prepared { plan, files, rows } = prepared;
     let removed: HashSet<String> = plan.data.iter().chain(&plan.deletes).cloned().collect();
     // The compaction snapshot carries the table's offsets on, so expiring older snapshots never
     // loses where the table stands in its topic.
@@ -149,14 +178,19 @@ pub async fn compact(table: &mut TableHandle, policy: &CompactionPolicy) -> Resu
             table.loaded = t;
             let done = Compacted { files_in: plan.data.len(), delete_files_in: plan.deletes.len(), files_out: files.len(), rows };
             tracing::info!(table = %table.name, files_in = done.files_in, delete_files_in = done.delete_files_in, files_out = done.files_out, rows, "table compacted");
-            Ok(Some(done))
+            Ok(done)
         }
         Err(e) => {
-            for f in &files {
-                let _ = io.delete(f.file.file_path()).await;
-            }
+            discard(table.committer().io(), Prepared { plan, files, rows }).await;
             Err(e.into())
         }
+    }
+}
+
+/// Deletes the files of a compaction that will not be committed.
+pub async fn discard(io: &FileIO, prepared: Prepared) {
+    for f in &prepared.files {
+        let _ = io.delete(f.file.file_path()).await;
     }
 }
 

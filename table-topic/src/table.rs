@@ -100,7 +100,8 @@ pub const OWNER_KEY: &str = "floe.topic";
 /// The same, for a topic's dead-letter table.
 pub const DLQ_OWNER_KEY: &str = "floe.dead-letters-of";
 
-/// A table being written.
+/// A table being written (a clone is a view of the table as loaded, for work beside the loop).
+#[derive(Clone)]
 pub struct TableHandle {
     committer: Committer,
     pub ns: Namespace,
