@@ -52,7 +52,18 @@ pub struct ObjectBuilder {
 impl ObjectBuilder {
     /// A builder that cuts blocks at about `block_bytes_max`.
     pub fn new(block_bytes_max: usize) -> Self {
-        Self { buf: BytesMut::new(), index: Vec::new(), block_bytes_max: block_bytes_max.max(1), open: None }
+        Self::with_capacity(block_bytes_max, 0)
+    }
+
+    /// As [`Self::new`], its buffer sized for `bytes` at once (a 64 MiB object grown by
+    /// doubling is copied and faulted in about twice over).
+    pub fn with_capacity(block_bytes_max: usize, bytes: usize) -> Self {
+        Self { buf: BytesMut::with_capacity(bytes), index: Vec::new(), block_bytes_max: block_bytes_max.max(1), open: None }
+    }
+
+    /// The bytes an object of `batches` takes, blocks and an index entry a batch at most.
+    pub fn bytes_for<'a>(batches: impl IntoIterator<Item = &'a Batch>) -> usize {
+        batches.into_iter().map(|b| RECORD_HEADER_BYTES + ENTRY_BYTES + b.payload.len()).sum::<usize>() + FOOTER_BYTES
     }
 
     /// Adds a batch. Batches of one stream must come in offset order; a gap (a rewrite dropped

@@ -5,13 +5,14 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
 use object_store::{PutMode, PutOptions, PutPayload};
 
 use super::writer::fail;
 use super::Inner;
 use crate::manifest::{object_path, ObjectMeta, RangeRef};
-use crate::object::ObjectBuilder;
-use crate::{Error, Result, StreamId};
+use crate::object::{IndexEntry, ObjectBuilder};
+use crate::{Batch, Error, Result, StreamId};
 
 pub(super) async fn upload_loop(inner: Arc<Inner>) {
     let interval = Duration::from_millis(inner.config.upload_interval_ms.max(10));
@@ -47,29 +48,16 @@ pub(crate) async fn upload_once(inner: &Arc<Inner>) -> Result<bool> {
     if pending.is_empty() {
         return Ok(false);
     }
-    let block = inner.config.object_block_bytes as usize;
-    let mut objects: Vec<(bool, ObjectBuilder)> = Vec::new();
-    let mut shared = ObjectBuilder::new(block);
-    for (stream, batches) in &pending {
-        let bytes: u64 = batches.iter().map(|b| b.payload.len() as u64).sum();
-        let own = bytes >= inner.config.stream_object_bytes;
-        let mut single = ObjectBuilder::new(block);
-        let target = if own { &mut single } else { &mut shared };
-        for b in batches {
-            target.push(*stream, b);
-        }
-        if own {
-            objects.push((true, single));
-        }
-    }
-    if !shared.is_empty() {
-        objects.push((false, shared));
-    }
+    // The objects are built (hundreds of MiB copied and checksummed) on a blocking thread: on
+    // an async worker they stall every request that worker holds.
+    let (block, own_min) = (inner.config.object_block_bytes as usize, inner.config.stream_object_bytes);
+    let ends: Vec<(StreamId, u64)> = pending.iter().filter_map(|(s, b)| Some((*s, b.last()?.end_offset()))).collect();
+    let streams = pending.len();
+    let objects = tokio::task::spawn_blocking(move || build(&pending, block, own_min)).await.map_err(|e| Error::Io(std::io::Error::other(e)))?;
     let mut next = meta.current().clone();
     let mut total = 0u64;
     let mut ids = Vec::new();
-    for (stream_object, builder) in objects {
-        let (bytes, index) = builder.finish();
+    for (stream_object, (bytes, index)) in objects {
         let id = next.next_object_id;
         next.next_object_id += 1;
         let size = bytes.len() as u64;
@@ -94,8 +82,7 @@ pub(crate) async fn upload_once(inner: &Arc<Inner>) -> Result<bool> {
         }
     }
     next.wal_committed_pos = wal_pos;
-    let uploaded: Vec<(StreamId, u64)> =
-        pending.iter().filter_map(|(s, b)| Some((*s, b.last()?.end_offset()))).filter(|(s, _)| next.streams.contains_key(s)).collect();
+    let uploaded: Vec<(StreamId, u64)> = ends.into_iter().filter(|(s, _)| next.streams.contains_key(s)).collect();
     next.collect_garbage(inner.now_ms());
     meta.commit(next).await?;
     {
@@ -111,6 +98,28 @@ pub(crate) async fn upload_once(inner: &Arc<Inner>) -> Result<bool> {
     inner.stats.upload_bytes.fetch_add(total, Relaxed);
     inner.stats.upload_seconds.observe(started.elapsed());
     inner.space_freed.notify_waiters();
-    tracing::debug!(objects = ?ids, bytes = total, streams = pending.len(), "uploaded");
+    tracing::debug!(objects = ?ids, bytes = total, streams, "uploaded");
     Ok(true)
+}
+
+/// The objects of one upload: a stream object for each stream with at least `own_min` bytes
+/// pending, one stream-set object for the rest; each built in a buffer of its final size.
+fn build(pending: &[(StreamId, Vec<Batch>)], block: usize, own_min: u64) -> Vec<(bool, (Bytes, Vec<IndexEntry>))> {
+    let bytes_of = |batches: &[Batch]| batches.iter().map(|b| b.payload.len() as u64).sum::<u64>();
+    let (own, shared): (Vec<_>, Vec<_>) = pending.iter().partition(|(_, batches)| bytes_of(batches) >= own_min);
+    let mut out = Vec::new();
+    for (stream, batches) in own {
+        let mut single = ObjectBuilder::with_capacity(block, ObjectBuilder::bytes_for(batches));
+        batches.iter().for_each(|b| single.push(*stream, b));
+        out.push((true, single.finish()));
+    }
+    if !shared.is_empty() {
+        let all: Vec<&Batch> = shared.iter().flat_map(|(_, b)| b).collect();
+        let mut builder = ObjectBuilder::with_capacity(block, ObjectBuilder::bytes_for(all.iter().copied()));
+        for (stream, batches) in shared {
+            batches.iter().for_each(|b| builder.push(*stream, b));
+        }
+        out.push((false, builder.finish()));
+    }
+    out
 }
