@@ -103,8 +103,8 @@ pub struct Coordinator {
     /// When compaction and expiry last ran, and the data files committed since.
     maintained_at: Option<tokio::time::Instant>,
     files_since_maintenance: u64,
-    /// A compaction being prepared beside the loop, committed by it once written.
-    compaction: Option<maintain::InFlight>,
+    /// Compaction and expired-file cleanup running beside the loop.
+    background: maintain::Background,
     pub status: Arc<Mutex<Status>>,
     /// Commit time and commit lag (`/metrics`).
     histograms: TableHistograms,
@@ -138,7 +138,7 @@ impl Coordinator {
             index: None,
             maintained_at: None,
             files_since_maintenance: 0,
-            compaction: None,
+            background: maintain::Background::default(),
             status,
             histograms: TableHistograms::default(),
             now_ms: crate::system_now_ms(),

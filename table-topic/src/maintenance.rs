@@ -5,7 +5,7 @@
 use std::collections::{HashMap, HashSet};
 
 use arrow_array::BooleanArray;
-use floe_catalog::commit::LiveFile;
+use floe_catalog::commit::{Expired, LiveFile};
 use floe_catalog::files::NewFile;
 use floe_catalog::Change;
 use iceberg::io::FileIO;
@@ -194,21 +194,18 @@ pub async fn discard(io: &FileIO, prepared: Prepared) {
     }
 }
 
-/// Expires snapshots older than `older_than_hours` beyond the newest `retain_last`, deleting files
-/// only they reached. Returns how many snapshots went.
-pub async fn expire(table: &mut TableHandle, older_than_hours: u64, retain_last: usize, now_ms: i64) -> Result<usize> {
+/// Removes the snapshots older than `older_than_hours` beyond the newest `retain_last` (one
+/// metadata commit); the files only they reached are deleted by `Committer::delete_expired`,
+/// which may run beside later commits. `None` when none expired.
+pub async fn expire(table: &mut TableHandle, older_than_hours: u64, retain_last: usize, now_ms: i64) -> Result<Option<Expired>> {
     let older_than_ms = now_ms.saturating_sub((older_than_hours as i64).saturating_mul(3_600_000));
     let base = table.loaded.clone();
-    match table.committer().expire_snapshots(&table.ns, &table.name, &base, older_than_ms, retain_last).await {
-        Ok((t, report)) => {
-            table.loaded = t;
-            if !report.expired_snapshot_ids.is_empty() {
-                tracing::info!(table = %table.name, snapshots = report.expired_snapshot_ids.len(), files = report.deleted_files, "snapshots expired");
-            }
-            Ok(report.expired_snapshot_ids.len())
-        }
-        Err(e) => Err(e.into()),
+    let (after, expired) = table.committer().remove_snapshots(&table.ns, &table.name, &base, older_than_ms, retain_last).await?;
+    table.loaded = after;
+    if let Some(e) = &expired {
+        tracing::info!(table = %table.name, snapshots = e.snapshot_ids.len(), "snapshots expired");
     }
+    Ok(expired)
 }
 
 #[cfg(test)]

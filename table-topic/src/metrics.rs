@@ -1,4 +1,4 @@
-//! Commit time and commit lag of each table, as Prometheus histograms labelled by topic and table.
+//! Commit time, commit lag and the loop's upkeep time of each table, as Prometheus histograms labelled by topic and table.
 
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::Histogram;
@@ -22,11 +22,18 @@ pub struct TableMetrics {
     /// the worst delay a record of that commit saw from produce to visible in the table
     /// (record timestamps, as Kafka Streams' end-to-end latency; a future one counts as 0).
     pub commit_lag_seconds: ByTable,
+    /// Upkeep run by the commit loop between its commits (a compaction's commit, snapshot
+    /// expiry, orphan removal): time the next commit waited for.
+    pub maintenance_seconds: ByTable,
 }
 
 impl Default for TableMetrics {
     fn default() -> Self {
-        Self { commit_seconds: Family::new_with_constructor(histogram), commit_lag_seconds: Family::new_with_constructor(histogram) }
+        Self {
+            commit_seconds: Family::new_with_constructor(histogram),
+            commit_lag_seconds: Family::new_with_constructor(histogram),
+            maintenance_seconds: Family::new_with_constructor(histogram),
+        }
     }
 }
 
@@ -35,11 +42,12 @@ impl Default for TableMetrics {
 pub struct TableHistograms {
     pub commit_seconds: Histogram,
     pub commit_lag_seconds: Histogram,
+    pub maintenance_seconds: Histogram,
 }
 
 impl Default for TableHistograms {
     fn default() -> Self {
-        Self { commit_seconds: histogram(), commit_lag_seconds: histogram() }
+        Self { commit_seconds: histogram(), commit_lag_seconds: histogram(), maintenance_seconds: histogram() }
     }
 }
 
@@ -50,6 +58,7 @@ impl TableMetrics {
         TableHistograms {
             commit_seconds: self.commit_seconds.get_or_create_owned(&labels),
             commit_lag_seconds: self.commit_lag_seconds.get_or_create_owned(&labels),
+            maintenance_seconds: self.maintenance_seconds.get_or_create_owned(&labels),
         }
     }
 
@@ -58,6 +67,7 @@ impl TableMetrics {
         let labels = labels(topic, table);
         self.commit_seconds.remove(&labels);
         self.commit_lag_seconds.remove(&labels);
+        self.maintenance_seconds.remove(&labels);
     }
 }
 

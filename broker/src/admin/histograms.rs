@@ -22,6 +22,11 @@ pub fn render(b: &Broker, out: &mut String) {
     let t = &b.table_topics.metrics;
     r.register("floe_table_topic_commit_seconds", "Table Topic commit cycles that committed: read, decode, write, commit.", t.commit_seconds.clone());
     r.register("floe_table_topic_commit_lag_seconds", "Per commit, from its oldest record's timestamp to the snapshot landing.", t.commit_lag_seconds.clone());
+    r.register(
+        "floe_table_topic_maintenance_seconds",
+        "Upkeep the commit loop ran between two commits (compaction commit, snapshot expiry, orphan removal).",
+        t.maintenance_seconds.clone(),
+    );
     if let Err(e) = encode_registry(out, &r) {
         tracing::warn!(error = %e, "histograms could not be encoded");
     }

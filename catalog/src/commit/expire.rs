@@ -3,6 +3,7 @@
 //! data and delete files) is deleted.
 
 use std::collections::HashSet;
+use std::sync::Arc;
 
 use iceberg::spec::TableMetadata;
 use iceberg::{TableRequirement, TableUpdate};
@@ -51,6 +52,14 @@ pub fn to_expire(meta: &TableMetadata, older_than_ms: i64, retain_last: usize) -
     out
 }
 
+/// Snapshots removed from a table whose files are not deleted yet: the table as it was before,
+/// which still reaches them.
+#[derive(Debug, Clone)]
+pub struct Expired {
+    pub before: Arc<TableMetadata>,
+    pub snapshot_ids: Vec<i64>,
+}
+
 impl Committer {
     /// Expires snapshots of `base` (see [`to_expire`]) and deletes the files only they reached.
     pub async fn expire_snapshots(
@@ -61,21 +70,44 @@ impl Committer {
         older_than_ms: i64,
         retain_last: usize,
     ) -> Result<(LoadedTable, ExpireReport)> {
+        let (after, expired) = self.remove_snapshots(ns, name, base, older_than_ms, retain_last).await?;
+        let Some(expired) = expired else { return Ok((after, ExpireReport::default())) };
+        let deleted_files = self.delete_expired(&expired, &after.metadata).await?;
+        Ok((after, ExpireReport { expired_snapshot_ids: expired.snapshot_ids, deleted_files }))
+    }
+
+    /// The commit half of an expiry: removes the snapshots of `base` that expire (one metadata
+    /// update, no file read). Their files go with [`Self::delete_expired`], which may run later
+    /// and beside further commits.
+    pub async fn remove_snapshots(
+        &self,
+        ns: &Namespace,
+        name: &str,
+        base: &LoadedTable,
+        older_than_ms: i64,
+        retain_last: usize,
+    ) -> Result<(LoadedTable, Option<Expired>)> {
         let meta = base.metadata.as_ref();
         let expired = to_expire(meta, older_than_ms, retain_last);
         if expired.is_empty() {
-            return Ok((base.clone(), ExpireReport::default()));
+            return Ok((base.clone(), None));
         }
-        // What only the expired snapshots reach is read before they are gone; what the table
-        // still reaches is read after the commit, so nothing a newer snapshot uses is deleted.
-        let candidates = self.reachable(meta, expired.iter().copied()).await?;
         let requirements = vec![
             TableRequirement::UuidMatch { uuid: meta.uuid() },
             TableRequirement::RefSnapshotIdMatch { r#ref: "main".into(), snapshot_id: meta.current_snapshot_id() },
         ];
         let updates = vec![TableUpdate::RemoveSnapshots { snapshot_ids: expired.clone() }];
         let after = self.target.commit(ns, name, requirements, updates).await?;
-        let still = self.reachable(&after.metadata, after.metadata.snapshots().map(|s| s.snapshot_id())).await?;
+        Ok((after, Some(Expired { before: base.metadata.clone(), snapshot_ids: expired })))
+    }
+
+    /// The file half of an expiry: deletes every file only the expired snapshots reached, as read
+    /// from the table before they went, that no snapshot of `after` (the table as committed by
+    /// the removal, or any later version: later snapshots only add files or drop those the
+    /// current one holds) reaches. Returns how many files went.
+    pub async fn delete_expired(&self, expired: &Expired, after: &TableMetadata) -> Result<usize> {
+        let candidates = self.reachable(&expired.before, expired.snapshot_ids.iter().copied()).await?;
+        let still = self.reachable(after, after.snapshots().map(|s| s.snapshot_id())).await?;
         let mut deleted = 0;
         for f in candidates.difference(&still) {
             match self.io.delete(f).await {
@@ -83,7 +115,7 @@ impl Committer {
                 Err(e) => tracing::warn!(file = %f, error = %e, "expired file not deleted; it is unreferenced and can be removed by hand"),
             }
         }
-        Ok((after, ExpireReport { expired_snapshot_ids: expired, deleted_files: deleted }))
+        Ok(deleted)
     }
 
     /// Every file the given snapshots reach: manifest lists, manifests, data and delete files.

@@ -225,3 +225,36 @@ async fn orphans_go_and_committed_files_stay() {
     assert_eq!(f.ids().await, BTreeSet::from([1, 2]));
     assert_eq!(f.committer.remove_orphans(&t.metadata, now_ms + 1_000).await.expect("no lister"), 0, "a committer that cannot list removes nothing");
 }
+
+#[tokio::test]
+async fn an_expiry_whose_files_are_deleted_after_later_commits_deletes_only_what_the_expired_snapshots_reached() {
+    let f = fixture().await;
+    let a = f.data_file("a", &[1]).await;
+    let a_path = a.file.file_path().to_string();
+    let t1 = f.commit(Change::Append(vec![a])).await.expect("a");
+    let b = f.data_file("b", &[2]).await;
+    let b_path = b.file.file_path().to_string();
+    f.commit(Change::Append(vec![b])).await.expect("b");
+    let c = f.data_file("c", &[1, 2]).await;
+    let t3 = f.commit(Change::Replace { removed: HashSet::from([a_path.clone(), b_path.clone()]), data: vec![c], deletes: vec![] }).await.expect("c");
+    let (after, expired) = f.committer.remove_snapshots(&f.ns, "t", &t3, now_ms() + 1, 1).await.expect("remove");
+    let expired = expired.expect("two snapshots expire");
+    assert_eq!(expired.snapshot_ids.len(), 2);
+    assert!(f.exists(&a_path).await, "the removal alone deletes nothing");
+    // The loop commits on before the files go.
+    let d = f.data_file("d", &[3]).await;
+    let t5 = f.commit(Change::Append(vec![d])).await.expect("d");
+    let deleted = f.committer.delete_expired(&expired, &after.metadata).await.expect("delete");
+    let old_list = t1.metadata.current_snapshot().expect("s").manifest_list().to_string();
+    for gone in [&a_path, &b_path, &old_list] {
+        assert!(!f.exists(gone).await, "{gone} should be deleted");
+    }
+    assert!(deleted >= 3);
+    for kept in f.committer.live_files(&t5.metadata).await.expect("live") {
+        assert!(f.exists(kept.file.file_path()).await, "{} is live", kept.file.file_path());
+    }
+    for mf in f.committer.manifests(&t5.metadata, t5.metadata.current_snapshot_id()).await.expect("manifests") {
+        assert!(f.exists(&mf.manifest_path).await, "{} is live", mf.manifest_path);
+    }
+    assert_eq!(f.ids().await, BTreeSet::from([1, 2, 3]));
+}

@@ -1,11 +1,17 @@
 //! The loop's table upkeep between its commits: compaction, snapshot expiry and orphan removal.
 //!
-//! An append-only table's compaction is prepared (planned, read, merged and written) by a task
-//! beside the loop, which keeps committing meanwhile; the loop commits the merged files between
-//! two of its own commits, so a large merge never holds up freshness. An upsert table compacts
-//! inline: its key index and position deletes point into the files being rewritten.
+//! What reads or writes many files runs beside the loop, which keeps committing meanwhile: an
+//! append-only table's compaction is prepared (planned, read, merged, written) by a task and
+//! committed by the loop between two of its commits; an expiry's snapshots are removed by the
+//! loop (one metadata commit) and their files deleted by a task. An upsert table compacts inline
+//! (its key index and position deletes point into the files rewritten); orphan removal runs in
+//! the loop once per maintenance interval (between its commits, no file of its own is in flight).
 
+use std::sync::Arc;
 use std::time::Duration;
+
+use floe_catalog::commit::Expired;
+use iceberg::spec::TableMetadata;
 
 use crate::error::Result;
 use crate::maintenance::{self, Compacted, Prepared};
@@ -13,37 +19,60 @@ use crate::table::TableHandle;
 
 use super::{ns_of, Coordinator};
 
-/// A compaction being prepared; aborted when the loop stops (its files, never committed, are
-/// orphans the next loop's orphan removal takes).
-pub(super) struct InFlight(tokio::task::JoinHandle<Result<Option<Prepared>>>);
+/// Work of the loop's running beside it; aborted when the loop stops (files a compaction wrote
+/// and never committed, or an expiry left, are orphans the next orphan removal takes).
+pub(super) struct InFlight<T>(tokio::task::JoinHandle<T>);
 
-impl InFlight {
-    /// Whether the merged files are written (or the task failed).
+impl<T> InFlight<T> {
+    /// Whether the task finished.
     pub(super) fn done(&self) -> bool {
         self.0.is_finished()
     }
 }
 
-impl Drop for InFlight {
+impl<T> Drop for InFlight<T> {
     fn drop(&mut self) {
         self.0.abort();
     }
 }
 
+/// The loop's background upkeep: at most one compaction and one expired-file cleanup at a time.
+#[derive(Default)]
+pub(super) struct Background {
+    pub(super) compaction: Option<InFlight<Result<Option<Prepared>>>>,
+    pub(super) cleanup: Option<InFlight<()>>,
+}
+
 impl Coordinator {
     /// Commits a compaction prepared beside the loop once it is written; then, once per
-    /// maintenance interval (or after `compaction.trigger.files` new files), expiry, orphan
-    /// removal and the next compaction. A failure is logged and tried again next interval: it
-    /// never holds up commits.
+    /// maintenance interval (or after `compaction.trigger.files` new files), expiry, the next
+    /// compaction, and (by the interval only) orphan removal. A failure is logged and tried
+    /// again next time: it never holds up commits.
     pub(super) async fn maintain(&mut self) {
+        let started = std::time::Instant::now();
+        self.upkeep().await;
+        self.histograms.maintenance_seconds.observe(started.elapsed().as_secs_f64());
+    }
+
+    async fn upkeep(&mut self) {
         self.land_compaction().await;
+        if self.background.cleanup.as_ref().is_some_and(InFlight::done) {
+            self.background.cleanup = None;
+        }
         let by_time = self.maintained_at.is_none_or(|t| t.elapsed() >= Duration::from_millis(self.cfg.maintenance_interval_ms));
         let by_files = self.cfg.compaction.as_ref().is_some_and(|p| self.files_since_maintenance >= p.trigger_files);
         if !by_time && !by_files {
             return;
         }
+        if !by_time && self.background.compaction.is_some() {
+            // The next compaction would wait for this one anyway: the pass runs once it landed
+            // (the files go on counting meanwhile).
+            return;
+        }
         self.files_since_maintenance = 0;
-        self.maintained_at = Some(tokio::time::Instant::now());
+        if by_time {
+            self.maintained_at = Some(tokio::time::Instant::now());
+        }
         // An idle table (no record since this loop started) is maintained too.
         if !self.open_for_maintenance().await {
             return;
@@ -51,7 +80,10 @@ impl Coordinator {
         if self.cfg.keyed() {
             self.compact_inline().await;
         }
-        self.expire_and_remove_orphans().await;
+        self.expire().await;
+        if by_time && self.background.compaction.is_none() && self.background.cleanup.is_none() {
+            self.remove_orphans().await;
+        }
         if !self.cfg.keyed() {
             self.start_compaction();
         }
@@ -86,16 +118,16 @@ impl Coordinator {
     /// Append-only tables: the next compaction starts beside the loop, on the table as it is now.
     fn start_compaction(&mut self) {
         let (Some(policy), Some(table)) = (self.cfg.compaction.clone(), self.table.as_ref()) else { return };
-        if self.compaction.is_some() {
+        if self.background.compaction.is_some() {
             return;
         }
         let view = table.clone();
-        self.compaction = Some(InFlight(tokio::spawn(async move { maintenance::prepare(&view, &policy).await })));
+        self.background.compaction = Some(InFlight(tokio::spawn(async move { maintenance::prepare(&view, &policy).await })));
     }
 
     /// Commits the compaction prepared beside the loop, if it is written.
     async fn land_compaction(&mut self) {
-        let Some(mut task) = self.compaction.take_if(|t| t.done()) else { return };
+        let Some(mut task) = self.background.compaction.take_if(|t| t.done()) else { return };
         let prepared = match (&mut task.0).await {
             Ok(Ok(Some(p))) => p,
             Ok(Ok(None)) => return,
@@ -127,23 +159,42 @@ impl Coordinator {
         }
     }
 
-    /// Snapshot expiry of the table and its dead-letter table, and removal of files no snapshot
-    /// references (not while a compaction's files, written but uncommitted, are in flight).
-    async fn expire_and_remove_orphans(&mut self) {
+    /// Snapshot expiry of the table and its dead-letter table: the snapshots go here, their
+    /// files in a task beside the loop (none while the previous one still deletes).
+    async fn expire(&mut self) {
+        if !self.cfg.expire_enabled || self.background.cleanup.is_some() {
+            return;
+        }
         let now_ms = (self.now_ms)();
-        let orphans_before_ms = now_ms.saturating_sub(i64::try_from(self.cfg.orphan_older_than_ms).unwrap_or(i64::MAX));
-        let in_flight = self.compaction.is_some();
+        let mut gone: Vec<(String, Expired, Arc<TableMetadata>)> = Vec::new();
         for table in [self.table.as_mut(), self.dlq.as_mut()].into_iter().flatten() {
-            if self.cfg.expire_enabled {
-                if let Err(e) = maintenance::expire(table, self.cfg.expire_older_than_hours, self.cfg.expire_retain_last, now_ms).await {
-                    tracing::warn!(topic = %self.topic, table = %table.name, error = %e, "snapshot expiry failed; tried again next interval");
+            match maintenance::expire(table, self.cfg.expire_older_than_hours, self.cfg.expire_retain_last, now_ms).await {
+                Ok(Some(expired)) => gone.push((table.name.clone(), expired, table.loaded.metadata.clone())),
+                Ok(None) => {}
+                Err(e) => tracing::warn!(topic = %self.topic, table = %table.name, error = %e, "snapshot expiry failed; tried again next interval"),
+            }
+        }
+        if gone.is_empty() {
+            return;
+        }
+        let committer = self.committer.clone();
+        self.background.cleanup = Some(InFlight(tokio::spawn(async move {
+            for (table, expired, after) in gone {
+                match committer.delete_expired(&expired, &after).await {
+                    Ok(files) => tracing::debug!(table, files, "files of expired snapshots deleted"),
+                    Err(e) => tracing::warn!(table, error = %e, "deleting the files of expired snapshots failed; orphan removal takes them"),
                 }
             }
-            if in_flight {
-                continue;
-            }
-            // Between this loop's own commits no file of its own is in flight; the grace period
-            // covers any other writer of the table.
+        })));
+    }
+
+    /// Removes files no snapshot of the table or its dead-letter table reaches, older than
+    /// `orphan.older.than.ms`. Run between the loop's own commits, so no file of its own is in
+    /// flight; the grace period covers any other writer of the table.
+    async fn remove_orphans(&mut self) {
+        let now_ms = (self.now_ms)();
+        let orphans_before_ms = now_ms.saturating_sub(i64::try_from(self.cfg.orphan_older_than_ms).unwrap_or(i64::MAX));
+        for table in [self.table.as_ref(), self.dlq.as_ref()].into_iter().flatten() {
             if let Err(e) = table.committer().remove_orphans(&table.loaded.metadata, orphans_before_ms).await {
                 tracing::warn!(topic = %self.topic, table = %table.name, error = %e, "orphan file removal failed; tried again next interval");
             }

@@ -90,7 +90,7 @@ async fn round(s: &mut Setup, count: usize) {
 
 /// Waits for the compaction task to finish writing (it runs on this test's one thread).
 async fn compaction_written(c: &Coordinator) {
-    while !c.compaction.as_ref().expect("a compaction in flight").done() {
+    while !c.background.compaction.as_ref().expect("a compaction in flight").done() {
         tokio::task::yield_now().await;
     }
 }
@@ -127,7 +127,7 @@ async fn a_compaction_prepared_beside_the_loop_lands_on_top_of_the_commits_made_
     let (small, _) = table(&s).await;
     assert_eq!(small.len(), 4, "a file a commit");
     s.coordinator.maintain().await;
-    assert!(s.coordinator.compaction.is_some(), "four new files start a compaction");
+    assert!(s.coordinator.background.compaction.is_some(), "four new files start a compaction");
     // The loop commits while the compaction is in flight.
     round(&mut s, 10).await;
     round(&mut s, 10).await;
@@ -135,7 +135,7 @@ async fn a_compaction_prepared_beside_the_loop_lands_on_top_of_the_commits_made_
     assert_eq!(during.len(), 6);
     compaction_written(&s.coordinator).await;
     s.coordinator.maintain().await;
-    assert!(s.coordinator.compaction.is_none());
+    assert!(s.coordinator.background.compaction.is_none());
     let (after, rows) = table(&s).await;
     assert_eq!(rows, (0..60).collect::<Vec<_>>(), "every row once");
     assert_eq!(after.len(), 3, "the four merged into one; the two committed meanwhile stay: {after:?}");
@@ -168,7 +168,7 @@ async fn a_compaction_whose_files_went_meanwhile_changes_nothing_and_leaves_no_f
     // The loop's own TRUNCATE would leave it with the table as it now is.
     s.coordinator.table = None;
     s.coordinator.maintain().await;
-    assert!(s.coordinator.compaction.is_none());
+    assert!(s.coordinator.background.compaction.is_none());
     let (after, rows) = table(&s).await;
     assert!(after.is_empty() && rows.is_empty(), "no row comes back: {rows:?}");
     assert_eq!(merged_files(&s).await, Vec::<String>::new(), "the merged file is deleted");
