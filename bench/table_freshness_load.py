@@ -2,7 +2,8 @@
 fields (the `translate` rows' shape) at a fixed rate into a Table Topic committing every
 `commit.interval.ms`; every sample period the script reads the node's own
 `floe_table_topic_commit_lag_seconds` histogram (per commit: the oldest record's timestamp → the
-snapshot landing, the worst delay a record of that commit saw) and counts the table's live data
+snapshot landing, the worst delay a record of that commit saw), its commit time and the upkeep
+the loop ran between commits (`floe_table_topic_maintenance_seconds`) and counts the table's live data
 files and times pyiceberg's scan planning, so that file counts and planning time can be seen to
 stay bounded while compaction runs.
 
@@ -32,8 +33,11 @@ from table_ingest import row  # noqa: E402
 TOPIC = "fresh-load"
 
 
-def lag_buckets(floe):
-    return histogram(metrics(floe), "floe_table_topic_commit_lag_seconds", re.escape(f',topic="{TOPIC}",table=') + '"[^"]+"')
+def buckets(floe):
+    """The node's commit lag, commit time and loop upkeep histograms of the table."""
+    text = metrics(floe)
+    labels = re.escape(f',topic="{TOPIC}",table=') + '"[^"]+"'
+    return {name: histogram(text, f"floe_table_topic_{name}_seconds", labels) for name in ("commit_lag", "commit", "maintenance")}
 
 
 def files_and_planning(catalog):
@@ -77,25 +81,32 @@ def run(floe, perf, args):
     catalog = RestCatalog("floe", uri=floe.catalog_url)
     print(f"Table Topic freshness at {args.rate} records/s, commit.interval.ms={args.interval_ms}, {args.partitions} partitions "
           f"(commit lag = oldest record's timestamp → snapshot, per commit; bounds of the node's histogram){''.join(' ' + c for c in args.config)}")
-    print(f"{'t s':>6} {'commits':>8} {'lag p50 <=':>11} {'lag p99 <=':>11} {'data files':>11} {'plan ms':>8} {'snapshots':>10}")
-    start, first, previous = time.time(), lag_buckets(floe), lag_buckets(floe)
+    print(f"{'t s':>6} {'commits':>8} {'lag p50 <=':>11} {'lag p99 <=':>11} {'commit p99 <=':>14} {'upkeep p99 <=':>14} "
+          f"{'data files':>11} {'plan ms':>8} {'snapshots':>10}")
+    start, first = time.time(), buckets(floe)
+    previous = first
     while load.poll() is None:
         time.sleep(args.sample_seconds)
-        now = lag_buckets(floe)
-        if not now:
+        now = buckets(floe)
+        if not now["commit_lag"]:
             continue
-        count = now[float("inf")] - previous.get(float("inf"), 0)
+        count = now["commit_lag"][float("inf")] - previous["commit_lag"].get(float("inf"), 0)
         files, plan, snapshots = files_and_planning(catalog)
-        p50, p99 = bucket_percentile(previous, now, 50), bucket_percentile(previous, now, 99)
-        print(f"{time.time() - start:>6.0f} {count:>8.0f} {p50 * 1000:>9.0f}ms {p99 * 1000:>9.0f}ms {files:>11} {plan * 1000:>8.0f} {snapshots:>10}")
+        p50, p99 = bucket_percentile(previous["commit_lag"], now["commit_lag"], 50), bucket_percentile(previous["commit_lag"], now["commit_lag"], 99)
+        commit99, upkeep99 = (bucket_percentile(previous[k], now[k], 99) for k in ("commit", "maintenance"))
+        print(f"{time.time() - start:>6.0f} {count:>8.0f} {p50 * 1000:>9.0f}ms {p99 * 1000:>9.0f}ms {commit99 * 1000:>12.0f}ms {upkeep99 * 1000:>12.0f}ms "
+              f"{files:>11} {plan * 1000:>8.0f} {snapshots:>10}")
         previous = now
     if load.returncode != 0:
         raise RuntimeError(f"rdkafka_performance failed:\n{load.stderr.read()[-2000:]}")
     time.sleep(args.interval_ms / 1000 * 4)
-    end = lag_buckets(floe)
+    end = buckets(floe)
     files, plan, snapshots = files_and_planning(catalog)
-    print(f"whole run: {end[float('inf')] - first.get(float('inf'), 0):.0f} commits, commit lag p50 <= {bucket_percentile(first, end, 50) * 1000:.0f} ms, "
-          f"p99 <= {bucket_percentile(first, end, 99) * 1000:.0f} ms; {files} live data files, scan planned in {plan * 1000:.0f} ms, {snapshots} snapshots")
+    lag_first, lag_end = first["commit_lag"], end["commit_lag"]
+    print(f"whole run: {lag_end[float('inf')] - lag_first.get(float('inf'), 0):.0f} commits, commit lag p50 <= {bucket_percentile(lag_first, lag_end, 50) * 1000:.0f} ms, "
+          f"p99 <= {bucket_percentile(lag_first, lag_end, 99) * 1000:.0f} ms, commit time p99 <= {bucket_percentile(first['commit'], end['commit'], 99) * 1000:.0f} ms, "
+          f"upkeep p99 <= {bucket_percentile(first['maintenance'], end['maintenance'], 99) * 1000:.0f} ms; "
+          f"{files} live data files, scan planned in {plan * 1000:.0f} ms, {snapshots} snapshots")
 
 
 if __name__ == "__main__":

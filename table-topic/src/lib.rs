@@ -12,6 +12,7 @@
 //! - [`keys`]: upsert keys and the index of live rows behind position deletes.
 //! - [`dlq`]: the dead-letter table; [`status`]: what each table reports.
 
+pub mod background;
 pub mod config;
 pub mod conform;
 pub mod coordinator;

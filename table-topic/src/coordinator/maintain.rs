@@ -6,6 +6,7 @@
 //! loop (one metadata commit) and their files deleted by a task. An upsert table compacts inline
 //! (its key index and position deletes point into the files rewritten); orphan removal runs in
 //! the loop once per maintenance interval (between its commits, no file of its own is in flight).
+//! The tasks run on the low-priority upkeep thread (`background.rs`).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -122,7 +123,7 @@ impl Coordinator {
             return;
         }
         let view = table.clone();
-        self.background.compaction = Some(InFlight(tokio::spawn(async move { maintenance::prepare(&view, &policy).await })));
+        self.background.compaction = Some(InFlight(crate::background::spawn(async move { maintenance::prepare(&view, &policy).await })));
     }
 
     /// Commits the compaction prepared beside the loop, if it is written.
@@ -178,7 +179,7 @@ impl Coordinator {
             return;
         }
         let committer = self.committer.clone();
-        self.background.cleanup = Some(InFlight(tokio::spawn(async move {
+        self.background.cleanup = Some(InFlight(crate::background::spawn(async move {
             for (table, expired, after) in gone {
                 match committer.delete_expired(&expired, &after).await {
                     Ok(files) => tracing::debug!(table, files, "files of expired snapshots deleted"),
