@@ -70,6 +70,12 @@ static KEYS: &[Key] = &[
     Key { name: "automq.table.topic.expire.snapshot.enabled", kind: Kind::Bool, default: Some("true"), doc: "Expire old snapshots." },
     Key { name: "automq.table.topic.expire.snapshot.older.than.hours", kind: Kind::Long { min: 0 }, default: Some("1"), doc: "Snapshots older than this expire (0: all but the retained ones)." },
     Key { name: "automq.table.topic.expire.snapshot.retain.last", kind: Kind::Long { min: 1 }, default: Some("1"), doc: "Snapshots always kept." },
+    Key {
+        name: "automq.table.topic.expire.snapshot.retain.max",
+        kind: Kind::Long { min: 1 },
+        default: Some("1000"),
+        doc: "Beyond this many snapshots, younger ones expire too: every commit rewrites a metadata file listing them all (Floe's own).",
+    },
     Key { name: "automq.table.topic.maintenance.interval.ms", kind: Kind::Long { min: 100 }, default: Some("300000"), doc: "How often compaction and snapshot expiry run (Floe's own)." },
     Key { name: "automq.table.topic.compaction.enable", kind: Kind::Bool, default: Some("true"), doc: "Rewrite small data files and position deletes into larger files (Floe's own)." },
     Key { name: "automq.table.topic.compaction.target.file.bytes", kind: Kind::Long { min: 1 }, default: Some("134217728"), doc: "Data files below this size are compacted (Floe's own)." },

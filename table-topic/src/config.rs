@@ -80,6 +80,8 @@ pub struct TableConfig {
     pub expire_enabled: bool,
     pub expire_older_than_hours: u64,
     pub expire_retain_last: usize,
+    /// Beyond this many snapshots, younger ones expire too (Floe's own).
+    pub expire_retain_max: usize,
     /// How often compaction and expiry run (between commits of the same loop).
     pub maintenance_interval_ms: u64,
     /// `None` when compaction is off.
@@ -217,6 +219,7 @@ impl TableConfig {
             expire_enabled: boolean(configs, "expire.snapshot.enabled", true)?,
             expire_older_than_hours: number(configs, "expire.snapshot.older.than.hours", 1)?,
             expire_retain_last: number(configs, "expire.snapshot.retain.last", 1)?.max(1) as usize,
+            expire_retain_max: number(configs, "expire.snapshot.retain.max", 1000)?.max(1) as usize,
             maintenance_interval_ms: number(configs, "maintenance.interval.ms", 300_000)?.max(100),
             compaction: match boolean(configs, "compaction.enable", true)? {
                 false => None,

@@ -5,7 +5,7 @@
 use std::collections::{HashMap, HashSet};
 
 use arrow_array::BooleanArray;
-use floe_catalog::commit::{Expired, LiveFile};
+use floe_catalog::commit::{Expired, LiveFile, Retention};
 use floe_catalog::files::NewFile;
 use floe_catalog::Change;
 use iceberg::io::FileIO;
@@ -194,13 +194,12 @@ pub async fn discard(io: &FileIO, prepared: Prepared) {
     }
 }
 
-/// Removes the snapshots older than `older_than_hours` beyond the newest `retain_last` (one
-/// metadata commit); the files only they reached are deleted by `Committer::delete_expired`,
-/// which may run beside later commits. `None` when none expired.
-pub async fn expire(table: &mut TableHandle, older_than_hours: u64, retain_last: usize, now_ms: i64) -> Result<Option<Expired>> {
-    let older_than_ms = now_ms.saturating_sub((older_than_hours as i64).saturating_mul(3_600_000));
+/// Removes the snapshots `retention` lets go (one metadata commit); the files only they reached
+/// are deleted by `Committer::delete_expired`, which may run beside later commits. `None` when
+/// none expired.
+pub async fn expire(table: &mut TableHandle, retention: Retention) -> Result<Option<Expired>> {
     let base = table.loaded.clone();
-    let (after, expired) = table.committer().remove_snapshots(&table.ns, &table.name, &base, older_than_ms, retain_last).await?;
+    let (after, expired) = table.committer().remove_snapshots(&table.ns, &table.name, &base, retention).await?;
     table.loaded = after;
     if let Some(e) = &expired {
         tracing::info!(table = %table.name, snapshots = e.snapshot_ids.len(), "snapshots expired");

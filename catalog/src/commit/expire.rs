@@ -1,6 +1,6 @@
-//! Snapshot expiry: snapshots older than a time, beyond the last N of `main` and not named by any
-//! ref, are removed in one commit; then every file only they reached (manifest lists, manifests,
-//! data and delete files) is deleted.
+//! Snapshot expiry: snapshots older than a time (or beyond the newest M), beyond the last N of
+//! `main` and not named by any ref, are removed in one commit; then every file only they reached
+//! (manifest lists, manifests, data and delete files) is deleted.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -32,22 +32,40 @@ fn ref_heads(meta: &TableMetadata) -> HashSet<i64> {
     out
 }
 
-/// The snapshots that expire: older than `older_than_ms`, not among the newest `retain_last` of
-/// `main`'s history, not a ref's head.
-pub fn to_expire(meta: &TableMetadata, older_than_ms: i64, retain_last: usize) -> Vec<i64> {
+/// Which snapshots an expiry keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retention {
+    /// Snapshots older than this (ms since the epoch) expire...
+    pub older_than_ms: i64,
+    /// ...except the newest `retain_last` of `main`'s history (at least one)...
+    pub retain_last: usize,
+    /// ...and beyond the newest `retain_max` snapshots, younger ones expire too: a table
+    /// committing every 250 ms would otherwise keep 14,400 snapshots an hour, listed in a
+    /// metadata file rewritten by every commit.
+    pub retain_max: usize,
+}
+
+/// The snapshots that expire under `r`; a ref's head never does.
+pub fn to_expire(meta: &TableMetadata, r: Retention) -> Vec<i64> {
     let mut keep = ref_heads(meta);
     let mut cursor = meta.current_snapshot();
     let mut n = 0;
     while let Some(s) = cursor {
-        if n >= retain_last.max(1) {
+        if n >= r.retain_last.max(1) {
             break;
         }
         keep.insert(s.snapshot_id());
         n += 1;
         cursor = s.parent_snapshot_id().and_then(|p| meta.snapshot_by_id(p));
     }
-    let mut out: Vec<i64> =
-        meta.snapshots().filter(|s| s.timestamp_ms() < older_than_ms && !keep.contains(&s.snapshot_id())).map(|s| s.snapshot_id()).collect();
+    let mut newest: Vec<(i64, i64)> = meta.snapshots().map(|s| (s.sequence_number(), s.snapshot_id())).collect();
+    newest.sort_unstable_by(|a, b| b.cmp(a));
+    let recent: HashSet<i64> = newest.into_iter().take(r.retain_max.max(1)).map(|(_, id)| id).collect();
+    let mut out: Vec<i64> = meta
+        .snapshots()
+        .filter(|s| (s.timestamp_ms() < r.older_than_ms || !recent.contains(&s.snapshot_id())) && !keep.contains(&s.snapshot_id()))
+        .map(|s| s.snapshot_id())
+        .collect();
     out.sort_unstable();
     out
 }
@@ -62,15 +80,8 @@ pub struct Expired {
 
 impl Committer {
     /// Expires snapshots of `base` (see [`to_expire`]) and deletes the files only they reached.
-    pub async fn expire_snapshots(
-        &self,
-        ns: &Namespace,
-        name: &str,
-        base: &LoadedTable,
-        older_than_ms: i64,
-        retain_last: usize,
-    ) -> Result<(LoadedTable, ExpireReport)> {
-        let (after, expired) = self.remove_snapshots(ns, name, base, older_than_ms, retain_last).await?;
+    pub async fn expire_snapshots(&self, ns: &Namespace, name: &str, base: &LoadedTable, retention: Retention) -> Result<(LoadedTable, ExpireReport)> {
+        let (after, expired) = self.remove_snapshots(ns, name, base, retention).await?;
         let Some(expired) = expired else { return Ok((after, ExpireReport::default())) };
         let deleted_files = self.delete_expired(&expired, &after.metadata).await?;
         Ok((after, ExpireReport { expired_snapshot_ids: expired.snapshot_ids, deleted_files }))
@@ -79,16 +90,9 @@ impl Committer {
     /// The commit half of an expiry: removes the snapshots of `base` that expire (one metadata
     /// update, no file read). Their files go with [`Self::delete_expired`], which may run later
     /// and beside further commits.
-    pub async fn remove_snapshots(
-        &self,
-        ns: &Namespace,
-        name: &str,
-        base: &LoadedTable,
-        older_than_ms: i64,
-        retain_last: usize,
-    ) -> Result<(LoadedTable, Option<Expired>)> {
+    pub async fn remove_snapshots(&self, ns: &Namespace, name: &str, base: &LoadedTable, retention: Retention) -> Result<(LoadedTable, Option<Expired>)> {
         let meta = base.metadata.as_ref();
-        let expired = to_expire(meta, older_than_ms, retain_last);
+        let expired = to_expire(meta, retention);
         if expired.is_empty() {
             return Ok((base.clone(), None));
         }

@@ -23,7 +23,7 @@ use iceberg::spec::{
 use iceberg::{TableRequirement, TableUpdate};
 use summary::Side;
 
-pub use expire::{ExpireReport, Expired};
+pub use expire::{ExpireReport, Expired, Retention};
 pub use target::CommitTarget;
 
 use crate::catalog::{LoadedTable, Namespace};

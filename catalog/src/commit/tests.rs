@@ -155,7 +155,8 @@ async fn append_row_delta_replace_and_expire_read_back_right() {
     // Expiry: only the current snapshot stays; files only older snapshots reached are deleted.
     let old_list = t1.metadata.current_snapshot().expect("s").manifest_list().to_string();
     assert!(f.exists(&a_path).await && f.exists(&old_list).await);
-    let (t4, report) = f.committer.expire_snapshots(&f.ns, "t", &t3, now_ms() + 1, 1).await.expect("expire");
+    let (t4, report) =
+        f.committer.expire_snapshots(&f.ns, "t", &t3, Retention { older_than_ms: now_ms() + 1, retain_last: 1, retain_max: 100 }).await.expect("expire");
     assert_eq!(report.expired_snapshot_ids.len(), 2);
     assert_eq!(t4.metadata.snapshots().count(), 1);
     for gone in [&a_path, &b_path, &d_path, &old_list] {
@@ -237,7 +238,8 @@ async fn an_expiry_whose_files_are_deleted_after_later_commits_deletes_only_what
     f.commit(Change::Append(vec![b])).await.expect("b");
     let c = f.data_file("c", &[1, 2]).await;
     let t3 = f.commit(Change::Replace { removed: HashSet::from([a_path.clone(), b_path.clone()]), data: vec![c], deletes: vec![] }).await.expect("c");
-    let (after, expired) = f.committer.remove_snapshots(&f.ns, "t", &t3, now_ms() + 1, 1).await.expect("remove");
+    let (after, expired) =
+        f.committer.remove_snapshots(&f.ns, "t", &t3, Retention { older_than_ms: now_ms() + 1, retain_last: 1, retain_max: 100 }).await.expect("remove");
     let expired = expired.expect("two snapshots expire");
     assert_eq!(expired.snapshot_ids.len(), 2);
     assert!(f.exists(&a_path).await, "the removal alone deletes nothing");
@@ -257,4 +259,38 @@ async fn an_expiry_whose_files_are_deleted_after_later_commits_deletes_only_what
         assert!(f.exists(&mf.manifest_path).await, "{} is live", mf.manifest_path);
     }
     assert_eq!(f.ids().await, BTreeSet::from([1, 2, 3]));
+}
+
+#[tokio::test]
+async fn beyond_the_newest_retain_max_snapshots_young_ones_expire_too() {
+    let f = fixture().await;
+    let mut last = None;
+    for i in 0..5 {
+        let d = f.data_file(&format!("f{i}"), &[i]).await;
+        last = Some(f.commit(Change::Append(vec![d])).await.expect("append"));
+    }
+    let t = last.expect("five commits");
+    let ids: Vec<i64> = {
+        let mut s: Vec<(i64, i64)> = t.metadata.snapshots().map(|s| (s.sequence_number(), s.snapshot_id())).collect();
+        s.sort_unstable();
+        s.into_iter().map(|(_, id)| id).collect()
+    };
+    let young = Retention { older_than_ms: 0, retain_last: 1, retain_max: 100 };
+    assert!(expire::to_expire(&t.metadata, young).is_empty(), "all younger than the cut-off, fewer than retain_max");
+    let capped = Retention { retain_max: 3, ..young };
+    assert_eq!(
+        expire::to_expire(&t.metadata, capped),
+        {
+            let mut v = ids[..2].to_vec();
+            v.sort_unstable();
+            v
+        },
+        "the two oldest go"
+    );
+    let last_kept = Retention { retain_max: 1, retain_last: 2, ..young };
+    assert_eq!(expire::to_expire(&t.metadata, last_kept).len(), 3, "retain.last wins over retain.max");
+    let (after, report) = f.committer.expire_snapshots(&f.ns, "t", &t, capped).await.expect("expire");
+    assert_eq!(report.expired_snapshot_ids.len(), 2);
+    assert_eq!(after.metadata.snapshots().count(), 3);
+    assert_eq!(f.ids().await, BTreeSet::from([0, 1, 2, 3, 4]), "expiry drops history, never rows");
 }

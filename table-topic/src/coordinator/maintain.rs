@@ -11,7 +11,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use floe_catalog::commit::Expired;
+use floe_catalog::commit::{Expired, Retention};
 use iceberg::spec::TableMetadata;
 
 use crate::error::Result;
@@ -167,9 +167,14 @@ impl Coordinator {
             return;
         }
         let now_ms = (self.now_ms)();
+        let retention = Retention {
+            older_than_ms: now_ms.saturating_sub((self.cfg.expire_older_than_hours as i64).saturating_mul(3_600_000)),
+            retain_last: self.cfg.expire_retain_last,
+            retain_max: self.cfg.expire_retain_max,
+        };
         let mut gone: Vec<(String, Expired, Arc<TableMetadata>)> = Vec::new();
         for table in [self.table.as_mut(), self.dlq.as_mut()].into_iter().flatten() {
-            match maintenance::expire(table, self.cfg.expire_older_than_hours, self.cfg.expire_retain_last, now_ms).await {
+            match maintenance::expire(table, retention).await {
                 Ok(Some(expired)) => gone.push((table.name.clone(), expired, table.loaded.metadata.clone())),
                 Ok(None) => {}
                 Err(e) => tracing::warn!(topic = %self.topic, table = %table.name, error = %e, "snapshot expiry failed; tried again next interval"),
