@@ -114,8 +114,7 @@ fn build(pending: &[(StreamId, Vec<Batch>)], block: usize, own_min: u64) -> Vec<
         out.push((true, single.finish()));
     }
     if !shared.is_empty() {
-        let all: Vec<&Batch> = shared.iter().flat_map(|(_, b)| b).collect();
-        let mut builder = ObjectBuilder::with_capacity(block, ObjectBuilder::bytes_for(all.iter().copied()));
+        let mut builder = ObjectBuilder::with_capacity(block, ObjectBuilder::bytes_for(shared.iter().flat_map(|(_, b)| b)));
         for (stream, batches) in shared {
             batches.iter().for_each(|b| builder.push(*stream, b));
         }

@@ -81,10 +81,11 @@ impl Coordinator {
         if self.cfg.keyed() {
             self.compact_inline().await;
         }
-        self.expire().await;
+        // Before this pass's expiry hands its files to a cleanup task (orphan removal would race it).
         if by_time && self.background.compaction.is_none() && self.background.cleanup.is_none() {
             self.remove_orphans().await;
         }
+        self.expire().await;
         if !self.cfg.keyed() {
             self.start_compaction();
         }

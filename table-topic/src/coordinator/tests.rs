@@ -88,7 +88,7 @@ async fn round(s: &mut Setup, count: usize) {
     assert_eq!(s.coordinator.cycle().await.expect("cycle"), count);
 }
 
-/// Waits for the compaction task to finish writing (it runs on this test's one thread).
+/// Waits for the compaction task (on the upkeep thread) to finish writing.
 async fn compaction_written(c: &Coordinator) {
     while !c.background.compaction.as_ref().expect("a compaction in flight").done() {
         tokio::task::yield_now().await;
