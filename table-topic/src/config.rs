@@ -228,6 +228,7 @@ impl TableConfig {
                     files_min: number(configs, "compaction.files.min", 8)?.max(2) as usize,
                     input_bytes_max: number(configs, "compaction.input.bytes.max", 512 << 20)?.max(1),
                     trigger_files: number(configs, "compaction.trigger.files", 64)?.max(2),
+                    file_rows_max: crate::table::FILE_ROWS_MAX as u64,
                 }),
             },
             orphan_older_than_ms: number(configs, "orphan.older.than.ms", 3_600_000)?,

@@ -42,12 +42,14 @@ impl<T> Drop for InFlight<T> {
 pub(super) struct Background {
     pub(super) compaction: Option<InFlight<Result<Option<Prepared>>>>,
     pub(super) cleanup: Option<InFlight<()>>,
+    /// A pass wanted a compaction while one was in flight: it starts once that one landed.
+    pub(super) compaction_due: bool,
 }
 
 impl Coordinator {
     /// Commits a compaction prepared beside the loop once it is written; then, once per
-    /// maintenance interval (or after `compaction.trigger.files` new files), expiry, the next
-    /// compaction, and (by the interval only) orphan removal. A failure is logged and tried
+    /// maintenance interval (or after `compaction.trigger.files` new files), (by the interval
+    /// only) orphan removal, expiry and the next compaction. A failure is logged and tried
     /// again next time: it never holds up commits.
     pub(super) async fn maintain(&mut self) {
         let started = std::time::Instant::now();
@@ -57,17 +59,15 @@ impl Coordinator {
 
     async fn upkeep(&mut self) {
         self.land_compaction().await;
+        if self.background.compaction_due && self.background.compaction.is_none() {
+            self.start_compaction();
+        }
         if self.background.cleanup.as_ref().is_some_and(InFlight::done) {
             self.background.cleanup = None;
         }
         let by_time = self.maintained_at.is_none_or(|t| t.elapsed() >= Duration::from_millis(self.cfg.maintenance_interval_ms));
         let by_files = self.cfg.compaction.as_ref().is_some_and(|p| self.files_since_maintenance >= p.trigger_files);
         if !by_time && !by_files {
-            return;
-        }
-        if !by_time && self.background.compaction.is_some() {
-            // The next compaction would wait for this one anyway: the pass runs once it landed
-            // (the files go on counting meanwhile).
             return;
         }
         self.files_since_maintenance = 0;
@@ -117,12 +117,15 @@ impl Coordinator {
         self.compacted(done);
     }
 
-    /// Append-only tables: the next compaction starts beside the loop, on the table as it is now.
+    /// Append-only tables: the next compaction starts beside the loop, on the table as it is now;
+    /// while one is in flight, the next starts as soon as it landed.
     fn start_compaction(&mut self) {
         let (Some(policy), Some(table)) = (self.cfg.compaction.clone(), self.table.as_ref()) else { return };
         if self.background.compaction.is_some() {
+            self.background.compaction_due = true;
             return;
         }
+        self.background.compaction_due = false;
         let view = table.clone();
         self.background.compaction = Some(InFlight(crate::background::spawn(async move { maintenance::prepare(&view, &policy).await })));
     }

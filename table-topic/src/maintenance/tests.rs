@@ -22,7 +22,7 @@ fn file(path: &str, content: DataContentType, bytes: u64, seq: i64) -> LiveFile 
 }
 
 fn policy(files_min: usize, input_bytes_max: u64) -> CompactionPolicy {
-    CompactionPolicy { target_file_bytes: 1000, files_min, input_bytes_max, trigger_files: 64 }
+    CompactionPolicy { target_file_bytes: 1000, files_min, input_bytes_max, trigger_files: 64, file_rows_max: 100 }
 }
 
 #[test]
@@ -89,7 +89,11 @@ fn under_a_steady_stream_of_small_files_the_live_count_stays_bounded() {
             seq += 1;
             live.push(file(&format!("f{seq}"), DataContentType::Data, 1024, seq));
         }
-        let p = plan(&live, &HashMap::new(), &CompactionPolicy { target_file_bytes: 1 << 40, files_min, input_bytes_max: u64::MAX, trigger_files: 64 });
+        let p = plan(
+            &live,
+            &HashMap::new(),
+            &CompactionPolicy { target_file_bytes: 1 << 40, files_min, input_bytes_max: u64::MAX, trigger_files: 64, file_rows_max: u64::MAX },
+        );
         if p.data.is_empty() {
             continue;
         }
@@ -107,4 +111,50 @@ fn under_a_steady_stream_of_small_files_the_live_count_stays_bounded() {
     }
     assert!(per_tier.values().all(|n| *n <= files_min), "{per_tier:?}");
     assert!(most <= 64 + 4 * files_min, "{most} live files at most");
+}
+
+#[test]
+fn files_as_full_as_a_written_file_gets_are_never_merged_again() {
+    // Well-compressed rows: a full output (`file_rows_max` rows) stays far below
+    // `target_file_bytes`. A commit writes 5,000 rows; a pass runs every 64 commits and writes
+    // its merge as files of at most `file_rows_max` rows, as `write_whole` does.
+    let policy = CompactionPolicy { target_file_bytes: 1 << 40, files_min: 8, input_bytes_max: u64::MAX, trigger_files: 64, file_rows_max: 1_000_000 };
+    let sized = |path: String, rows: u64, seq: i64| {
+        let mut f = file(&path, DataContentType::Data, rows * 10, seq);
+        f.file = DataFileBuilder::default()
+            .content(DataContentType::Data)
+            .file_path(path)
+            .file_format(DataFileFormat::Parquet)
+            .file_size_in_bytes(rows * 10)
+            .record_count(rows)
+            .partition(Struct::empty())
+            .partition_spec_id(0)
+            .build()
+            .expect("data file");
+        f
+    };
+    let (mut live, mut seq, mut produced, mut rewritten) = (Vec::new(), 0i64, 0u64, 0u64);
+    for _ in 0..400 {
+        for _ in 0..64 {
+            seq += 1;
+            live.push(sized(format!("f{seq}"), 5_000, seq));
+            produced += 5_000;
+        }
+        let p = plan(&live, &HashMap::new(), &policy);
+        let rows: u64 = live.iter().filter(|f| p.data.contains(&f.file.file_path().to_string())).map(|f| f.file.record_count()).sum();
+        rewritten += rows;
+        live.retain(|f| !p.data.contains(&f.file.file_path().to_string()));
+        let mut left = rows;
+        while left > 0 {
+            let n = left.min(policy.file_rows_max);
+            seq += 1;
+            live.push(sized(format!("out{seq}"), n, seq));
+            left -= n;
+        }
+    }
+    // 128M rows went in; each is rewritten about once per size tier on its way to a full file
+    // (a full file rewritten by every pass made this grow with the table: the whole table every pass).
+    assert!(rewritten <= 6 * produced, "{rewritten} rows rewritten for {produced} produced");
+    let full = live.iter().filter(|f| f.file.record_count() == policy.file_rows_max).count();
+    assert!(full >= 100, "the rows end up in full files: {full}");
 }
