@@ -90,8 +90,9 @@ async fn round(s: &mut Setup, count: usize) {
 
 /// Waits for the compaction task (on the upkeep thread) to finish writing.
 async fn compaction_written(c: &Coordinator) {
+    // Polled, not spun: the upkeep thread runs at a lower priority than this one.
     while !c.background.compaction.as_ref().expect("a compaction in flight").done() {
-        tokio::task::yield_now().await;
+        tokio::time::sleep(Duration::from_millis(1)).await;
     }
 }
 

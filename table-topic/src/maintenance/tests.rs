@@ -8,12 +8,16 @@ use iceberg::spec::{DataContentType, DataFileBuilder, DataFileFormat, Struct};
 use super::*;
 
 fn file(path: &str, content: DataContentType, bytes: u64, seq: i64) -> LiveFile {
+    file_of_rows(path, content, bytes, 1, seq)
+}
+
+fn file_of_rows(path: &str, content: DataContentType, bytes: u64, rows: u64, seq: i64) -> LiveFile {
     let file = DataFileBuilder::default()
         .content(content)
         .file_path(path.to_string())
         .file_format(DataFileFormat::Parquet)
         .file_size_in_bytes(bytes)
-        .record_count(1)
+        .record_count(rows)
         .partition(Struct::empty())
         .partition_spec_id(0)
         .build()
@@ -119,20 +123,7 @@ fn files_as_full_as_a_written_file_gets_are_never_merged_again() {
     // `target_file_bytes`. A commit writes 5,000 rows; a pass runs every 64 commits and writes
     // its merge as files of at most `file_rows_max` rows, as `write_whole` does.
     let policy = CompactionPolicy { target_file_bytes: 1 << 40, files_min: 8, input_bytes_max: u64::MAX, trigger_files: 64, file_rows_max: 1_000_000 };
-    let sized = |path: String, rows: u64, seq: i64| {
-        let mut f = file(&path, DataContentType::Data, rows * 10, seq);
-        f.file = DataFileBuilder::default()
-            .content(DataContentType::Data)
-            .file_path(path)
-            .file_format(DataFileFormat::Parquet)
-            .file_size_in_bytes(rows * 10)
-            .record_count(rows)
-            .partition(Struct::empty())
-            .partition_spec_id(0)
-            .build()
-            .expect("data file");
-        f
-    };
+    let sized = |path: String, rows: u64, seq: i64| file_of_rows(&path, DataContentType::Data, rows * 10, rows, seq);
     let (mut live, mut seq, mut produced, mut rewritten) = (Vec::new(), 0i64, 0u64, 0u64);
     for _ in 0..400 {
         for _ in 0..64 {
