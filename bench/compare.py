@@ -1,8 +1,10 @@
 """Floe against Tansu 0.6.0, side by side on this machine, in one run: produce throughput and latency
-at fixed rates (1 KiB records, acks=all, librdkafka through confluent-kafka), end-to-end latency,
-catch-up read throughput, and Table Topic translation and freshness. Prints each figure for every
-broker with its ratio to the first Tansu one, writes JSON and CSV, and plots p99 latency against
-throughput (PNG).
+at fixed rates and the most each takes (1 KiB records, acks=all, librdkafka's native
+`rdkafka_performance`, so that the client is not the limit) with the broker's CPU seconds per GB,
+end-to-end latency, catch-up read throughput, and Table Topic translation and freshness (those
+through confluent-kafka). Prints each figure for every broker with its ratio to the first Tansu one,
+writes JSON and CSV, and plots latency against throughput (PNG) with the disk's own fdatasync'd
+write rate, measured in the same run, as a line.
 
 Run (see bench/README.md):
   FLOE_BIN=target/release/floe TANSU_BIN=~/.cache/floe/tansu/bin/tansu \\
@@ -32,6 +34,7 @@ from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, C
 from conftest import Floe, free_port  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from produce import cpu_seconds, disk_rate, rdkafka_performance, run_perf  # noqa: E402
 from table_topic_freshness import percentile  # noqa: E402
 
 RECORD_BYTES = 1024
@@ -79,6 +82,9 @@ class FloeBroker:
         self.node = Floe(binary, os.path.join(workdir, self.name), extra=["--wal", wal, "--object-store", store], env=dict(CREDS))
         self.table_topics = True
 
+    def pid(self):
+        return self.node.proc.pid
+
     def start(self):
         self.node.start(timeout=60)
         self.bootstrap = self.node.bootstrap
@@ -103,6 +109,9 @@ class TansuBroker:
         self.log = open(os.path.join(workdir, self.name + ".log"), "w")
         self.table_topics = False
 
+    def pid(self):
+        return self.proc.pid
+
     def start(self):
         self.proc = subprocess.Popen(self.args, stdout=self.log, stderr=self.log, env=self.env)
         wait_port(self.port, proc=self.proc)
@@ -124,42 +133,23 @@ def create_topic(bootstrap, name, partitions=1, config=None):
     return admin
 
 
-def produce_at(bootstrap, topic, rate, seconds, payload):
-    """Produces at `rate` records/s (0: as fast as possible) for `seconds`; delivery latencies (s) and throughput."""
-    lat, errors = [], []
-    p = Producer({"bootstrap.servers": bootstrap, "acks": "all", "linger.ms": 1, "enable.idempotence": False,
-                  "queue.buffering.max.messages": 1_000_000, "queue.buffering.max.kbytes": 1_048_576})
-
-    def cb(err, msg, sent):
-        if err is not None:
-            errors.append(err)
-        else:
-            lat.append(time.perf_counter() - sent)
-
-    start = time.perf_counter()
-    i = 0
-    while True:
-        now = time.perf_counter()
-        if now - start >= seconds:
-            break
-        if rate and i >= rate * (now - start):
-            p.poll(0)
-            time.sleep(0.0002)
-            continue
-        sent = time.perf_counter()
-        try:
-            p.produce(topic, value=payload, on_delivery=lambda e, m, s=sent: cb(e, m, s))
-            i += 1
-        except BufferError:
-            p.poll(0.01)
-        if i % 64 == 0:
-            p.poll(0)
-    p.flush(120)
-    # At a fixed rate the window is the run; unthrottled, it lasts until the last acknowledgement.
-    elapsed = seconds if rate else time.perf_counter() - start
-    return {"records": len(lat), "errors": len(errors), "seconds": elapsed, "records_per_s": len(lat) / elapsed,
-            "mb_per_s": len(lat) * len(payload) / elapsed / 1e6,
-            "p50_ms": percentile(lat, 50) * 1e3, "p99_ms": percentile(lat, 99) * 1e3, "p999_ms": percentile(lat, 99.9) * 1e3}
+def produce_native(perf, bootstrap, topic, rate, seconds, workdir):
+    """librdkafka's native `rdkafka_performance` (so that the client is not the limit) produces
+    1 KiB records, acks=all, at `rate` records/s for `seconds` (0: as fast as it goes, sized by a
+    warm-up into another topic): throughput, and at a fixed rate each message's latency as the
+    client saw it."""
+    lat_ms = []
+    if rate:
+        lat_file = os.path.join(workdir, "latency.txt")
+        r = run_perf(perf, bootstrap, topic, int(rate * seconds), RECORD_BYTES, rate=rate, latency_file=lat_file, linger_ms=1, idempotent=False)
+        with open(lat_file) as f:
+            lat_ms = [int(x) / 1000 for x in f.read().split()]  # microseconds in the file
+    else:
+        create_topic(bootstrap, topic + "-warm")
+        warm = run_perf(perf, bootstrap, topic + "-warm", 20_000, RECORD_BYTES, linger_ms=1, idempotent=False)
+        r = run_perf(perf, bootstrap, topic, max(int(warm["msgs_per_s"] * seconds), 1000), RECORD_BYTES, linger_ms=1, idempotent=False)
+    return {"records": r["delivered"], "errors": r["errors"], "seconds": r["seconds"], "records_per_s": r["msgs_per_s"], "mb_per_s": r["mb_per_s"],
+            "p50_ms": percentile(lat_ms, 50), "p99_ms": percentile(lat_ms, 99), "p999_ms": percentile(lat_ms, 99.9)}
 
 
 def end_to_end(bootstrap, topic, rate, seconds):
@@ -286,20 +276,22 @@ def table_topic(broker, records, interval_ms=1000):
             "freshness_p50_ms": percentile(fresh, 50) * 1e3, "freshness_p99_ms": percentile(fresh, 99) * 1e3}
 
 
-def measure(broker, args):
+def measure(broker, args, perf, workdir):
     out = {"broker": broker.name, "fixed_rate": []}
-    payload = os.urandom(RECORD_BYTES)
     for rate in args.rates:
         topic = "rate" + uuid.uuid4().hex[:6]
         create_topic(broker.bootstrap, topic)
-        r = produce_at(broker.bootstrap, topic, rate, args.seconds, payload)
+        r = produce_native(perf, broker.bootstrap, topic, rate, args.seconds, workdir)
         r["target_rate"] = rate
         out["fixed_rate"].append(r)
         print(f"  {broker.name}: {rate} rec/s target → {r['records_per_s']:.0f} rec/s, p50 {r['p50_ms']:.2f} ms, p99 {r['p99_ms']:.2f} ms, p999 {r['p999_ms']:.2f} ms", flush=True)
     topic = "max" + uuid.uuid4().hex[:6]
     create_topic(broker.bootstrap, topic)
-    out["max_throughput"] = produce_at(broker.bootstrap, topic, 0, args.seconds, payload)
-    print(f"  {broker.name}: max {out['max_throughput']['mb_per_s']:.1f} MB/s", flush=True)
+    cpu0 = cpu_seconds(broker.pid())
+    out["max_throughput"] = produce_native(perf, broker.bootstrap, topic, 0, args.seconds, workdir)
+    gb = out["max_throughput"]["records"] * RECORD_BYTES / 1e9
+    out["max_throughput"]["cpu_seconds_per_gb"] = (cpu_seconds(broker.pid()) - cpu0) / gb if gb else None
+    print(f"  {broker.name}: max {out['max_throughput']['mb_per_s']:.1f} MB/s, {out['max_throughput']['cpu_seconds_per_gb']:.2f} broker CPU-s per GB", flush=True)
     out["catch_up"] = catch_up(broker.bootstrap, topic, out["max_throughput"]["records"])
     print(f"  {broker.name}: catch-up read {out['catch_up']['mb_per_s']:.1f} MB/s", flush=True)
     topic = "e2e" + uuid.uuid4().hex[:6]
@@ -315,6 +307,7 @@ def measure(broker, args):
 FIGURES = [  # (name, getter, higher is better)
     ("max produce MB/s", lambda r: r["max_throughput"]["mb_per_s"], True),
     ("max produce records/s", lambda r: r["max_throughput"]["records_per_s"], True),
+    ("broker CPU-s per GB at max", lambda r: r["max_throughput"]["cpu_seconds_per_gb"], False),
     ("catch-up read MB/s", lambda r: r["catch_up"]["mb_per_s"], True),
     ("end-to-end p50 ms", lambda r: r["end_to_end"]["p50_ms"], False),
     ("end-to-end p99 ms", lambda r: r["end_to_end"]["p99_ms"], False),
@@ -339,7 +332,7 @@ def report(results):
     rows = []
     names = [r["broker"] for r in results]
     print("\n" + f"{'figure':<32}" + "".join(f"{n:>22}" for n in names))
-    for name, get, higher in FIGURES[:3] + fixed_rate_figures(results) + FIGURES[3:]:
+    for name, get, higher in FIGURES[:4] + fixed_rate_figures(results) + FIGURES[4:]:
         vals = [get(r) for r in results]
         b = get(base) if base else None
         cells = []
@@ -354,7 +347,7 @@ def report(results):
     return rows
 
 
-def plot(results, path):
+def plot(results, disk, path):
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -363,12 +356,13 @@ def plot(results, path):
         xs = [f["mb_per_s"] for f in r["fixed_rate"]]
         ax.plot(xs, [f["p99_ms"] for f in r["fixed_rate"]], marker="o", color=f"C{i}", label=f"{r['broker']} p99")
         ax.plot(xs, [f["p50_ms"] for f in r["fixed_rate"]], marker=".", linestyle="--", color=f"C{i}", label=f"{r['broker']} p50")
+    ax.axvline(disk["mb_per_s"], color="grey", linestyle=":", label=f"disk: fdatasync'd {disk['write_bytes'] >> 10} KiB writes, {disk['mb_per_s']:.0f} MB/s")
     ax.set_xlabel("produce throughput (MB/s, 1 KiB records, acks=all)")
     ax.set_ylabel("produce latency (ms)")
     ax.set_yscale("log")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8)
-    ax.set_title("Floe vs Tansu 0.6.0: latency against throughput (one machine, loopback S3)")
+    ax.set_title("Floe vs Tansu 0.6.0: latency against throughput (rdkafka_performance, one machine, loopback S3)")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
 
@@ -386,17 +380,21 @@ def main():
     floe_bin = os.environ.get("FLOE_BIN") or sys.exit("set FLOE_BIN to a release floe binary")
     tansu_bin = os.environ.get("TANSU_BIN") or sys.exit("set TANSU_BIN to tansu 0.6.0 (cargo install tansu --version 0.6.0 --locked --features dynostore)")
     os.makedirs(args.out, exist_ok=True)
+    perf = rdkafka_performance()
     moto = Moto()
     results = []
     try:
-        with tempfile.TemporaryDirectory() as work:
+        with tempfile.TemporaryDirectory(dir=os.environ.get("FLOE_BENCH_DIR")) as work:
+            # The disk under the brokers' data directories, as the file WAL writes it: the line the plot draws.
+            disk = {"write_bytes": 256 << 10, "mb_per_s": disk_rate(work, 256 << 10, 10)[0]}
+            print(f"disk: fdatasync'd 256 KiB writes {disk['mb_per_s']:.1f} MB/s", flush=True)
             for which in args.brokers.split(","):
                 kind, mode = which.split("-", 1)
                 broker = FloeBroker(floe_bin, mode, moto, work) if kind == "floe" else TansuBroker(tansu_bin, mode, moto, work)
                 print(f"{broker.name}:", flush=True)
                 broker.start()
                 try:
-                    results.append(measure(broker, args))
+                    results.append(measure(broker, args, perf, work))
                 finally:
                     broker.stop()
     finally:
@@ -404,13 +402,13 @@ def main():
     rows = report(results)
     stamp = time.strftime("%Y%m%d-%H%M%S")
     with open(os.path.join(args.out, f"compare-{stamp}.json"), "w") as f:
-        json.dump({"args": vars(args), "results": results}, f, indent=2)
+        json.dump({"args": vars(args), "disk": disk, "results": results}, f, indent=2)
     with open(os.path.join(args.out, f"compare-{stamp}.csv"), "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=["figure", "broker", "value", "better_than_baseline_x", "baseline"])
         w.writeheader()
         w.writerows(rows)
     png = os.path.join(args.out, f"compare-{stamp}.png")
-    plot(results, png)
+    plot(results, disk, png)
     print(f"\nwrote {args.out}/compare-{stamp}.json, .csv and .png")
 
 

@@ -7,7 +7,8 @@ Prints: produce MB/s at full speed (idempotent, acks=all, 1 KiB records) against
 the broker's CPU seconds per GB produced, the WAL's mean group size, and produce latency p50/p99
 at half the full-speed rate (per message, as the client saw it, with `--half-linger-ms`, 0 by
 default; and the broker's own `floe_request_seconds{api="Produce"}` histogram). `--object-store`
-puts the node's objects elsewhere than on the WAL's disk (e.g. file:///dev/shm/floe-objects).
+puts the node's objects elsewhere than on the WAL's disk (e.g. file:///dev/shm/floe-objects);
+`--pin` keeps the broker and the client each on a core of its own, as on two hosts.
 
 Run (see bench/README.md):
   FLOE_BIN=$CARGO_TARGET_DIR/release/floe ~/.cache/floe/venv/bin/python bench/produce.py [--seconds 15]
@@ -71,15 +72,24 @@ def bucket_percentile(before, after, q):
     return float("nan")
 
 
-def run_perf(binary, bootstrap, topic, count, size, rate=None, latency_file=None, linger_ms=5):
+def pin(pid, cpus):
+    """Every thread of process `pid` onto `cpus` (threads it starts later inherit the mask)."""
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            os.sched_setaffinity(int(tid), cpus)
+        except ProcessLookupError:
+            pass  # a thread that ended meanwhile
+
+
+def run_perf(binary, bootstrap, topic, count, size, rate=None, latency_file=None, linger_ms=5, idempotent=True, cpus=None):
     args = [binary, "-P", "-t", topic, "-b", bootstrap, "-s", str(size), "-a", "-1", "-c", str(count), "-u", "-q",
-            "-X", "enable.idempotence=true", "-X", f"linger.ms={linger_ms}", "-X", "batch.size=1048576"]
+            "-X", f"enable.idempotence={str(idempotent).lower()}", "-X", f"linger.ms={linger_ms}", "-X", "batch.size=1048576"]
     if rate:
         args += ["-r", str(int(rate))]
     if latency_file:
         args += ["-l", "-A", latency_file]
     started = time.time()
-    out = subprocess.run(args, capture_output=True, text=True, timeout=600)
+    out = subprocess.run(args, capture_output=True, text=True, timeout=600, preexec_fn=(lambda: os.sched_setaffinity(0, cpus)) if cpus else None)
     took = time.time() - started
     if out.returncode != 0:
         raise RuntimeError(f"rdkafka_performance failed:\n{out.stderr[-2000:]}")
@@ -131,12 +141,18 @@ def main():
                     "e.g. file:///dev/shm/floe-objects to keep object writes off the WAL's disk, as S3 would")
     ap.add_argument("--half-linger-ms", type=int, default=0,
                     help="the client's linger.ms at half speed (0: its latency is queueing and the round trip, no deliberate wait)")
+    ap.add_argument("--pin", action="store_true",
+                    help="the broker on CPU 1 and the client on CPU 0, as if on two hosts: neither takes the other's core")
     args = ap.parse_args()
+    if args.pin and len(os.sched_getaffinity(0)) < 2:
+        sys.exit("--pin needs two CPUs")
     binary = os.environ.get("FLOE_BIN") or sys.exit("set FLOE_BIN to the floe binary")
     perf = rdkafka_performance()
     with tempfile.TemporaryDirectory(dir=os.environ.get("FLOE_BENCH_DIR")) as d:
         extra = ["--object-store", args.object_store] if args.object_store else []
         floe = Floe(binary, os.path.join(d, "floe"), extra=extra).start()
+        if args.pin:
+            pin(floe.proc.pid, {1})
         try:
             figures = run(floe, perf, d, args)
         finally:
@@ -152,9 +168,10 @@ def run(floe, perf, workdir, args):
     admin = AdminClient({"bootstrap.servers": floe.bootstrap})
     admin.create_topics([NewTopic(topic, args.partitions, 1)])[topic].result(15)
     # Warm up, and size the full-speed phase to about --seconds.
-    warm = run_perf(perf, floe.bootstrap, topic, 50_000, args.size)
+    cpus = {0} if args.pin else None
+    warm = run_perf(perf, floe.bootstrap, topic, 50_000, args.size, cpus=cpus)
     before, cpu0 = metrics(floe), cpu_seconds(floe.proc.pid)
-    full = run_perf(perf, floe.bootstrap, topic, int(warm["msgs_per_s"] * args.seconds), args.size)
+    full = run_perf(perf, floe.bootstrap, topic, int(warm["msgs_per_s"] * args.seconds), args.size, cpus=cpus)
     after, cpu1 = metrics(floe), cpu_seconds(floe.proc.pid)
     appended = sample(after, "floe_append_bytes_total") - sample(before, "floe_append_bytes_total")
     groups = sample(after, "floe_wal_writes_total") - sample(before, "floe_wal_writes_total")
@@ -165,7 +182,7 @@ def run(floe, perf, workdir, args):
     rate = full["msgs_per_s"] / 2
     lat_file = os.path.join(workdir, "latency.txt")
     before = metrics(floe)
-    half = run_perf(perf, floe.bootstrap, topic, int(rate * args.seconds), args.size, rate=rate, latency_file=lat_file, linger_ms=args.half_linger_ms)
+    half = run_perf(perf, floe.bootstrap, topic, int(rate * args.seconds), args.size, rate=rate, latency_file=lat_file, linger_ms=args.half_linger_ms, cpus=cpus)
     after = metrics(floe)
     with open(lat_file) as f:
         lat_ms = [int(x) / 1000 for x in f.read().split()]
@@ -184,7 +201,7 @@ def run(floe, perf, workdir, args):
 def report(f, args):
     full, lat, srv = f["full"], f["client_latency_ms"], f["broker_produce_seconds_le"]
     print(f"\nproduce, {args.size}-byte records, idempotent acks=all, {args.partitions} partitions, rdkafka_performance (librdkafka 2.0.2); "
-          f"objects: {args.object_store or 'the local store, on the WAL disk'}")
+          f"objects: {args.object_store or 'the local store, on the WAL disk'}" + ("; broker pinned to CPU 1, client to CPU 0" if args.pin else ""))
     over = f["disk_overwrite_mb_per_s"]
     print(f"  disk, fdatasync'd {f['wal_group_bytes'] / 1024:.0f} KiB writes (the WAL's mean group) round a 2 GiB ring: first lap {f['disk_mb_per_s']:.1f} MB/s (baseline)"
           + (f", later laps (overwriting) {over:.1f} MB/s" if over else ""))

@@ -5,7 +5,7 @@ fields (the `translate` rows' shape) at a fixed rate into a Table Topic committi
 snapshot landing, the worst delay a record of that commit saw), its commit time and the upkeep
 the loop ran between commits (`floe_table_topic_maintenance_seconds`) and counts the table's live data
 files and times pyiceberg's scan planning, so that file counts and planning time can be seen to
-stay bounded while compaction runs.
+stay bounded while compaction runs, and the node's resident memory.
 
 Run (see bench/README.md):
   FLOE_BIN=$CARGO_TARGET_DIR/release/floe ~/.cache/floe/venv/bin/python bench/table_freshness_load.py \\
@@ -48,6 +48,12 @@ def files_and_planning(catalog):
     return len(tasks), time.time() - t0, len(table.metadata.snapshots)
 
 
+def rss_mb(pid):
+    """The node's resident memory (VmRSS), MB."""
+    with open(f"/proc/{pid}/status") as f:
+        return int(re.search(r"^VmRSS:\s+(\d+) kB", f.read(), re.M).group(1)) / 1024
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--rate", type=int, default=20_000, help="records per second")
@@ -82,7 +88,7 @@ def run(floe, perf, args):
     print(f"Table Topic freshness at {args.rate} records/s, commit.interval.ms={args.interval_ms}, {args.partitions} partitions "
           f"(commit lag = oldest record's timestamp → snapshot, per commit; bounds of the node's histogram){''.join(' ' + c for c in args.config)}")
     print(f"{'t s':>6} {'commits':>8} {'lag p50 <=':>11} {'lag p99 <=':>11} {'commit p99 <=':>14} {'upkeep p99 <=':>14} "
-          f"{'data files':>11} {'plan ms':>8} {'snapshots':>10}")
+          f"{'data files':>11} {'plan ms':>8} {'snapshots':>10} {'node RSS MB':>12}")
     start, first = time.time(), buckets(floe)
     previous = first
     while load.poll() is None:
@@ -95,7 +101,7 @@ def run(floe, perf, args):
         p50, p99 = bucket_percentile(previous["commit_lag"], now["commit_lag"], 50), bucket_percentile(previous["commit_lag"], now["commit_lag"], 99)
         commit99, upkeep99 = (bucket_percentile(previous[k], now[k], 99) for k in ("commit", "maintenance"))
         print(f"{time.time() - start:>6.0f} {count:>8.0f} {p50 * 1000:>9.0f}ms {p99 * 1000:>9.0f}ms {commit99 * 1000:>12.0f}ms {upkeep99 * 1000:>12.0f}ms "
-              f"{files:>11} {plan * 1000:>8.0f} {snapshots:>10}")
+              f"{files:>11} {plan * 1000:>8.0f} {snapshots:>10} {rss_mb(floe.proc.pid):>12.0f}")
         previous = now
     if load.returncode != 0:
         raise RuntimeError(f"rdkafka_performance failed:\n{load.stderr.read()[-2000:]}")
@@ -106,7 +112,7 @@ def run(floe, perf, args):
     print(f"whole run: {lag_end[float('inf')] - lag_first.get(float('inf'), 0):.0f} commits, commit lag p50 <= {bucket_percentile(lag_first, lag_end, 50) * 1000:.0f} ms, "
           f"p99 <= {bucket_percentile(lag_first, lag_end, 99) * 1000:.0f} ms, commit time p99 <= {bucket_percentile(first['commit'], end['commit'], 99) * 1000:.0f} ms, "
           f"upkeep p99 <= {bucket_percentile(first['maintenance'], end['maintenance'], 99) * 1000:.0f} ms; "
-          f"{files} live data files, scan planned in {plan * 1000:.0f} ms, {snapshots} snapshots")
+          f"{files} live data files, scan planned in {plan * 1000:.0f} ms, {snapshots} snapshots, node RSS {rss_mb(floe.proc.pid):.0f} MB")
 
 
 if __name__ == "__main__":

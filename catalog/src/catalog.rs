@@ -159,13 +159,15 @@ impl Catalog {
         Ok(m)
     }
 
-    async fn write_metadata(&self, state: &mut State, metadata: &TableMetadata, previous: Option<&str>) -> Result<String> {
+    /// Writes `metadata` as the next version after `previous` and caches it (shared, not copied:
+    /// a table's metadata grows with its snapshots, and every commit writes it).
+    async fn write_metadata(&self, state: &mut State, metadata: &Arc<TableMetadata>, previous: Option<&str>) -> Result<String> {
         let version = previous.and_then(|p| p.rsplit('/').next()).and_then(|f| f.split('-').next()).and_then(|n| n.parse::<u64>().ok()).map_or(0, |n| n + 1);
         let location = format!("{}/metadata/{version:05}-{}.metadata.json", metadata.location().trim_end_matches('/'), uuid::Uuid::new_v4());
-        let json = serde_json::to_vec(metadata).map_err(|e| CatalogError::Storage(e.to_string()))?;
+        let json = serde_json::to_vec(metadata.as_ref()).map_err(|e| CatalogError::Storage(e.to_string()))?;
         let opts = PutOptions { mode: PutMode::Create, ..Default::default() };
         self.storage.store().put_opts(&self.object_path(&location)?, PutPayload::from(json), opts).await.map_err(|e| CatalogError::Storage(e.to_string()))?;
-        state.cache.insert(location.clone(), Arc::new(metadata.clone()));
+        state.cache.insert(location.clone(), metadata.clone());
         Ok(location)
     }
 
@@ -294,11 +296,11 @@ impl Catalog {
             properties,
             format_version,
         };
-        let metadata = TableMetadataBuilder::from_table_creation(creation)?.build()?.metadata;
+        let metadata = Arc::new(TableMetadataBuilder::from_table_creation(creation)?.build()?.metadata);
         let metadata_location = self.write_metadata(&mut state, &metadata, None).await?;
         self.put(vec![(table_key(ns, &req.name), Some(metadata_location.clone()))]).await?;
         state.tables.insert(key, metadata_location.clone());
-        Ok(LoadedTable { metadata_location, metadata: Arc::new(metadata) })
+        Ok(LoadedTable { metadata_location, metadata })
     }
 
     /// (name, location) of every table, locations read off their metadata file paths.
@@ -394,7 +396,7 @@ impl Catalog {
             for u in updates {
                 builder = u.apply(builder)?;
             }
-            let metadata = builder.build()?.metadata;
+            let metadata = Arc::new(builder.build()?.metadata);
             let dropped = dropped_metadata(&loc, &current, &metadata);
             staged.push((ns, name, loc, metadata, dropped));
         }
@@ -404,7 +406,7 @@ impl Catalog {
         for (ns, name, previous, metadata, gone) in staged {
             let new_loc = self.write_metadata(&mut state, &metadata, Some(&previous)).await?;
             entries.push((table_key(&ns, &name), Some(new_loc.clone())));
-            out.push((ns, name, LoadedTable { metadata_location: new_loc, metadata: Arc::new(metadata) }));
+            out.push((ns, name, LoadedTable { metadata_location: new_loc, metadata }));
             dropped.extend(gone);
         }
         self.put(entries).await?;
