@@ -81,9 +81,9 @@ def pin(pid, cpus):
             pass  # a thread that ended meanwhile
 
 
-def run_perf(binary, bootstrap, topic, count, size, rate=None, latency_file=None, linger_ms=5, idempotent=True, cpus=None):
+def run_perf(binary, bootstrap, topic, count, size, rate=None, latency_file=None, linger_ms=5, cpus=None):
     args = [binary, "-P", "-t", topic, "-b", bootstrap, "-s", str(size), "-a", "-1", "-c", str(count), "-u", "-q",
-            "-X", f"enable.idempotence={str(idempotent).lower()}", "-X", f"linger.ms={linger_ms}", "-X", "batch.size=1048576"]
+            "-X", "enable.idempotence=true", "-X", f"linger.ms={linger_ms}", "-X", "batch.size=1048576"]
     if rate:
         args += ["-r", str(int(rate))]
     if latency_file:

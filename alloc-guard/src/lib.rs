@@ -2,13 +2,13 @@
 //!
 //! `kafka-protocol` 0.18 decodes an array by calling `Vec::with_capacity(n)` with the count read
 //! off the wire, before it checks that `n` elements could fit in the bytes that remain. A 20-byte
-//! request claiming 2^31−1 elements asks the allocator for ~150 GB, which refuses, and
+//! request claiming 2^31−1 elements asks the system allocator for ~150 GB, which refuses, and
 //! Rust aborts the process. This crate closes that hole for every request type and version the
 //! crate knows, without a patched copy of it:
 //!
 //! - [`decode_scope`] runs a (synchronous) decode with a byte budget on the current thread.
 //! - Inside a scope, an allocation above the budget trips the scope. Up to `MAPPED_ABOVE_BYTES`
-//!   (64 MiB) it still comes from the inner allocator (mimalloc), which grants that much as untouched
+//!   (64 MiB) it still comes from the system allocator, which grants that much as untouched
 //!   pages; a larger one gets an anonymous `MAP_NORESERVE` mapping of the asked size — address
 //!   space whose pages are committed only when written, outside the overcommit heuristics that
 //!   refuse a 150 GB `malloc` (where even that is refused, strict overcommit, the mapping is
@@ -20,20 +20,15 @@
 //! Other code that runs inside a scope (a backtrace being symbolized for an error, say) may make
 //! a large allocation and use it: it gets working memory and only trips the scope, which fails
 //! a decode that was failing anyway. Outside a scope, and for allocations within the budget,
-//! this is mimalloc with one comparison added.
+//! this is the system allocator with one comparison added.
 
-use std::alloc::{GlobalAlloc, Layout};
+use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-/// The allocator behind the guard: mimalloc, which hands freed memory back to the system. (Under
-/// glibc's malloc a node that had run Table Topics at 20k rows/s for an hour held 6.4 GB, of which
-/// `malloc_trim` returned 5.9: freed memory kept in its arenas.)
-static INNER: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 /// A scope's budget is at least this.
 const GUARD_FLOOR_BYTES: usize = 64 * 1024;
-/// An over-budget allocation up to this size still comes from the inner allocator (which
+/// An over-budget allocation up to this size still comes from the system allocator (which
 /// grants it without committing memory, and it is never touched: the decode fails first); only
 /// larger ones, which the system could refuse, are served from tracked mappings.
 const MAPPED_ABOVE_BYTES: usize = 64 << 20;
@@ -47,7 +42,7 @@ thread_local! {
 
 static GUARDED: [AtomicUsize; GUARDED_SLOTS] = [const { AtomicUsize::new(0) }; GUARDED_SLOTS];
 
-/// mimalloc, with guarded allocations inside a [`decode_scope`].
+/// The system allocator, with guarded allocations inside a [`decode_scope`].
 pub struct GuardedAlloc;
 
 /// Runs `f` with allocations above `budget_bytes` guarded; returns its result and whether any
@@ -106,7 +101,7 @@ fn reserve(layout: Layout) -> *mut u8 {
     p.cast()
 }
 
-/// Unmaps `ptr` if it is a guarded mapping; false if it is the inner allocator's.
+/// Unmaps `ptr` if it is a guarded mapping; false if it is the system allocator's.
 fn release(ptr: *mut u8, size: usize) -> bool {
     let addr = ptr as usize;
     for slot in &GUARDED {
@@ -132,7 +127,7 @@ fn is_guarded(ptr: *mut u8) -> bool {
 }
 
 /// Marks the scope tripped when `size` is over its budget; true when the allocation must also be
-/// a mapping rather than the inner allocator's.
+/// a mapping rather than the system allocator's.
 fn trip(size: usize) -> bool {
     if !over_budget(size) {
         return false;
@@ -141,7 +136,7 @@ fn trip(size: usize) -> bool {
     size > MAPPED_ABOVE_BYTES
 }
 
-// SAFETY: every pointer handed out is either the inner allocator's, for the same layout, or a
+// SAFETY: every pointer handed out is either the system allocator's, for the same layout, or a
 // fresh page-aligned mapping of at least the layout's size; each is freed the way it was made,
 // and moved by `realloc` with its contents (a `PROT_NONE` one has none: a write would have faulted).
 unsafe impl GlobalAlloc for GuardedAlloc {
@@ -153,22 +148,22 @@ unsafe impl GlobalAlloc for GuardedAlloc {
             }
         }
         // SAFETY: forwarded with the caller's layout.
-        unsafe { INNER.alloc(layout) }
+        unsafe { System.alloc(layout) }
     }
 
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
         // Zeroed memory is readable by contract: never mapped here, but over budget it trips.
         let _ = trip(layout.size());
         // SAFETY: forwarded with the caller's layout.
-        unsafe { INNER.alloc_zeroed(layout) }
+        unsafe { System.alloc_zeroed(layout) }
     }
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
         if layout.size() > MAPPED_ABOVE_BYTES && release(ptr, layout.size()) {
             return;
         }
-        // SAFETY: not a guarded mapping, so the inner allocator made it with this layout.
-        unsafe { INNER.dealloc(ptr, layout) }
+        // SAFETY: not a guarded mapping, so the system allocator made it with this layout.
+        unsafe { System.dealloc(ptr, layout) }
     }
 
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
@@ -190,8 +185,8 @@ unsafe impl GlobalAlloc for GuardedAlloc {
                 return p;
             }
         }
-        // SAFETY: an inner allocation, forwarded with its layout.
-        unsafe { INNER.realloc(ptr, layout, new_size) }
+        // SAFETY: a system allocation, forwarded with its layout.
+        unsafe { System.realloc(ptr, layout, new_size) }
     }
 }
 

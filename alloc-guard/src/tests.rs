@@ -64,11 +64,11 @@ fn other_code_in_a_scope_may_use_a_large_allocation() {
 }
 
 #[test]
-fn a_moderate_lie_comes_from_the_inner_allocator_and_still_trips() {
+fn a_moderate_lie_comes_from_the_system_untouched_and_still_trips() {
     let (guarded, tripped) = decode_scope(1 << 20, || {
         let mut v: Vec<u8> = Vec::with_capacity(32 << 20);
         is_guarded(v.as_mut_ptr())
     });
-    assert!(!guarded, "32 MiB is the inner allocator's");
+    assert!(!guarded, "32 MiB is the system allocator's");
     assert!(tripped, "but over the budget all the same");
 }
