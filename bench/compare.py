@@ -3,9 +3,10 @@ at fixed rates and the most each takes (1 KiB records, acks=all, librdkafka thro
 confluent-kafka) with the broker's CPU seconds per GB, end-to-end latency, catch-up read
 throughput, and Table Topic translation and freshness. (Not the native `rdkafka_performance` that
 produce.py uses: its librdkafka 2.0.2 cannot read Tansu 0.6.0's ApiVersions v3 response, "Protocol
-read buffer underflow", and never produces; confluent-kafka's newer librdkafka can.) Prints each figure for every broker with its ratio to the first Tansu one,
-writes JSON and CSV, and plots latency against throughput (PNG) with the disk's own fdatasync'd
-write rate, measured in the same run, as a line.
+read buffer underflow", and never produces; confluent-kafka's newer librdkafka can.) Prints each
+figure for every broker with its ratio to the first Tansu one, writes JSON and CSV, and plots
+latency against throughput (PNG) with each broker's unthrottled maximum and the disk's own
+fdatasync'd write rate, measured in the same run, as lines.
 
 Run (see bench/README.md):
   FLOE_BIN=target/release/floe TANSU_BIN=~/.cache/floe/tansu/bin/tansu \\
@@ -311,8 +312,9 @@ def measure(broker, args):
     cpu0 = cpu_seconds(broker.pid())
     out["max_throughput"] = produce_at(broker.bootstrap, topic, 0, args.seconds, payload)
     gb = out["max_throughput"]["records"] * RECORD_BYTES / 1e9
-    out["max_throughput"]["cpu_seconds_per_gb"] = (cpu_seconds(broker.pid()) - cpu0) / gb if gb else None
-    print(f"  {broker.name}: max {out['max_throughput']['mb_per_s']:.1f} MB/s, {out['max_throughput']['cpu_seconds_per_gb']:.2f} broker CPU-s per GB", flush=True)
+    per_gb = (cpu_seconds(broker.pid()) - cpu0) / gb if gb else None
+    out["max_throughput"]["cpu_seconds_per_gb"] = per_gb
+    print(f"  {broker.name}: max {out['max_throughput']['mb_per_s']:.1f} MB/s, " + (f"{per_gb:.2f} broker CPU-s per GB" if per_gb else "nothing delivered"), flush=True)
     out["catch_up"] = catch_up(broker.bootstrap, topic, out["max_throughput"]["records"])
     print(f"  {broker.name}: catch-up read {out['catch_up']['mb_per_s']:.1f} MB/s", flush=True)
     topic = "e2e" + uuid.uuid4().hex[:6]
