@@ -75,10 +75,11 @@ pub fn plan(live: &[LiveFile], hits: &Hits, policy: &CompactionPolicy) -> Plan {
     let data: Vec<&LiveFile> = live.iter().filter(|f| f.file.content_type() == DataContentType::Data).collect();
     let delete_count = live.iter().filter(|f| f.file.content_type() == DataContentType::PositionDeletes).count();
     let hit: HashSet<&str> = hits.values().flat_map(|m| m.keys().map(String::as_str)).collect();
-    let small: Vec<u64> = data.iter().filter(|f| is_small(f, policy)).map(|f| f.file.file_size_in_bytes()).collect();
+    // Each data file with its size tier when it is small (worth merging), judged once.
+    let tiered: Vec<(&LiveFile, Option<u32>)> = data.into_iter().map(|f| (f, is_small(f, policy).then(|| tier(f.file.file_size_in_bytes())))).collect();
     let mut per_tier: std::collections::BTreeMap<u32, usize> = std::collections::BTreeMap::new();
-    for b in &small {
-        *per_tier.entry(tier(*b)).or_default() += 1;
+    for t in tiered.iter().filter_map(|(_, t)| *t) {
+        *per_tier.entry(t).or_default() += 1;
     }
     let full_tier = per_tier.iter().rev().find(|(_, n)| **n >= policy.files_min).map(|(t, _)| *t);
     let tier_max = match (full_tier, delete_count >= policy.files_min) {
@@ -87,7 +88,7 @@ pub fn plan(live: &[LiveFile], hits: &Hits, policy: &CompactionPolicy) -> Plan {
         (None, false) => return Plan::default(),
     };
     let mut chosen: Vec<&LiveFile> =
-        data.into_iter().filter(|f| (is_small(f, policy) && tier(f.file.file_size_in_bytes()) <= tier_max) || hit.contains(f.file.file_path())).collect();
+        tiered.into_iter().filter(|(f, t)| t.is_some_and(|t| t <= tier_max) || hit.contains(f.file.file_path())).map(|(f, _)| f).collect();
     chosen.sort_by_key(|f| f.sequence_number);
     let mut budget = policy.input_bytes_max;
     let mut out = Plan::default();
