@@ -5,7 +5,8 @@ fields (the `translate` rows' shape) at a fixed rate into a Table Topic committi
 snapshot landing, the worst delay a record of that commit saw), its commit time and the upkeep
 the loop ran between commits (`floe_table_topic_maintenance_seconds`) and counts the table's live data
 files and times pyiceberg's scan planning, so that file counts and planning time can be seen to
-stay bounded while compaction runs, and the node's resident memory.
+stay bounded while compaction runs, and the node's resident memory (with, at the end, what its
+releases of freed heap returned: `FLOE_HEAP_RETAINED_BYTES_MAX=0` turns them off).
 
 Run (see bench/README.md):
   FLOE_BIN=$CARGO_TARGET_DIR/release/floe ~/.cache/floe/venv/bin/python bench/table_freshness_load.py \\
@@ -27,7 +28,7 @@ from confluent_kafka.admin import AdminClient, NewTopic  # noqa: E402
 from pyiceberg.catalog.rest import RestCatalog  # noqa: E402
 
 from conftest import Floe  # noqa: E402
-from produce import bucket_percentile, histogram, metrics, rdkafka_performance  # noqa: E402
+from produce import bucket_percentile, histogram, metrics, rdkafka_performance, sample  # noqa: E402
 from table_ingest import row  # noqa: E402
 
 TOPIC = "fresh-load"
@@ -92,7 +93,11 @@ def run(floe, perf, args):
     start, first = time.time(), buckets(floe)
     previous = first
     while load.poll() is None:
-        time.sleep(args.sample_seconds)
+        window_end = time.time() + args.sample_seconds
+        while load.poll() is None and time.time() < window_end:
+            time.sleep(0.5)
+        if load.poll() is not None:
+            break  # the load ended mid-window: the whole-run line below covers it
         now = buckets(floe)
         if not now["commit_lag"]:
             continue
@@ -112,7 +117,15 @@ def run(floe, perf, args):
     print(f"whole run: {lag_end[float('inf')] - lag_first.get(float('inf'), 0):.0f} commits, commit lag p50 <= {bucket_percentile(lag_first, lag_end, 50) * 1000:.0f} ms, "
           f"p99 <= {bucket_percentile(lag_first, lag_end, 99) * 1000:.0f} ms, commit time p99 <= {bucket_percentile(first['commit'], end['commit'], 99) * 1000:.0f} ms, "
           f"upkeep p99 <= {bucket_percentile(first['maintenance'], end['maintenance'], 99) * 1000:.0f} ms; "
-          f"{files} live data files, scan planned in {plan * 1000:.0f} ms, {snapshots} snapshots, node RSS {rss_mb(floe.proc.pid):.0f} MB")
+          f"{files} live data files, scan planned in {plan * 1000:.0f} ms, {snapshots} snapshots, node RSS {rss_mb(floe.proc.pid):.0f} MB "
+          f"({heap_releases(floe)})")
+
+
+def heap_releases(floe):
+    """The node's releases of freed heap to the system (`heap_retained_bytes_max`), as a phrase."""
+    text = metrics(floe)
+    return (f"{sample(text, 'floe_heap_releases_total'):.0f} heap releases returned "
+            f"{sample(text, 'floe_heap_released_bytes_total') / 1e6:.0f} MB")
 
 
 if __name__ == "__main__":

@@ -98,6 +98,11 @@ pub fn render(b: &Broker) -> String {
     metric("floe_upload_pending_bytes", "gauge", "Bytes durable in the WAL, not yet uploaded.", vec![(String::new(), pending as f64)]);
     metric("floe_block_cache_hits_total", "counter", "Block cache hits.", vec![(String::new(), hits as f64)]);
     metric("floe_block_cache_misses_total", "counter", "Block cache misses.", vec![(String::new(), misses as f64)]);
+    let h = &b.heap;
+    metric("floe_resident_bytes", "gauge", "The node's resident memory at the last heap check.", c(&h.resident_bytes));
+    metric("floe_heap_in_use_bytes", "gauge", "Bytes of live heap allocations at the last heap check.", c(&h.in_use_bytes));
+    metric("floe_heap_releases_total", "counter", "Releases of freed heap to the system (heap_retained_bytes_max).", c(&h.releases));
+    metric("floe_heap_released_bytes_total", "counter", "Resident bytes those releases returned.", c(&h.released_bytes));
     let ops = b.store_metrics.ops();
     for (name, help, f) in [
         ("floe_object_store_requests_total", "Object store requests by operation.", 0),

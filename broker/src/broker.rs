@@ -66,6 +66,8 @@ pub struct Broker {
     pub txn: crate::txn::coordinator::TxnCoordinator,
     /// Log compaction counters.
     pub cleaner: crate::cleaner::CleanerStats,
+    /// Resident memory against the heap's use, and releases of freed heap.
+    pub heap: crate::heap::HeapKeeper,
     /// This node's cluster membership, once joined (cluster mode only).
     pub membership: std::sync::OnceLock<Arc<crate::cluster::membership::Membership>>,
     /// This node's view of its cluster's topics and brokers (cluster mode only).
@@ -246,6 +248,7 @@ impl BrokerBuilder {
             connection_slots: Arc::new(tokio::sync::Semaphore::new(s_connections_max)),
             txn,
             cleaner: Default::default(),
+            heap: Default::default(),
             membership: Default::default(),
             cluster,
             object_store: store_for_recovery,
@@ -356,6 +359,11 @@ fn spawn_background(b: &Arc<Broker>) {
         if let Err(e) = crate::expiry::expire_groups(&b, b.clock.now_ms()).await {
             tracing::warn!(error = %e, "offsets retention failed; it will be retried");
         }
+    });
+    every(b, Duration::from_millis(b.settings.heap_check_interval_ms.0.max(100)), |b| async move {
+        // A release takes each allocator arena's lock in turn: off the runtime's threads.
+        let max_bytes = b.settings.heap_retained_bytes_max.0;
+        let _ = tokio::task::spawn_blocking(move || b.heap.check(&crate::heap::ProcessHeap, max_bytes)).await;
     });
     every(b, Duration::from_millis(b.settings.state_snapshot_interval_ms.0.max(100)), |b| async move {
         let before = b.clock.now_ms() - b.settings.producer_id_expiration_ms.0 as i64;

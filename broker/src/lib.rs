@@ -31,6 +31,7 @@ pub mod error;
 pub mod expiry;
 pub mod groups;
 pub mod handlers;
+pub mod heap;
 pub mod listen;
 pub mod partition;
 pub mod records;

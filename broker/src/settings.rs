@@ -214,6 +214,13 @@ pub struct Settings {
     /// How often open transactions are checked for their timeout, and unfinished ends retried
     /// (Kafka's `transaction.abort.timed.out.transaction.cleanup.interval.ms`).
     pub transaction_abort_timed_out_transaction_cleanup_interval_ms: Millis,
+    /// Freed heap memory the node may keep resident: glibc's malloc keeps memory freed below a
+    /// live allocation, so large transient buffers (uploads, merges, Parquet files) can leave
+    /// gigabytes resident and unused. Past this much more than the last release left, the free
+    /// pages of every arena are released to the system (`malloc_trim`). 0: never.
+    pub heap_retained_bytes_max: ByteSize,
+    /// How often resident memory is compared with the heap's use (`heap_retained_bytes_max`).
+    pub heap_check_interval_ms: Millis,
     /// Whether `cleanup.policy=compact` topics are compacted (Kafka's `log.cleaner.enable`).
     pub log_cleaner_enable: bool,
     /// How often compacted topics are checked for a pass (Kafka's `log.cleaner.backoff.ms`).
@@ -418,6 +425,8 @@ impl Default for Settings {
             offsets_topic_num_partitions: 16,
             transactional_id_expiration_ms: Millis(7 * 24 * 3_600_000),
             transaction_abort_timed_out_transaction_cleanup_interval_ms: Millis(10_000),
+            heap_retained_bytes_max: ByteSize(256 << 20),
+            heap_check_interval_ms: Millis(5_000),
             log_cleaner_enable: true,
             log_cleaner_backoff_ms: Millis(15_000),
             log_cleaner_dedupe_buffer_bytes: ByteSize(128 << 20),

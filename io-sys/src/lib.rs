@@ -1,6 +1,11 @@
 //! Safe wrappers of the Linux calls that `std` lacks: writing a file's dirty pages back one range
 //! at a time (`sync_file_range`), so that a large write-back can be paced, and lowering the
-//! calling thread's CPU priority (`setpriority`), so that background work yields to requests.
+//! calling thread's CPU priority (`setpriority`), so that background work yields to requests;
+//! and the C allocator's heap: its use, and releasing what it holds free (`heap.rs`).
+
+mod heap;
+
+pub use heap::{heap_usage, release_free_heap, resident_bytes, HeapUsage};
 
 use std::fs::File;
 use std::io;

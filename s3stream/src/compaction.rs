@@ -96,14 +96,7 @@ async fn merge(inner: &Arc<Inner>, manifest: &Manifest, chosen: Vec<u64>, bytes:
     // (stream, object id, contiguous runs, object size)
     type Written = (StreamId, u64, Vec<(u64, u64)>, u64);
     let mut written: Vec<Written> = Vec::new();
-    let first_id = {
-        let mut meta = inner.meta.lock().await;
-        let mut next = meta.current().clone();
-        let first = next.next_object_id;
-        next.next_object_id += per_stream.len() as u64;
-        meta.commit(next).await?;
-        first
-    };
+    let first_id = inner.reserve_object_ids(per_stream.len() as u64).await?;
     for (i, (stream, batches)) in per_stream.iter().enumerate() {
         if !manifest.streams.contains_key(stream) || batches.is_empty() {
             continue;

@@ -105,6 +105,9 @@ pub(crate) struct Inner {
     pub(crate) meta: tokio::sync::Mutex<ManifestStore>,
     /// Held for a whole compaction pass or rewrite: each replaces ranges it read earlier.
     pub(crate) compaction_lock: tokio::sync::Mutex<()>,
+    /// Held for a whole upload: each uploads what no earlier one took (`meta` is held only to
+    /// take object ids and to commit).
+    upload_turn: tokio::sync::Mutex<()>,
     wal: tokio::sync::Mutex<Wal>,
     wal_linger: Duration,
     append_tx: Mutex<Option<mpsc::Sender<AppendReq>>>,
@@ -138,6 +141,17 @@ pub struct Engine {
 }
 
 impl Inner {
+    /// Takes `n` object ids no one else will use, committed before any object is put under them
+    /// (so that the metadata is not held while objects are written); returns the first.
+    pub(crate) async fn reserve_object_ids(&self, n: u64) -> Result<u64> {
+        let mut meta = self.meta.lock().await;
+        let mut next = meta.current().clone();
+        let first = next.next_object_id;
+        next.next_object_id += n;
+        meta.commit(next).await?;
+        Ok(first)
+    }
+
     /// The injected clock's time, in ms.
     pub(crate) fn now_ms(&self) -> u64 {
         self.clock.now_ms().max(0) as u64
@@ -208,6 +222,7 @@ impl Engine {
             state: Mutex::new(State { streams, log_cache, committed: Arc::new(manifest), wal_end: recovered.end, failed: None }),
             meta: tokio::sync::Mutex::new(meta),
             compaction_lock: tokio::sync::Mutex::new(()),
+            upload_turn: tokio::sync::Mutex::new(()),
             wal: tokio::sync::Mutex::new(wal),
             wal_linger,
             append_tx: Mutex::new(Some(tx)),

@@ -55,14 +55,17 @@ struct Reading {
     behind: i64,
 }
 
-/// A cycle's figures for the status: records covered and invalid, lag left, start time, and the
-/// timestamp of its oldest record.
+/// A cycle's figures for the status: records covered and invalid, lag left, start time, the
+/// timestamp of its oldest record, and when intake (read and decode) and writing ended (the
+/// phases' times, logged).
 struct Tally {
     covered: usize,
     invalid: u64,
     lag: i64,
     started: std::time::Instant,
     oldest_ms: Option<i64>,
+    intake_at: std::time::Instant,
+    written_at: std::time::Instant,
 }
 
 /// What one cycle wrote: data and delete files, and the key index's changes once it commits.
@@ -385,7 +388,7 @@ impl Coordinator {
     /// Phase 5: commits the written files in one snapshot carrying the offsets; on a conflict the
     /// files go unless the commit is found to have landed.
     async fn commit(&mut self, written: Written, (from, next): (&Offsets, &Offsets), commit_id: &str, tally: Tally) -> Result<usize> {
-        let Tally { covered, invalid, lag, started, oldest_ms } = tally;
+        let Tally { covered, invalid, lag, started, oldest_ms, intake_at, written_at } = tally;
         let Written { mut files, delete_files, new_rows, removed_keys } = written;
         let props = offsets::properties(next, commit_id, &self.topic);
         let table = self.table.as_mut().ok_or_else(|| TableTopicError::Internal("table not open".into()))?;
@@ -419,7 +422,9 @@ impl Coordinator {
                 if let Some(oldest) = oldest_ms {
                     self.histograms.commit_lag_seconds.observe(((self.now_ms)() - oldest).max(0) as f64 / 1e3);
                 }
-                tracing::debug!(topic = %self.topic, records = covered, invalid, files = files.len(), "table topic committed");
+                let ms = |from: std::time::Instant, to: std::time::Instant| to.saturating_duration_since(from).as_millis() as u64;
+                let (intake_ms, write_ms, commit_ms) = (ms(started, intake_at), ms(intake_at, written_at), ms(written_at, std::time::Instant::now()));
+                tracing::debug!(topic = %self.topic, records = covered, invalid, files = files.len(), intake_ms, write_ms, commit_ms, "table topic committed");
                 Ok(covered)
             }
             Err(CatalogError::CommitFailed(m)) => {
@@ -451,6 +456,7 @@ impl Coordinator {
         let started = std::time::Instant::now();
         let committed = self.committed_offsets().await?;
         let Reading { parts, decoded, next, lag, behind } = self.read(&committed).await?;
+        let intake_at = std::time::Instant::now();
         if next == committed {
             self.status.lock().caught_up(lag);
             return Ok(0);
@@ -478,7 +484,8 @@ impl Coordinator {
         // Write, then commit.
         let written = self.write(&rows, keyed, &commit_id).await?;
         let invalid = bad.len() as u64;
-        self.commit(written, (&committed, &next), &commit_id, Tally { covered, invalid, lag, started, oldest_ms }).await
+        let tally = Tally { covered, invalid, lag, started, oldest_ms, intake_at, written_at: std::time::Instant::now() };
+        self.commit(written, (&committed, &next), &commit_id, tally).await
     }
 
     /// A Debezium TRUNCATE at offset `at` of a partition: one snapshot removes every live file

@@ -147,14 +147,7 @@ impl Engine {
     }
 
     async fn put_rewritten(&self, p: Pending, stats: &mut RewriteStats) -> crate::Result<Written> {
-        let id = {
-            let mut meta = self.inner.meta.lock().await;
-            let mut next = meta.current().clone();
-            let id = next.next_object_id;
-            next.next_object_id += 1;
-            meta.commit(next).await?;
-            id
-        };
+        let id = self.inner.reserve_object_ids(1).await?;
         let (data, _) = p.builder.finish();
         let size = data.len() as u64;
         let opts = PutOptions { mode: PutMode::Create, ..Default::default() };

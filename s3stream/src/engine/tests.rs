@@ -74,6 +74,38 @@ pub(super) async fn open_streams(e: &Engine, n: usize) -> Vec<StreamId> {
     ids
 }
 
+/// A catalog commit (`kv_put`) or a trim does not wait while an upload puts its objects: the
+/// manifest is locked only to take the objects' ids and to commit them. Paused time: the data
+/// object's put takes a whole (virtual) second, the manifest's puts none.
+#[tokio::test(start_paused = true)]
+async fn metadata_writes_do_not_wait_for_an_upload_in_flight() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let slow = FaultConfig { put_latency_ms: 1000, put_latency_under: Some("data/".into()), ..Default::default() };
+    let faulty = Arc::new(FaultyStore::new(Arc::new(InMemory::new()), slow));
+    let e = Engine::open(cfg(dir.path()), faulty.clone()).await.expect("open");
+    let ids = open_streams(&e, 1).await;
+    for i in 0..3u8 {
+        e.append(ids[0], e.epoch(), 1, Bytes::from(vec![i; 100])).await.expect("append");
+    }
+    let upload = tokio::spawn({
+        let e = e.clone();
+        async move { e.flush().await }
+    });
+    while faulty.delayed_puts() == 0 {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    let t0 = tokio::time::Instant::now();
+    e.kv_put(vec![("catalog/t".into(), Some("v1".into()))]).await.expect("kv put");
+    e.trim(ids[0], 1).await.expect("trim");
+    assert!(t0.elapsed() < Duration::from_millis(1000), "waited for the upload: {:?}", t0.elapsed());
+    assert!(!upload.is_finished(), "the upload was still putting its object");
+    upload.await.expect("task").expect("upload");
+    assert_eq!(e.uploaded_end(ids[0]).expect("stream"), 3, "the upload committed every record");
+    let left: Vec<u64> = read_all(&e, ids[0]).await.iter().map(|b| b.base_offset).collect();
+    assert_eq!(left, [1, 2], "the trim meanwhile holds");
+    assert_eq!(e.kv_scan("catalog/"), [("catalog/t".to_string(), "v1".to_string())]);
+}
+
 #[tokio::test]
 async fn append_read_across_cache_and_objects() {
     let dir = tempfile::tempdir().expect("tmp");

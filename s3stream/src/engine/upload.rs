@@ -38,8 +38,12 @@ pub(super) async fn upload_loop(inner: Arc<Inner>) {
 /// Uploads everything not yet uploaded — a stream object for each stream with at least
 /// `stream_object_bytes` waiting, one stream-set object for the rest — commits them in one
 /// manifest version, then trims the WAL.
+///
+/// One upload runs at a time (`upload_turn`). The engine's metadata is locked only to take the
+/// objects' ids and to commit them, not while they are built and put: a catalog commit, a trim or
+/// a new stream does not wait for an upload's hundreds of MiB.
 pub(crate) async fn upload_once(inner: &Arc<Inner>) -> Result<bool> {
-    let mut meta = inner.meta.lock().await;
+    let _turn = inner.upload_turn.lock().await;
     let started = std::time::Instant::now();
     let (pending, wal_pos) = {
         let s = inner.state.lock();
@@ -54,30 +58,27 @@ pub(crate) async fn upload_once(inner: &Arc<Inner>) -> Result<bool> {
     let ends: Vec<(StreamId, u64)> = pending.iter().filter_map(|(s, b)| Some((*s, b.last()?.end_offset()))).collect();
     let streams = pending.len();
     let objects = tokio::task::spawn_blocking(move || build(&pending, block, own_min)).await.map_err(|e| Error::Io(std::io::Error::other(e)))?;
-    let mut next = meta.current().clone();
-    let mut total = 0u64;
-    let mut ids = Vec::new();
-    for (stream_object, (bytes, index)) in objects {
-        let id = next.next_object_id;
-        next.next_object_id += 1;
+    let first_id = inner.reserve_object_ids(objects.len() as u64).await?;
+    let mut uploaded_objects = Vec::with_capacity(objects.len());
+    for (id, (stream_object, (bytes, index))) in (first_id..).zip(objects) {
         let size = bytes.len() as u64;
         let opts = PutOptions { mode: PutMode::Create, ..Default::default() };
         inner.store.put_opts(&object_path(id), PutPayload::from(bytes), opts).await?;
-        next.objects.insert(id, ObjectMeta { size, stream_object, created_ms: inner.now_ms() });
-        total += size;
+        uploaded_objects.push((id, ObjectMeta { size, stream_object, created_ms: inner.now_ms() }, ranges_of(&index)));
+    }
+    let mut meta = inner.meta.lock().await;
+    let mut next = meta.current().clone();
+    let (mut total, mut ids) = (0u64, Vec::new());
+    for (id, object, ranges) in uploaded_objects {
+        total += object.size;
         ids.push(id);
-        // One range per stream in this object, from its index.
-        let mut ranges: Vec<(StreamId, u64, u64)> = Vec::new();
-        for e in index {
-            match ranges.last_mut() {
-                Some((s, _, end)) if *s == e.stream => *end = e.end,
-                _ => ranges.push((e.stream, e.start, e.end)),
-            }
-        }
+        next.objects.insert(id, object);
         for (stream, start, end) in ranges {
-            if let Some(s) = next.streams.get_mut(&stream) {
+            // A stream deleted meanwhile takes no range (its object becomes garbage); one trimmed
+            // meanwhile keeps only what is above its new start.
+            if let Some(s) = next.streams.get_mut(&stream).filter(|s| end > s.start) {
                 s.ranges.push(RangeRef { object: id, start, end });
-                s.end = end;
+                s.end = s.end.max(end);
             }
         }
     }
@@ -93,6 +94,7 @@ pub(crate) async fn upload_once(inner: &Arc<Inner>) -> Result<bool> {
             s.log_cache.mark_uploaded(stream, end);
         }
     }
+    drop(meta);
     inner.wal.lock().await.trim(wal_pos).await?;
     inner.stats.uploads.fetch_add(1, Relaxed);
     inner.stats.upload_bytes.fetch_add(total, Relaxed);
@@ -100,6 +102,18 @@ pub(crate) async fn upload_once(inner: &Arc<Inner>) -> Result<bool> {
     inner.space_freed.notify_waiters();
     tracing::debug!(objects = ?ids, bytes = total, streams, "uploaded");
     Ok(true)
+}
+
+/// One range per stream of an object, from its index.
+fn ranges_of(index: &[IndexEntry]) -> Vec<(StreamId, u64, u64)> {
+    let mut ranges: Vec<(StreamId, u64, u64)> = Vec::new();
+    for e in index {
+        match ranges.last_mut() {
+            Some((s, _, end)) if *s == e.stream => *end = e.end,
+            _ => ranges.push((e.stream, e.start, e.end)),
+        }
+    }
+    ranges
 }
 
 /// The objects of one upload: a stream object for each stream with at least `own_min` bytes

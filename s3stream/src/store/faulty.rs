@@ -25,6 +25,8 @@ pub struct FaultConfig {
     pub latency_ms_max: u64,
     /// Added to every put, fixed (a slow store, for timing tests under paused time).
     pub put_latency_ms: u64,
+    /// When set, `put_latency_ms` applies only to puts under this path prefix.
+    pub put_latency_under: Option<String>,
     /// Seed of the random source, so a failing run can be replayed.
     pub seed: u64,
     pub on_put: bool,
@@ -41,12 +43,19 @@ pub struct FaultyStore {
     inner: Arc<dyn ObjectStore>,
     config: FaultConfig,
     rng: Mutex<StdRng>,
+    /// Puts that began their `put_latency_ms` wait.
+    delayed_puts: std::sync::atomic::AtomicU64,
 }
 
 impl FaultyStore {
     pub fn new(inner: Arc<dyn ObjectStore>, config: FaultConfig) -> Self {
         let rng = Mutex::new(StdRng::seed_from_u64(config.seed));
-        Self { inner, config, rng }
+        Self { inner, config, rng, delayed_puts: Default::default() }
+    }
+
+    /// Puts that have begun their `put_latency_ms` wait (a test knows a put is in flight).
+    pub fn delayed_puts(&self) -> u64 {
+        self.delayed_puts.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     async fn fault(&self, op: &str, enabled: bool) -> Result<()> {
@@ -79,7 +88,9 @@ impl ObjectStore for FaultyStore {
             return Err(object_store::Error::Generic { store: "faulty", source: format!("injected failure on put {location}").into() });
         }
         self.fault("put", self.config.on_put).await?;
-        if self.config.put_latency_ms > 0 {
+        let slowed = self.config.put_latency_under.as_deref().is_none_or(|p| location.as_ref().starts_with(p));
+        if self.config.put_latency_ms > 0 && slowed {
+            self.delayed_puts.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             tokio::time::sleep(Duration::from_millis(self.config.put_latency_ms)).await;
         }
         self.inner.put_opts(location, payload, opts).await
