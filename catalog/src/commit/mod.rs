@@ -15,10 +15,12 @@ mod target;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
+use futures::{StreamExt, TryStreamExt};
+
 use iceberg::io::FileIO;
 use iceberg::spec::{
-    DataContentType, DataFile, FormatVersion, ManifestContentType, ManifestFile, ManifestList, ManifestListWriter, ManifestStatus, ManifestWriterBuilder,
-    Operation, Snapshot, SnapshotReference, SnapshotRetention, Summary, TableMetadata,
+    DataContentType, DataFile, FormatVersion, Manifest, ManifestContentType, ManifestFile, ManifestList, ManifestListWriter, ManifestStatus,
+    ManifestWriterBuilder, Operation, Snapshot, SnapshotReference, SnapshotRetention, Summary, TableMetadata,
 };
 use iceberg::{TableRequirement, TableUpdate};
 use summary::Side;
@@ -32,6 +34,9 @@ use crate::files::NewFile;
 
 /// Manifests of one kind (data or deletes) carried over before they are merged into one.
 pub const MANIFESTS_MERGE_COUNT_MIN: usize = 32;
+
+/// Manifests read at once where a commit reads many (a merge, a replace, the live files).
+const MANIFEST_READS_AT_ONCE: usize = 8;
 
 /// What a snapshot changes.
 #[derive(Debug, Clone)]
@@ -94,11 +99,25 @@ impl Committer {
         Ok(list.consume_entries().into_iter().collect())
     }
 
+    /// The manifests' contents, in their order, up to `MANIFEST_READS_AT_ONCE` read at a time.
+    async fn load_all(&self, manifests: &[ManifestFile]) -> Result<Vec<Manifest>> {
+        // Owned items and IO: a borrowed closure argument would make the future not `Send` for
+        // every lifetime, which spawned callers need.
+        futures::stream::iter(manifests.iter().cloned())
+            .map(|mf| {
+                let io = self.io.clone();
+                async move { mf.load_manifest(&io).await.map_err(iceberg(&mf.manifest_path)) }
+            })
+            .buffered(MANIFEST_READS_AT_ONCE)
+            .try_collect()
+            .await
+    }
+
     /// Every live file (data and deletes) of the table's current snapshot.
     pub async fn live_files(&self, meta: &TableMetadata) -> Result<Vec<LiveFile>> {
         let mut out = Vec::new();
-        for mf in self.manifests(meta, meta.current_snapshot_id()).await? {
-            let manifest = mf.load_manifest(&self.io).await.map_err(iceberg(&mf.manifest_path))?;
+        let manifests = self.manifests(meta, meta.current_snapshot_id()).await?;
+        for (mf, manifest) in manifests.iter().zip(self.load_all(&manifests).await?) {
             for e in manifest.entries() {
                 if e.is_alive() {
                     out.push(LiveFile {
@@ -194,13 +213,11 @@ impl Committer {
 
         // Carry the parent's manifests over: rewritten where a file leaves, merged when many.
         let mut found = HashSet::new();
-        let mut carried: Vec<ManifestFile> = Vec::new();
-        for mf in self.manifests(meta, parent_id).await? {
-            if removed.is_empty() {
-                carried.push(mf);
-                continue;
-            }
-            let manifest = mf.load_manifest(&self.io).await.map_err(iceberg(&mf.manifest_path))?;
+        let parents = self.manifests(meta, parent_id).await?;
+        // Only a commit that removes files reads the parent's manifests.
+        let (mut carried, to_read) = if removed.is_empty() { (parents, Vec::new()) } else { (Vec::new(), parents) };
+        let contents = self.load_all(&to_read).await?;
+        for (mf, manifest) in to_read.into_iter().zip(contents) {
             if !manifest.entries().iter().any(|e| e.is_alive() && removed.contains(e.file_path())) {
                 carried.push(mf);
                 continue;
@@ -291,8 +308,7 @@ impl Committer {
             }
             let content = group[0].content;
             let mut w = self.manifest_writer(meta, snapshot_id, spec_id, content, written)?;
-            for mf in &group {
-                let manifest = mf.load_manifest(&self.io).await.map_err(iceberg(&mf.manifest_path))?;
+            for manifest in self.load_all(&group).await? {
                 for e in manifest.entries() {
                     if e.status() == ManifestStatus::Deleted {
                         continue;
