@@ -119,20 +119,27 @@ pub struct ManifestStore {
 impl ManifestStore {
     /// Loads the newest manifest under `node_prefix` and claims a new epoch (at least
     /// `epoch_min`) for this node.
+    ///
+    /// A version written meanwhile by an older epoch (the owner being taken over, still
+    /// committing) is read and the claim tried again on top of it, up to `CLAIM_ATTEMPTS_MAX`
+    /// times; a version of the same or a newer epoch fences this node.
     pub async fn open(store: Arc<dyn ObjectStore>, node_prefix: &str, epoch_min: u64) -> Result<Self> {
-        let prefix = Path::from(format!("{node_prefix}{PREFIX}"));
-        let metas: Vec<_> = store.list(Some(&prefix)).try_collect().await?;
-        let newest = metas.iter().filter_map(|m| m.location.filename()?.strip_prefix("manifest-")?.strip_suffix(".json")?.parse::<u64>().ok()).max();
-        let current = match newest {
-            Some(v) => read(&store, node_prefix, v).await?,
-            None => Manifest::default(),
-        };
-        let mut this = Self { store, node_prefix: node_prefix.to_string(), current };
-        let mut next = this.current.clone();
-        next.epoch = (next.epoch + 1).max(epoch_min);
-        this.commit_as_owner(next, false).await?;
-        tracing::info!(epoch = this.current.epoch, version = this.current.version, "claimed the bucket");
-        Ok(this)
+        let mut attempt = 0;
+        loop {
+            let current = newest(&store, node_prefix).await?;
+            let mut this = Self { store: store.clone(), node_prefix: node_prefix.to_string(), current };
+            let mut next = this.current.clone();
+            next.epoch = (next.epoch + 1).max(epoch_min);
+            let claimed = next.epoch;
+            match this.commit_as_owner(next, false).await {
+                Ok(()) => {
+                    tracing::info!(epoch = this.current.epoch, version = this.current.version, "claimed the bucket");
+                    return Ok(this);
+                }
+                Err(Error::Fenced { .. }) if attempt + 1 < CLAIM_ATTEMPTS_MAX && newest(&store, node_prefix).await?.epoch < claimed => attempt += 1,
+                Err(e) => return Err(e),
+            }
+        }
     }
 
     /// The last committed manifest.
@@ -167,6 +174,20 @@ impl ManifestStore {
             let _ = self.store.delete(&manifest_path(&self.node_prefix, old)).await;
         }
         Ok(())
+    }
+}
+
+/// Claims of a bucket tried before an open gives up on an older owner that keeps committing.
+const CLAIM_ATTEMPTS_MAX: u32 = 16;
+
+/// The newest manifest under `node_prefix` (an empty one when there is none).
+async fn newest(store: &Arc<dyn ObjectStore>, node_prefix: &str) -> Result<Manifest> {
+    let prefix = Path::from(format!("{node_prefix}{PREFIX}"));
+    let metas: Vec<_> = store.list(Some(&prefix)).try_collect().await?;
+    let newest = metas.iter().filter_map(|m| m.location.filename()?.strip_prefix("manifest-")?.strip_suffix(".json")?.parse::<u64>().ok()).max();
+    match newest {
+        Some(v) => read(store, node_prefix, v).await,
+        None => Ok(Manifest::default()),
     }
 }
 
