@@ -124,22 +124,28 @@ impl ManifestStore {
     /// committing) is read and the claim tried again on top of it, up to `CLAIM_ATTEMPTS_MAX`
     /// times; a version of the same or a newer epoch fences this node.
     pub async fn open(store: Arc<dyn ObjectStore>, node_prefix: &str, epoch_min: u64) -> Result<Self> {
-        let mut attempt = 0;
-        loop {
+        // The epoch of the last claim that lost its race.
+        let mut lost: Option<u64> = None;
+        for _ in 0..CLAIM_ATTEMPTS_MAX {
             let current = newest(&store, node_prefix).await?;
+            if let Some(ours) = lost.filter(|ours| current.epoch >= *ours) {
+                return Err(Error::Fenced { ours, current: current.epoch });
+            }
             let mut this = Self { store: store.clone(), node_prefix: node_prefix.to_string(), current };
             let mut next = this.current.clone();
             next.epoch = (next.epoch + 1).max(epoch_min);
-            let claimed = next.epoch;
+            let claim = next.epoch;
             match this.commit_as_owner(next, false).await {
                 Ok(()) => {
                     tracing::info!(epoch = this.current.epoch, version = this.current.version, "claimed the bucket");
                     return Ok(this);
                 }
-                Err(Error::Fenced { .. }) if attempt + 1 < CLAIM_ATTEMPTS_MAX && newest(&store, node_prefix).await?.epoch < claimed => attempt += 1,
+                Err(Error::Fenced { .. }) => lost = Some(claim),
                 Err(e) => return Err(e),
             }
         }
+        let ours = lost.unwrap_or(epoch_min);
+        Err(Error::Fenced { ours, current: ours })
     }
 
     /// The last committed manifest.
