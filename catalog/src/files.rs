@@ -6,7 +6,7 @@ use std::sync::Arc;
 use arrow_array::{ArrayRef, Int64Array, RecordBatch, StringArray};
 use iceberg::io::FileIO;
 use iceberg::spec::{DataContentType, DataFile, NestedField, PrimitiveType, Schema, SchemaRef, Struct, Type};
-use iceberg::writer::file_writer::{FileWriter, FileWriterBuilder, ParquetWriterBuilder};
+use iceberg::writer::file_writer::{FileWriter, FileWriterBuilder, ParquetWriter, ParquetWriterBuilder};
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
 
@@ -101,17 +101,72 @@ async fn write(
     if batches.iter().all(|b| b.num_rows() == 0) {
         return Ok(None);
     }
-    let out = io.new_output(location).map_err(err(location))?;
-    let mut w = ParquetWriterBuilder::new(props(batches), schema).build(out).await.map_err(err(location))?;
+    let mut file = FileStream::open(io, location, schema, batches, content, placement.clone(), referenced).await?;
     for b in batches {
-        w.write(b).await.map_err(err(location))?;
+        file.write(b).await?;
     }
-    let mut built = w.close().await.map_err(err(location))?;
-    let Some(mut b) = built.pop() else { return Ok(None) };
-    b.content(content).partition_spec_id(placement.partition_spec_id).partition(placement.partition.clone());
-    if let Some(r) = referenced {
-        b.referenced_data_file(Some(r));
+    file.close().await
+}
+
+/// Opens a Parquet data file at `location` to be written a batch at a time, with the writer
+/// properties `sample` (the first rows) calls for.
+pub async fn open_data_file(io: &FileIO, location: &str, schema: SchemaRef, sample: &[RecordBatch], placement: Placement) -> Result<FileStream> {
+    FileStream::open(io, location, schema, sample, DataContentType::Data, placement, None).await
+}
+
+/// A file written a batch at a time: the Parquet writer holds only the row group in progress,
+/// so the file's rows need not all be in memory at once (compaction's output).
+pub struct FileStream {
+    location: String,
+    writer: ParquetWriter,
+    content: DataContentType,
+    placement: Placement,
+    referenced: Option<String>,
+    rows: usize,
+}
+
+impl FileStream {
+    async fn open(
+        io: &FileIO,
+        location: &str,
+        schema: SchemaRef,
+        sample: &[RecordBatch],
+        content: DataContentType,
+        placement: Placement,
+        referenced: Option<String>,
+    ) -> Result<Self> {
+        let out = io.new_output(location).map_err(err(location))?;
+        let writer = ParquetWriterBuilder::new(props(sample), schema).build(out).await.map_err(err(location))?;
+        Ok(FileStream { location: location.to_string(), writer, content, placement, referenced, rows: 0 })
     }
-    let file = b.build().map_err(|e| CatalogError::Storage(format!("{location}: {e}")))?;
-    Ok(Some(NewFile { file, partition_spec_id: placement.partition_spec_id }))
+
+    /// Appends `batch` (its Arrow fields carry the schema's field ids).
+    pub async fn write(&mut self, batch: &RecordBatch) -> Result<()> {
+        self.writer.write(batch).await.map_err(err(&self.location))?;
+        self.rows += batch.num_rows();
+        Ok(())
+    }
+
+    /// Rows written so far.
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    /// Where the file goes.
+    pub fn location(&self) -> &str {
+        &self.location
+    }
+
+    /// Finishes the file; `None` when it holds no rows.
+    pub async fn close(self) -> Result<Option<NewFile>> {
+        let FileStream { location, writer, content, placement, referenced, .. } = self;
+        let mut built = writer.close().await.map_err(err(&location))?;
+        let Some(mut b) = built.pop() else { return Ok(None) };
+        b.content(content).partition_spec_id(placement.partition_spec_id).partition(placement.partition);
+        if let Some(r) = referenced {
+            b.referenced_data_file(Some(r));
+        }
+        let file = b.build().map_err(|e| CatalogError::Storage(format!("{location}: {e}")))?;
+        Ok(Some(NewFile { file, partition_spec_id: placement.partition_spec_id }))
+    }
 }

@@ -7,7 +7,7 @@ use arrow_array::cast::AsArray;
 use arrow_array::RecordBatch;
 use floe_catalog::commit::LiveFile;
 use iceberg::io::FileIO;
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::arrow::arrow_reader::{ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder};
 use parquet::arrow::ProjectionMask;
 
 use crate::error::{Result, TableTopicError};
@@ -18,6 +18,16 @@ pub type Hits = HashMap<String, HashMap<String, HashSet<i64>>>;
 /// The batches of the Parquet file at `path`: every column, or only the top-level `columns`
 /// that the file has.
 pub async fn read(io: &FileIO, path: &str, columns: Option<&[&str]>) -> Result<Vec<RecordBatch>> {
+    reader(io, path, columns).await?.collect::<std::result::Result<Vec<_>, _>>().map_err(TableTopicError::Arrow)
+}
+
+/// The batches of the Parquet file at `path`, every column, decoded one at a time as they are
+/// taken: the file's bytes are in memory, its rows one batch at a time (compaction's input).
+pub async fn read_batches(io: &FileIO, path: &str) -> Result<impl Iterator<Item = Result<RecordBatch>>> {
+    Ok(reader(io, path, None).await?.map(|b| b.map_err(TableTopicError::Arrow)))
+}
+
+async fn reader(io: &FileIO, path: &str, columns: Option<&[&str]>) -> Result<ParquetRecordBatchReader> {
     let bytes = io.new_input(path)?.read().await?;
     let bad = |e: parquet::errors::ParquetError| TableTopicError::Source(format!("{path}: {e}"));
     let mut builder = ParquetRecordBatchReaderBuilder::try_new(bytes).map_err(bad)?;
@@ -27,7 +37,7 @@ pub async fn read(io: &FileIO, path: &str, columns: Option<&[&str]>) -> Result<V
         let mask = ProjectionMask::roots(builder.parquet_schema(), roots);
         builder = builder.with_projection(mask);
     }
-    builder.build().map_err(bad)?.collect::<std::result::Result<Vec<_>, _>>().map_err(TableTopicError::Arrow)
+    builder.build().map_err(bad)
 }
 
 /// What each of `deletes` (position-delete files) removes.

@@ -16,6 +16,7 @@ use crate::error::{Result, TableTopicError};
 use crate::files::{self, Hits};
 use crate::offsets;
 use crate::table::TableHandle;
+use rewrite::Rewriter;
 
 /// When and how much to compact.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -128,8 +129,9 @@ pub async fn compact(table: &mut TableHandle, policy: &CompactionPolicy) -> Resu
 
 /// The slow part of a compaction, on the table as `table` holds it: plans, reads the chosen
 /// files (their rows fitted to the current schema, deleted positions left out) and writes the
-/// merged files. Nothing is committed: a loop may keep committing meanwhile and `apply` the
-/// result between its commits.
+/// merged files as the rows stream through (one input batch in memory, not the pass's input).
+/// Nothing is committed: a loop may keep committing meanwhile and `apply` the result between
+/// its commits.
 pub async fn prepare(table: &TableHandle, policy: &CompactionPolicy) -> Result<Option<Prepared>> {
     let io = table.committer().io().clone();
     let live = table.committer().live_files(&table.loaded.metadata).await?;
@@ -139,14 +141,32 @@ pub async fn prepare(table: &TableHandle, policy: &CompactionPolicy) -> Result<O
     if plan.data.is_empty() && plan.deletes.is_empty() {
         return Ok(None);
     }
-    // Rows still live in the chosen files, fitted to the current schema, oldest file first.
-    let gone = files::removed_positions(&hits);
-    let target = table.arrow.clone();
-    let mut batches = Vec::new();
+    let mut out = Rewriter::new(table, "compacted", policy.file_rows_max.try_into().unwrap_or(usize::MAX))?;
+    let done = async {
+        let rows = merge(table, &plan, &hits, &mut out).await?;
+        Ok::<_, TableTopicError>((rows, out.finish().await?))
+    }
+    .await;
+    match done {
+        Ok((rows, files)) => Ok(Some(Prepared { plan, files, rows })),
+        Err(e) => {
+            out.discard().await;
+            Err(e)
+        }
+    }
+}
+
+/// Streams the rows still live in the plan's files, fitted to the current schema, oldest file
+/// first, into `out`, one batch at a time; returns how many there were.
+async fn merge(table: &TableHandle, plan: &Plan, hits: &Hits, out: &mut Rewriter<'_>) -> Result<usize> {
+    let io = table.committer().io();
+    let gone = files::removed_positions(hits);
+    let mut rows = 0;
     for path in &plan.data {
         let removed = gone.get(path.as_str());
         let mut pos = 0i64;
-        for b in files::read(&io, path, None).await? {
+        for b in files::read_batches(io, path).await? {
+            let b = b?;
             let n = b.num_rows() as i64;
             let b = match removed {
                 Some(r) => {
@@ -156,12 +176,11 @@ pub async fn prepare(table: &TableHandle, policy: &CompactionPolicy) -> Result<O
                 None => b,
             };
             pos += n;
-            batches.push(conform(&b, &target).map_err(|e| TableTopicError::Schema(format!("{path}: {e}")))?);
+            rows += b.num_rows();
+            out.push(conform(&b, &table.arrow).map_err(|e| TableTopicError::Schema(format!("{path}: {e}")))?).await?;
         }
     }
-    let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
-    let files = table.write_whole("compacted", &batches).await?.files;
-    Ok(Some(Prepared { plan, files, rows }))
+    Ok(rows)
 }
 
 /// Commits a prepared compaction on top of the table as `table` holds it now (one replace
@@ -213,5 +232,6 @@ pub async fn expire(table: &mut TableHandle, retention: Retention) -> Result<Opt
     Ok(expired)
 }
 
+mod rewrite;
 #[cfg(test)]
 mod tests;

@@ -288,17 +288,6 @@ impl TableHandle {
     /// `batches` in order, or the (batch, row) pairs `select` picks; unpartitioned and unpicked,
     /// they are written as they are, without a copy.
     pub async fn write(&self, prefix: &str, batches: &[RecordBatch], select: Option<&[(usize, usize)]>) -> Result<Written> {
-        self.write_as(prefix, batches, select, true).await
-    }
-
-    /// As [`Self::write`] with no selection, never split across cores: compaction's output, whose
-    /// files should be as large as the rows make them (two half-size files would stay in the
-    /// size tier they came from, to be merged again).
-    pub async fn write_whole(&self, prefix: &str, batches: &[RecordBatch]) -> Result<Written> {
-        self.write_as(prefix, batches, None, false).await
-    }
-
-    async fn write_as(&self, prefix: &str, batches: &[RecordBatch], select: Option<&[(usize, usize)]>, split: bool) -> Result<Written> {
         let meta = &self.loaded.metadata;
         let spec = meta.default_partition_spec();
         let refs: Vec<&RecordBatch> = batches.iter().collect();
@@ -308,7 +297,7 @@ impl TableHandle {
             let rows = match select {
                 None => {
                     let total: usize = batches.iter().map(RecordBatch::num_rows).sum();
-                    let writers = if split { writers_for(total) } else { 1 };
+                    let writers = writers_for(total);
                     if writers > 1 {
                         let sizes = self.write_split(prefix, batches, &placement, writers, &mut out.files).await?;
                         out.rows = sizes.iter().enumerate().flat_map(|(f, n)| (0..*n).map(move |i| (f, i as i64))).collect();

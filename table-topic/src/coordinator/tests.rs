@@ -59,6 +59,11 @@ struct Setup {
 }
 
 async fn setup() -> Setup {
+    setup_with(&[]).await
+}
+
+/// As `setup`, with more `automq.table.topic.*` settings.
+async fn setup_with(extra: &[(&str, &str)]) -> Setup {
     let objects: Arc<dyn object_store::ObjectStore> = Arc::new(InMemory::new());
     let wh = "memory:///wh";
     let catalog = Arc::new(Catalog::open(Arc::new(MemoryStore::default()), objects.clone(), wh, "wh").expect("catalog"));
@@ -74,6 +79,7 @@ async fn setup() -> Setup {
         ("maintenance.interval.ms", "3600000"),
     ]
     .iter()
+    .chain(extra)
     .map(|(k, v)| (format!("automq.table.topic.{k}"), v.to_string()))
     .collect();
     let cfg = Arc::new(TableConfig::from_topic(&configs).expect("valid").expect("enabled"));
@@ -174,4 +180,51 @@ async fn a_compaction_whose_files_went_meanwhile_changes_nothing_and_leaves_no_f
     assert!(after.is_empty() && rows.is_empty(), "no row comes back: {rows:?}");
     assert_eq!(merged_files(&s).await, Vec::<String>::new(), "the merged file is deleted");
     assert_eq!(s.coordinator.status.lock().compactions, 0);
+}
+
+#[tokio::test]
+async fn a_compaction_writes_each_partition_as_files_of_at_most_the_row_cap_keeping_every_row() {
+    // Four rows a partition (n - n % 4); a commit's ten rows span three partitions, and the
+    // partitions at a commit's edges span two commits' files.
+    let mut s = setup_with(&[("partition.by", "[truncate(n, 4)]")]).await;
+    for _ in 0..4 {
+        round(&mut s, 10).await;
+    }
+    let mut policy = s.coordinator.cfg.compaction.clone().expect("compaction is on");
+    policy.file_rows_max = 3;
+    let table = s.coordinator.table.as_mut().expect("the table is open");
+    let done = crate::maintenance::compact(table, &policy).await.expect("compacted").expect("small files to merge");
+    assert!(done.files_in >= 2, "small files were merged: {done:?}");
+    let t = s.committer.target().load(&vec!["default".to_string()], "events").await.expect("load");
+    let mut every = Vec::new();
+    // Per partition, the rows of each file the compaction wrote.
+    let mut merged: BTreeMap<i64, Vec<i64>> = BTreeMap::new();
+    for f in s.committer.live_files(&t.metadata).await.expect("live files") {
+        use iceberg::spec::{Literal, PrimitiveLiteral};
+        let partition = match f.file.partition().fields().first() {
+            Some(Some(Literal::Primitive(PrimitiveLiteral::Int(p)))) => i64::from(*p),
+            Some(Some(Literal::Primitive(PrimitiveLiteral::Long(p)))) => *p,
+            _ => panic!("{} has no partition value: {:?}", f.file.file_path(), f.file.partition()),
+        };
+        if f.file.file_path().contains("/data/compacted-") {
+            merged.entry(partition).or_default().push(f.file.record_count() as i64);
+        }
+        for b in crate::files::read(s.committer.io(), f.file.file_path(), Some(&["n"])).await.expect("read") {
+            let col = arrow_cast::cast(b.column(0), &arrow_schema::DataType::Int64).expect("n is a number");
+            for n in col.as_any().downcast_ref::<arrow_array::Int64Array>().expect("cast").values().iter().copied() {
+                assert_eq!(partition, n - n % 4, "row {n} is in its partition's file");
+                every.push(n);
+            }
+        }
+    }
+    assert_eq!(merged.values().flatten().sum::<i64>(), done.rows as i64);
+    assert_eq!(merged.values().map(Vec::len).sum::<usize>(), done.files_out);
+    for (partition, mut files) in merged.clone() {
+        files.sort_unstable_by(|a, b| b.cmp(a));
+        let last = files.pop().expect("a file");
+        assert!(files.iter().all(|n| *n == 3) && (1..=3).contains(&last), "partition {partition}: files of {files:?} and {last} rows");
+    }
+    assert!(merged.values().any(|f| f.len() > 1), "a partition's merged rows rolled into a second file: {merged:?}");
+    every.sort();
+    assert_eq!(every, (0..40).collect::<Vec<_>>(), "every row once");
 }

@@ -121,7 +121,7 @@ fn under_a_steady_stream_of_small_files_the_live_count_stays_bounded() {
 fn files_as_full_as_a_written_file_gets_are_never_merged_again() {
     // Well-compressed rows: a full output (`file_rows_max` rows) stays far below
     // `target_file_bytes`. A commit writes 5,000 rows; a pass runs every 64 commits and writes
-    // its merge as files of at most `file_rows_max` rows, as `write_whole` does.
+    // its merge as files of at most `file_rows_max` rows, as `Rewriter` does.
     let policy = CompactionPolicy { target_file_bytes: 1 << 40, files_min: 8, input_bytes_max: u64::MAX, trigger_files: 64, file_rows_max: 1_000_000 };
     let sized = |path: String, rows: u64, seq: i64| file_of_rows(&path, DataContentType::Data, rows * 10, rows, seq);
     let (mut live, mut seq, mut produced, mut rewritten) = (Vec::new(), 0i64, 0u64, 0u64);
