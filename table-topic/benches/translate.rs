@@ -1,8 +1,10 @@
 //! Table Topic translation benchmark on one core: a topic backlog of ~20-field JSON and Avro
 //! records to committed Parquet (decode, conform, write, commit), next to the raw Arrow→Parquet
-//! write of the same rows (the ceiling), and upsert changes/s against a table of 1M keys.
+//! write of the same rows (the ceiling), upsert changes/s against a table of 1M keys, and a
+//! compaction of a table's small files: its time and the peak resident memory it adds against the input
+//! decoded (what a pass holding its input would need).
 //! Run: `cargo bench -p floe-table-topic --bench translate` (`FLOE_BENCH_RECORDS`, `FLOE_BENCH_KEYS`,
-//! `FLOE_BENCH_FORMATS`: `json,avro` by default).
+//! `FLOE_BENCH_FORMATS`: `json,avro` by default, `FLOE_BENCH_COMPACT_FILES`: 64, 0 for none).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -16,6 +18,8 @@ use floe_catalog::{Committer, ObjectStorage};
 use floe_schema::registry::{MemoryLog, Registry, SchemaType};
 use floe_schema::source::SchemaCache;
 use floe_table_topic::coordinator::Coordinator;
+use floe_table_topic::maintenance::{self, CompactionPolicy};
+use floe_table_topic::table::{TableHandle, FILE_ROWS_MAX};
 use floe_table_topic::{RecordSource, SourceRead, SourceRecord, Status, TableConfig};
 use object_store::memory::InMemory;
 use object_store::ObjectStore;
@@ -156,9 +160,10 @@ async fn bench() -> Bench {
 }
 
 fn config(pairs: &[(&str, &str)]) -> Arc<TableConfig> {
-    let mut m: BTreeMap<String, String> = pairs.iter().map(|(k, v)| (format!("automq.table.topic.{k}"), v.to_string())).collect();
-    m.insert("automq.table.topic.enable".into(), "true".into());
-    m.insert("automq.table.topic.commit.bytes.max".into(), (4u64 << 30).to_string());
+    let mut m: BTreeMap<String, String> =
+        BTreeMap::from([("enable".to_string(), "true".to_string()), ("commit.bytes.max".to_string(), (4u64 << 30).to_string())]);
+    m.extend(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    let m = m.into_iter().map(|(k, v)| (format!("automq.table.topic.{k}"), v)).collect();
     Arc::new(TableConfig::from_topic(&m).expect("config").expect("enabled"))
 }
 
@@ -300,6 +305,64 @@ async fn upsert(b: &Bench, keys: i64) {
     );
 }
 
+/// The process's resident bytes now and at their peak since the last `reset_peak` (`VmRSS`, `VmHWM`).
+fn resident() -> (u64, u64) {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let kib =
+        |key: &str| status.lines().find_map(|l| l.strip_prefix(key)).and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok()).unwrap_or(0);
+    (kib("VmRSS:") * 1024, kib("VmHWM:") * 1024)
+}
+
+/// Freed heap handed back to the OS (so that resident memory is the heap in use, not what earlier
+/// phases freed), then the peak starts again from here; returns the resident bytes.
+fn reset_peak() -> u64 {
+    floe_io_sys::release_free_heap();
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+    resident().0
+}
+
+/// `n` JSON records committed as `files` small files, then one compaction of them
+/// (`maintenance::prepare`, the pass's read-merge-write), with the peak resident memory it added
+/// next to the bytes its input takes decoded.
+async fn compaction(b: &Bench, n: i64, files: i64) {
+    let values: Vec<Vec<u8>> = (0..n).map(|i| json(&row(i))).collect();
+    let per_file = values.iter().map(Vec::len).sum::<usize>() as u64 / files.max(1) as u64;
+    let cfg = config(&[("convert.value.type", "json"), ("transform.value.type", "flatten"), ("commit.bytes.max", &per_file.max(1).to_string())]);
+    let topic = format!("{TOPIC}-compact");
+    drain(b, &topic, cfg, Arc::new(MemSource(records(values, None)))).await;
+    let owner = (floe_table_topic::table::OWNER_KEY, topic.as_str());
+    let mut table = TableHandle::open(b.committer.clone(), vec!["default".to_string()], &topic, owner).await.expect("open").expect("the table");
+    let small = live_files(b, &topic).await;
+    let policy =
+        CompactionPolicy { target_file_bytes: u64::MAX, files_min: 2, input_bytes_max: u64::MAX, trigger_files: 64, file_rows_max: FILE_ROWS_MAX as u64 };
+    let before = reset_peak();
+    let started = Instant::now();
+    let prepared = maintenance::prepare(&table, &policy).await.expect("prepare").expect("small files to merge");
+    let took = started.elapsed();
+    let (_, peak) = resident();
+    maintenance::apply(&mut table, prepared).await.expect("apply");
+    let mut decoded = 0usize;
+    for f in &small {
+        decoded += floe_table_topic::files::read(b.committer.io(), f.file.file_path(), None)
+            .await
+            .expect("read")
+            .iter()
+            .map(|b| b.get_array_memory_size())
+            .sum::<usize>();
+    }
+    let after = live_files(b, &topic).await;
+    println!(
+        "compaction: {n} records in {} files ({:.1} MiB Parquet) → {} files in {:.2}s ({:.0} records/s); peak resident memory added {:.1} MiB; the input decoded {:.1} MiB",
+        small.len(),
+        mib(small.iter().map(|f| f.file.file_size_in_bytes() as usize).sum()),
+        after.len(),
+        took.as_secs_f64(),
+        n as f64 / took.as_secs_f64(),
+        mib(peak.saturating_sub(before) as usize),
+        mib(decoded),
+    );
+}
+
 fn env(name: &str, default: i64) -> i64 {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
 }
@@ -309,6 +372,11 @@ fn main() {
     rt.block_on(async {
         let b = bench().await;
         let n = env("FLOE_BENCH_RECORDS", 200_000);
+        // First, while the heap is small: its figure is a peak.
+        let files = env("FLOE_BENCH_COMPACT_FILES", 64);
+        if files > 0 {
+            compaction(&b, n, files).await;
+        }
         // Each format in a process of its own gives figures that the other's heap does not sway.
         let formats = std::env::var("FLOE_BENCH_FORMATS").unwrap_or_else(|_| "json,avro".into());
         for format in formats.split(',') {
