@@ -94,6 +94,38 @@ fn split_rows(batches: &[RecordBatch], rows_max: usize) -> Vec<Vec<RecordBatch>>
     chunks
 }
 
+/// Rows grouped by their partition value: the partitions in the order first seen, each with its
+/// rows in the order added.
+pub(crate) struct PartitionGroups<T> {
+    pub groups: Vec<(Struct, Vec<T>)>,
+    index: HashMap<Struct, usize>,
+}
+
+impl<T> Default for PartitionGroups<T> {
+    fn default() -> Self {
+        PartitionGroups { groups: Vec::new(), index: HashMap::new() }
+    }
+}
+
+impl<T> PartitionGroups<T> {
+    /// Adds `row` under its partition `value`; returns (its group, its place in the group).
+    pub fn add(&mut self, value: Option<Literal>, row: T) -> Result<(usize, usize)> {
+        let Some(Literal::Struct(key)) = value else {
+            return Err(TableTopicError::Schema("a row has no partition value".into()));
+        };
+        let g = match self.index.get(&key) {
+            Some(g) => *g,
+            None => {
+                self.index.insert(key.clone(), self.groups.len());
+                self.groups.push((key, Vec::new()));
+                self.groups.len() - 1
+            }
+        };
+        self.groups[g].1.push(row);
+        Ok((g, self.groups[g].1.len() - 1))
+    }
+}
+
 /// Property of a table Floe created for a topic (its value: the topic). Floe manages only
 /// tables that carry it: it never adopts a same-named table someone else made.
 pub const OWNER_KEY: &str = "floe.topic";
@@ -326,26 +358,13 @@ impl TableHandle {
                 &every
             }
         };
-        let mut groups: Vec<(Struct, Vec<(usize, usize)>)> = Vec::new();
-        let mut group_of: HashMap<Struct, usize> = HashMap::new();
+        let mut groups = PartitionGroups::default();
         let mut row_group: Vec<(usize, usize)> = Vec::with_capacity(at.len());
         for &(bi, ri) in at {
-            let Some(Literal::Struct(key)) = values.get_mut(bi).and_then(|v| v.get_mut(ri)).and_then(Option::take) else {
-                return Err(TableTopicError::Schema("a row has no partition value".into()));
-            };
-            let g = match group_of.get(&key) {
-                Some(g) => *g,
-                None => {
-                    group_of.insert(key.clone(), groups.len());
-                    groups.push((key, Vec::new()));
-                    groups.len() - 1
-                }
-            };
-            row_group.push((g, groups[g].1.len()));
-            groups[g].1.push((bi, ri));
+            row_group.push(groups.add(values.get_mut(bi).and_then(|v| v.get_mut(ri)).and_then(Option::take), (bi, ri))?);
         }
-        let mut first_file = Vec::with_capacity(groups.len());
-        for (key, rows) in groups {
+        let mut first_file = Vec::with_capacity(groups.groups.len());
+        for (key, rows) in groups.groups {
             let picked = interleave_record_batch(&refs, &rows)?;
             let placement = Placement { partition_spec_id: spec.spec_id(), partition: key };
             first_file.push(out.files.len());

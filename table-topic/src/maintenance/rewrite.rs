@@ -8,10 +8,10 @@ use arrow_array::{RecordBatch, UInt32Array};
 use arrow_select::take::take_record_batch;
 use floe_catalog::files::{open_data_file, FileStream, NewFile, Placement};
 use iceberg::arrow::{arrow_struct_to_literal, PartitionValueCalculator};
-use iceberg::spec::{Literal, Struct};
+use iceberg::spec::Struct;
 
 use crate::error::{Result, TableTopicError};
-use crate::table::TableHandle;
+use crate::table::{PartitionGroups, TableHandle};
 
 /// Files open at once at most: a pass whose rows fall in more partitions closes its fullest file
 /// to open another (a smaller file, which a later pass merges).
@@ -50,22 +50,11 @@ impl<'a> Rewriter<'a> {
     fn by_partition(&self, batch: RecordBatch) -> Result<Vec<(Struct, RecordBatch)>> {
         let Some(calc) = &self.partitions else { return Ok(vec![(Struct::empty(), batch)]) };
         let values = arrow_struct_to_literal(&calc.calculate(&batch)?, calc.partition_type())?;
-        let mut groups: Vec<(Struct, Vec<u32>)> = Vec::new();
-        let mut group_of: HashMap<Struct, usize> = HashMap::new();
+        let mut groups = PartitionGroups::default();
         for (i, v) in values.into_iter().enumerate() {
-            let Some(Literal::Struct(key)) = v else {
-                return Err(TableTopicError::Schema("a row has no partition value".into()));
-            };
-            let g = match group_of.get(&key) {
-                Some(g) => *g,
-                None => {
-                    group_of.insert(key.clone(), groups.len());
-                    groups.push((key, Vec::new()));
-                    groups.len() - 1
-                }
-            };
-            groups[g].1.push(i as u32);
+            groups.add(v, i as u32)?;
         }
+        let groups = groups.groups;
         if groups.len() == 1 {
             return Ok(groups.into_iter().map(|(key, _)| (key, batch.clone())).collect());
         }
