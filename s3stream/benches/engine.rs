@@ -1,10 +1,12 @@
 //! Storage engine benchmark: prints figures, with the disk's own fsync'd write rate as the baseline.
 //!
-//! `cargo bench -p floe-s3stream --bench engine` (set `FLOE_BENCH_SECONDS` for longer runs).
+//! `cargo bench -p floe-s3stream --bench engine` (set `FLOE_BENCH_SECONDS` for longer runs,
+//! `FLOE_BENCH_SECTIONS` to a comma-separated subset of `wal,catch-up,compaction,object-wal`).
 //! - raw: sequential writes of 1 MiB + fdatasync on the same disk (the ceiling for the file WAL);
 //! - file WAL appends at several record sizes and client counts: MB/s, p50/p99 latency, % of raw;
-//! - catch-up reads of uploaded data, cold caches, from the local filesystem store and from S3
-//!   on loopback (s3s-fs), without read-ahead (the baseline) and with 8 and 32 MiB of it;
+//! - catch-up reads of uploaded data, cold caches, from the local filesystem (object_store's
+//!   store and the broker's `file://` store) and from S3 on loopback (s3s-fs), without
+//!   read-ahead (the baseline) and with 8 and 32 MiB of it;
 //! - compaction of stream-set and small stream objects: objects before and after, its pace
 //!   against `compaction_bytes_per_second`, read and write amplification;
 //! - object WAL append latency against `wal_batch_interval_ms`.
@@ -23,6 +25,11 @@ mod s3s_loopback;
 
 fn seconds() -> f64 {
     std::env::var("FLOE_BENCH_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(2.0)
+}
+
+/// Whether the run includes `section` (all sections unless `FLOE_BENCH_SECTIONS` names some).
+fn section(name: &str) -> bool {
+    std::env::var("FLOE_BENCH_SECTIONS").map_or(true, |s| s.split(',').any(|n| n.trim() == name))
 }
 
 fn pct(sorted: &[Duration], p: f64) -> f64 {
@@ -93,8 +100,9 @@ async fn appends(engine: &Engine, clients: usize, size: usize, secs: f64) -> (f6
 }
 
 /// Uploads `batches` of 64 KiB into one stream, then reads them back from a freshly opened
-/// engine once per read-ahead setting; prints MB/s against no read-ahead.
-async fn catch_up_rates(name: &str, dir: &std::path::Path, store: Arc<dyn ObjectStore>, batches: u64) {
+/// engine once per read-ahead setting; prints MB/s against `baseline` (no read-ahead on this
+/// store when none is given) and returns the rate without read-ahead.
+async fn catch_up_rates(name: &str, dir: &std::path::Path, store: Arc<dyn ObjectStore>, batches: u64, baseline: Option<f64>) -> f64 {
     let mut c = config(dir, WalKind::File);
     c.log_cache_bytes = 0;
     let e = Engine::open(c.clone(), store.clone()).await.expect("engine");
@@ -105,7 +113,7 @@ async fn catch_up_rates(name: &str, dir: &std::path::Path, store: Arc<dyn Object
         e.append(id, e.epoch(), 1, payload.clone()).await.expect("append");
     }
     e.close().await.expect("close");
-    let mut baseline = None;
+    let mut none = None;
     for read_ahead in [0u64, 8 << 20, 32 << 20] {
         let e = Engine::open(EngineConfig { read_ahead_bytes: read_ahead, ..c.clone() }, store.clone()).await.expect("reopen");
         e.open_stream(id, e.epoch()).await.expect("open");
@@ -117,10 +125,11 @@ async fn catch_up_rates(name: &str, dir: &std::path::Path, store: Arc<dyn Object
             bytes += got.iter().map(|b| b.payload.len()).sum::<usize>();
         }
         let rate = bytes as f64 / t.elapsed().as_secs_f64() / 1e6;
-        let base = *baseline.get_or_insert(rate);
-        println!("{name:>26} {:>10}Mi {rate:>10.1} {:>10.2}", read_ahead >> 20, rate / base);
+        let none = *none.get_or_insert(rate);
+        println!("{name:>34} {:>10}Mi {rate:>10.1} {:>10.2}", read_ahead >> 20, rate / baseline.unwrap_or(none));
         e.close().await.expect("close");
     }
+    none.unwrap_or_default()
 }
 
 /// 512 MiB appended over 8 streams, two of them hot (their uploads are stream objects, the cold
@@ -183,13 +192,29 @@ async fn compaction_amplification(dir: &std::path::Path) {
 async fn main() {
     let secs = seconds();
     let dir = tempfile::tempdir_in(std::env::var("FLOE_BENCH_DIR").unwrap_or_else(|_| ".".into())).expect("tmp");
-    let raw = raw_fsync_rate(dir.path());
+    if section("wal") {
+        wal_appends(dir.path(), secs).await;
+    }
+    if section("catch-up") {
+        catch_up(dir.path()).await;
+    }
+    if section("compaction") {
+        compaction_amplification(dir.path()).await;
+    }
+    if section("object-wal") {
+        object_wal_latency(dir.path(), secs).await;
+    }
+}
+
+/// File WAL appends at several record sizes and client counts against raw fdatasync'd writes.
+async fn wal_appends(dir: &std::path::Path, secs: f64) {
+    let raw = raw_fsync_rate(dir);
     println!("raw sequential write + fdatasync (1 MiB chunks): {raw:.1} MB/s");
     println!("\nfile WAL appends ({secs}s each):");
     println!("{:>8} {:>8} {:>10} {:>10} {:>9} {:>9} {:>8}", "record", "clients", "MB/s", "appends/s", "p50 ms", "p99 ms", "% raw");
     for &size in &[1usize << 10, 16 << 10, 128 << 10] {
         for &clients in &[1usize, 8, 64] {
-            let d = tempfile::tempdir_in(dir.path()).expect("tmp");
+            let d = tempfile::tempdir_in(dir).expect("tmp");
             let store: Arc<dyn ObjectStore> = Arc::new(LocalFileSystem::new_with_prefix(d.path()).expect("fs"));
             let e = Engine::open(config(d.path(), WalKind::File), store).await.expect("engine");
             let (mb, lat) = appends(&e, clients, size, secs).await;
@@ -206,23 +231,34 @@ async fn main() {
             e.close().await.expect("close");
         }
     }
-    // Catch-up reads of uploaded data with cold caches, 1 MiB per read (a consumer's
-    // max.partition.fetch.bytes), without read-ahead (the baseline) and with it.
+}
+
+/// Catch-up reads of uploaded data with cold caches, 1 MiB per read (a consumer's
+/// max.partition.fetch.bytes), without read-ahead (the baseline) and with it: from object_store's
+/// `LocalFileSystem`, from the local store the broker opens (`file://`, which reads ranges
+/// without zero-filling), both against the first's rate without read-ahead, and from S3.
+async fn catch_up(dir: &std::path::Path) {
     println!("\ncatch-up reads, 1 MiB each, cold caches:");
-    println!("{:>26} {:>12} {:>10} {:>10}", "store", "read-ahead", "MB/s", "x none");
-    let d = tempfile::tempdir_in(dir.path()).expect("tmp");
+    println!("{:>34} {:>12} {:>10} {:>10}", "store", "read-ahead", "MB/s", "x base");
+    let d = tempfile::tempdir_in(dir).expect("tmp");
     let local: Arc<dyn ObjectStore> = Arc::new(LocalFileSystem::new_with_prefix(d.path()).expect("fs"));
-    catch_up_rates("local filesystem", d.path(), local, 4096).await;
-    let root = tempfile::tempdir_in(dir.path()).expect("tmp");
+    let base = catch_up_rates("local (object_store LocalFileSystem)", d.path(), local, 4096, None).await;
+    let d = tempfile::tempdir_in(dir).expect("tmp");
+    let floe = floe_s3stream::store::open_raw(&format!("file://{}", d.path().join("objects").display())).expect("file store");
+    catch_up_rates("local (Floe's file:// store)", d.path(), floe, 4096, Some(base)).await;
+    let root = tempfile::tempdir_in(dir).expect("tmp");
     std::fs::create_dir(root.path().join("bench")).expect("bucket directory");
     let endpoint = s3s_loopback::serve(root.path()).await;
-    let d = tempfile::tempdir_in(dir.path()).expect("tmp");
-    catch_up_rates("S3 on loopback (s3s-fs)", d.path(), s3s_loopback::s3(&endpoint, "bench"), 2048).await;
-    compaction_amplification(dir.path()).await;
+    let d = tempfile::tempdir_in(dir).expect("tmp");
+    catch_up_rates("S3 on loopback (s3s-fs)", d.path(), s3s_loopback::s3(&endpoint, "bench"), 2048, None).await;
+}
+
+/// Object WAL append latency at several batch intervals.
+async fn object_wal_latency(dir: &std::path::Path, secs: f64) {
     println!("\nobject WAL (local object store) append latency, 8 clients, 4 KiB records:");
     println!("{:>12} {:>9} {:>9}", "interval ms", "p50 ms", "p99 ms");
     for &interval in &[10u64, 50, 250] {
-        let d = tempfile::tempdir_in(dir.path()).expect("tmp");
+        let d = tempfile::tempdir_in(dir).expect("tmp");
         let store: Arc<dyn ObjectStore> = Arc::new(LocalFileSystem::new_with_prefix(d.path()).expect("fs"));
         let mut c = config(d.path(), WalKind::Object);
         c.wal_batch_interval_ms = interval;

@@ -523,18 +523,31 @@ impl Engine {
             fetch.push(*e);
         }
         let mut blocks = Vec::with_capacity(fetch.len());
-        let missing: Vec<IndexEntry> = {
+        let not_cached: Vec<IndexEntry> = {
             let mut cache = self.inner.block_cache.lock();
             fetch.iter().filter(|e| cache.get(object, e.pos).is_none()).copied().collect()
         };
-        if !missing.is_empty() {
+        // Blocks a read-ahead is fetching are waited for, the others fetched here meanwhile
+        // (looked up again: a read-ahead may have cached them since).
+        let (missing, waits) = self.inner.read_ahead.lock().waits(object, &not_cached);
+        let missing: Vec<IndexEntry> = {
+            let cache = self.inner.block_cache.lock();
+            missing.into_iter().filter(|e| !cache.contains(object, e.pos)).collect()
+        };
+        let fetch_missing = async {
+            if missing.is_empty() {
+                return Ok(());
+            }
             let ranges: Vec<_> = missing.iter().map(|e| e.pos..e.pos + u64::from(e.len)).collect();
             let got = self.inner.store.get_ranges(&object_path(object), &ranges).await?;
             let mut cache = self.inner.block_cache.lock();
             for (e, b) in missing.iter().zip(got) {
                 cache.insert(object, e.pos, b);
             }
-        }
+            Ok::<_, Error>(())
+        };
+        let (fetched, ()) = tokio::join!(fetch_missing, read_ahead::wait_all(waits));
+        fetched?;
         {
             let mut cache = self.inner.block_cache.lock();
             for e in &fetch {

@@ -723,6 +723,42 @@ async fn catch_up_reads_find_the_blocks_read_ahead_in_the_cache() {
     assert_eq!(&with[1..], &[0, 0, 0, 0, 0], "reads after the first found their blocks read ahead: {with:?}");
 }
 
+/// A catch-up read that needs blocks a read-ahead is fetching waits for that request rather than
+/// asking the store for them again.
+#[tokio::test(start_paused = true)]
+async fn a_read_waits_for_the_blocks_a_read_ahead_is_fetching_instead_of_fetching_them_again() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let metrics = Arc::new(crate::store::StoreMetrics::default());
+    let slow = FaultyStore::new(Arc::new(InMemory::new()), FaultConfig { get_ranges_latency_ms: 100, ..Default::default() });
+    let store: Arc<dyn ObjectStore> = Arc::new(crate::store::InstrumentedStore::new(Arc::new(slow), metrics.clone()));
+    let c = EngineConfig { log_cache_bytes: 0, object_block_bytes: 4096, read_ahead_bytes: 64 << 10, ..cfg(dir.path()) };
+    let e = Engine::open(c, store).await.expect("open");
+    let ids = open_streams(&e, 1).await;
+    for i in 0..64u8 {
+        e.append(ids[0], e.epoch(), 1, Bytes::from(vec![i; 4000])).await.expect("append");
+    }
+    e.flush().await.expect("upload");
+    let gets = || metrics.get.requests.load(Relaxed);
+    let first = e.read(ids[0], 0, u64::MAX, 8000).await.expect("read");
+    assert_eq!(first.len(), 2);
+    // The read-ahead the first read started asks the store for the next 16 blocks.
+    for _ in 0..1000 {
+        if !e.inner.read_ahead.lock().in_flight.is_empty() {
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+    // 64 KiB ahead: the blocks of 2 batches each (4 KiB blocks) after the first read's one.
+    assert_eq!(e.inner.read_ahead.lock().in_flight.len(), 9, "the read-ahead's blocks are in flight");
+    let before = gets();
+    let t = tokio::time::Instant::now();
+    let second = e.read(ids[0], 2, u64::MAX, 8000).await.expect("read");
+    assert!(t.elapsed() <= Duration::from_millis(100), "the second read ended with the read-ahead's request: {:?}", t.elapsed());
+    assert_eq!(second.iter().map(|b| (b.base_offset, b.payload[0])).collect::<Vec<_>>(), vec![(2, 2), (3, 3)]);
+    assert_eq!(gets() - before, 1, "one request between them: the read-ahead's, not one of the read's own");
+    assert!(e.inner.read_ahead.lock().in_flight.is_empty());
+}
+
 #[tokio::test]
 async fn small_stream_objects_of_a_stream_are_merged_once() {
     let dir = tempfile::tempdir().expect("tmp");

@@ -25,6 +25,8 @@ pub struct FaultConfig {
     pub latency_ms_max: u64,
     /// Added to every put, fixed (a slow store, for timing tests under paused time).
     pub put_latency_ms: u64,
+    /// Added to every `get_ranges` (block reads), fixed, for timing tests under paused time.
+    pub get_ranges_latency_ms: u64,
     /// When set, `put_latency_ms` applies only to puts under this path prefix.
     pub put_latency_under: Option<String>,
     /// Seed of the random source, so a failing run can be replayed.
@@ -108,6 +110,9 @@ impl ObjectStore for FaultyStore {
 
     async fn get_ranges(&self, location: &Path, ranges: &[Range<u64>]) -> Result<Vec<Bytes>> {
         self.fault("get", self.config.on_get).await?;
+        if self.config.get_ranges_latency_ms > 0 {
+            tokio::time::sleep(Duration::from_millis(self.config.get_ranges_latency_ms)).await;
+        }
         self.inner.get_ranges(location, ranges).await
     }
 
