@@ -3,7 +3,7 @@
 //! requests at once (adjacent blocks of an object coalesced into one), each cached as it arrives;
 //! a read that needs a block still in flight waits for it instead of fetching it again.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 
@@ -54,9 +54,12 @@ pub(super) async fn wait_all(waits: Vec<watch::Receiver<()>>) {
     }
 }
 
-/// The planned blocks cut into requests: runs of one object's blocks, each about
-/// `REQUEST_BYTES` (at least one block).
-fn requests(plan: BTreeMap<u64, Vec<IndexEntry>>) -> Vec<(u64, Vec<IndexEntry>)> {
+/// Blocks to fetch in stream order, as runs of one object's blocks.
+type Plan = Vec<(u64, Vec<IndexEntry>)>;
+
+/// The planned blocks cut into requests of about `REQUEST_BYTES` (at least one block each), in
+/// stream order.
+fn requests(plan: Plan) -> Plan {
     let mut out = Vec::new();
     for (object, entries) in plan {
         let mut run: Vec<IndexEntry> = Vec::new();
@@ -96,13 +99,13 @@ impl Engine {
         });
     }
 
-    /// The blocks of `id` from `from` on, up to `ahead` bytes, that the block cache lacks, by
-    /// object; nothing when fewer than half of them are missing (the next read-ahead fetches
+    /// The blocks of `id` from `from` on, up to `ahead` bytes, that the block cache lacks, in
+    /// stream order; nothing when fewer than half of them are missing (the next read-ahead fetches
     /// more at once) or the node's read-ahead budget is spent.
-    async fn plan_read_ahead(&self, id: StreamId, from: u64, manifest: &Manifest, cache_first: u64, ahead: u64) -> Result<BTreeMap<u64, Vec<IndexEntry>>> {
+    async fn plan_read_ahead(&self, id: StreamId, from: u64, manifest: &Manifest, cache_first: u64, ahead: u64) -> Result<Plan> {
         let ranges = manifest.streams.get(&id).map(|s| s.ranges.clone()).unwrap_or_default();
         let mut planned = 0u64;
-        let mut missing: BTreeMap<u64, Vec<IndexEntry>> = BTreeMap::new();
+        let mut missing: Plan = Vec::new();
         let mut missing_bytes = 0u64;
         'ranges: for r in ranges.iter().filter(|r| r.end > from && r.start < cache_first) {
             let Some(size) = manifest.objects.get(&r.object).map(|o| o.size) else { continue };
@@ -111,7 +114,10 @@ impl Engine {
                 planned += u64::from(e.len);
                 if !self.inner.block_cache.lock().contains(r.object, e.pos) {
                     missing_bytes += u64::from(e.len);
-                    missing.entry(r.object).or_default().push(*e);
+                    match missing.last_mut() {
+                        Some((object, blocks)) if *object == r.object => blocks.push(*e),
+                        _ => missing.push((r.object, vec![*e])),
+                    }
                 }
                 if planned >= ahead {
                     break 'ranges;
@@ -119,11 +125,11 @@ impl Engine {
             }
         }
         if planned >= ahead && missing_bytes < ahead / 2 {
-            return Ok(BTreeMap::new());
+            return Ok(Vec::new());
         }
         let mut ra = self.inner.read_ahead.lock();
         if ra.bytes + missing_bytes > self.inner.config.block_cache_bytes / 2 {
-            return Ok(BTreeMap::new());
+            return Ok(Vec::new());
         }
         ra.bytes += missing_bytes;
         Ok(missing)
@@ -131,8 +137,8 @@ impl Engine {
 
     /// Fetches the planned blocks into the block cache, `REQUESTS_MAX` requests at a time in
     /// stream order. Every block is marked in flight before the first request starts.
-    async fn fetch_read_ahead(&self, plan: BTreeMap<u64, Vec<IndexEntry>>) {
-        let total: u64 = plan.values().flatten().map(|e| u64::from(e.len)).sum();
+    async fn fetch_read_ahead(&self, plan: Plan) {
+        let total: u64 = plan.iter().flat_map(|(_, blocks)| blocks).map(|e| u64::from(e.len)).sum();
         let requests = requests(plan);
         let senders: Vec<watch::Sender<()>> = {
             let mut ra = self.inner.read_ahead.lock();
