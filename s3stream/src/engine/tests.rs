@@ -741,7 +741,7 @@ async fn a_read_waits_for_the_blocks_a_read_ahead_is_fetching_instead_of_fetchin
     let gets = || metrics.get.requests.load(Relaxed);
     let first = e.read(ids[0], 0, u64::MAX, 8000).await.expect("read");
     assert_eq!(first.len(), 2);
-    // The read-ahead the first read started asks the store for the next 16 blocks.
+    // The read-ahead the first read started asks the store for the next 64 KiB.
     for _ in 0..1000 {
         if !e.inner.read_ahead.lock().in_flight.is_empty() {
             break;

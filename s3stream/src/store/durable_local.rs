@@ -37,19 +37,25 @@ fn write_back(file: &std::fs::File) -> std::io::Result<()> {
 }
 
 /// Reads each of `ranges` of the file at `path` into a buffer of its own, the file read straight
-/// into the buffers' spare capacity (no zero fill); a range past the end is an error.
+/// into the buffers' spare capacity (no zero fill). A range past the file's end (or reversed) is
+/// an error before anything is allocated for it: ranges come from stored indexes.
 fn read_ranges(path: &std::path::Path, ranges: &[Range<u64>]) -> std::io::Result<Vec<Bytes>> {
     use std::io::{Read, Seek, SeekFrom};
     let mut file = std::fs::File::open(path)?;
+    let size = file.metadata()?.len();
+    let bad = |r: &Range<u64>| std::io::Error::new(std::io::ErrorKind::UnexpectedEof, format!("range {r:?} outside the {size} bytes of {}", path.display()));
     ranges
         .iter()
         .map(|r| {
-            let len = r.end.saturating_sub(r.start);
+            if r.start > r.end || r.end > size {
+                return Err(bad(r));
+            }
+            let len = r.end - r.start;
             file.seek(SeekFrom::Start(r.start))?;
             let mut buf = Vec::with_capacity(usize::try_from(len).map_err(std::io::Error::other)?);
             (&mut file).take(len).read_to_end(&mut buf)?;
             if buf.len() as u64 != len {
-                return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, format!("range {r:?} past the end of {}", path.display())));
+                return Err(bad(r)); // the file shrank meanwhile
             }
             Ok(Bytes::from(buf))
         })
@@ -169,6 +175,8 @@ mod tests {
         }
         let past = store.get_ranges(&c, &[0..1, 5 * WRITE_BACK_CHUNK_BYTES / 2 - 1..5 * WRITE_BACK_CHUNK_BYTES / 2 + 1]).await;
         assert!(past.is_err(), "a range past the end is an error: {past:?}");
+        let huge = store.get_ranges(&c, &[0..1, 0..u64::from(u32::MAX)]).await;
+        assert!(huge.is_err(), "a corrupt index's length is refused before any buffer is allocated: {huge:?}");
         let gone = store.get_ranges(&Path::from("data/none.obj"), &[0..1, 1..2]).await;
         assert!(matches!(gone, Err(object_store::Error::NotFound { .. })), "{gone:?}");
         let missing = store.put_opts(&Path::from("data/a.obj"), PutPayload::from_static(b"x"), object_store::PutMode::Create.into()).await;
