@@ -51,6 +51,25 @@ def read_table(floe, name, expect_rows, timeout=40):
     raise AssertionError(f"{name}: {len(rows)} rows after {timeout}s, expected {expect_rows}\n{floe.log_tail()}")
 
 
+def status_when(floe, topic, until, timeout=30):
+    """`floe table-topic status TOPIC --json` polled until `until(status)` holds; returns the last
+    status. While the table is starting (enabled, its loop not begun) the command says so and
+    exits 1: that is waited out, any other failure fails the test."""
+    cmd = [floe_binary(), "table-topic", "status", "--admin", floe.admin_url, topic, "--json"]
+    deadline = time.time() + timeout
+    st = None
+    while time.time() < deadline:
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=30)
+        if out.returncode != 0:
+            assert "is starting" in out.stderr, out.stderr
+        else:
+            (st,) = json.loads(out.stdout)
+            if until(st):
+                break
+        time.sleep(0.3)
+    return st
+
+
 def test_json_records_become_rows_and_a_poison_record_goes_to_the_dlq(fresh_floe):
     floe = fresh_floe
     create_table_topic(floe, "orders", convert_value_type="json", transform_value_type="flatten")
@@ -235,15 +254,8 @@ def test_a_paused_table_shows_in_status_and_metrics_and_resumes_when_the_config_
     produce(floe, "strict", [(None, json.dumps({"n": i}).encode()) for i in range(5)] + [(None, b"oops")]
             + [(None, json.dumps({"n": i}).encode()) for i in range(5, 10)])
     status_cmd = [floe_binary(), "table-topic", "status", "--admin", floe.admin_url]
-    deadline = time.time() + 30
-    while time.time() < deadline:
-        out = subprocess.run(status_cmd + ["strict", "--json"], capture_output=True, text=True, timeout=30)
-        assert out.returncode == 0, out.stderr
-        (st,) = json.loads(out.stdout)
-        if st["paused"]:
-            break
-        time.sleep(0.3)
-    assert "offset 5" in st["paused"] and st["lag_records"] == 11, st
+    st = status_when(floe, "strict", lambda st: st["paused"])
+    assert st and "offset 5" in st["paused"] and st["lag_records"] == 11, st
     table = subprocess.run(status_cmd, capture_output=True, text=True, timeout=30).stdout
     assert "paused" in table and "offset 5" in table, table
     metrics = urllib.request.urlopen(floe.admin_url + "/metrics", timeout=10).read().decode()
@@ -303,15 +315,7 @@ def test_a_same_named_table_floe_did_not_create_is_left_alone(fresh_floe):
     before = cat.load_table(("default", "theirs"))
     create_table_topic(floe, "theirs", partitions=1, convert_value_type="json", transform_value_type="flatten")
     produce(floe, "theirs", [(None, json.dumps({"n": 100 + i}).encode()) for i in range(5)])
-    status_cmd = [floe_binary(), "table-topic", "status", "--admin", floe.admin_url, "theirs", "--json"]
-    deadline = time.time() + 30
-    st = {}
-    while time.time() < deadline:
-        out = subprocess.run(status_cmd, capture_output=True, text=True, timeout=30)
-        (st,) = json.loads(out.stdout)
-        if st.get("last_error"):
-            break
-        time.sleep(0.3)
+    st = status_when(floe, "theirs", lambda st: st.get("last_error")) or {}
     assert "not created by Floe" in (st.get("last_error") or ""), st
     after = cat.load_table(("default", "theirs"))
     assert [s.snapshot_id for s in after.snapshots()] == [s.snapshot_id for s in before.snapshots()]
